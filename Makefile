@@ -1,0 +1,72 @@
+# profilestream: one entry point for operators and developers.
+# `make run` starts a local broker, a worker and demo traffic; `make test` runs the whole suite.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint fmt venv kafka-jars kafka-start kafka-stop kafka-wipe promtool clean bench bench-quick
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+kafka-jars:
+	deploy/local/kafka.sh fetch
+
+kafka-start: kafka-jars
+	deploy/local/kafka.sh start
+
+kafka-stop:
+	deploy/local/kafka.sh stop
+
+kafka-wipe:
+	deploy/local/kafka.sh wipe
+
+run: venv kafka-jars
+	deploy/local/run.sh
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy streams models state tests bench
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: venv kafka-jars lint promtool
+	$(BIN)/python -m pytest
+
+# promtool checks and unit-tests the alert rules; it comes from Debian's `prometheus` package. The install
+# must not leave the packaged Prometheus service running: a policy-rc.d that refuses service starts is
+# put in place for the install (unless one exists already) and any started unit is stopped and disabled.
+PROMTOOL ?= promtool
+POLICY_RC := /usr/sbin/policy-rc.d
+
+promtool:
+	@if command -v $(PROMTOOL) >/dev/null 2>&1; then exit 0; fi; \
+	set -e; \
+	own_policy=0; \
+	if [ ! -e $(POLICY_RC) ]; then printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC); chmod 755 $(POLICY_RC); own_policy=1; fi; \
+	trap 'if [ $$own_policy = 1 ]; then rm -f $(POLICY_RC); fi' EXIT; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq; \
+	apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus; then \
+		systemctl stop prometheus; systemctl disable --quiet prometheus; \
+	fi; \
+	if pgrep -u prometheus -x prometheus >/dev/null; then \
+		echo "a packaged prometheus service is running; stop it (service prometheus stop)" >&2; exit 1; \
+	fi; \
+	command -v $(PROMTOOL) >/dev/null
+
+clean:
+	-deploy/local/kafka.sh stop
+	rm -rf var

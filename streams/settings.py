@@ -1,0 +1,44 @@
+"""Configuration: one frozen settings object, read once at start-up from ``PROFILESTREAM_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "PROFILESTREAM_"
+
+
+class Settings(BaseSettings):
+    """Every setting of profilestream; each field is read from ``PROFILESTREAM_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port.")
+    topic_prefix: str = Field("", description="Prefix of every topic name, to share a cluster between deployments.")
+    partitions: int = Field(4, ge=1, description="Partitions of every topic; the same for all input topics.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor of the topics created by the admin step.")
+    app_id: str = Field("profilestream", description="Faust app id: the consumer group and changelog topic prefix.")
+    state_dir: Path = Field(Path("var/state"), description="Directory of the workers' RocksDB state.")
+    model_dir: Path | None = Field(
+        None, description="Checkpoint directory of the encoder; unset runs a freshly initialised, untrained encoder."
+    )
+    embedding_dim: int = Field(64, ge=2, description="Profile dimension of the untrained encoder (a checkpoint has its own).")
+    batch_max_events: int = Field(2000, ge=1, description="Micro-batch size limit in events.")
+    batch_max_ms: int = Field(50, ge=1, description="Micro-batch time limit in milliseconds.")
+    torch_threads: int = Field(1, ge=1, description="Threads torch may use in a worker.")
+    metrics_bind: str = Field("127.0.0.1", description="Bind address of the Prometheus /metrics server.")
+    metrics_port: int = Field(9308, ge=0, le=65535, description="Port of the /metrics server (0 disables it).")
+    web_bind: str = Field("127.0.0.1", description="Bind address of the worker's HTTP lookup (Faust web).")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP lookup (Faust web).")
+    log_level: str = Field("info", description="Log level of the worker.")
+
+    def topic(self, name: str) -> str:
+        """The full name of a topic, with the configured prefix."""
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment, with explicit overrides (CLI flags) taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
