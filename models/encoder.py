@@ -1,0 +1,244 @@
+"""The profile encoder: embed an event -> GRU step -> profile head, with the hidden state passed in and out.
+
+Two entry points share every weight and every operation, so they agree to float rounding:
+
+* `step(h, x)` / `fold(h0, new_events, prev_ts_ms)`: one new event per user, batched across users (the stream);
+* `encode(sequence)` / `encode_batch(sequences)`: whole histories at once (training, evaluation, backfill).
+
+The profile is `normalize(head(h))`, an L2-normalised vector of dimension `embedding_dim` that lives in the
+space of the item vectors (`item_vectors()`): a recommender scores items by the dot product. The input item
+embedding is, by default, the same table as the output item vectors ("tied" embeddings, as GRU4Rec's constrained
+embeddings): it halves the parameters and lets the rare items that appear as inputs share what targets teach.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the conventional alias
+from torch import Tensor, nn
+
+from models.errors import ModelError
+from models.features import EVENT_TYPES, EventInput, EventTensors, FeatureSpace
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Hyper-parameters of the encoder (saved as `hparams.json` in a checkpoint)."""
+
+    embedding_dim: int = 64  # D: profile, item-vector and input-embedding dimension
+    hidden_dim: int = 64  # H: GRU hidden state, what state/ stores per user
+    dropout: float = 0.1  # on the summed input embedding, training only
+    tie_item_embeddings: bool = True  # input item embedding == output item vectors
+    init_std: float = 0.05  # normal init of every embedding table
+    init_logit_scale: float = 10.0  # training-only temperature; scales scores, so never changes a ranking
+
+    def __post_init__(self) -> None:
+        if self.embedding_dim < 1 or self.hidden_dim < 1:
+            raise ModelError("embedding_dim and hidden_dim must be positive")
+        if not self.init_logit_scale > 0.0:
+            raise ModelError(f"init_logit_scale must be positive, got {self.init_logit_scale}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ModelError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
+        """Inverse of `to_dict`; unknown keys are an error (they would mean another code version)."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ModelError(f"unknown encoder hyper-parameters {sorted(unknown)}")
+        return cls(**data)
+
+
+class ProfileEncoder(nn.Module):
+    """GRU profile encoder over `EventInput` sequences. All tensors are float32 on CPU."""
+
+    def __init__(self, config: EncoderConfig, features: FeatureSpace) -> None:
+        super().__init__()
+        self.config = config
+        self.features = features
+        self.trained = False  # set by training / checkpoint loading; an untrained model's version says so
+        d, h = config.embedding_dim, config.hidden_dim
+        self.item_embedding = nn.Embedding(features.num_items, d)  # [N, D]
+        self.output_item_embedding = None if config.tie_item_embeddings else nn.Embedding(features.num_items, d)
+        self.category_embedding = nn.Embedding(features.num_categories, d)  # [C, D]
+        self.query_embedding = nn.Embedding(features.num_query_buckets + 1, d, padding_idx=0)  # [Q+1, D]
+        self.type_embedding = nn.Embedding(len(EVENT_TYPES), d)  # [3, D]
+        self.gap_embedding = nn.Embedding(features.num_gap_buckets, d)
+        self.price_embedding = nn.Embedding(features.num_price_buckets, d)
+        self.quantity_embedding = nn.Embedding(features.num_quantity_buckets, d)
+        self.gru = nn.GRU(d, h, batch_first=True)
+        self.head = nn.Linear(h, d)
+        # Learned temperature of the training softmax: profiles are unit vectors, so without it the item vectors
+        # (tied to the input embedding) would have to grow large for confident predictions.
+        self.log_logit_scale = nn.Parameter(torch.zeros(()))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Small normal embeddings (they are summed, so unit-variance tables would swamp the GRU)."""
+        for module in self.modules():
+            if isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=self.config.init_std)
+                if module.padding_idx is not None:
+                    with torch.no_grad():
+                        module.weight[module.padding_idx].zero_()
+        self.gru.reset_parameters()
+        self.head.reset_parameters()
+        with torch.no_grad():
+            self.log_logit_scale.fill_(math.log(self.config.init_logit_scale))
+
+    @property
+    def embedding_dim(self) -> int:
+        """D, the profile dimension."""
+        return self.config.embedding_dim
+
+    @property
+    def hidden_dim(self) -> int:
+        """H, the hidden-state dimension."""
+        return self.config.hidden_dim
+
+    # -- building blocks ---------------------------------------------------------------------------------------
+    def embed(self, x: EventTensors, *, dropout: bool = False) -> Tensor:
+        """Event tensors of leading shape `*` -> input vectors [*, D] (sum of the feature embeddings)."""
+        item = self.item_embedding(x.item) * x.item_mask.unsqueeze(-1)  # [*, D]
+        category = self.category_embedding(x.category) * x.category_mask.unsqueeze(-1)  # [*, D]
+        terms = self.query_embedding(x.query_terms)  # [*, T, D], padding rows are zero
+        term_count = (x.query_terms != 0).sum(-1, keepdim=True).clamp(min=1).to(terms.dtype)  # [*, 1]
+        query = terms.sum(-2) / term_count  # [*, D], mean over present terms
+        out: Tensor = (
+            self.type_embedding(x.type_code)
+            + item
+            + category
+            + query
+            + self.gap_embedding(x.gap)
+            + self.price_embedding(x.price)
+            + self.quantity_embedding(x.quantity)
+        )  # [*, D]
+        if dropout and self.config.dropout > 0.0:
+            out = F.dropout(out, p=self.config.dropout, training=True)
+        return out
+
+    def initial_hidden(self, batch: int) -> Tensor:
+        """Hidden state of users without events: zeros [B, H]."""
+        return torch.zeros(batch, self.hidden_dim, dtype=torch.float32)
+
+    def step(self, h: Tensor, x: EventTensors) -> Tensor:
+        """Fold one new event per user into the hidden state: h [B, H], x leading shape [B] -> [B, H]."""
+        e = self.embed(x).unsqueeze(1)  # [B, 1, D]
+        h_n: Tensor
+        _, h_n = self.gru(e, h.unsqueeze(0))  # h_n [1, B, H]
+        return h_n.squeeze(0)  # [B, H]
+
+    def run(self, x: EventTensors, h0: Tensor | None = None, *, dropout: bool = False) -> Tensor:
+        """Whole sequences: x leading shape [B, L] -> GRU outputs [B, L, H] (hidden state after each event).
+
+        Outputs at padded positions are meaningless but never leak into earlier positions (the GRU is causal).
+        """
+        e = self.embed(x, dropout=dropout)  # [B, L, D]
+        out: Tensor
+        if h0 is None:
+            out, _ = self.gru(e)  # [B, L, H]
+        else:
+            out, _ = self.gru(e, h0.unsqueeze(0))
+        return out
+
+    def profile(self, h: Tensor) -> Tensor:
+        """Hidden states [..., H] -> L2-normalised profiles [..., D]."""
+        return F.normalize(self.head(h), p=2.0, dim=-1)
+
+    def output_item_weight(self) -> Tensor:
+        """The item-vector table [N, D], with gradient (training uses it for scoring)."""
+        table = self.output_item_embedding if self.output_item_embedding is not None else self.item_embedding
+        return table.weight
+
+    def item_vectors(self) -> Tensor:
+        """Item vectors [num_items, D] (row 0 = unknown item, row i = `features.item_hashes[i-1]`); a copy."""
+        return self.output_item_weight().detach().clone()
+
+    # -- inference entry points --------------------------------------------------------------------------------
+    def encode(self, sequence: Sequence[EventInput]) -> Tensor:
+        """A user's whole time-ordered history -> profile [D]. An empty history gives the initial profile."""
+        return self.encode_batch([sequence])[0]
+
+    def encode_batch(self, sequences: Sequence[Sequence[EventInput]]) -> Tensor:
+        """B histories of any lengths -> profiles [B, D]."""
+        return self.encode_batch_state(sequences)[1]
+
+    def encode_batch_state(
+        self,
+        sequences: Sequence[Sequence[EventInput]],
+        prev_ts_ms: Sequence[int | None] | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """B histories -> (hidden state [B, H], profile [B, D]), e.g. to rebuild state from a stored window.
+
+        `prev_ts_ms[b]` is the time of the event before `sequences[b]` when the window does not start at the
+        user's first event (None or omitted: the window is the whole history).
+        """
+        with torch.inference_mode():
+            batch = len(sequences)
+            h_last = self.initial_hidden(batch)  # [B, H]
+            if batch and max(len(s) for s in sequences) > 0:
+                x, lengths = self.features.tensorize_sequences(sequences, prev_ts_ms)  # [B, L], [B]
+                out = self.run(x)  # [B, L, H]
+                nonempty = torch.nonzero(lengths > 0).squeeze(1)  # [B']
+                last = out[nonempty, lengths[nonempty] - 1]  # [B', H]
+                h_last = h_last.index_copy(0, nonempty, last)
+            return h_last, self.profile(h_last)
+
+    def encode_steps(self, sequences: Sequence[Sequence[EventInput]]) -> tuple[Tensor, Tensor]:
+        """B histories -> (profile after each event [B, L, D], lengths [B]); rows past a length are padding.
+
+        The profile used to rank a user's event j is row j-1 (or the initial profile for j = 0).
+        """
+        with torch.inference_mode():
+            x, lengths = self.features.tensorize_sequences(sequences)  # [B, L], [B]
+            return self.profile(self.run(x)), lengths  # [B, L, D], [B]
+
+    def initial_profile(self) -> Tensor:
+        """Profile of a user without events [D]."""
+        with torch.inference_mode():
+            return self.profile(self.initial_hidden(1))[0]
+
+    def fold(
+        self,
+        h0: Tensor,
+        new_events: Sequence[Sequence[EventInput]],
+        prev_ts_ms: Sequence[int | None],
+    ) -> tuple[Tensor, Tensor]:
+        """The stream entry point: fold each user's new events, in order, into their hidden state.
+
+        h0 [B, H] float32 (rows of new users are `initial_hidden`); `new_events[b]` holds >= 1 time-ordered
+        events of user b; `prev_ts_ms[b]` is the time of user b's last already-folded event, or None.
+        Returns (h_new [B, H], profile [B, D]) as inference tensors. Step k runs one batched `step` over the
+        users that have a k-th event.
+        """
+        batch = len(new_events)
+        if h0.dim() != 2 or h0.shape[0] != batch or h0.shape[1] != self.hidden_dim:
+            raise ValueError(f"h0 must be [{batch}, {self.hidden_dim}], got {list(h0.shape)}")
+        if h0.dtype != torch.float32:
+            raise ValueError(f"h0 must be float32, got {h0.dtype}")
+        if len(prev_ts_ms) != batch:
+            raise ValueError(f"{batch} users but {len(prev_ts_ms)} previous timestamps")
+        lengths = [len(events) for events in new_events]
+        if batch and min(lengths) < 1:
+            raise ValueError("every user passed to fold needs at least one new event")
+        with torch.inference_mode():
+            h = h0.clone()  # [B, H]
+            for k in range(max(lengths, default=0)):
+                users = [b for b in range(batch) if lengths[b] > k]
+                index = torch.tensor(users, dtype=torch.int64)  # [B_k]
+                events = [new_events[b][k] for b in users]
+                previous = [prev_ts_ms[b] if k == 0 else new_events[b][k - 1].ts_ms for b in users]
+                x = self.features.tensorize(events, previous)  # leading shape [B_k]
+                h_k = self.step(h.index_select(0, index), x)  # [B_k, H]
+                h = h.index_copy(0, index, h_k)  # [B, H]
+            return h, self.profile(h)  # [B, H], [B, D]

@@ -1,0 +1,51 @@
+"""Synthetic event histories for the model tests (deterministic, seeded)."""
+
+from __future__ import annotations
+
+import random
+
+from models.features import EventInput, make_event_input
+
+BASE_TS_MS = 1_700_000_000_000
+
+
+def random_history(
+    rnd: random.Random, length: int, num_items: int = 40, start_ms: int = BASE_TS_MS
+) -> list[EventInput]:
+    """A history mixing all event types, unknown-looking categories, queries and purchases."""
+    events: list[EventInput] = []
+    ts_ms = start_ms
+    for _ in range(length):
+        ts_ms += rnd.choice([0, 500, 20_000, 3_600_000, 90_000_000])
+        kind = rnd.random()
+        item = f"item-{rnd.randrange(num_items)}"
+        if kind < 0.2:
+            events.append(make_event_input("search", ts_ms, query=rnd.choice(["Cheap hotel", "Berlin Mitte", "spa"])))
+        elif kind < 0.3:
+            events.append(
+                make_event_input(
+                    "purchase", ts_ms, item_id=item, category="cat-a", price=rnd.uniform(1, 500), quantity=2
+                )
+            )
+        else:
+            events.append(make_event_input("browse", ts_ms, item_id=item, category=rnd.choice(["cat-a", "cat-b"])))
+    return events
+
+
+def successor_histories(num_users: int, num_items: int, seed: int, max_len: int = 20) -> list[list[EventInput]]:
+    """Clear structure: after item i the user browses item i+1 (mod num_items); some searches in between."""
+    rnd = random.Random(seed)
+    histories = []
+    for user in range(num_users):
+        ts_ms = BASE_TS_MS + user * 1000
+        current = rnd.randrange(num_items)
+        events: list[EventInput] = []
+        for _ in range(rnd.randint(4, max_len)):
+            ts_ms += rnd.randint(1_000, 60_000)
+            if rnd.random() < 0.1:
+                events.append(make_event_input("search", ts_ms, query="hotel"))
+                continue
+            events.append(make_event_input("browse", ts_ms, item_id=f"i{current}", category=f"c{current % 3}"))
+            current = (current + 1) % num_items
+        histories.append(events)
+    return histories

@@ -1,0 +1,181 @@
+"""Checkpoints: round trip, content-hash versions, and clear errors for missing or damaged directories."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import (
+    FEATURES_FILE,
+    HPARAMS_FILE,
+    METADATA_FILE,
+    STATE_DICT_FILE,
+    load_checkpoint,
+    model_version,
+    save_checkpoint,
+    untrained_model,
+)
+from models.encoder import EncoderConfig, ProfileEncoder
+from models.errors import CheckpointError, ModelError
+from models.features import FeatureSpace
+from tests.models.factories import random_history
+
+CONFIG = EncoderConfig(embedding_dim=8, hidden_dim=12)
+
+
+@pytest.fixture
+def trained_model() -> ProfileEncoder:
+    rnd = random.Random(1)
+    torch.manual_seed(1)
+    model = ProfileEncoder(CONFIG, FeatureSpace.fit([random_history(rnd, 30) for _ in range(5)]))
+    model.trained = True  # stands in for a trained model; training itself is tested in test_training
+    return model.eval()
+
+
+@pytest.fixture
+def saved(tmp_path: Path, trained_model: ProfileEncoder) -> Path:
+    out = tmp_path / "ckpt"
+    save_checkpoint(trained_model, out, training_fingerprint="abc", metrics={"mrr@20": 0.5, "bad": float("nan")})
+    return out
+
+
+def test_round_trip_gives_the_same_model_and_metadata(tmp_path: Path, trained_model: ProfileEncoder) -> None:
+    out = tmp_path / "ckpt"
+    version = save_checkpoint(
+        trained_model, out, training_fingerprint="f" * 64, metrics={"loss": [1.0, 0.5]}, extra={"note": "x"}
+    )
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [STATE_DICT_FILE, HPARAMS_FILE, FEATURES_FILE, METADATA_FILE]
+    )
+    model, meta = load_checkpoint(out)
+    assert version == meta.model_version == model_version(model) == model_version(trained_model)
+    assert not version.startswith("untrained-") and len(version) == 16
+    assert (meta.training_fingerprint, meta.metrics, meta.extra, meta.trained) == (
+        "f" * 64,
+        {"loss": [1.0, 0.5]},
+        {"note": "x"},
+        True,
+    )
+    assert model.config == trained_model.config and model.features == trained_model.features
+    for name, tensor in trained_model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor)
+    history = random_history(random.Random(2), 12)
+    assert torch.equal(model.encode(history), trained_model.encode(history))
+    assert not model.training
+
+
+def test_saving_again_replaces_a_checkpoint_but_not_other_directories(
+    saved: Path, trained_model: ProfileEncoder
+) -> None:
+    with torch.no_grad():
+        trained_model.head.bias.add_(1.0)
+    new_version = save_checkpoint(trained_model, saved, training_fingerprint="abc", metrics={})
+    assert load_checkpoint(saved)[1].model_version == new_version
+    assert [p.name for p in saved.parent.iterdir() if p.name.startswith(".")] == []  # no temporary leftovers
+    other = saved.parent / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me")
+    with pytest.raises(CheckpointError, match="refusing to overwrite"):
+        save_checkpoint(trained_model, other, training_fingerprint="abc", metrics={})
+    assert (other / "todo.txt").read_text() == "keep me"
+
+
+def test_non_finite_metrics_are_stored_as_null(saved: Path) -> None:
+    assert load_checkpoint(saved)[1].metrics == {"mrr@20": 0.5, "bad": None}
+
+
+def test_untrained_model_is_deterministic_and_labelled() -> None:
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    a, b, c = untrained_model(CONFIG, seed=5), untrained_model(CONFIG, seed=5), untrained_model(CONFIG, seed=6)
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(1), before)  # the global RNG is not disturbed
+    assert model_version(a) == model_version(b) != model_version(c)
+    assert model_version(a).startswith("untrained-")
+    assert a.features.num_items == 1 and not a.training
+
+
+def test_untrained_model_round_trips_with_its_label(tmp_path: Path) -> None:
+    version = save_checkpoint(untrained_model(CONFIG, 0), tmp_path / "u", training_fingerprint="", metrics={})
+    model, meta = load_checkpoint(tmp_path / "u")
+    assert version.startswith("untrained-") and meta.model_version == version and not meta.trained
+    assert model_version(model) == version
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist") as caught:
+        load_checkpoint(tmp_path / "nope")
+    assert isinstance(caught.value, ModelError)  # the worker catches the room's base class
+
+
+@pytest.mark.parametrize("name", [STATE_DICT_FILE, HPARAMS_FILE, FEATURES_FILE, METADATA_FILE])
+def test_missing_file(saved: Path, name: str) -> None:
+    (saved / name).unlink()
+    with pytest.raises(CheckpointError, match=f"{name} is missing"):
+        load_checkpoint(saved)
+
+
+@pytest.mark.parametrize("name", [HPARAMS_FILE, FEATURES_FILE, METADATA_FILE])
+def test_corrupt_json(saved: Path, name: str) -> None:
+    (saved / name).write_text('{"truncated": ')
+    with pytest.raises(CheckpointError, match=f"{name} is not valid JSON"):
+        load_checkpoint(saved)
+
+
+def _edit_json(file: Path, edit: Callable[[dict[str, object]], None]) -> None:
+    data = json.loads(file.read_text())
+    edit(data)
+    file.write_text(json.dumps(data))
+
+
+def test_invalid_contents(saved: Path) -> None:
+    _edit_json(saved / HPARAMS_FILE, lambda d: d.update(layers=3))
+    with pytest.raises(CheckpointError, match="invalid contents"):
+        load_checkpoint(saved)
+
+
+def test_state_dict_that_does_not_match_the_config(saved: Path) -> None:
+    _edit_json(saved / HPARAMS_FILE, lambda d: d.update(hidden_dim=13))
+    with pytest.raises(CheckpointError, match="does not match"):
+        load_checkpoint(saved)
+
+
+def test_unreadable_state_dict(saved: Path) -> None:
+    data = (saved / STATE_DICT_FILE).read_bytes()
+    (saved / STATE_DICT_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(saved)
+
+
+def test_pickled_objects_are_refused(saved: Path) -> None:
+    torch.save({"gru.weight_ih_l0": _NotATensor()}, saved / STATE_DICT_FILE)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(saved)
+
+
+def test_modified_weights_fail_the_content_hash(saved: Path) -> None:
+    state = torch.load(saved / STATE_DICT_FILE, weights_only=True)
+    state["head.bias"] = state["head.bias"] + 1e-3
+    torch.save(state, saved / STATE_DICT_FILE)
+    with pytest.raises(CheckpointError, match="content hash"):
+        load_checkpoint(saved)
+
+
+def test_modified_vocabulary_fails_the_content_hash(saved: Path) -> None:
+    def swap_first_two(d: dict[str, object]) -> None:
+        items = d["item_hashes"]
+        assert isinstance(items, list)
+        items[0], items[1] = items[1], items[0]
+
+    _edit_json(saved / FEATURES_FILE, swap_first_two)
+    with pytest.raises(CheckpointError, match="content hash"):
+        load_checkpoint(saved)
+
+
+class _NotATensor:
+    """Any non-tensor object: weights_only loading must refuse to unpickle it."""

@@ -1,0 +1,151 @@
+"""Encoder: step/fold and encode agree, profiles are unit vectors, unknown inputs never raise."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from models.encoder import EncoderConfig, ProfileEncoder
+from models.features import EventInput, FeatureSpace, make_event_input
+from tests.models.factories import random_history
+
+TOLERANCE = 1e-5
+
+
+def _fullwidth(text: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) for c in text)
+
+
+def _model(histories: list[list[EventInput]], seed: int = 0) -> ProfileEncoder:
+    """A model with a fitted vocabulary and large random weights, so that disagreements would show."""
+    torch.manual_seed(seed)
+    space = FeatureSpace.fit(histories[::2], num_query_buckets=32)  # half the items stay unknown
+    model = ProfileEncoder(EncoderConfig(embedding_dim=16, hidden_dim=24), space)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def histories() -> list[list[EventInput]]:
+    rnd = random.Random(7)
+    lengths = list(range(1, 31)) + [rnd.randint(1, 30) for _ in range(10)]
+    rnd.shuffle(lengths)
+    return [random_history(rnd, n) for n in lengths]
+
+
+def test_fold_one_event_at_a_time_matches_encode(histories: list[list[EventInput]]) -> None:
+    model = _model(histories)
+    expected = model.encode_batch(histories)  # [B, D]
+    batch = len(histories)
+    h = model.initial_hidden(batch)
+    last_ts: list[int | None] = [None] * batch
+    profiles = torch.zeros_like(expected)
+    for k in range(max(len(s) for s in histories)):
+        users = [b for b in range(batch) if len(histories[b]) > k]
+        h_sub, p_sub = model.fold(h[users], [[histories[b][k]] for b in users], [last_ts[b] for b in users])
+        h[users] = h_sub
+        profiles[users] = p_sub
+        for b in users:
+            last_ts[b] = histories[b][k].ts_ms
+    assert (profiles - expected).abs().max().item() <= TOLERANCE
+    single = torch.stack([model.encode(s) for s in histories])
+    assert (single - expected).abs().max().item() <= TOLERANCE
+
+
+def test_fold_with_events_split_over_several_calls_matches_encode(histories: list[list[EventInput]]) -> None:
+    model = _model(histories, seed=1)
+    rnd = random.Random(3)
+    expected_h, expected = model.encode_batch_state(histories)  # [B, H], [B, D]
+    h = model.initial_hidden(len(histories))
+    done = [0] * len(histories)
+    while any(d < len(s) for d, s in zip(done, histories, strict=True)):
+        users = [b for b, s in enumerate(histories) if done[b] < len(s)]
+        chunks = [histories[b][done[b] : done[b] + rnd.randint(1, 7)] for b in users]
+        prev = [histories[b][done[b] - 1].ts_ms if done[b] else None for b in users]
+        h_sub, _ = model.fold(h[users], chunks, prev)
+        h[users] = h_sub
+        for b, chunk in zip(users, chunks, strict=True):
+            done[b] += len(chunk)
+    assert (h - expected_h).abs().max().item() <= TOLERANCE
+    assert (model.profile(h) - expected).abs().max().item() <= TOLERANCE
+    # The whole history in one fold call gives the same too.
+    _, p_all = model.fold(model.initial_hidden(len(histories)), histories, [None] * len(histories))
+    assert (p_all - expected).abs().max().item() <= TOLERANCE
+
+
+def test_fold_runs_one_batched_step_per_position(
+    histories: list[list[EventInput]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _model(histories)
+    batch_sizes: list[int] = []
+    original = model.step
+
+    def counting_step(h: torch.Tensor, x: object) -> torch.Tensor:
+        batch_sizes.append(h.shape[0])
+        return original(h, x)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model, "step", counting_step)
+    model.fold(model.initial_hidden(len(histories)), histories, [None] * len(histories))
+    lengths = [len(s) for s in histories]
+    assert batch_sizes == [sum(n > k for n in lengths) for k in range(max(lengths))]
+
+
+def test_profiles_are_unit_float32_in_item_space(histories: list[list[EventInput]]) -> None:
+    model = _model(histories)
+    h, profiles = model.fold(model.initial_hidden(len(histories)), histories, [None] * len(histories))
+    assert h.dtype == profiles.dtype == torch.float32
+    assert profiles.shape == (len(histories), 16) and h.shape == (len(histories), 24)
+    assert torch.allclose(profiles.norm(dim=1), torch.ones(len(histories)), atol=1e-6)
+    items = model.item_vectors()
+    assert items.shape == (model.features.num_items, 16)
+    assert (profiles @ items.T).shape == (len(histories), model.features.num_items)
+
+
+def test_unknown_items_and_categories_at_serving_never_raise(histories: list[list[EventInput]]) -> None:
+    model = _model(histories)
+    unseen = [
+        make_event_input("browse", 1, item_id="never-seen", category="never-seen-either"),
+        make_event_input("purchase", 2, item_id="also-new", price=1e12, quantity=10**6),
+        make_event_input("search", 3, query="ünïcödé " + _fullwidth("QUERY")),
+    ]
+    _, profiles = model.fold(model.initial_hidden(1), [unseen], [None])
+    assert torch.isfinite(profiles).all()
+    # Two different unknown items fall back to the same index, so they give the same profile.
+    other = [make_event_input("browse", 1, item_id="another-new", category="new-cat-2"), *unseen[1:]]
+    assert torch.equal(model.encode(other), model.encode(unseen))
+    # An untrained model with an empty vocabulary folds anything.
+    empty = ProfileEncoder(EncoderConfig(embedding_dim=8, hidden_dim=8), FeatureSpace()).eval()
+    _, p = empty.fold(empty.initial_hidden(2), [histories[0], histories[1]], [None, 5])
+    assert torch.isfinite(p).all()
+
+
+def test_fold_rejects_malformed_calls(histories: list[list[EventInput]]) -> None:
+    model = _model(histories)
+    with pytest.raises(ValueError, match="at least one"):
+        model.fold(model.initial_hidden(2), [histories[0], []], [None, None])
+    with pytest.raises(ValueError, match="h0 must be"):
+        model.fold(model.initial_hidden(3), [histories[0]], [None])
+    with pytest.raises(ValueError, match="float32"):
+        model.fold(model.initial_hidden(1).double(), [histories[0]], [None])
+    with pytest.raises(ValueError, match="previous timestamps"):
+        model.fold(model.initial_hidden(1), [histories[0]], [None, None])
+
+
+def test_empty_history_encodes_to_the_initial_profile(histories: list[list[EventInput]]) -> None:
+    model = _model(histories)
+    profiles = model.encode_batch([[], histories[0]])
+    assert torch.equal(profiles[0], model.initial_profile())
+    assert model.encode_batch([]).shape == (0, 16)
+
+
+def test_encoder_config_round_trip_and_validation() -> None:
+    config = EncoderConfig(embedding_dim=8, hidden_dim=12, tie_item_embeddings=False)
+    assert EncoderConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(Exception, match="unknown"):
+        EncoderConfig.from_dict({**config.to_dict(), "layers": 2})
+    untied = ProfileEncoder(config, FeatureSpace.fit([[make_event_input("browse", 0, item_id="a")]]))
+    assert not torch.equal(untied.item_vectors(), untied.item_embedding.weight.detach())
