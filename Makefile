@@ -44,26 +44,32 @@ fmt: venv
 test: venv kafka-jars lint promtool
 	$(BIN)/python -m pytest
 
-# promtool checks and unit-tests the alert rules; it comes from Debian's `prometheus` package. The install
-# must not leave the packaged Prometheus service running: a policy-rc.d that refuses service starts is
-# put in place for the install (unless one exists already) and any started unit is stopped and disabled.
+# promtool checks and unit-tests the alert rules; it comes from Debian's `prometheus` package. The same step
+# installs a Compose client (Debian's `docker-compose`) when no `docker compose` works, so that the compose
+# file is validated offline. The install must not leave the packaged Prometheus service running: a
+# policy-rc.d that refuses service starts is in place during the install (unless one exists already), and
+# a unit that started anyway is stopped and disabled.
 PROMTOOL ?= promtool
 POLICY_RC := /usr/sbin/policy-rc.d
 
 promtool:
-	@if command -v $(PROMTOOL) >/dev/null 2>&1; then exit 0; fi; \
+	@pkgs=""; \
+	command -v $(PROMTOOL) >/dev/null 2>&1 || pkgs="$$pkgs prometheus"; \
+	{ docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; } || pkgs="$$pkgs docker-compose"; \
+	if [ -z "$$pkgs" ]; then exit 0; fi; \
 	set -e; \
 	own_policy=0; \
 	if [ ! -e $(POLICY_RC) ]; then printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC); chmod 755 $(POLICY_RC); own_policy=1; fi; \
 	trap 'if [ $$own_policy = 1 ]; then rm -f $(POLICY_RC); fi' EXIT; \
 	export DEBIAN_FRONTEND=noninteractive; \
+	echo "installing$$pkgs (Debian packages)" >&2; \
 	apt-get update -qq; \
-	apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	apt-get install -y -qq --no-install-recommends $$pkgs >/dev/null; \
 	if [ -d /run/systemd/system ] && systemctl is-active --quiet prometheus; then \
 		systemctl stop prometheus; systemctl disable --quiet prometheus; \
 	fi; \
-	if pgrep -u prometheus -x prometheus >/dev/null; then \
-		echo "a packaged prometheus service is running; stop it (service prometheus stop)" >&2; exit 1; \
+	if pgrep -u prometheus -x prometheus >/dev/null 2>&1; then \
+		echo "the packaged prometheus service is running; stop it (service prometheus stop)" >&2; exit 1; \
 	fi; \
 	command -v $(PROMTOOL) >/dev/null
 

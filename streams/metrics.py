@@ -120,16 +120,12 @@ class WorkerMetrics:
         self.events_rejected = counter(
             "events_rejected", "Records rejected by the decoder/validator, by reason code.", ["reason"]
         )
-        self.events_duplicate = counter(
-            "events_duplicate", "Events dropped because already folded (same event_id)."
-        )
+        self.events_duplicate = counter("events_duplicate", "Events dropped because already folded (same event_id).")
         self.profiles_published = counter("profiles_published", "Profile-updated events published.")
         self.tombstones_published = counter(
             "tombstones_published", "Profile tombstones published, by cause.", ["cause"]
         )
-        self.deadletter_published = counter(
-            "deadletter_published", "Records published to the dead-letter topic."
-        )
+        self.deadletter_published = counter("deadletter_published", "Records published to the dead-letter topic.")
         self.end_to_end_latency = histogram(
             "end_to_end_latency_seconds",
             "Event time to publication of the profile that includes the event.",
@@ -160,9 +156,7 @@ class WorkerMetrics:
         )
         self.rebalances = counter("rebalances", "Consumer group rebalances seen by this worker.")
         self.users_in_state = gauge("users_in_state", "Users held in this worker's state partitions.")
-        self.model = Info(
-            "model", "Encoder model loaded by this worker.", namespace=NAMESPACE, registry=registry
-        )
+        self.model = Info("model", "Encoder model loaded by this worker.", namespace=NAMESPACE, registry=registry)
         self.model_load_failures = counter(
             "model_load_failures", "Failed attempts to load the encoder checkpoint at start-up."
         )
@@ -185,7 +179,11 @@ class WorkerMetrics:
     # -- input ---------------------------------------------------------------------------------------
 
     def count_consumed(self, event_type: str, n: int = 1) -> None:
-        """Count `n` records read as `event_type`; types outside browse|search|purchase count as unknown."""
+        """Count `n` records read from the input topic of `event_type`, before decoding.
+
+        Every record read is counted, valid or not: the dead-letter ratio and the accepted-events rule
+        divide and subtract by this count. Types outside browse|search|purchase count as unknown.
+        """
         label = event_type if event_type in EVENT_TYPES else UNKNOWN_EVENT_TYPE
         self.events_consumed.labels(type=label).inc(n)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import urllib.request
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -59,9 +61,7 @@ def metrics(registry: CollectorRegistry) -> WorkerMetrics:
     return WorkerMetrics(registry, reject_reasons=("invalid_json", "missing_field"))
 
 
-def test_exposes_every_contract_name_once_populated(
-    registry: CollectorRegistry, metrics: WorkerMetrics
-) -> None:
+def test_exposes_every_contract_name_once_populated(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:
     # Label-only series (lag, offsets, model info) appear once set; set them so every name is present.
     metrics.set_lag("events.browse", 0, 5)
     metrics.set_consumed_offset("events.browse", 0, 41)
@@ -107,9 +107,7 @@ def test_consumed_series_start_at_zero_and_unknown_types_fold_into_unknown(
     assert types == {"browse", "search", "purchase", "unknown"}
 
 
-def test_reject_reasons_are_precreated_and_counted(
-    registry: CollectorRegistry, metrics: WorkerMetrics
-) -> None:
+def test_reject_reasons_are_precreated_and_counted(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:
     assert value(registry, "profilestream_events_rejected_total", reason="missing_field") == 0.0
     metrics.count_rejected("invalid_json", 2)
     assert value(registry, "profilestream_events_rejected_total", reason="invalid_json") == 2.0
@@ -202,9 +200,7 @@ def test_revoked_partitions_stop_being_exposed(registry: CollectorRegistry, metr
     assert value(registry, "profilestream_consumed_offset", topic="events.browse", partition="0") is None
 
 
-def test_model_info_holds_the_current_version_only(
-    registry: CollectorRegistry, metrics: WorkerMetrics
-) -> None:
+def test_model_info_holds_the_current_version_only(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:
     metrics.set_model_version("gru-v1")
     metrics.set_model_version("gru-v2")
     infos = [s for f in registry.collect() for s in f.samples if s.name == "profilestream_model_info"]
@@ -227,3 +223,16 @@ def test_http_server_serves_this_registry_and_shuts_down(metrics: WorkerMetrics)
     assert "process_cpu_seconds" in families
     with pytest.raises(OSError):
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_every_metric_is_documented_with_its_type() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text(encoding="utf-8")
+    registry = CollectorRegistry()
+    WorkerMetrics(registry, process_metrics=False)
+    exposed = {"counter": "{}_total", "histogram": "{}", "gauge": "{}", "info": "{}_info"}
+    documented_type = {"counter": "counter", "histogram": "histogram", "gauge": "gauge", "info": "gauge (info)"}
+    for family in registry.collect():
+        name = exposed[family.type].format(family.name)
+        row = re.search(rf"^\| `{name}` \| ([^|]+) \|", docs, flags=re.MULTILINE)
+        assert row is not None, f"{name} is not in docs/metrics.md"
+        assert row.group(1).strip() == documented_type[family.type], name
