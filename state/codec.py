@@ -1,0 +1,276 @@
+"""The versioned binary codec of `UserState`; the byte layout is documented in `state.layout`.
+
+`encode_state` writes the current format. `decode_state` reads it and every older readable format, and raises
+a `StateDecodeError` subclass, never another exception, for anything else: values come from disk and from the
+changelog topic, so they are untrusted input.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import numpy.typing as npt
+
+from state.aggregates import reconciled
+from state.decay import DecayedWeights, TopKind
+from state.errors import CorruptStateError, StateDecodeError, TruncatedStateError, UnknownFormatVersionError
+from state.events import StateEvent, event_order_key, normalise_event
+from state.layout import (
+    CRC_BYTES,
+    FLAG_HIDDEN_FLOAT16,
+    FORMAT_V1,
+    FORMAT_VERSION,
+    HEAD_HAS_AMOUNT,
+    HEAD_HAS_CATEGORY,
+    HEAD_HAS_ITEM,
+    HEAD_TERMS_ESCAPE,
+    HEAD_TERMS_SHIFT,
+    HEAD_TYPE_MASK,
+    KNOWN_FLAGS,
+    MIN_VALUE_BYTES,
+    READABLE_VERSIONS,
+)
+from state.record import AggregateState, UserState
+from state.spec import StateSpec
+from state.windows import BucketSeries, SeriesKind, bucket_index
+from state.wire import ByteReader, ByteWriter
+
+__all__ = ["FORMAT_V1", "FORMAT_VERSION", "decode_state", "encode_state"]
+
+_DEFAULT_SPEC = StateSpec()
+
+
+def encode_state(record: UserState, spec: StateSpec | None = None) -> bytes:
+    """Encode `record` in the current format; the hidden vector's precision follows `spec.hidden_dtype`
+    (default spec: float32). Raises ValueError for an inconsistent record (e.g. an event older than
+    `first_event_ms`), which only a bug can produce."""
+    float16 = (spec or _DEFAULT_SPEC).hidden_dtype == "float16"
+    w = ByteWriter()
+    w.u8(FORMAT_VERSION)
+    w.u8(FLAG_HIDDEN_FLOAT16 if float16 else 0)
+    w.uvarint(record.version)
+    w.text(record.model_version)
+    hidden = np.asarray(record.hidden, dtype=np.float32).ravel()
+    w.uvarint(hidden.size)
+    w.raw(hidden.astype("<f2" if float16 else "<f4").tobytes())
+    w.svarint(record.first_event_ms)
+    w.uvarint(record.last_event_ms - record.first_event_ms)
+    w.uvarint(record.event_count)
+    _encode_events(w, record)
+    w.uvarint(len(record.evicted_ids))
+    for ts_ms, id_hash in record.evicted_ids:
+        w.uvarint(record.last_event_ms - ts_ms)
+        w.i64(id_hash)
+    series = [s for s in record.aggregates.values() if isinstance(s, BucketSeries)]
+    weights = [s for s in record.aggregates.values() if isinstance(s, DecayedWeights)]
+    w.uvarint(len(series))
+    for s in series:
+        _encode_series(w, s, record.last_event_ms)
+    w.uvarint(len(weights))
+    for table in weights:
+        _encode_weights(w, table, record.last_event_ms)
+    w.raw(zlib.crc32(w.buf).to_bytes(CRC_BYTES, "little"))
+    return bytes(w.buf)
+
+
+def _encode_events(w: ByteWriter, record: UserState) -> None:
+    w.uvarint(len(record.recent))
+    previous_ms = record.first_event_ms
+    for event in record.recent:
+        n_terms = len(event.query_terms)
+        has_amount = event.quantity != 0 or event.price_milli != 0
+        head = event.type_code & HEAD_TYPE_MASK
+        head |= HEAD_HAS_ITEM if event.item_hash else 0
+        head |= HEAD_HAS_CATEGORY if event.category_hash else 0
+        head |= HEAD_HAS_AMOUNT if has_amount else 0
+        head |= min(n_terms, HEAD_TERMS_ESCAPE) << HEAD_TERMS_SHIFT
+        w.u8(head)
+        if n_terms >= HEAD_TERMS_ESCAPE:
+            w.uvarint(n_terms)
+        w.uvarint(event.ts_ms - previous_ms)
+        previous_ms = event.ts_ms
+        w.i64(event.event_id_hash)
+        if event.item_hash:
+            w.i64(event.item_hash)
+        if event.category_hash:
+            w.i64(event.category_hash)
+        for term in event.query_terms:
+            w.i64(term)
+        if has_amount:
+            w.svarint(event.quantity)
+            w.svarint(event.price_milli)
+
+
+def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> None:
+    w.u8(series.kind)
+    w.uvarint(series.bucket_ms)
+    w.uvarint(series.retain_buckets)
+    w.uvarint(len(series.buckets))
+    previous = bucket_index(last_event_ms, series.bucket_ms)
+    for index in sorted(series.buckets, reverse=True):
+        w.uvarint(previous - index)
+        previous = index
+        for value in series.buckets[index]:
+            w.svarint(value)
+
+
+def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) -> None:
+    w.u8(table.kind)
+    w.uvarint(table.half_life_ms)
+    w.uvarint(table.capacity)
+    w.svarint(last_event_ms - table.reference_ms)
+    w.uvarint(len(table.weights))
+    for key in sorted(table.weights):
+        w.i64(key)
+        w.f32(table.weights[key])
+
+
+def decode_state(data: bytes, spec: StateSpec | None = None) -> UserState:
+    """Decode a stored value; a record of an older format is upgraded (see `_decode_v1`) using `spec`.
+
+    Raises `UnknownFormatVersionError`, `TruncatedStateError` or `CorruptStateError` (all `StateDecodeError`).
+    """
+    try:
+        return _decode(data, spec or _DEFAULT_SPEC)
+    except StateDecodeError:
+        raise
+    except Exception as exc:  # untrusted bytes: whatever else goes wrong is corruption, never a crash
+        raise CorruptStateError(f"undecodable state value: {type(exc).__name__}: {exc}") from exc
+
+
+def _decode(data: bytes, spec: StateSpec) -> UserState:
+    view = memoryview(data)
+    if len(view) < MIN_VALUE_BYTES:
+        raise TruncatedStateError(f"value of {len(view)} bytes is shorter than any record")
+    body_end = len(view) - CRC_BYTES
+    stored_crc = int.from_bytes(view[body_end:], "little")
+    if zlib.crc32(view[:body_end]) != stored_crc:
+        raise CorruptStateError(f"checksum mismatch (value of {len(view)} bytes, first byte {view[0]})")
+    version = view[0]
+    if version not in READABLE_VERSIONS:
+        raise UnknownFormatVersionError(f"format version {version}; this release reads {sorted(READABLE_VERSIONS)}")
+    reader = ByteReader(view, end=body_end)
+    reader.u8()
+    record = _decode_v2(reader) if version == FORMAT_VERSION else _decode_v1(reader, spec)
+    if not reader.at_end():
+        raise CorruptStateError(f"{body_end - reader.pos} unread bytes after the record")
+    return record
+
+
+def _decode_hidden(r: ByteReader, float16: bool) -> npt.NDArray[np.float32]:
+    width = 2 if float16 else 4
+    size = r.count(width)
+    raw = r.raw(size * width)
+    return np.frombuffer(raw, dtype="<f2" if float16 else "<f4").astype(np.float32)
+
+
+def _decode_v2(r: ByteReader) -> UserState:
+    flags = r.u8()
+    if flags & ~KNOWN_FLAGS:
+        raise CorruptStateError(f"unknown flags {flags:#04x}")
+    record = UserState()
+    record.version = r.uvarint()
+    record.model_version = r.text()
+    record.hidden = _decode_hidden(r, bool(flags & FLAG_HIDDEN_FLOAT16))
+    record.first_event_ms = r.svarint()
+    record.last_event_ms = record.first_event_ms + r.uvarint()
+    record.event_count = r.uvarint()
+    previous_ms = record.first_event_ms
+    for _ in range(r.count(10)):
+        event = _decode_event_v2(r, previous_ms)
+        previous_ms = event.ts_ms
+        record.recent.append(event)
+    for _ in range(r.count(9)):
+        ts_ms = record.last_event_ms - r.uvarint()
+        record.evicted_ids.append((ts_ms, r.i64()))
+    states: list[AggregateState] = [_decode_series(r, record.last_event_ms) for _ in range(r.count(4))]
+    states += [_decode_weights(r, record.last_event_ms) for _ in range(r.count(5))]
+    for state in states:
+        if state.signature in record.aggregates:
+            raise CorruptStateError(f"aggregate {state.signature} stored twice")
+        record.aggregates[state.signature] = state
+    return record
+
+
+def _decode_event_v2(r: ByteReader, previous_ms: int) -> StateEvent:
+    head = r.u8()
+    n_terms = head >> HEAD_TERMS_SHIFT
+    if n_terms == HEAD_TERMS_ESCAPE:
+        n_terms = r.count(8)
+    ts_ms = previous_ms + r.uvarint()
+    event_id_hash = r.i64()
+    item_hash = r.i64() if head & HEAD_HAS_ITEM else 0
+    category_hash = r.i64() if head & HEAD_HAS_CATEGORY else 0
+    terms = r.i64s(n_terms)
+    quantity, price_milli = (r.svarint(), r.svarint()) if head & HEAD_HAS_AMOUNT else (0, 0)
+    return StateEvent(
+        event_id_hash=event_id_hash,
+        type_code=head & HEAD_TYPE_MASK,
+        ts_ms=ts_ms,
+        item_hash=item_hash,
+        category_hash=category_hash,
+        query_terms=terms,
+        quantity=quantity,
+        price=price_milli / 1000,
+    )
+
+
+def _decode_series(r: ByteReader, last_event_ms: int) -> BucketSeries:
+    kind = SeriesKind(r.u8())
+    bucket_ms = r.uvarint()
+    retain_buckets = r.uvarint()
+    if bucket_ms <= 0:
+        raise CorruptStateError("bucket series with a zero bucket size")
+    series = BucketSeries(kind, bucket_ms, retain_buckets)
+    index = bucket_index(last_event_ms, bucket_ms)
+    for _ in range(r.count(1 + kind.width)):
+        index -= r.uvarint()
+        if index in series.buckets:
+            raise CorruptStateError("bucket stored twice")
+        series.buckets[index] = r.svarints(kind.width)
+    return series
+
+
+def _decode_weights(r: ByteReader, last_event_ms: int) -> DecayedWeights:
+    kind = TopKind(r.u8())
+    half_life_ms = r.uvarint()
+    capacity = r.uvarint()
+    if half_life_ms <= 0:
+        raise CorruptStateError("weight table with a zero half-life")
+    table = DecayedWeights(kind, half_life_ms, capacity, reference_ms=last_event_ms - r.svarint())
+    for _ in range(r.count(12)):
+        key = r.i64()
+        table.weights[key] = r.f32()
+    return table
+
+
+def _decode_v1(r: ByteReader, spec: StateSpec) -> UserState:
+    """Read a version-1 body (no aggregates, no dedupe memory, float64 prices) and upgrade it.
+
+    The upgrade keeps the newest `spec.recent_window` events in the stored form (normalised) and rebuilds the
+    aggregates from them: exact for users whose whole history is in the window, a lower bound otherwise.
+    """
+    record = UserState()
+    record.version = r.uvarint()
+    record.model_version = r.text()
+    record.hidden = _decode_hidden(r, float16=False)
+    record.first_event_ms = r.svarint()
+    record.last_event_ms = record.first_event_ms + r.uvarint()
+    record.event_count = r.uvarint()
+    previous_ms = record.first_event_ms
+    events: list[StateEvent] = []
+    for _ in range(r.count(35)):
+        type_code = r.u8()
+        ts_ms = previous_ms + r.uvarint()
+        previous_ms = ts_ms
+        event_id_hash, item_hash, category_hash = r.i64(), r.i64(), r.i64()
+        terms = tuple(r.i64() for _ in range(r.count(8)))
+        quantity = r.svarint()
+        price = r.f64()
+        event = StateEvent(event_id_hash, type_code, ts_ms, item_hash, category_hash, terms, quantity, price)
+        events.append(normalise_event(event, spec.max_query_terms))
+    events.sort(key=event_order_key)
+    record.recent = events[-spec.recent_window :]
+    record.aggregates = reconciled(record, spec)
+    return record

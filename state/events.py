@@ -1,0 +1,91 @@
+"""What state keeps of one accepted event: hashes and numbers only, never raw text."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+PRICE_SCALE = 1000
+"""Prices are kept to a thousandth of the currency unit (three decimals cover every ISO 4217 currency)."""
+
+
+class EventType(IntEnum):
+    """Event type codes, equal to the index of the type name in the contract's type list."""
+
+    BROWSE = 0
+    SEARCH = 1
+    PURCHASE = 2
+
+
+EVENT_TYPE_NAMES: tuple[str, ...] = tuple(t.name.lower() for t in EventType)
+
+
+@dataclass(frozen=True, slots=True)
+class StateEvent:
+    """One accepted event as state stores it.
+
+    Hashes are signed 64-bit integers, 0 meaning absent. ``price`` is the unit price; spend is
+    ``quantity * price``. Construction validates ranges so that the codec can trust every stored event.
+    """
+
+    event_id_hash: int
+    type_code: int
+    ts_ms: int
+    item_hash: int = 0
+    category_hash: int = 0
+    query_terms: tuple[int, ...] = ()
+    quantity: int = 0
+    price: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.type_code not in _TYPE_CODES:
+            raise ValueError(f"type_code must be one of {sorted(_TYPE_CODES)}, got {self.type_code}")
+        for name in ("event_id_hash", "item_hash", "category_hash"):
+            _check_int64(name, getattr(self, name))
+        for term in self.query_terms:
+            _check_int64("query_terms", term)
+        if not math.isfinite(self.price):
+            raise ValueError("price must be finite")
+
+    @property
+    def price_milli(self) -> int:
+        """The unit price in thousandths of the currency unit, rounded half to even."""
+        return round(self.price * PRICE_SCALE)
+
+    @property
+    def spend_milli(self) -> int:
+        """What this event spent, in thousandths of the currency unit (exact integer arithmetic)."""
+        return self.quantity * self.price_milli
+
+
+_TYPE_CODES = frozenset(int(t) for t in EventType)
+
+
+def _check_int64(name: str, value: int) -> None:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"{name} must be a signed 64-bit integer")
+
+
+def normalise_event(event: StateEvent, max_query_terms: int) -> StateEvent:
+    """Return the event exactly as state stores it: at most `max_query_terms` terms, price to 1/1000.
+
+    Storing the normalised form makes the codec lossless: a decoded record equals the record that was encoded.
+    """
+    terms = event.query_terms[:max_query_terms]
+    price = event.price_milli / PRICE_SCALE
+    if terms == event.query_terms and price == event.price:
+        return event
+    return replace(event, query_terms=terms, price=price)
+
+
+def event_order_key(event: StateEvent) -> tuple[int, int]:
+    """Total order of events: event time, then id hash, so that ties never depend on arrival order."""
+    return (event.ts_ms, event.event_id_hash)
+
+
+def hash_hex(value: int) -> str:
+    """A signed 64-bit hash as 16 lower-case hex digits of its unsigned two's-complement form."""
+    return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016x}"

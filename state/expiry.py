@@ -1,0 +1,23 @@
+"""Event-time idle expiry: a user whose newest event is older than the TTL, by the watermark, is expired."""
+
+from __future__ import annotations
+
+from state.record import UserState
+from state.spec import StateSpec
+
+
+def expires_at_ms(record: UserState, spec: StateSpec) -> int:
+    """The watermark at which `record` expires: its newest event time plus the TTL."""
+    return record.last_event_ms + spec.user_ttl_ms
+
+
+def is_expired(record: UserState, watermark_ms: int, spec: StateSpec) -> bool:
+    """Whether the user has been idle longer than `spec.user_ttl_ms` in event time.
+
+    `watermark_ms` is the caller's event-time clock (e.g. the newest event time seen on the partition), never
+    the wall clock. Idle exactly the TTL is not yet expired. A record without any accepted event carries
+    nothing worth keeping and counts as expired.
+    """
+    if record.event_count == 0:
+        return True
+    return watermark_ms > expires_at_ms(record, spec)

@@ -1,0 +1,77 @@
+"""The per-user state record: the encoder's hidden vector, event-time bookkeeping, aggregates, recent events."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from state.decay import DecayedWeights
+from state.events import StateEvent
+from state.windows import BucketSeries
+
+AggregateState = BucketSeries | DecayedWeights
+"""The state of one aggregator, keyed in `UserState.aggregates` by its `signature`."""
+
+
+def empty_hidden() -> npt.NDArray[np.float32]:
+    """The hidden vector of a user the encoder has not seen yet."""
+    return np.zeros(0, dtype=np.float32)
+
+
+@dataclass(eq=False)
+class UserState:
+    """Everything state keeps about one user.
+
+    `fold_event` maintains the event-time fields, the recent window, the dedupe ids and the aggregates; the
+    worker sets `hidden`, `model_version` and `version` after the encoder step.
+    """
+
+    hidden: npt.NDArray[np.float32] = field(default_factory=empty_hidden)
+    """The encoder's hidden state, float32 [H]; empty before the first encoder step."""
+    model_version: str = ""
+    """Version of the model that produced `hidden`."""
+    version: int = 0
+    """Profile version, strictly increasing per user; bumped by the worker on each publish."""
+    first_event_ms: int = 0
+    """Oldest accepted event time (0 while `event_count` is 0)."""
+    last_event_ms: int = 0
+    """Newest accepted event time: the user's event-time clock, the "as of" of every aggregate."""
+    event_count: int = 0
+    """Accepted events over the user's whole life (duplicates and too-late events are not counted)."""
+    recent: list[StateEvent] = field(default_factory=list)
+    """The newest `StateSpec.recent_window` accepted events, ordered by (ts_ms, event_id_hash)."""
+    evicted_ids: list[tuple[int, int]] = field(default_factory=list)
+    """(ts_ms, event_id_hash) of accepted events outside `recent` that are still within the allowed lateness,
+    ordered ascending; with the ids in `recent` they are the ids checked for duplicates."""
+    aggregates: dict[str, AggregateState] = field(default_factory=dict)
+    """Aggregator states keyed by their signature (see `state.aggregates`)."""
+
+    @classmethod
+    def new(cls) -> UserState:
+        """A record for a user without any accepted event."""
+        return cls()
+
+    def copy(self) -> UserState:
+        """A deep copy that shares nothing mutable with this record."""
+        return copy.deepcopy(self)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, UserState):
+            return NotImplemented
+        return (
+            self.hidden.dtype == other.hidden.dtype
+            and np.array_equal(self.hidden, other.hidden, equal_nan=True)
+            and self.model_version == other.model_version
+            and self.version == other.version
+            and self.first_event_ms == other.first_event_ms
+            and self.last_event_ms == other.last_event_ms
+            and self.event_count == other.event_count
+            and self.recent == other.recent
+            and self.evicted_ids == other.evicted_ids
+            and self.aggregates == other.aggregates
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, like any dataclass with eq

@@ -1,0 +1,132 @@
+"""Tuned RocksDB options for the user-state table, as plain data for faust and as a full rocksdict `Options`.
+
+The workload: point reads and overwrites of 1-2 KiB values keyed by user id, every user touched in a batch is
+rewritten, new users miss, and faust probes every partition database for a key it has not indexed yet. So:
+good bloom filters, blocks big enough to compress several values, bounded memory per partition, cheap
+compression on the hot levels and a stronger one where most data lives. Why each value: docs/state.md.
+
+faust-streaming 0.15.3 hands a table's ``options=`` mapping to ``faust.stores.rocksdb.RocksDBOptions``, which
+with the rocksdict driver honours only the keys `RocksDBTuning.faust_table_options` returns and silently drops
+any other (compression among them). `rocksdict_options` builds the complete options for an integrator who
+overrides ``RocksDBOptions.as_options`` (see docs/state.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import rocksdict
+
+from state.errors import StateSpecError
+
+KIB = 1024
+MIB = 1024 * KIB
+
+Compression = Literal["none", "snappy", "lz4", "zstd"]
+
+_COMPRESSION = {
+    "none": rocksdict.DBCompressionType.none,
+    "snappy": rocksdict.DBCompressionType.snappy,
+    "lz4": rocksdict.DBCompressionType.lz4,
+    "zstd": rocksdict.DBCompressionType.zstd,
+}
+
+
+@dataclass(frozen=True)
+class RocksDBTuning:
+    """RocksDB settings of the user-state table. Sizes are per partition database unless noted."""
+
+    block_cache_bytes: int = 64 * MIB
+    """LRU cache of uncompressed blocks. faust's stock store makes one cache per partition database (its
+    default is 2 GiB each); `rocksdict_options` can share one cache across partitions instead."""
+    write_buffer_bytes: int = 16 * MIB
+    """Size of one memtable (faust's default: 64 MiB)."""
+    max_write_buffers: int = 3
+    """Memtables per database, so memtable memory is at most write_buffer_bytes * max_write_buffers."""
+    target_file_bytes: int = 32 * MIB
+    """Target size of an SST file on level 1."""
+    bloom_bits_per_key: int = 10
+    """Bloom filter bits per key: about 1 % false positives (faust's default of 3 gives about 15 %)."""
+    block_bytes: int = 16 * KIB
+    """Data block size: about ten records per block, so compression sees more than one value."""
+    compression: Compression = "lz4"
+    """Compression of every level but the last: fast enough for the write and compaction path."""
+    bottommost_compression: Compression = "zstd"
+    """Compression of the last level, which holds most of the data."""
+    background_jobs: int = 2
+    """Concurrent flushes and compactions per database."""
+    max_open_files: int | None = None
+    """Open file limit per database; None keeps faust's default (90 % of the process limit)."""
+
+    def __post_init__(self) -> None:
+        sizes = {
+            "block_cache_bytes": self.block_cache_bytes,
+            "write_buffer_bytes": self.write_buffer_bytes,
+            "max_write_buffers": self.max_write_buffers,
+            "target_file_bytes": self.target_file_bytes,
+            "bloom_bits_per_key": self.bloom_bits_per_key,
+            "block_bytes": self.block_bytes,
+            "background_jobs": self.background_jobs,
+        }
+        for name, value in sizes.items():
+            if value <= 0:
+                raise StateSpecError(f"RocksDB tuning {name} must be positive, got {value}")
+        for name in ("compression", "bottommost_compression"):
+            if getattr(self, name) not in _COMPRESSION:
+                raise StateSpecError(f"RocksDB tuning {name} must be one of {sorted(_COMPRESSION)}")
+
+    def faust_table_options(self) -> dict[str, int]:
+        """The ``options=`` mapping for ``app.Table(...)``: only keys faust's RocksDBOptions applies.
+
+        Returns a new dict on every call: faust's store pops keys from the mapping it is given.
+        """
+        options = {
+            "block_cache_size": self.block_cache_bytes,
+            "write_buffer_size": self.write_buffer_bytes,
+            "max_write_buffer_number": self.max_write_buffers,
+            "target_file_size_base": self.target_file_bytes,
+            "bloom_filter_size": self.bloom_bits_per_key,
+        }
+        if self.max_open_files is not None:
+            options["max_open_files"] = self.max_open_files
+        return options
+
+
+def rocksdict_options(tuning: RocksDBTuning, cache: rocksdict.Cache | None = None) -> rocksdict.Options:
+    """Complete options for one partition database, in raw mode like faust's store.
+
+    Pass the same `cache` for every partition to bound the block cache per worker rather than per partition.
+    """
+    options = rocksdict.Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.set_write_buffer_size(tuning.write_buffer_bytes)
+    options.set_max_write_buffer_number(tuning.max_write_buffers)
+    options.set_target_file_size_base(tuning.target_file_bytes)
+    options.set_max_background_jobs(tuning.background_jobs)
+    # Sizes each level from the last one up: space amplification stays near 1.1 for an overwrite workload.
+    options.set_level_compaction_dynamic_level_bytes(True)
+    options.set_compression_type(_COMPRESSION[tuning.compression]())
+    options.set_bottommost_compression_type(_COMPRESSION[tuning.bottommost_compression]())
+    if tuning.max_open_files is not None:
+        options.set_max_open_files(tuning.max_open_files)
+    table = rocksdict.BlockBasedOptions()
+    table.set_block_size(tuning.block_bytes)
+    table.set_bloom_filter(tuning.bloom_bits_per_key, False)
+    table.set_block_cache(cache if cache is not None else rocksdict.Cache(tuning.block_cache_bytes))
+    # Index and filter blocks live in the block cache, so the cache size bounds read memory; level-0 ones are
+    # pinned because every read consults them.
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    options.set_block_based_table_factory(table)
+    return options
+
+
+def reader_options() -> rocksdict.Options:
+    """Options for opening a partition database read-only as a secondary instance (see `state.reader`).
+
+    Raw mode as faust writes it; every file is opened up front, as a secondary instance requires.
+    """
+    options = rocksdict.Options(raw_mode=True)
+    options.set_max_open_files(-1)
+    return options

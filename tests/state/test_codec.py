@@ -1,0 +1,206 @@
+"""The record codec: lossless round trips, frozen older and current formats, typed errors for bad bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from state.aggregates import is_compatible, profile_aggregates
+from state.codec import FORMAT_VERSION, decode_state, encode_state
+from state.errors import CorruptStateError, StateDecodeError, TruncatedStateError, UnknownFormatVersionError
+from state.events import StateEvent
+from state.record import UserState
+from state.spec import StateSpec
+from tests.state.strategies import DEFAULT_SPEC, SMALL_SPEC, T0_MS, Stream, fold_all, realistic_user, streams
+
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+hidden_vectors = st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), max_size=80).map(
+    lambda xs: np.asarray(xs, dtype=np.float32)
+)
+
+
+def _with_crc(body: bytes) -> bytes:
+    return body + zlib.crc32(body).to_bytes(4, "little")
+
+
+@FAST
+@given(streams(), hidden_vectors, st.text(max_size=30), st.integers(0, 2**63))
+def test_round_trip_is_lossless(stream: Stream, hidden: np.ndarray, model_version: str, version: int) -> None:
+    record = fold_all(stream.arrivals, stream.spec)
+    record.hidden, record.model_version, record.version = hidden, model_version, version
+    decoded = decode_state(encode_state(record))
+    assert decoded == record
+    assert decoded.hidden.dtype == np.float32
+    assert profile_aggregates(decoded, stream.spec) == profile_aggregates(record, stream.spec)
+
+
+@FAST
+@given(streams(spec=SMALL_SPEC), st.data())
+def test_folding_after_a_round_trip_equals_folding_without_one(stream: Stream, data: st.DataObject) -> None:
+    cut = data.draw(st.integers(0, len(stream.arrivals)))
+    direct = fold_all(stream.arrivals, stream.spec)
+    resumed = decode_state(encode_state(fold_all(stream.arrivals[:cut], stream.spec)))
+    assert fold_all(stream.arrivals[cut:], stream.spec, resumed) == direct
+
+
+@FAST
+@given(st.lists(st.floats(-60_000, 60_000, width=32), max_size=64).map(lambda xs: np.asarray(xs, np.float32)))
+def test_float16_hidden_vector_is_rounded_to_float16(hidden: np.ndarray) -> None:
+    record = fold_all([StateEvent(1, 0, T0_MS)], DEFAULT_SPEC)
+    record.hidden = hidden
+    spec16 = StateSpec(hidden_dtype="float16")
+    data = encode_state(record, spec16)
+    decoded = decode_state(data)
+    assert decoded.hidden.dtype == np.float32
+    assert np.array_equal(decoded.hidden, hidden.astype(np.float16).astype(np.float32))
+    assert len(data) == len(encode_state(record)) - 2 * hidden.size
+
+
+def test_new_record_round_trips() -> None:
+    assert decode_state(encode_state(UserState.new())) == UserState.new()
+
+
+def test_encoded_size_at_defaults_is_within_budget() -> None:
+    """The goal: at most 2 KiB per user at defaults, 20 events per user and a 64-dim hidden vector."""
+    rng = random.Random(7)
+    for span_ms in (30 * 60_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000):
+        sizes = [len(encode_state(realistic_user(rng, span_ms=span_ms))) for _ in range(50)]
+        assert max(sizes) <= 2048, (span_ms, max(sizes))
+
+
+# A version-1 record (the first layout): no aggregates, no dedupe memory, float64
+# prices, five query terms on the search (more than today's default keeps). Frozen: never regenerate.
+V1_RECORD = bytes.fromhex(
+    "0107066772752d7630040000003f000080be0000003e0000803f80f086c2ee65c086e301030300006500000000000000"
+    "e903000000000000d1070000000000000000000000000000000001e0d403660000000000000000000000000000000000"
+    "00000000000005b90b000000000000ba0b000000000000bb0b000000000000bc0b000000000000bd0b00000000000000"
+    "000000000000000002e0b1df0199ffffffffffffffe903000000000000d10700000000000000043d0ad7a370fd334017"
+    "eccf1d"
+)
+
+
+def test_version_1_record_decodes_and_is_upgraded() -> None:
+    record = decode_state(V1_RECORD)
+    assert (record.version, record.model_version, record.event_count) == (7, "gru-v0", 3)
+    assert record.hidden.tolist() == [0.5, -0.25, 0.125, 1.0]
+    assert (record.first_event_ms, record.last_event_ms) == (T0_MS, T0_MS + 3_720_000)
+    assert record.recent == [
+        StateEvent(101, 0, T0_MS, item_hash=1001, category_hash=2001),
+        StateEvent(102, 1, T0_MS + 60_000, query_terms=(3001, 3002, 3003, 3004)),
+        StateEvent(-103, 2, T0_MS + 3_720_000, item_hash=1001, category_hash=2001, quantity=2, price=19.99),
+    ]
+    assert record.evicted_ids == []
+    assert is_compatible(record, DEFAULT_SPEC)
+    aggregates = profile_aggregates(record, DEFAULT_SPEC)
+    assert aggregates["browse_count_1h"] == 0  # 62 minutes before the newest event
+    assert aggregates["browse_count_24h"] == 1
+    assert aggregates["purchase_count_1h"] == 1
+    assert aggregates["purchase_spend_30d"] == 39.98
+    # Upgraded records are written back in the current format.
+    assert encode_state(record)[0] == FORMAT_VERSION
+    assert decode_state(encode_state(record)) == record
+
+
+def _golden_record() -> UserState:
+    record = fold_all(
+        [
+            StateEvent(5, 0, T0_MS, item_hash=-7, category_hash=9),
+            StateEvent(6, 1, T0_MS + 1_000, query_terms=(1, 2, 3, 4, 5, 6, 7, 8, 9)),
+            StateEvent(4, 2, T0_MS + 90_000, item_hash=-7, category_hash=9, quantity=2, price=12.5),
+        ],
+        StateSpec(max_query_terms=8, recent_window=2),
+    )
+    record.hidden = np.asarray([1.0, -2.0], dtype=np.float32)
+    record.model_version, record.version = "m", 3
+    return record
+
+
+# The current format for a fixed record. If this fails, the layout changed: bump FORMAT_VERSION, keep a decoder
+# for the old version and freeze its bytes in a test like the version-1 one above.
+V2_GOLDEN = bytes.fromhex(
+    "020003016d020000803f000000c080f086c2ee6590bf050302e108e80706000000000000000100000000000000020000"
+    "000000000003000000000000000400000000000000050000000000000006000000000000000700000000000000080000"
+    "00000000001ea8b7050400000000000000f9ffffffffffffff090000000000000004a8c3010190bf0505000000000000"
+    "000401e0d4033c02000000020202020001a0f7366001000202020180dddb01a80101000202020280b899291e010002d0"
+    "860302018088b2a00210000109000000000000009ffcff3f028088b2a002100008010000000000000051f97f3f020000"
+    "000000000051f97f3f030000000000000051f97f3f040000000000000051f97f3f050000000000000051f97f3f060000"
+    "000000000051f97f3f070000000000000051f97f3f080000000000000051f97f3ffed7a0ff"
+)
+
+
+def test_current_format_is_stable() -> None:
+    record = _golden_record()
+    assert [i for _, i in record.evicted_ids] == [5]
+    assert record.recent[0].query_terms == (1, 2, 3, 4, 5, 6, 7, 8)
+    assert encode_state(record) == V2_GOLDEN
+    assert decode_state(V2_GOLDEN) == record
+
+
+def test_unknown_format_version_is_typed() -> None:
+    for version in (0, FORMAT_VERSION + 1, 255):
+        with pytest.raises(UnknownFormatVersionError):
+            decode_state(_with_crc(bytes([version]) + b"\x00" * 10))
+
+
+def test_short_values_are_truncated() -> None:
+    for data in (b"", b"\x02", b"\x02\x00\x00\x00"):
+        with pytest.raises(TruncatedStateError):
+            decode_state(data)
+
+
+def test_a_valid_checksum_over_a_short_body_is_truncated() -> None:
+    data = encode_state(realistic_user(random.Random(1)))
+    with pytest.raises(TruncatedStateError):
+        decode_state(_with_crc(data[:40]))
+
+
+def test_trailing_bytes_are_corrupt() -> None:
+    data = encode_state(UserState.new())
+    with pytest.raises(CorruptStateError):
+        decode_state(_with_crc(data[:-4] + b"\x00"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400))
+def test_random_bytes_raise_only_state_decode_errors(data: bytes) -> None:
+    with pytest.raises(StateDecodeError):
+        decode_state(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([1, 2]), st.binary(max_size=300))
+def test_garbage_with_a_valid_checksum_never_escapes_as_another_exception(version: int, body: bytes) -> None:
+    # Past the checksum the parser itself must reject garbage with a typed error (or read a valid record).
+    try:
+        record = decode_state(_with_crc(bytes([version]) + body))
+    except StateDecodeError:
+        return
+    assert isinstance(record, UserState)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_damaged_values_raise_state_decode_errors(data: st.DataObject) -> None:
+    value = bytearray(encode_state(realistic_user(random.Random(data.draw(st.integers(0, 5))))))
+    kind = data.draw(st.sampled_from(["flip", "cut", "splice"]))
+    if kind == "flip":
+        position = data.draw(st.integers(0, len(value) - 1))
+        value[position] ^= data.draw(st.integers(1, 255))
+    elif kind == "cut":
+        value = value[: data.draw(st.integers(0, len(value) - 1))]
+    else:
+        position = data.draw(st.integers(0, len(value)))
+        value[position:position] = data.draw(st.binary(min_size=1, max_size=20))
+    with pytest.raises(StateDecodeError):
+        decode_state(bytes(value))
+    if len(value) > 4:
+        # With a recomputed checksum the damage reaches the parser: a typed error or a record, nothing else.
+        with contextlib.suppress(StateDecodeError):
+            decode_state(_with_crc(bytes(value[:-4])))

@@ -1,0 +1,34 @@
+"""StateSpec validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from state.errors import StateSpecError
+from state.spec import StateSpec, WindowSpec
+
+
+def test_defaults() -> None:
+    spec = StateSpec()
+    assert [w.name for w in spec.count_windows] == ["1h", "24h", "7d"]
+    assert spec.spend_window.name == "30d"
+    assert spec.hidden_dtype == "float32"
+    assert spec.allowed_lateness_ms == 3_600_000
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"recent_window": 0},
+        {"dedupe_ids": -1},
+        {"top_categories_kept": 2, "top_categories": 3},
+        {"top_terms_kept": 2, "top_terms": 3},
+        {"hidden_dtype": "bfloat16"},
+        {"count_windows": (WindowSpec("x", 1_000, 300),)},
+        {"count_windows": (WindowSpec("x", 1_000, 100), WindowSpec("x", 2_000, 100))},
+        {"spend_window": WindowSpec("1h", 3_600_000, 60_000)},
+    ],
+)
+def test_invalid_specs_are_rejected(kwargs: dict[str, object]) -> None:
+    with pytest.raises(StateSpecError):
+        StateSpec(**kwargs)  # type: ignore[arg-type]
