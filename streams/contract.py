@@ -10,11 +10,20 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypedDict
 
 SCHEMA_VERSION = 1
 EventType = Literal["browse", "search", "purchase"]
 EVENT_TYPES: tuple[EventType, ...] = ("browse", "search", "purchase")
+
+
+class CommonFields(TypedDict):
+    """The fields every event type shares, for building events of any type from one dict."""
+
+    event_id: str
+    user_id: str
+    ts_ms: int
+    session_id: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from streams.contract import (
     EVENT_TYPES,
     SCHEMA_VERSION,
     BrowseEvent,
+    CommonFields,
     Event,
     PurchaseEvent,
     SearchEvent,
@@ -28,6 +29,8 @@ MAX_TEXT_CHARS = 1024
 # Event times outside [2000-01-01, 2100-01-01) are taken for unit mistakes (seconds or microseconds).
 MIN_TS_MS = 946_684_800_000
 MAX_TS_MS = 4_102_444_800_000
+# An event from the future would move its user's event-time clock forward and make every later event "too late".
+MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
 
 
 class Reason(StrEnum):
@@ -47,7 +50,7 @@ class Reason(StrEnum):
     INVALID_VALUE = "invalid_value"
     TS_OUT_OF_RANGE = "ts_out_of_range"
     TOO_LATE = "too_late"
-    STATE_CORRUPT = "state_corrupt"
+    PROCESSING_ERROR = "processing_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +61,7 @@ class Rejection:
     detail: str
 
 
-class _Invalid(Exception):
+class _InvalidError(Exception):
     """Internal signal from the field checks to :func:`decode_event`."""
 
     def __init__(self, reason: Reason, detail: str) -> None:
@@ -71,14 +74,14 @@ def _string(obj: dict[str, Any], name: str, *, required: bool = True, max_chars:
     value = obj.get(name)
     if value is None:
         if required:
-            raise _Invalid(Reason.MISSING_FIELD, f"field '{name}' is required")
+            raise _InvalidError(Reason.MISSING_FIELD, f"field '{name}' is required")
         return None
     if not isinstance(value, str):
-        raise _Invalid(Reason.WRONG_TYPE, f"field '{name}' must be a string")
+        raise _InvalidError(Reason.WRONG_TYPE, f"field '{name}' must be a string")
     if not value.strip():
-        raise _Invalid(Reason.INVALID_VALUE, f"field '{name}' must not be empty")
+        raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' must not be empty")
     if len(value) > max_chars:
-        raise _Invalid(Reason.INVALID_VALUE, f"field '{name}' is longer than {max_chars} characters")
+        raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' is longer than {max_chars} characters")
     return value
 
 
@@ -91,44 +94,46 @@ def _required_string(obj: dict[str, Any], name: str, max_chars: int = MAX_ID_CHA
 def _integer(obj: dict[str, Any], name: str) -> int:
     value = obj.get(name)
     if value is None:
-        raise _Invalid(Reason.MISSING_FIELD, f"field '{name}' is required")
+        raise _InvalidError(Reason.MISSING_FIELD, f"field '{name}' is required")
     # bool is an int subclass in Python; in JSON it is not a number.
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Invalid(Reason.WRONG_TYPE, f"field '{name}' must be an integer")
+        raise _InvalidError(Reason.WRONG_TYPE, f"field '{name}' must be an integer")
     return value
 
 
 def _number(obj: dict[str, Any], name: str) -> float:
     value = obj.get(name)
     if value is None:
-        raise _Invalid(Reason.MISSING_FIELD, f"field '{name}' is required")
+        raise _InvalidError(Reason.MISSING_FIELD, f"field '{name}' is required")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Invalid(Reason.WRONG_TYPE, f"field '{name}' must be a number")
+        raise _InvalidError(Reason.WRONG_TYPE, f"field '{name}' must be a number")
     if not math.isfinite(value):
-        raise _Invalid(Reason.INVALID_VALUE, f"field '{name}' must be finite")
+        raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' must be finite")
     return float(value)
 
 
-def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None) -> Event:
+def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_ms: int | None) -> Event:
     schema = obj.get("schema")
     if isinstance(schema, bool) or schema != SCHEMA_VERSION:
-        raise _Invalid(Reason.UNSUPPORTED_SCHEMA, f"schema must be {SCHEMA_VERSION}")
+        raise _InvalidError(Reason.UNSUPPORTED_SCHEMA, f"schema must be {SCHEMA_VERSION}")
     event_type = obj.get("type")
     if event_type is None:
-        raise _Invalid(Reason.MISSING_FIELD, "field 'type' is required")
+        raise _InvalidError(Reason.MISSING_FIELD, "field 'type' is required")
     if event_type not in EVENT_TYPES:
-        raise _Invalid(Reason.UNKNOWN_EVENT_TYPE, "type must be one of browse, search, purchase")
+        raise _InvalidError(Reason.UNKNOWN_EVENT_TYPE, "type must be one of browse, search, purchase")
     if topic_type is not None and event_type != topic_type:
-        raise _Invalid(Reason.TYPE_TOPIC_MISMATCH, f"a {event_type} event on the {topic_type} topic")
+        raise _InvalidError(Reason.TYPE_TOPIC_MISMATCH, f"a {event_type} event on the {topic_type} topic")
     event_id = _required_string(obj, "event_id")
     user_id = _required_string(obj, "user_id")
     ts_ms = _integer(obj, "ts")
     if not MIN_TS_MS <= ts_ms < MAX_TS_MS:
-        raise _Invalid(Reason.TS_OUT_OF_RANGE, "ts must be milliseconds since the epoch, years 2000 to 2099")
+        raise _InvalidError(Reason.TS_OUT_OF_RANGE, "ts must be milliseconds since the epoch, years 2000 to 2099")
+    if now_ms is not None and ts_ms > now_ms + MAX_FUTURE_SKEW_MS:
+        raise _InvalidError(Reason.TS_OUT_OF_RANGE, "ts is more than a day in the future")
     session_id = _string(obj, "session_id", required=False)
     if key is not None and key != user_id.encode():
-        raise _Invalid(Reason.KEY_MISMATCH, "message key differs from user_id")
-    common = {"event_id": event_id, "user_id": user_id, "ts_ms": ts_ms, "session_id": session_id}
+        raise _InvalidError(Reason.KEY_MISMATCH, "message key differs from user_id")
+    common: CommonFields = {"event_id": event_id, "user_id": user_id, "ts_ms": ts_ms, "session_id": session_id}
     if event_type == "search":
         return SearchEvent(query=_required_string(obj, "query", MAX_TEXT_CHARS), **common)
     item_id = _required_string(obj, "item_id")
@@ -137,26 +142,32 @@ def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None) -> Ev
         return BrowseEvent(item_id=item_id, category=category, **common)
     quantity = _integer(obj, "quantity")
     if quantity <= 0:
-        raise _Invalid(Reason.INVALID_VALUE, "quantity must be positive")
+        raise _InvalidError(Reason.INVALID_VALUE, "quantity must be positive")
     price = _number(obj, "price")
     if price < 0:
-        raise _Invalid(Reason.INVALID_VALUE, "price must not be negative")
+        raise _InvalidError(Reason.INVALID_VALUE, "price must not be negative")
     currency = _required_string(obj, "currency")
     if len(currency) != 3 or not currency.isascii() or not currency.isupper():
-        raise _Invalid(Reason.INVALID_VALUE, "currency must be an ISO 4217 code such as EUR")
+        raise _InvalidError(Reason.INVALID_VALUE, "currency must be an ISO 4217 code such as EUR")
     return PurchaseEvent(
         item_id=item_id, category=category, quantity=quantity, price=price, currency=currency, **common
     )
 
 
 def decode_event(
-    value: bytes | None, key: bytes | None = None, *, topic_type: str | None = None, require_key: bool = False
+    value: bytes | None,
+    key: bytes | None = None,
+    *,
+    topic_type: str | None = None,
+    require_key: bool = False,
+    now_ms: int | None = None,
 ) -> Event | Rejection:
     """Decode one message into an event, or say why it is not one.
 
     ``key`` is checked against ``user_id`` when given; ``topic_type`` is the type of the topic the message came
     from, which must match the event's type. ``require_key`` rejects messages without a key (the worker sets it:
-    an unkeyed message may have landed on a partition that does not own its user).
+    an unkeyed message may have landed on a partition that does not own its user). ``now_ms`` enables the
+    check against event times more than a day in the future.
     """
     if value is None:
         return Rejection(Reason.MISSING_FIELD, "message has no value")
@@ -175,8 +186,8 @@ def decode_event(
     if not isinstance(obj, dict):
         return Rejection(Reason.NOT_OBJECT, "message is not a JSON object")
     try:
-        return _parse(obj, key, topic_type)
-    except _Invalid as invalid:
+        return _parse(obj, key, topic_type, now_ms)
+    except _InvalidError as invalid:
         return Rejection(invalid.reason, invalid.detail)
 
 

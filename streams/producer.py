@@ -48,7 +48,7 @@ class EventProducer:
         """Validate and send one event; returns kafka-python's future of the record metadata."""
         payload = encode_event(event)
         key = event.user_id.encode()
-        checked = decode_event(payload, key, topic_type=event.type)
+        checked = decode_event(payload, key, topic_type=event.type, now_ms=now_ms())
         if isinstance(checked, Rejection):
             raise InvalidEventError(checked)
         topic = f"{self._topic_prefix}{input_topic(event.type)}"

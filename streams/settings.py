@@ -22,9 +22,17 @@ class Settings(BaseSettings):
     app_id: str = Field("profilestream", description="Faust app id: the consumer group and changelog topic prefix.")
     state_dir: Path = Field(Path("var/state"), description="Directory of the workers' RocksDB state.")
     model_dir: Path | None = Field(
-        None, description="Checkpoint directory of the encoder; unset runs a freshly initialised, untrained encoder."
+        None,
+        description="Checkpoint directory of the encoder; unset runs a freshly initialised, untrained encoder.",
     )
-    embedding_dim: int = Field(64, ge=2, description="Profile dimension of the untrained encoder (a checkpoint has its own).")
+    model_failure_linger_s: float = Field(
+        20.0,
+        ge=0,
+        description="Seconds /metrics stays up after a failed model load, before the worker exits.",
+    )
+    embedding_dim: int = Field(
+        64, ge=2, description="Profile dimension of the untrained encoder (a checkpoint has its own)."
+    )
     batch_max_events: int = Field(2000, ge=1, description="Micro-batch size limit in events.")
     batch_max_ms: int = Field(50, ge=1, description="Micro-batch time limit in milliseconds.")
     torch_threads: int = Field(1, ge=1, description="Threads torch may use in a worker.")

@@ -104,9 +104,7 @@ def admin(broker: LocalKafka) -> Iterator[Any]:
 
 def _new_topic(admin: Any, partitions: int = 2) -> str:
     topic = f"test.kafka-local.{uuid.uuid4().hex[:12]}"
-    admin.create_topics(
-        {topic: {"num_partitions": partitions, "replication_factor": 1}}, wait_for_metadata=True
-    )
+    admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": 1}}, wait_for_metadata=True)
     return topic
 
 

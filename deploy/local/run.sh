@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# `make run`: a local broker, the topics, one worker and demo traffic, then profile updates printed as they arrive.
+# Ctrl-C (or SIGTERM) stops every process this script started, the broker included.
+#
+# Variables: DEMO_USERS (500), DEMO_RATE events/s (50), PROFILESTREAM_* settings (see the README),
+# and the broker's KAFKA_* variables (deploy/local/README.md).
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
+cd "$REPO_ROOT"
+BIN="$REPO_ROOT/.venv/bin"
+RUN_DIR="$REPO_ROOT/var/run"
+mkdir -p "$RUN_DIR"
+
+export PROFILESTREAM_KAFKA_BOOTSTRAP="${PROFILESTREAM_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
+DEMO_USERS="${DEMO_USERS:-500}"
+DEMO_RATE="${DEMO_RATE:-50}"
+
+worker_pid=""
+traffic_pid=""
+
+stop_all() {
+  trap - INT TERM EXIT
+  echo "run.sh: stopping demo traffic, worker and broker" >&2
+  [[ -n "$traffic_pid" ]] && kill -TERM "$traffic_pid" 2>/dev/null || true
+  [[ -n "$worker_pid" ]] && kill -TERM "$worker_pid" 2>/dev/null || true
+  for pid in $traffic_pid $worker_pid; do
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  "$SCRIPT_DIR/kafka.sh" stop || true
+  echo "run.sh: stopped" >&2
+}
+trap stop_all INT TERM EXIT
+
+"$SCRIPT_DIR/kafka.sh" start >/dev/null
+"$BIN/profilestream" --log-level warning topics create
+echo "run.sh: worker log in var/run/worker.log; metrics on http://127.0.0.1:${PROFILESTREAM_METRICS_PORT:-9308}/metrics" >&2
+"$BIN/profilestream" worker >"$RUN_DIR/worker.log" 2>&1 &
+worker_pid=$!
+"$BIN/profilestream" --log-level warning demo-traffic --users "$DEMO_USERS" --rate "$DEMO_RATE" \
+  >"$RUN_DIR/demo-traffic.log" 2>&1 &
+traffic_pid=$!
+echo "run.sh: demo traffic: $DEMO_USERS users, $DEMO_RATE events/s; profile updates follow (Ctrl-C stops everything)" >&2
+"$BIN/profilestream" --log-level warning profiles tail &
+tail_pid=$!
+# Wait on the tail in the background so the INT/TERM trap runs at once; stop when the worker dies.
+while kill -0 "$tail_pid" 2>/dev/null; do
+  if ! kill -0 "$worker_pid" 2>/dev/null; then
+    echo "run.sh: the worker exited; last lines of var/run/worker.log:" >&2
+    tail -n 20 "$RUN_DIR/worker.log" >&2
+    kill -TERM "$tail_pid" 2>/dev/null || true
+    exit 1
+  fi
+  sleep 1
+done

@@ -1,0 +1,53 @@
+"""Translations between the contract's events and what the model and the state rooms keep of them.
+
+The model and the state never see raw strings: ids, categories and search terms are reduced to stable 64-bit
+hashes here, once per event, so the raw query never reaches the state store.
+"""
+
+from __future__ import annotations
+
+from models.features import EVENT_TYPES, EventInput, query_term_hashes, stable_hash64
+from state.events import StateEvent, normalise_event
+from streams.contract import Event, PurchaseEvent, SearchEvent
+
+TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+
+
+def to_state_event(event: Event, max_query_terms: int) -> StateEvent:
+    """What state keeps of a contract event: hashes and numbers only, normalised as the codec stores them,
+    so a live event and the same event rebuilt from the stored window give the model identical input."""
+    item_hash = category_hash = quantity = 0
+    price = 0.0
+    terms: tuple[int, ...] = ()
+    if isinstance(event, SearchEvent):
+        terms = query_term_hashes(event.query, max_terms=max_query_terms)
+    else:
+        item_hash = stable_hash64(event.item_id)
+        category_hash = stable_hash64(event.category) if event.category else 0
+        if isinstance(event, PurchaseEvent):
+            quantity = event.quantity
+            price = event.price
+    event_view = StateEvent(
+        event_id_hash=stable_hash64(event.event_id),
+        type_code=TYPE_CODES[event.type],
+        ts_ms=event.ts_ms,
+        item_hash=item_hash,
+        category_hash=category_hash,
+        query_terms=terms,
+        quantity=quantity,
+        price=price,
+    )
+    return normalise_event(event_view, max_query_terms)
+
+
+def to_model_input(event: StateEvent) -> EventInput:
+    """The model's view of a stored event; the same function serves live events and window rebuilds."""
+    return EventInput(
+        type_code=event.type_code,
+        ts_ms=event.ts_ms,
+        item_hash=event.item_hash,
+        category_hash=event.category_hash,
+        query_terms=event.query_terms,
+        price=event.price,
+        quantity=event.quantity,
+    )

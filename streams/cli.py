@@ -1,0 +1,198 @@
+"""The ``profilestream`` command line: worker, topics, producing, demo traffic and reading profiles.
+
+Every flag that maps to a setting shows its ``PROFILESTREAM_*`` variable; a flag wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from streams.settings import ENV_PREFIX, Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _setting_flag(parser: argparse.ArgumentParser, name: str, type_: type = str, help_: str = "") -> None:
+    """Add ``--name`` for the setting ``name``; its help names the environment variable."""
+    field = Settings.model_fields[name]
+    env = f"{ENV_PREFIX}{name.upper()}"
+    parser.add_argument(
+        f"--{name.replace('_', '-')}",
+        dest=name,
+        type=type_,
+        default=None,
+        help=f"{help_ or field.description} [env {env}, default {field.default!r}]",
+    )
+
+
+def _kafka_flags(parser: argparse.ArgumentParser) -> None:
+    _setting_flag(parser, "kafka_bootstrap")
+    _setting_flag(parser, "topic_prefix")
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    names = set(Settings.model_fields)
+    return load_settings(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a worker."""
+    from streams.worker_main import run_worker
+
+    return run_worker(settings)
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the topics (idempotent)."""
+    from streams.topics import create_topics
+
+    for name, outcome in create_topics(settings).items():
+        print(f"{name}: {outcome}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """Send the events of a JSON-lines file; invalid lines are reported by number and skipped."""
+    from streams.decoder import Rejection, decode_event
+    from streams.producer import EventProducer
+
+    sent = bad = 0
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        with Path(args.file).open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                decoded = decode_event(line.strip())
+                if isinstance(decoded, Rejection):
+                    bad += 1
+                    print(f"line {number}: {decoded.reason.value}: {decoded.detail}", file=sys.stderr)
+                    continue
+                producer.send(decoded)
+                sent += 1
+        producer.flush()
+    print(f"sent {sent} events, skipped {bad} invalid lines")
+    return 0 if bad == 0 else 1
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM so long-running loops end cleanly."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopped = True
+
+
+def cmd_demo_traffic(args: argparse.Namespace, settings: Settings) -> int:
+    """Send generated events at a steady rate until the duration ends or the process is stopped."""
+    from streams.demo import DemoTraffic
+    from streams.producer import EventProducer, now_ms
+
+    stop = _StopFlag()
+    traffic = DemoTraffic(args.users, seed=args.seed)
+    sent = 0
+    started = time.monotonic()
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        while not stop.stopped:
+            elapsed = time.monotonic() - started
+            if args.duration is not None and elapsed >= args.duration:
+                break
+            due = int(elapsed * args.rate) + 1
+            while sent < due:
+                producer.send(traffic.next_event(ts_ms=now_ms()))
+                sent += 1
+            time.sleep(min(0.05, 1 / args.rate))
+        producer.flush()
+    print(f"demo traffic: sent {sent} events for {args.users} users")
+    return 0
+
+
+def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print profile updates as they arrive (after the existing ones when --from-beginning)."""
+    from streams.subscriber import ProfileDeleted, ProfileSubscriber
+
+    stop = _StopFlag()
+    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+        if not args.from_beginning:
+            subscriber.bootstrap()
+        printed = 0
+        while not stop.stopped and (args.max is None or printed < args.max):
+            for change in subscriber.poll(timeout_ms=500):
+                if isinstance(change, ProfileDeleted):
+                    print(json.dumps({"user_id": change.user_id, "deleted": True}), flush=True)
+                else:
+                    shown = change.to_dict()
+                    if not args.full:
+                        shown["embedding"] = [round(x, 3) for x in change.embedding[:4]] + ["..."]
+                    print(json.dumps(shown), flush=True)
+                printed += 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="profilestream", description=__doc__)
+    parser.add_argument("--log-level", default="info", help="log level of the command line tool")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run a stream worker")
+    _kafka_flags(worker)
+    for name in ("app_id", "state_dir", "partitions", "batch_max_events", "batch_max_ms", "metrics_bind",
+                 "metrics_port", "web_bind", "web_port", "torch_threads", "embedding_dim"):  # fmt: skip
+        _setting_flag(worker, name, type_=type(Settings.model_fields[name].default))
+    _setting_flag(worker, "model_dir", type_=Path)
+    worker.set_defaults(handler=cmd_worker)
+
+    topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="topics_command", required=True)
+    create = topics.add_parser("create", help="create the topics (idempotent)")
+    _kafka_flags(create)
+    _setting_flag(create, "partitions", type_=int)
+    _setting_flag(create, "replication_factor", type_=int)
+    create.set_defaults(handler=cmd_topics_create)
+
+    produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
+    produce.add_argument("file", help="JSON-lines file, one event per line")
+    _kafka_flags(produce)
+    produce.set_defaults(handler=cmd_produce)
+
+    demo = sub.add_parser("demo-traffic", help="send generated events at a steady rate")
+    demo.add_argument("--users", type=int, default=1000, help="number of generated users")
+    demo.add_argument("--rate", type=float, default=100.0, help="events per second")
+    demo.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the generator")
+    _kafka_flags(demo)
+    demo.set_defaults(handler=cmd_demo_traffic)
+
+    profiles = sub.add_parser("profiles", help="read profiles").add_subparsers(dest="profiles_command", required=True)
+    tail = profiles.add_parser("tail", help="print profile updates as they arrive")
+    tail.add_argument("--from-beginning", action="store_true", help="print the whole compacted topic first")
+    tail.add_argument("--full", action="store_true", help="print whole embeddings")
+    tail.add_argument("--max", type=int, default=None, help="stop after this many updates")
+    _kafka_flags(tail)
+    tail.set_defaults(handler=cmd_profiles_tail)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``profilestream`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings_from(args)
+    handler: Handler = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

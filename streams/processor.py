@@ -1,0 +1,253 @@
+"""The worker's batch logic, free of Faust: decode a micro-batch, fold it into per-user state, run one batched
+encoder call, and say what to publish.
+
+The Faust agent (:mod:`streams.worker`) hands messages in and carries the output to Kafka; the state store is
+reached through :class:`StateAccess`, which lets the agent pin each user's reads and writes to the partition
+that owns the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from state.aggregates import profile_aggregates
+from state.codec import decode_state, encode_state
+from state.errors import StateDecodeError
+from state.events import StateEvent
+from state.fold import FoldOutcome, fold_event
+from state.record import UserState
+from state.spec import StateSpec
+from streams.bridge import to_model_input, to_state_event
+from streams.contract import Event
+from streams.decoder import Reason, Rejection, decode_event
+from streams.encoder_runtime import EncoderRuntime
+from streams.metrics import WorkerMetrics
+from streams.profile_contract import ProfileUpdated
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One Kafka message as the processor sees it; ``token`` is opaque to it (the agent's Faust event)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    topic_type: str
+    token: Hashable = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be folded, with the stage and reason; the original bytes travel unchanged."""
+
+    message: InboundMessage
+    stage: str
+    reason: Reason
+    detail: str
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    """What one batch produced: profiles to publish (key, value) and dead letters."""
+
+    profiles: list[tuple[bytes, bytes]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+class StateAccess(Protocol):
+    """Per-user state reads and writes; ``message`` is one of the user's messages in this batch."""
+
+    def load(self, user_id: str, message: InboundMessage) -> bytes | None:
+        """The user's stored record, or None."""
+
+    def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
+        """Store the user's new record."""
+
+
+def wall_clock_ms() -> int:
+    """Wall-clock milliseconds; only used for ``updated_at`` and the latency metric, never for windows."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class _UserWork:
+    user_id: str
+    record: UserState
+    last_message: InboundMessage
+    prev_ts_ms: int | None
+    rebuild: bool
+    messages: list[tuple[Event, InboundMessage]]
+    new_events: list[StateEvent] = field(default_factory=list)
+    newest_ts_ms: list[int] = field(default_factory=list)
+
+
+class BatchProcessor:
+    """Folds micro-batches of input messages into user state and profiles."""
+
+    def __init__(
+        self,
+        encoder: EncoderRuntime,
+        spec: StateSpec,
+        metrics: WorkerMetrics,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.encoder = encoder
+        self.spec = spec
+        self.metrics = metrics
+        self.clock_ms = clock_ms
+
+    def process(self, messages: Sequence[InboundMessage], state: StateAccess) -> BatchOutput:
+        """Process one micro-batch; never raises for bad input (it becomes dead letters)."""
+        started = time.perf_counter()
+        output = BatchOutput()
+        by_user = self._decode(messages, output)
+        work: list[_UserWork] = []
+        for user_id, events in by_user.items():
+            try:
+                user_work = self._fold_user(user_id, events, state, output)
+            except Exception:
+                # A bug must not stop the partition or lose the events: they go to the dead-letter topic.
+                log.exception("folding a user's events failed; their events go to the dead-letter topic")
+                self._dead_letter_all(events, "fold", output)
+                continue
+            if user_work.new_events or user_work.rebuild:
+                work.append(user_work)
+        if work:
+            try:
+                self._encode_and_publish(work, state, output)
+            except Exception:
+                log.exception("encoding a batch failed; its events go to the dead-letter topic")
+                for w in work:
+                    self._dead_letter_all(w.messages, "encode", output)
+        self.metrics.observe_batch(len(messages), time.perf_counter() - started)
+        return output
+
+    def _decode(
+        self, messages: Sequence[InboundMessage], output: BatchOutput
+    ) -> dict[str, list[tuple[Event, InboundMessage]]]:
+        by_user: dict[str, list[tuple[Event, InboundMessage]]] = {}
+        now_ms = self.clock_ms()
+        for message in messages:
+            # Every record read counts as consumed, valid or not: the dead-letter ratio divides by this.
+            self.metrics.count_consumed(message.topic_type)
+            decoded = decode_event(
+                message.value, message.key, topic_type=message.topic_type, require_key=True, now_ms=now_ms
+            )
+            if isinstance(decoded, Rejection):
+                output.dead_letters.append(DeadLetter(message, "decode", decoded.reason, decoded.detail))
+                self.metrics.count_rejected(decoded.reason.value)
+                continue
+            by_user.setdefault(decoded.user_id, []).append((decoded, message))
+        return by_user
+
+    def _dead_letter_all(self, events: list[tuple[Event, InboundMessage]], stage: str, output: BatchOutput) -> None:
+        for _, message in events:
+            output.dead_letters.append(DeadLetter(message, stage, Reason.PROCESSING_ERROR, "internal error, see logs"))
+        self.metrics.count_rejected(Reason.PROCESSING_ERROR.value, len(events))
+
+    def _load_record(self, user_id: str, message: InboundMessage, state: StateAccess) -> UserState:
+        raw = state.load(user_id, message)
+        self.metrics.count_state_reads()
+        if raw is None:
+            return UserState.new()
+        try:
+            return decode_state(raw, self.spec)
+        except StateDecodeError as exc:
+            # The record is unreadable: start the user afresh rather than stop the partition.
+            self.metrics.count_state_decode_errors()
+            log.error("unreadable state record replaced by a fresh one: %s", exc)
+            return UserState.new()
+
+    def _fold_user(
+        self,
+        user_id: str,
+        events: list[tuple[Event, InboundMessage]],
+        state: StateAccess,
+        output: BatchOutput,
+    ) -> _UserWork:
+        last_message = events[-1][1]
+        record = self._load_record(user_id, last_message, state)
+        has_history = record.event_count > 0
+        # A record folded by another model version is re-encoded from its stored window.
+        rebuild = has_history and record.model_version != self.encoder.model_version
+        work = _UserWork(
+            user_id=user_id,
+            record=record,
+            last_message=last_message,
+            prev_ts_ms=record.last_event_ms if has_history else None,
+            rebuild=rebuild,
+            messages=events,
+        )
+        events.sort(key=lambda pair: pair[0].ts_ms)
+        duplicates = 0
+        for event, message in events:
+            state_event = to_state_event(event, self.spec.max_query_terms)
+            outcome = fold_event(record, state_event, self.spec)
+            if outcome is FoldOutcome.ACCEPTED:
+                work.new_events.append(state_event)
+                work.newest_ts_ms.append(event.ts_ms)
+            elif outcome is FoldOutcome.DUPLICATE:
+                duplicates += 1
+            else:
+                output.dead_letters.append(
+                    DeadLetter(message, "fold", Reason.TOO_LATE, "event is older than the allowed lateness")
+                )
+                self.metrics.count_rejected(Reason.TOO_LATE.value)
+        if duplicates:
+            self.metrics.count_duplicates(duplicates)
+        return work
+
+    def _encode_and_publish(self, work: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
+        sequences = []
+        hidden: list[np.ndarray | None] = []
+        prev_ts: list[int | None] = []
+        for w in work:
+            if w.rebuild:
+                # The stored window already holds this batch's events (fold_event appended them).
+                sequences.append([to_model_input(e) for e in w.record.recent])
+                hidden.append(None)
+                prev_ts.append(None)
+            else:
+                sequences.append([to_model_input(e) for e in w.new_events])
+                hidden.append(w.record.hidden if w.record.hidden.size else None)
+                prev_ts.append(w.prev_ts_ms)
+        rebuilds = sum(w.rebuild for w in work)
+        if rebuilds:
+            self.metrics.count_model_rebuilds(rebuilds)
+        step_started = time.perf_counter()
+        new_hidden, profiles = self.encoder.fold(hidden, sequences, prev_ts)
+        self.metrics.observe_encoder_step(time.perf_counter() - step_started)
+        now_ms = self.clock_ms()
+        newest: list[int] = []
+        for i, w in enumerate(work):
+            record = w.record
+            record.hidden = new_hidden[i]
+            record.model_version = self.encoder.model_version
+            record.version += 1
+            state.store(w.user_id, w.last_message, encode_state(record, self.spec))
+            profile = ProfileUpdated(
+                user_id=w.user_id,
+                version=record.version,
+                model_version=record.model_version,
+                embedding=profiles[i].tolist(),
+                updated_at_ms=now_ms,
+                last_event_ts_ms=record.last_event_ms,
+                event_count=record.event_count,
+                aggregates=profile_aggregates(record, self.spec),
+            )
+            output.profiles.append((w.user_id.encode(), profile.to_bytes()))
+            newest.extend(w.newest_ts_ms)
+        self.metrics.count_state_writes(len(work))
+        self.metrics.observe_end_to_end_latency_ms(newest, now_ms)
+        if newest:
+            self.metrics.set_last_event_timestamp_ms(max(newest))

@@ -1,0 +1,53 @@
+"""Start-up of a worker process: metrics first, then the model, then Faust."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+from prometheus_client import CollectorRegistry
+
+from models.errors import CheckpointError
+from state.spec import StateSpec
+from streams.decoder import Reason
+from streams.encoder_runtime import EncoderRuntime
+from streams.metrics import WorkerMetrics
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EXIT_MODEL_LOAD_FAILED = 3
+
+
+def run_worker(settings: Settings, spec: StateSpec | None = None) -> int:
+    """Run a worker until it is stopped (SIGINT/SIGTERM); returns the process exit code."""
+    from faust import Worker
+
+    from streams.worker import ProfileWorker
+
+    torch.set_num_threads(settings.torch_threads)
+    metrics = WorkerMetrics(CollectorRegistry(), reject_reasons=[reason.value for reason in Reason])
+    server = metrics.start_http_server(settings.metrics_bind, settings.metrics_port) if settings.metrics_port else None
+    try:
+        encoder = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)
+    except CheckpointError as exc:
+        metrics.count_model_load_failure()
+        log.error("cannot start: %s", exc)
+        print(f"profilestream worker: cannot load the model: {exc}", flush=True)
+        if server is not None:
+            # Keep /metrics up a little so Prometheus scrapes the failure before the process exits.
+            time.sleep(settings.model_failure_linger_s)
+            server.shutdown()
+        return EXIT_MODEL_LOAD_FAILED
+    log.info("model %s loaded", encoder.model_version)
+    worker = ProfileWorker(settings, encoder, metrics, spec or StateSpec())
+    faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)
+    try:
+        faust_worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        if server is not None:
+            server.shutdown()
+    return 0

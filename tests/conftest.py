@@ -1,0 +1,167 @@
+"""Shared fixtures: the real local Kafka broker for the session, fresh topics and worker processes per test."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.settings import Settings
+from streams.topics import create_topics
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka.sh"
+# Tests run their own broker on other ports and another data directory than `make run`.
+TEST_KAFKA_ENV = {
+    "KAFKA_PORT": os.environ.get("TEST_KAFKA_PORT", "19092"),
+    "KAFKA_CONTROLLER_PORT": os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "19093"),
+    "KAFKA_DATA_DIR": os.environ.get("TEST_KAFKA_DATA_DIR", "var/kafka-test"),
+}
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _kafka(command: str) -> str:
+    env = {**os.environ, **TEST_KAFKA_ENV}
+    done = subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    if done.returncode != 0 and command != "status":
+        raise RuntimeError(f"kafka.sh {command} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Start a fresh local broker for this test session; stop it at the end."""
+    _kafka("wipe")
+    bootstrap = _kafka("start").splitlines()[-1]
+    try:
+        yield bootstrap
+    finally:
+        _kafka("stop")
+
+
+@pytest.fixture
+def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
+    """A factory of settings with a fresh topic prefix and app id, topics created."""
+    run = uuid.uuid4().hex[:8]
+
+    def factory(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "kafka_bootstrap": kafka_bootstrap,
+            "topic_prefix": f"t{run}.",
+            "app_id": f"ps-test-{run}",
+            "state_dir": tmp_path / "state",
+            "partitions": 4,
+            "metrics_port": 0,
+            "web_port": free_port(),
+            "model_failure_linger_s": 0.0,
+            "batch_max_ms": 20,
+        }
+        values.update(overrides)
+        settings = Settings(**values)  # type: ignore[arg-type]
+        create_topics(settings)
+        return settings
+
+    return factory
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFILESTREAM_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"PROFILESTREAM_{name.upper()}"] = str(value)
+    return env
+
+
+class WorkerProcess:
+    """A real ``profilestream worker`` child process with its log in a file."""
+
+    def __init__(self, settings: Settings, log_path: Path, **env_overrides: str) -> None:
+        self.log_path = log_path
+        env = {**settings_env(settings), **env_overrides}
+        self._log = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def stop(self, timeout_s: float = 60) -> int:
+        """SIGTERM and wait; SIGKILL when it does not stop in time (which the caller sees as -9)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to flush or commit."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+    def log_text(self) -> str:
+        """What the worker wrote so far."""
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """A factory of worker processes; every one still running at the end of the test is stopped."""
+    started: list[WorkerProcess] = []
+
+    def factory(settings: Settings, name: str = "worker", **env: str) -> WorkerProcess:
+        worker = WorkerProcess(settings, tmp_path / f"{name}-{len(started)}.log", **env)
+        started.append(worker)
+        return worker
+
+    yield factory
+    for worker in started:
+        if worker.proc.poll() is None:
+            worker.stop()
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    poll_s: float = 0.2,
+    workers: tuple[WorkerProcess, ...] = (),
+) -> None:
+    """Poll ``predicate`` until it holds; fail the test with ``what`` when it does not within the timeout,
+    or at once when one of ``workers`` has died (showing the end of its log)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for worker in workers:
+            if worker.proc.poll() is not None:
+                pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_text()[-4000:]}")
+        time.sleep(poll_s)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")

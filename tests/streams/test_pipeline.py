@@ -1,0 +1,112 @@
+"""End to end against the real local broker: producer SDK -> worker process -> profiles.updated."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from streams.contract import Event
+from streams.demo import DemoTraffic
+from streams.producer import EventProducer
+from streams.profile_contract import ProfileUpdated
+from streams.settings import Settings
+from streams.subscriber import ProfileSubscriber
+from tests.conftest import WorkerProcess, wait_until
+
+pytestmark = pytest.mark.kafka
+
+
+def _events(users: int, count: int, seed: int) -> list[Event]:
+    traffic = DemoTraffic(users, seed=seed)
+    return list(traffic.events(count))
+
+
+def _send(settings: Settings, events: list[Event]) -> None:
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        for event in events:
+            producer.send(event)
+        producer.flush()
+
+
+class ProfileLog:
+    """Every profile update seen, per user, in arrival order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+        self.updates: dict[str, list[ProfileUpdated]] = defaultdict(list)
+
+    def drain(self) -> None:
+        for change in self.subscriber.poll(timeout_ms=200):
+            assert isinstance(change, ProfileUpdated)
+            self.updates[change.user_id].append(change)
+
+    def count(self) -> int:
+        """Updates seen so far, after reading what arrived."""
+        self.drain()
+        return sum(map(len, self.updates.values()))
+
+    def caught_up(self, expected: dict[str, tuple[int, int]]) -> bool:
+        """True when every user's latest update has the expected (event_count, last_event_ts)."""
+        self.drain()
+        return all(
+            self.updates.get(user)
+            and (self.updates[user][-1].event_count, self.updates[user][-1].last_event_ts_ms) == want
+            for user, want in expected.items()
+        )
+
+
+def _expected(events: list[Event]) -> dict[str, tuple[int, int]]:
+    counts: dict[str, int] = defaultdict(int)
+    newest: dict[str, int] = {}
+    for event in events:
+        counts[event.user_id] += 1
+        newest[event.user_id] = max(newest.get(event.user_id, 0), event.ts_ms)
+    return {user: (counts[user], newest[user]) for user in counts}
+
+
+def _check_versions_and_embeddings(log: ProfileLog, dim: int) -> None:
+    for user, updates in log.updates.items():
+        versions = [u.version for u in updates]
+        assert versions == sorted(set(versions)), f"versions of {user} do not strictly increase: {versions}"
+        for update in updates:
+            assert len(update.embedding) == dim
+            assert all(math.isfinite(x) for x in update.embedding)
+            norm = math.sqrt(sum(x * x for x in update.embedding))
+            assert abs(norm - 1.0) < 1e-4
+
+
+def test_every_user_gets_consistent_profiles(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = make_settings(embedding_dim=32)
+    events = _events(users=200, count=3000, seed=11)
+    expected = _expected(events)
+    assert len(expected) == 200
+    log = ProfileLog(settings)
+    worker = start_worker(settings)
+    _send(settings, events)
+    wait_until(lambda: log.caught_up(expected), 120, "every user's final profile", workers=(worker,))
+    _check_versions_and_embeddings(log, dim=32)
+    assert worker.proc.poll() is None, worker.log_text()[-3000:]
+    assert worker.stop() == 0
+
+
+def test_restart_mid_stream_loses_nothing_and_never_goes_back(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = make_settings(embedding_dim=16)
+    events = _events(users=200, count=4000, seed=12)
+    expected = _expected(events)
+    log = ProfileLog(settings)
+    first = start_worker(settings, name="first")
+    _send(settings, events[:2500])
+    # Stop while the worker is busy: once some profiles arrived, not all.
+    wait_until(lambda: log.count() > 100, 60, "first profiles", workers=(first,))
+    assert first.stop() == 0, first.log_text()[-3000:]
+    _send(settings, events[2500:])
+    start_worker(settings, name="second")
+    wait_until(lambda: log.caught_up(expected), 120, "every user's final profile after the restart")
+    _check_versions_and_embeddings(log, dim=16)

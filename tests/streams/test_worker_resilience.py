@@ -1,0 +1,145 @@
+"""The worker against the real broker: bad input, two workers rebalancing, and a model that cannot load."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer
+
+from streams.contract import BrowseEvent, Event, PurchaseEvent, event_to_dict
+from streams.producer import EventProducer
+from streams.settings import Settings
+from streams.topics import DEADLETTER
+from tests.conftest import WorkerProcess, free_port, wait_until
+from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
+
+pytestmark = pytest.mark.kafka
+TS = 1_767_225_600_000
+
+
+def _purchase(**changes: object) -> bytes:
+    event = PurchaseEvent(event_id="bad", user_id="u-bad", ts_ms=TS, item_id="i", quantity=1, price=1.0, currency="EUR")
+    obj = {**event_to_dict(event), **changes}
+    return json.dumps({k: v for k, v in obj.items() if v is not None}).encode()
+
+
+# (topic type, key, value, expected reason)
+BAD_INPUT: list[tuple[str, bytes | None, bytes, str]] = [
+    ("browse", b"u-bad", b"not json at all", "not_json"),
+    ("browse", b"u-bad", b"\xc3\x28", "not_utf8"),
+    ("search", b"u-bad", b'"a string"', "not_object"),
+    ("purchase", b"u-bad", _purchase(quantity="two"), "wrong_type"),
+    ("purchase", b"u-bad", _purchase(item_id=None), "missing_field"),
+    ("purchase", b"u-bad", _purchase(type="click"), "unknown_event_type"),
+    ("purchase", b"someone-else", _purchase(), "key_mismatch"),
+    ("purchase", b"u-bad", _purchase(quantity=-3), "invalid_value"),
+    ("browse", b"u-bad", _purchase(), "type_topic_mismatch"),
+    ("purchase", b"u-bad", _purchase(schema=7), "unsupported_schema"),
+    ("purchase", None, _purchase(), "missing_key"),
+    ("purchase", b"u-bad", _purchase(ts=1_767_225_600), "ts_out_of_range"),
+]
+
+
+def _dead_letters(settings: Settings, expected: int, timeout_s: float = 60) -> list[dict[str, object]]:
+    consumer = KafkaConsumer(
+        settings.topic(DEADLETTER),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    letters: list[dict[str, object]] = []
+    try:
+
+        def collect() -> bool:
+            for records in consumer.poll(timeout_ms=200).values():
+                for r in records:
+                    letters.append({"key": r.key, "value": r.value, **{k: v.decode() for k, v in r.headers}})
+            return len(letters) >= expected
+
+        wait_until(collect, timeout_s, f"{expected} dead letters")
+    finally:
+        consumer.close()
+    return letters
+
+
+def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_goes_on(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = make_settings()
+    worker = start_worker(settings)
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        for topic_type, key, value, _ in BAD_INPUT:
+            producer.send_raw(value, key=key, topic_type=topic_type)
+        producer.flush()
+    good: list[Event] = [
+        BrowseEvent(event_id=f"good-{i}", user_id=f"u-good-{i % 5}", ts_ms=TS + i, item_id=f"item-{i}")
+        for i in range(50)
+    ]
+    _send(settings, good)
+    log = ProfileLog(settings)
+    wait_until(lambda: log.caught_up(_expected(good)), 90, "profiles of the good events sent after the bad ones")
+
+    letters = _dead_letters(settings, len(BAD_INPUT))
+    assert sorted(str(x["ps.reason"]) for x in letters) == sorted(b[3] for b in BAD_INPUT)
+    by_value = {(x["value"], str(x["ps.reason"])): x for x in letters}
+    for topic_type, key, value, reason in BAD_INPUT:
+        letter = by_value[(value, reason)]
+        assert letter["key"] == key, "the original key travels unchanged"
+        assert letter["ps.source.topic"] == settings.topic(f"events.{topic_type}")
+        assert int(str(letter["ps.source.partition"])) >= 0
+        assert int(str(letter["ps.source.offset"])) >= 0
+        assert letter["ps.stage"] == "decode"
+    assert worker.proc.poll() is None
+    assert "u-bad" not in worker.log_text(), "no user id in the worker's log"
+
+
+def test_two_workers_rebalance_without_losing_state(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    settings_a = make_settings(state_dir=tmp_path / "state-a")
+    settings_b = settings_a.model_copy(update={"state_dir": tmp_path / "state-b", "web_port": free_port()})
+    events = _events(users=200, count=4500, seed=21)
+    log = ProfileLog(settings_a)
+
+    worker_a = start_worker(settings_a, name="a")
+    _send(settings_a, events[:1500])
+    wait_until(lambda: log.caught_up(_expected(events[:1500])), 120, "worker a alone")
+
+    # A second worker joins: partitions move to it with their state, restored from the changelog.
+    start_worker(settings_b, name="b")
+    wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
+    _send(settings_a, events[1500:3000])
+    wait_until(lambda: log.caught_up(_expected(events[:3000])), 120, "both workers")
+
+    # The first leaves: the second takes every partition, again with the state.
+    assert worker_a.stop() == 0
+    _send(settings_a, events[3000:])
+    wait_until(lambda: log.caught_up(_expected(events)), 120, "worker b alone")
+    for user, updates in log.updates.items():
+        versions = [u.version for u in updates]
+        assert versions == sorted(set(versions)), f"versions of {user} went backwards across the rebalance"
+
+
+def _stable_members(settings: Settings) -> int:
+    """Members of the worker group once it is stable after a rebalance, else 0."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        group = admin.describe_groups([settings.app_id])[settings.app_id]
+    finally:
+        admin.close()
+    return len(group["members"]) if group["group_state"] == "Stable" else 0
+
+
+def test_worker_with_a_corrupt_checkpoint_fails_at_start_with_a_clear_message(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "metadata.json").write_text("{not json")
+    worker = start_worker(make_settings(model_dir=broken))
+    assert worker.proc.wait(timeout=120) == 3
+    assert "cannot load the model" in worker.log_text()
