@@ -35,7 +35,7 @@ run: venv kafka-jars
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy streams models state tests bench
+	$(BIN)/mypy streams models state tests $(if $(wildcard bench/*.py),bench)
 
 fmt: venv
 	$(BIN)/ruff format .
