@@ -140,6 +140,47 @@ def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    """Ask the workers to erase a user's state and profile."""
+    from streams.producer import EventProducer
+
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        producer.request_erasure(args.user_id)
+        producer.flush()
+    print("erasure requested")
+    return 0
+
+
+def _stores(settings: Settings) -> list[Path]:
+    from state.reader import find_partition_stores, table_dir
+    from streams.worker import TABLE_NAME
+
+    return find_partition_stores(table_dir(settings.state_dir), TABLE_NAME)
+
+
+def cmd_state_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    """Print one user's stored record (read-only; safe while the worker runs)."""
+    from state.describe import describe_record
+    from state.reader import read_user
+
+    spec = settings.state_spec()
+    record = read_user(_stores(settings), args.user_id, spec)
+    if record is None:
+        print("no record for this user in this state directory", file=sys.stderr)
+        return 1
+    print(json.dumps(describe_record(record, spec), indent=2))
+    return 0
+
+
+def cmd_state_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the store's size, user count and bytes per user (read-only; safe while the worker runs)."""
+    from state.describe import describe_stats
+    from state.reader import store_stats
+
+    print(json.dumps(describe_stats(store_stats(_stores(settings), check_values=args.check)), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
     parser = argparse.ArgumentParser(prog="profilestream", description=__doc__)
@@ -181,6 +222,22 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--max", type=int, default=None, help="stop after this many updates")
     _kafka_flags(tail)
     tail.set_defaults(handler=cmd_profiles_tail)
+
+    erase = sub.add_parser("erase", help="request erasure of a user's state and profile")
+    erase.add_argument("user_id", help="the user to erase")
+    _kafka_flags(erase)
+    erase.set_defaults(handler=cmd_erase)
+
+    state = sub.add_parser("state", help="read a worker's state directory").add_subparsers(
+        dest="state_command", required=True
+    )
+    inspect = state.add_parser("inspect", help="print one user's record")
+    inspect.add_argument("user_id", help="the user to show")
+    stats = state.add_parser("stats", help="print the store's size, users and bytes per user")
+    stats.add_argument("--check", action="store_true", help="decode every record too")
+    for state_cmd, handler in ((inspect, cmd_state_inspect), (stats, cmd_state_stats)):
+        _setting_flag(state_cmd, "state_dir", type_=Path)
+        state_cmd.set_defaults(handler=handler)
     return parser
 
 

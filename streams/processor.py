@@ -62,6 +62,8 @@ class BatchOutput:
 
     profiles: list[tuple[bytes, bytes]] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    watermarks_ms: dict[int, int] = field(default_factory=dict)
+    """Newest accepted event time per source partition: the event-time clock of the expiry scan."""
 
 
 class StateAccess(Protocol):
@@ -196,6 +198,8 @@ class BatchProcessor:
             if outcome is FoldOutcome.ACCEPTED:
                 work.new_events.append(state_event)
                 work.newest_ts_ms.append(event.ts_ms)
+                if event.ts_ms > output.watermarks_ms.get(message.partition, 0):
+                    output.watermarks_ms[message.partition] = event.ts_ms
             elif outcome is FoldOutcome.DUPLICATE:
                 duplicates += 1
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from types import TracebackType
 from typing import Any
@@ -17,7 +18,7 @@ from streams.contract import (
     new_event_id,
 )
 from streams.decoder import InvalidEventError, Rejection, decode_event
-from streams.topics import input_topic
+from streams.topics import ERASURE, input_topic
 
 
 def now_ms() -> int:
@@ -57,6 +58,13 @@ class EventProducer:
     def send_raw(self, payload: bytes, *, key: bytes | None, topic_type: str) -> Any:
         """Send already-encoded bytes unvalidated: for replaying dead letters and for tests of bad input."""
         return self._producer.send(f"{self._topic_prefix}{input_topic(topic_type)}", value=payload, key=key)
+
+    def request_erasure(self, user_id: str) -> Any:
+        """Ask the workers to delete the user's state and publish a tombstone for their profile."""
+        if not user_id.strip():
+            raise ValueError("user_id must not be empty")
+        request = json.dumps({"schema": 1, "user_id": user_id, "requested_at": now_ms()}).encode()
+        return self._producer.send(f"{self._topic_prefix}{ERASURE}", value=request, key=user_id.encode())
 
     def browse(
         self,

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from state.spec import StateSpec
+
 ENV_PREFIX = "PROFILESTREAM_"
 
 
@@ -35,12 +37,24 @@ class Settings(BaseSettings):
     )
     batch_max_events: int = Field(2000, ge=1, description="Micro-batch size limit in events.")
     batch_max_ms: int = Field(50, ge=1, description="Micro-batch time limit in milliseconds.")
+    user_ttl_ms: int = Field(30 * 24 * 3600 * 1000, ge=1, description="Users idle this long (event time) are expired.")
+    allowed_lateness_ms: int = Field(3600 * 1000, ge=0, description="How far behind a user's newest event one may be.")
+    recent_window: int = Field(50, ge=1, description="Recent events kept per user, to rebuild the hidden vector.")
+    expiry_interval_s: float = Field(60.0, gt=0, description="Seconds between scans for idle users.")
     torch_threads: int = Field(1, ge=1, description="Threads torch may use in a worker.")
     metrics_bind: str = Field("127.0.0.1", description="Bind address of the Prometheus /metrics server.")
     metrics_port: int = Field(9308, ge=0, le=65535, description="Port of the /metrics server (0 disables it).")
     web_bind: str = Field("127.0.0.1", description="Bind address of the worker's HTTP lookup (Faust web).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP lookup (Faust web).")
     log_level: str = Field("info", description="Log level of the worker.")
+
+    def state_spec(self) -> StateSpec:
+        """The state parameters these settings choose; the rest keep the defaults of ``state.spec``."""
+        return StateSpec(
+            user_ttl_ms=self.user_ttl_ms,
+            allowed_lateness_ms=self.allowed_lateness_ms,
+            recent_window=self.recent_window,
+        )
 
     def topic(self, name: str) -> str:
         """The full name of a topic, with the configured prefix."""

@@ -2,60 +2,35 @@
 
 faust-streaming's ``take_events()`` gives the agent micro-batches, but inside a batch there is no current event
 in the agent's task, and a table read or write takes its RocksDB partition and its changelog partition from
-the current event. :func:`_as_current` therefore makes one of the user's own messages the current event around
-each of that user's table operations, so the user's record lands in the partition that owns the user, in the
-store and in the changelog alike (the two-worker rebalance test proves no state moves).
+the current event; :mod:`streams.state_table` pins each table operation to the user's own partition (the
+two-worker rebalance test proves no state moves). A second agent serves erasure requests, and a timer expires
+users idle longer than the TTL in event time.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 
+from state.codec import decode_state
+from state.errors import StateDecodeError
+from state.expiry import is_expired
 from state.rocksdb_options import RocksDBTuning
 from state.spec import StateSpec
 from streams.encoder_runtime import EncoderRuntime
+from streams.lookup import register_lookup
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchOutput, BatchProcessor, InboundMessage
 from streams.settings import Settings
-from streams.topics import DEADLETTER, PROFILES, input_topic
+from streams.state_table import FaustStateAccess, PartitionPin
+from streams.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 
 log = logging.getLogger(__name__)
 
 TABLE_NAME = "user-state"
 LAG_REFRESH_S = 5.0
-
-
-@contextmanager
-def _as_current(event: Any) -> Iterator[None]:
-    """Make ``event`` the current Faust event for the table operations inside the block."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
-class FaustStateAccess:
-    """:class:`streams.processor.StateAccess` on a Faust table, pinned to each user's own partition."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def load(self, user_id: str, message: InboundMessage) -> bytes | None:
-        with _as_current(message.token):
-            value = self.table.get(user_id.encode())
-        return value if value is None else bytes(value)
-
-    def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
-        with _as_current(message.token):
-            self.table[user_id.encode()] = value
 
 
 def _dead_letter_headers(letter: Any) -> list[tuple[str, bytes]]:
@@ -73,10 +48,18 @@ def _dead_letter_headers(letter: Any) -> list[tuple[str, bytes]]:
 class ProfileWorker:
     """Builds the Faust app, its topics, table and agent for one configuration."""
 
-    def __init__(self, settings: Settings, encoder: EncoderRuntime, metrics: WorkerMetrics, spec: StateSpec) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: EncoderRuntime,
+        metrics: WorkerMetrics,
+        spec: StateSpec,
+        processor: BatchProcessor | None = None,
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.processor = BatchProcessor(encoder, spec, metrics)
+        # A processor can be injected (the benchmarks compare designs on the same worker).
+        self.processor = processor or BatchProcessor(encoder, spec, metrics)
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
@@ -106,11 +89,17 @@ class ProfileWorker:
             # A fresh dict each time: faust mutates the options it is given.
             options=RocksDBTuning().faust_table_options(),
         )
+        self.erasure = self.app.topic(settings.topic(ERASURE), key_serializer="raw", value_serializer="raw")
+        self.spec = spec
         self.state = FaustStateAccess(self.table)
         self._processed: dict[tuple[str, int], int] = {}
+        self._watermarks_ms: dict[int, int] = {}
         self.app.agent(self.inputs, name="fold-events", concurrency=1)(self._fold_events)
+        self.app.agent(self.erasure, name="erase-users", concurrency=1)(self._erase_users)
         self.app.timer(LAG_REFRESH_S)(self._refresh_lag)
+        self.app.timer(settings.expiry_interval_s)(self._expire_idle_users)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        register_lookup(self.app, self.table, encoder, spec)
         metrics.set_model_version(encoder.model_version)
 
     def _inbound(self, event: Any) -> InboundMessage:
@@ -134,6 +123,48 @@ class ProfileWorker:
             await self._publish(output)
             for m in messages:
                 self._processed[(m.topic, m.partition)] = m.offset
+            for partition, ts_ms in output.watermarks_ms.items():
+                if ts_ms > self._watermarks_ms.get(partition, 0):
+                    self._watermarks_ms[partition] = ts_ms
+
+    async def _erase_users(self, stream: Any) -> None:
+        """Erasure requests: delete the user's state (store and changelog) and publish a tombstone."""
+        async for event in stream.events():
+            key = event.message.key
+            if not key:
+                log.warning("ignored an erasure request without key (partition %s)", event.message.partition)
+                continue
+            # A stream event is the current event here, so the delete lands in the user's partition.
+            self.table.pop(bytes(key), None)
+            await self.profiles.send(key=bytes(key), value=None)
+            self.metrics.count_tombstones("erasure")
+
+    async def _expire_idle_users(self) -> None:
+        """Delete users idle longer than the TTL, in event time, from the partitions this worker owns."""
+        actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self._topic_types}
+        source_topic = next(iter(self._topic_types))
+        users = 0
+        for partition in sorted(actives & set(self.state.local_partitions())):
+            watermark_ms = self._watermarks_ms.get(partition)
+            expired: list[bytes] = []
+            for key, raw in self.state.records(partition):
+                users += 1
+                try:
+                    record = decode_state(raw, self.spec)
+                except StateDecodeError:
+                    self.metrics.count_state_decode_errors()
+                    continue
+                if watermark_ms is not None and is_expired(record, watermark_ms, self.spec):
+                    expired.append(key)
+            pin = PartitionPin(source_topic, partition)
+            for key in expired:
+                self.state.delete(key, pin)
+                await self.profiles.send(key=key, value=None)
+            if expired:
+                self.metrics.count_tombstones("expiry", len(expired))
+                users -= len(expired)
+                log.info("expired %d idle users in partition %d", len(expired), partition)
+        self.metrics.set_users_in_state(users)
 
     async def _publish(self, output: BatchOutput) -> None:
         for key, value in output.profiles:
@@ -149,7 +180,14 @@ class ProfileWorker:
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
         self.metrics.count_rebalance()
-        self.metrics.retain_partitions((tp.topic, tp.partition) for tp in assigned if tp.topic in self._topic_types)
+        inputs = [tp for tp in assigned if tp.topic in self._topic_types]
+        self.metrics.retain_partitions((tp.topic, tp.partition) for tp in inputs)
+        # Start the progress series at the committed position, so a partition stuck from the moment it was
+        # assigned still shows up as stalled.
+        for tp in inputs:
+            position = await self.app.consumer.position(tp)
+            if position is not None and (tp.topic, tp.partition) not in self._processed:
+                self.metrics.set_consumed_offset(tp.topic, tp.partition, position - 1)
 
     async def _refresh_lag(self) -> None:
         consumer = self.app.consumer

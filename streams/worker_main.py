@@ -41,7 +41,7 @@ def run_worker(settings: Settings, spec: StateSpec | None = None) -> int:
             server.shutdown()
         return EXIT_MODEL_LOAD_FAILED
     log.info("model %s loaded", encoder.model_version)
-    worker = ProfileWorker(settings, encoder, metrics, spec or StateSpec())
+    worker = ProfileWorker(settings, encoder, metrics, spec or settings.state_spec())
     faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)
     try:
         faust_worker.execute_from_commandline()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -90,6 +92,16 @@ def test_every_user_gets_consistent_profiles(
     _send(settings, events)
     wait_until(lambda: log.caught_up(expected), 120, "every user's final profile", workers=(worker,))
     _check_versions_and_embeddings(log, dim=32)
+    # The HTTP lookup answers with the same profile as the last one published.
+    user = sorted(expected)[0]
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/profiles/{user}/", timeout=10) as answer:
+        looked_up = ProfileUpdated.from_bytes(answer.read())
+    published = log.updates[user][-1]
+    assert (looked_up.version, looked_up.event_count) == (published.version, published.event_count)
+    assert max(abs(a - b) for a, b in zip(looked_up.embedding, published.embedding, strict=True)) < 1e-6
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/profiles/nobody/", timeout=10)
+    assert missing.value.code == 404
     assert worker.proc.poll() is None, worker.log_text()[-3000:]
     assert worker.stop() == 0
 

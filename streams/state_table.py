@@ -1,0 +1,85 @@
+"""The user-state Faust table as the worker uses it: every read, write and delete pinned to the user's partition.
+
+faust-streaming takes a table operation's RocksDB partition and changelog partition from the *current event*.
+Inside a ``take_events()`` batch, and in a timer, there is none (faust-streaming issue #497), so each operation
+here runs with a current event that belongs to the user's own partition: one of the user's messages, or, for
+the expiry scan, a pin naming the partition being scanned. A user's record therefore always lands in the
+partition that owns the user, in the store and in the changelog alike.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from faust.streams import _current_event
+
+from state.reader import FAUST_OFFSET_KEY
+from streams.processor import InboundMessage
+
+
+@contextmanager
+def as_current(event: Any) -> Iterator[None]:
+    """Make ``event`` the current Faust event for the table operations inside the block."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+@dataclass(frozen=True, slots=True)
+class _PinnedMessage:
+    topic: str
+    partition: int
+
+
+class PartitionPin:
+    """A stand-in current event naming a partition, for table operations outside any stream iteration.
+
+    ``topic`` must be a source topic of the table (Faust checks that its partition count matches).
+    """
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _PinnedMessage(topic, partition)
+
+
+class FaustStateAccess:
+    """:class:`streams.processor.StateAccess` on a Faust table, pinned to each user's own partition."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def load(self, user_id: str, message: InboundMessage) -> bytes | None:
+        """The user's stored record, read from the partition of ``message``."""
+        with as_current(message.token):
+            value = self.table.get(user_id.encode())
+        return value if value is None else bytes(value)
+
+    def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
+        """Store the user's record in the partition of ``message`` (store and changelog)."""
+        with as_current(message.token):
+            self.table[user_id.encode()] = value
+
+    def delete(self, key: bytes, pin: Any) -> None:
+        """Delete a user's record in the partition of ``pin`` (a Faust event or a :class:`PartitionPin`)."""
+        with as_current(pin):
+            self.table.pop(key, None)
+
+    def local_partitions(self) -> dict[int, Any]:
+        """The RocksDB databases this worker holds, by partition (assigned ones, and standbys)."""
+        return dict(self.table.data._dbs)
+
+    def records(self, partition: int) -> Iterator[tuple[bytes, bytes]]:
+        """Every (key, record) stored in one local partition."""
+        db = self.local_partitions().get(partition)
+        if db is None:
+            return
+        for key, value in db.items():
+            if key != FAUST_OFFSET_KEY and value is not None:
+                yield bytes(key), bytes(value)

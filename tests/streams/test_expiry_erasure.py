@@ -1,0 +1,96 @@
+"""Expiry and erasure against the real broker: no record left in RocksDB, a tombstone on profiles.updated."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from state.reader import find_partition_stores, read_user, table_dir
+from streams.contract import BrowseEvent, Event
+from streams.producer import EventProducer
+from streams.settings import Settings
+from streams.profile_contract import ProfileUpdated
+from streams.subscriber import ProfileDeleted, ProfileSubscriber
+from streams.worker import TABLE_NAME
+from tests.conftest import WorkerProcess, wait_until
+from tests.streams.test_pipeline import _send
+
+pytestmark = pytest.mark.kafka
+T0 = 1_767_225_600_000
+HOUR_MS = 3_600_000
+
+
+class Changes:
+    """Every change on the profile topic, in arrival order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+        self.seen: list[ProfileUpdated | ProfileDeleted] = []
+
+    def of(self, user_id: str) -> list[ProfileUpdated | ProfileDeleted]:
+        self.seen.extend(self.subscriber.poll(timeout_ms=200))
+        return [c for c in self.seen if c.user_id == user_id]
+
+
+def _browse(user_id: str, n: int, ts_ms: int) -> list[Event]:
+    return [
+        BrowseEvent(event_id=f"{user_id}-{ts_ms}-{i}", user_id=user_id, ts_ms=ts_ms + i, item_id=f"i{i}")
+        for i in range(n)
+    ]
+
+
+def _record_exists(state_dir: Path, user_id: str) -> bool:
+    stores = find_partition_stores(table_dir(state_dir), TABLE_NAME)
+    return read_user(stores, user_id) is not None
+
+
+def test_idle_users_expire_in_event_time(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = make_settings(user_ttl_ms=HOUR_MS, expiry_interval_s=1.0, allowed_lateness_ms=HOUR_MS)
+    changes = Changes(settings)
+    worker = start_worker(settings)
+    _send(settings, _browse("idle-user", 3, T0) + _browse("busy-user", 3, T0))
+    wait_until(lambda: bool(changes.of("idle-user")) and bool(changes.of("busy-user")), 90, "first profiles",
+               workers=(worker,))  # fmt: skip
+    assert _record_exists(settings.state_dir, "idle-user")
+    # The busy user's new events move event time two hours on: the idle user is now past the one-hour TTL.
+    # Both users share no partition necessarily, so every partition gets an event from a fresh user too.
+    late_ts = T0 + 2 * HOUR_MS
+    movers = [e for p in range(settings.partitions * 4) for e in _browse(f"mover-{p}", 1, late_ts)]
+    _send(settings, _browse("busy-user", 1, late_ts) + movers)
+    wait_until(lambda: any(isinstance(c, ProfileDeleted) for c in changes.of("idle-user")), 60,
+               "the idle user's tombstone", workers=(worker,))  # fmt: skip
+    assert not _record_exists(settings.state_dir, "idle-user")
+    assert _record_exists(settings.state_dir, "busy-user")
+    assert not any(isinstance(c, ProfileDeleted) for c in changes.of("busy-user"))
+
+
+def test_erasure_deletes_state_and_a_later_event_starts_afresh(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = make_settings()
+    changes = Changes(settings)
+    worker = start_worker(settings)
+    _send(settings, _browse("forget-me", 5, T0) + _browse("keep-me", 5, T0))
+    wait_until(lambda: any(isinstance(c, ProfileUpdated) and c.event_count == 5 for c in changes.of("forget-me")),
+               90, "the profile before erasure", workers=(worker,))  # fmt: skip
+    assert _record_exists(settings.state_dir, "forget-me")
+
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        producer.request_erasure("forget-me")
+        producer.flush()
+    wait_until(lambda: isinstance(changes.of("forget-me")[-1], ProfileDeleted), 60, "the tombstone",
+               workers=(worker,))  # fmt: skip
+    wait_until(lambda: not _record_exists(settings.state_dir, "forget-me"), 30, "the record to be gone")
+    assert _record_exists(settings.state_dir, "keep-me")
+
+    _send(settings, _browse("forget-me", 1, T0 + 10_000))
+    wait_until(lambda: isinstance(changes.of("forget-me")[-1], ProfileUpdated), 60, "a fresh profile",
+               workers=(worker,))  # fmt: skip
+    fresh = changes.of("forget-me")[-1]
+    assert isinstance(fresh, ProfileUpdated)
+    assert (fresh.event_count, fresh.version) == (1, 1)
+    assert "forget-me" not in worker.log_text(), "no user id in the worker's log"
