@@ -122,3 +122,22 @@ def test_restart_mid_stream_loses_nothing_and_never_goes_back(
     start_worker(settings, name="second")
     wait_until(lambda: log.caught_up(expected), 120, "every user's final profile after the restart")
     _check_versions_and_embeddings(log, dim=16)
+
+
+def test_crash_mid_stream_loses_nothing_and_folds_nothing_twice(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    """SIGKILL gives the worker no chance to commit or flush: Kafka replays what was not committed, and the
+    per-user dedupe by event_id must keep every count exact."""
+    settings = make_settings(embedding_dim=16)
+    events = _events(users=200, count=4000, seed=13)
+    expected = _expected(events)
+    log = ProfileLog(settings)
+    first = start_worker(settings, name="first")
+    _send(settings, events[:2500])
+    wait_until(lambda: log.count() > 100, 60, "first profiles", workers=(first,))
+    first.kill()
+    _send(settings, events[2500:])
+    second = start_worker(settings, name="second")
+    wait_until(lambda: log.caught_up(expected), 120, "every user's final profile after the crash", workers=(second,))
+    _check_versions_and_embeddings(log, dim=16)
