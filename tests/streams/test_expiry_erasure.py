@@ -10,8 +10,8 @@ import pytest
 from state.reader import find_partition_stores, read_user, table_dir
 from streams.contract import BrowseEvent, Event
 from streams.producer import EventProducer
-from streams.settings import Settings
 from streams.profile_contract import ProfileUpdated
+from streams.settings import Settings
 from streams.subscriber import ProfileDeleted, ProfileSubscriber
 from streams.worker import TABLE_NAME
 from tests.conftest import WorkerProcess, wait_until
