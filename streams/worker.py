@@ -17,12 +17,12 @@ import faust
 from state.codec import decode_state
 from state.errors import StateDecodeError
 from state.expiry import is_expired
-from state.rocksdb_options import RocksDBTuning
 from state.spec import StateSpec
 from streams.encoder_runtime import EncoderRuntime
 from streams.lookup import register_lookup
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchOutput, BatchProcessor, InboundMessage
+from streams.rocksdb_store import register_store
 from streams.settings import Settings
 from streams.state_table import FaustStateAccess, PartitionPin
 from streams.topics import DEADLETTER, ERASURE, PROFILES, input_topic
@@ -63,7 +63,7 @@ class ProfileWorker:
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
-            store="rocksdb://",
+            store=register_store(),
             datadir=str(settings.state_dir),
             topic_partitions=settings.partitions,
             topic_replication_factor=settings.replication_factor,
@@ -86,8 +86,6 @@ class ProfileWorker:
             key_type=bytes,
             value_type=bytes,
             default=None,
-            # A fresh dict each time: faust mutates the options it is given.
-            options=RocksDBTuning().faust_table_options(),
         )
         self.erasure = self.app.topic(settings.topic(ERASURE), key_serializer="raw", value_serializer="raw")
         self.spec = spec
