@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import urllib.error
 import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
+import jsonschema  # type: ignore[import-untyped]
 import pytest
 
 from streams.contract import Event
@@ -69,7 +72,14 @@ def _expected(events: list[Event]) -> dict[str, tuple[int, int]]:
     return {user: (counts[user], newest[user]) for user in counts}
 
 
+PROFILE_SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "streams" / "schemas" / "profile-updated-v1.schema.json").read_text()
+)
+
+
 def _check_versions_and_embeddings(log: ProfileLog, dim: int) -> None:
+    for updates in log.updates.values():
+        jsonschema.validate(updates[-1].to_dict(), PROFILE_SCHEMA)
     for user, updates in log.updates.items():
         versions = [u.version for u in updates]
         assert versions == sorted(set(versions)), f"versions of {user} do not strictly increase: {versions}"
