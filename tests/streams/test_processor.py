@@ -1,0 +1,151 @@
+"""BatchProcessor without Kafka: folding, duplicates, lateness, model upgrades and failure isolation."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import numpy as np
+import pytest
+import torch
+from prometheus_client import CollectorRegistry
+
+from models.checkpoint import model_version, untrained_model
+from models.encoder import EncoderConfig
+from state.codec import decode_state, encode_state
+from state.record import UserState
+from state.spec import StateSpec
+from streams.bridge import to_model_input, to_state_event
+from streams.contract import BrowseEvent, Event, SearchEvent, encode_event
+from streams.encoder_runtime import EncoderRuntime
+from streams.metrics import WorkerMetrics
+from streams.processor import BatchProcessor, InboundMessage
+from streams.profile_contract import ProfileUpdated
+
+T0 = 1_767_225_600_000
+SPEC = StateSpec()
+
+
+class DictState:
+    """StateAccess on a dict; ``broken`` users raise on load, like a store failing for one key."""
+
+    def __init__(self, broken: frozenset[str] = frozenset()) -> None:
+        self.records: dict[str, bytes] = {}
+        self.broken = broken
+
+    def load(self, user_id: str, message: InboundMessage) -> bytes | None:
+        if user_id in self.broken:
+            raise RuntimeError("store failure")
+        return self.records.get(user_id)
+
+    def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
+        self.records[user_id] = value
+
+
+def _encoder(seed: int) -> EncoderRuntime:
+    model = untrained_model(EncoderConfig(embedding_dim=8, hidden_dim=8), seed)
+    return EncoderRuntime(model, model_version(model))
+
+
+def _message(event: Event, offset: int = 0, token: Hashable = None) -> InboundMessage:
+    return InboundMessage(
+        topic=f"events.{event.type}",
+        partition=0,
+        offset=offset,
+        key=event.user_id.encode(),
+        value=encode_event(event),
+        topic_type=event.type,
+        token=token,
+    )
+
+
+def _browse(user: str, i: int, ts_ms: int) -> BrowseEvent:
+    return BrowseEvent(event_id=f"{user}-{i}", user_id=user, ts_ms=ts_ms, item_id=f"item-{i % 7}", category="c")
+
+
+def _processor(encoder: EncoderRuntime) -> tuple[BatchProcessor, CollectorRegistry]:
+    registry = CollectorRegistry()
+    return BatchProcessor(encoder, SPEC, WorkerMetrics(registry, process_metrics=False), clock_ms=lambda: T0), registry
+
+
+def _profiles(output_profiles: list[tuple[bytes, bytes]]) -> dict[str, ProfileUpdated]:
+    return {key.decode(): ProfileUpdated.from_bytes(value) for key, value in output_profiles}
+
+
+def test_one_profile_per_user_and_batch_with_every_event_folded_once() -> None:
+    processor, registry = _processor(_encoder(1))
+    state = DictState()
+    events = [_browse(f"u{i % 3}", i, T0 + i) for i in range(12)]
+    first = processor.process([_message(e, i) for i, e in enumerate(events)], state)
+    profiles = _profiles(first.profiles)
+    assert sorted(profiles) == ["u0", "u1", "u2"]
+    assert all(p.event_count == 4 and p.version == 1 for p in profiles.values())
+    # A replay of the same batch (Kafka redelivers after a crash) folds nothing and publishes nothing.
+    again = processor.process([_message(e, i) for i, e in enumerate(events)], state)
+    assert again.profiles == [] and again.dead_letters == []
+    assert registry.get_sample_value("profilestream_events_duplicate_total") == 12
+
+
+def test_too_late_events_go_to_the_dead_letter_topic_from_the_fold_stage() -> None:
+    processor, _ = _processor(_encoder(1))
+    state = DictState()
+    processor.process([_message(_browse("u", 1, T0 + 2 * SPEC.allowed_lateness_ms))], state)
+    output = processor.process([_message(_browse("u", 2, T0))], state)
+    assert output.profiles == []
+    [letter] = output.dead_letters
+    assert (letter.stage, letter.reason.value) == ("fold", "too_late")
+
+
+def test_a_model_upgrade_rebuilds_the_hidden_vector_from_the_stored_window() -> None:
+    old, new = _encoder(1), _encoder(2)
+    assert old.model_version != new.model_version
+    state = DictState()
+    history: list[Event] = [_browse("u", i, T0 + 1000 * i) for i in range(5)]
+    history.append(SearchEvent(event_id="u-s", user_id="u", ts_ms=T0 + 9000, query="Red Shoes"))
+    processor_old, _ = _processor(old)
+    processor_old.process([_message(e, i) for i, e in enumerate(history)], state)
+
+    processor_new, registry = _processor(new)
+    latest = _browse("u", 99, T0 + 20_000)
+    output = processor_new.process([_message(latest, 10)], state)
+    profile = _profiles(output.profiles)["u"]
+    assert registry.get_sample_value("profilestream_model_rebuilds_total") == 1
+    assert profile.model_version == new.model_version
+    assert (profile.event_count, profile.version) == (7, 2)
+    # The rebuilt profile is the new model's encoding of the whole stored window, the new event included.
+    window = [to_model_input(to_state_event(e, SPEC.max_query_terms)) for e in [*history, latest]]
+    with torch.inference_mode():
+        expected = new.model.encode(window).numpy()
+    assert np.max(np.abs(np.array(profile.embedding) - expected)) < 1e-5
+    assert decode_state(state.records["u"], SPEC).model_version == new.model_version
+
+
+def test_an_unreadable_record_is_counted_and_replaced_by_a_fresh_one() -> None:
+    processor, registry = _processor(_encoder(1))
+    state = DictState()
+    state.records["u"] = b"\x00garbage"
+    output = processor.process([_message(_browse("u", 1, T0))], state)
+    assert _profiles(output.profiles)["u"].event_count == 1
+    assert registry.get_sample_value("profilestream_state_decode_errors_total") == 1
+
+
+def test_a_failure_for_one_user_dead_letters_that_user_only() -> None:
+    processor, registry = _processor(_encoder(1))
+    state = DictState(broken=frozenset({"bad"}))
+    events = [_browse("bad", 1, T0), _browse("good", 2, T0), _browse("bad", 3, T0 + 1)]
+    output = processor.process([_message(e, i) for i, e in enumerate(events)], state)
+    assert list(_profiles(output.profiles)) == ["good"]
+    assert sorted(letter.message.offset for letter in output.dead_letters) == [0, 2]
+    assert {letter.reason.value for letter in output.dead_letters} == {"processing_error"}
+    assert registry.get_sample_value("profilestream_events_rejected_total", {"reason": "processing_error"}) == 2
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_profiles_carry_the_aggregates_of_the_stored_record(fresh: bool) -> None:
+    processor, _ = _processor(_encoder(1))
+    state = DictState()
+    if not fresh:
+        state.records["u"] = encode_state(UserState.new(), SPEC)
+    output = processor.process([_message(_browse("u", 1, T0))], state)
+    aggregates = _profiles(output.profiles)["u"].aggregates
+    assert aggregates["browse_count_1h"] == 1
+    assert aggregates["purchase_count_30d"] == 0
