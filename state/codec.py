@@ -18,8 +18,10 @@ from state.errors import CorruptStateError, StateDecodeError, TruncatedStateErro
 from state.events import StateEvent, event_order_key, normalise_event
 from state.layout import (
     CRC_BYTES,
+    FLAG_BASE_KNOWN,
     FLAG_HIDDEN_FLOAT16,
     FORMAT_V1,
+    FORMAT_V2,
     FORMAT_VERSION,
     HEAD_HAS_AMOUNT,
     HEAD_HAS_CATEGORY,
@@ -36,7 +38,7 @@ from state.spec import StateSpec
 from state.windows import BucketSeries, SeriesKind, bucket_index
 from state.wire import ByteReader, ByteWriter
 
-__all__ = ["FORMAT_V1", "FORMAT_VERSION", "decode_state", "encode_state"]
+__all__ = ["FORMAT_V1", "FORMAT_V2", "FORMAT_VERSION", "decode_state", "encode_state"]
 
 _DEFAULT_SPEC = StateSpec()
 
@@ -48,12 +50,14 @@ def encode_state(record: UserState, spec: StateSpec | None = None) -> bytes:
     float16 = (spec or _DEFAULT_SPEC).hidden_dtype == "float16"
     w = ByteWriter()
     w.u8(FORMAT_VERSION)
-    w.u8(FLAG_HIDDEN_FLOAT16 if float16 else 0)
+    w.u8((FLAG_HIDDEN_FLOAT16 if float16 else 0) | (FLAG_BASE_KNOWN if record.base_known else 0))
     w.uvarint(record.version)
     w.text(record.model_version)
-    hidden = np.asarray(record.hidden, dtype=np.float32).ravel()
-    w.uvarint(hidden.size)
-    w.raw(hidden.astype("<f2" if float16 else "<f4").tobytes())
+    _encode_hidden(w, record.hidden, float16)
+    _encode_hidden(w, record.base_hidden, float16)
+    if record.base_prev_ts_ms and record.base_prev_ts_ms < record.first_event_ms:
+        raise ValueError("base_prev_ts_ms is older than first_event_ms")
+    w.uvarint(record.base_prev_ts_ms - record.first_event_ms + 1 if record.base_prev_ts_ms else 0)
     w.svarint(record.first_event_ms)
     w.uvarint(record.last_event_ms - record.first_event_ms)
     w.uvarint(record.event_count)
@@ -72,6 +76,12 @@ def encode_state(record: UserState, spec: StateSpec | None = None) -> bytes:
         _encode_weights(w, table, record.last_event_ms)
     w.raw(zlib.crc32(w.buf).to_bytes(CRC_BYTES, "little"))
     return bytes(w.buf)
+
+
+def _encode_hidden(w: ByteWriter, hidden: npt.NDArray[np.float32], float16: bool) -> None:
+    flat = np.asarray(hidden, dtype=np.float32).ravel()
+    w.uvarint(flat.size)
+    w.raw(flat.astype("<f2" if float16 else "<f4").tobytes())
 
 
 def _encode_events(w: ByteWriter, record: UserState) -> None:
@@ -127,7 +137,7 @@ def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) ->
 
 
 def decode_state(data: bytes, spec: StateSpec | None = None) -> UserState:
-    """Decode a stored value; a record of an older format is upgraded (see `_decode_v1`) using `spec`.
+    """Decode a stored value; a record of an older format is upgraded (see `_decode_v1`, `_decode_v2_or_v3`).
 
     Raises `UnknownFormatVersionError`, `TruncatedStateError` or `CorruptStateError` (all `StateDecodeError`).
     """
@@ -152,7 +162,10 @@ def _decode(data: bytes, spec: StateSpec) -> UserState:
         raise UnknownFormatVersionError(f"format version {version}; this release reads {sorted(READABLE_VERSIONS)}")
     reader = ByteReader(view, end=body_end)
     reader.u8()
-    record = _decode_v2(reader) if version == FORMAT_VERSION else _decode_v1(reader, spec)
+    if version == FORMAT_V1:
+        record = _decode_v1(reader, spec)
+    else:
+        record = _decode_v2_or_v3(reader, with_base=version != FORMAT_V2)
     if not reader.at_end():
         raise CorruptStateError(f"{body_end - reader.pos} unread bytes after the record")
     return record
@@ -165,15 +178,23 @@ def _decode_hidden(r: ByteReader, float16: bool) -> npt.NDArray[np.float32]:
     return np.frombuffer(raw, dtype="<f2" if float16 else "<f4").astype(np.float32)
 
 
-def _decode_v2(r: ByteReader) -> UserState:
+def _decode_v2_or_v3(r: ByteReader, with_base: bool) -> UserState:
+    """Read a version-3 body, or a version-2 one (no base fields: the base is unknown after decoding)."""
     flags = r.u8()
-    if flags & ~KNOWN_FLAGS:
+    if flags & ~KNOWN_FLAGS or (not with_base and flags & FLAG_BASE_KNOWN):
         raise CorruptStateError(f"unknown flags {flags:#04x}")
     record = UserState()
     record.version = r.uvarint()
     record.model_version = r.text()
-    record.hidden = _decode_hidden(r, bool(flags & FLAG_HIDDEN_FLOAT16))
+    float16 = bool(flags & FLAG_HIDDEN_FLOAT16)
+    record.hidden = _decode_hidden(r, float16)
+    base_prev = 0
+    if with_base:
+        record.base_hidden = _decode_hidden(r, float16)
+        base_prev = r.uvarint()
+    record.base_known = bool(flags & FLAG_BASE_KNOWN)
     record.first_event_ms = r.svarint()
+    record.base_prev_ts_ms = record.first_event_ms + base_prev - 1 if base_prev else 0
     record.last_event_ms = record.first_event_ms + r.uvarint()
     record.event_count = r.uvarint()
     previous_ms = record.first_event_ms
@@ -251,7 +272,7 @@ def _decode_v1(r: ByteReader, spec: StateSpec) -> UserState:
     The upgrade keeps the newest `spec.recent_window` events in the stored form (normalised) and rebuilds the
     aggregates from them: exact for users whose whole history is in the window, a lower bound otherwise.
     """
-    record = UserState()
+    record = UserState(base_known=False)
     record.version = r.uvarint()
     record.model_version = r.text()
     record.hidden = _decode_hidden(r, float16=False)

@@ -50,10 +50,14 @@ def is_duplicate(record: UserState, event_id_hash: int) -> bool:
     )
 
 
-def fold_event(record: UserState, event: StateEvent, spec: StateSpec) -> FoldOutcome:
+def fold_event(
+    record: UserState, event: StateEvent, spec: StateSpec, evicted: list[StateEvent] | None = None
+) -> FoldOutcome:
     """Fold `event` into `record` in place if it is accepted; see the module docstring for the rules.
 
-    Does not touch `hidden`, `model_version` or `version`: the worker sets those after the encoder step.
+    Events that leave the recent window are appended to `evicted` (oldest first), so the worker can advance the
+    base hidden vector over them. Does not touch the hidden vectors, `model_version` or `version`: the worker
+    sets those after the encoder step.
     """
     outcome = classify(record, event, spec)
     if outcome is not FoldOutcome.ACCEPTED:
@@ -67,15 +71,19 @@ def fold_event(record: UserState, event: StateEvent, spec: StateSpec) -> FoldOut
         record.last_event_ms = max(record.last_event_ms, stored.ts_ms)
     record.event_count += 1
     add_to_aggregates(record.aggregates, stored, spec, record.last_event_ms)
-    _add_to_window(record, stored, spec)
+    _add_to_window(record, stored, spec, evicted)
     return outcome
 
 
-def _add_to_window(record: UserState, event: StateEvent, spec: StateSpec) -> None:
+def _add_to_window(
+    record: UserState, event: StateEvent, spec: StateSpec, evicted: list[StateEvent] | None
+) -> None:
     """Insert into the recent window in event order; what falls out is remembered for deduplication."""
     bisect.insort(record.recent, event, key=event_order_key)
     while len(record.recent) > spec.recent_window:
         oldest = record.recent.pop(0)
+        if evicted is not None:
+            evicted.append(oldest)
         bisect.insort(record.evicted_ids, (oldest.ts_ms, oldest.event_id_hash))
     # Ids older than the lateness horizon are not needed: such events are rejected as too late anyway.
     horizon = record.last_event_ms - spec.allowed_lateness_ms

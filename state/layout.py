@@ -6,12 +6,17 @@ Integers are LEB128 varints (``uvarint``) or zigzag varints (``svarint``) unless
 little-endian signed integers; floats are little-endian IEEE 754. Timestamps are stored as non-negative
 offsets from the record's own ``first_event_ms`` / ``last_event_ms``, so most take one to three bytes.
 
-Version 2 (current) body::
+Version 3 (current) body::
 
-    u8       flags                      bit 0: hidden vector stored as float16 (else float32)
+    u8       flags                      bit 0: hidden vectors stored as float16 (else float32);
+                                        bit 1: the base hidden vector is known
     uvarint  version                    profile version
     uvarint  len, utf-8                 model_version
     uvarint  H, then H floats           hidden vector (2 or 4 bytes each, see flags)
+    uvarint  B, then B floats           base hidden vector: the state after every event older than the recent
+                                        window (B = 0: the initial state)
+    uvarint  base_prev                  0: no event folded into the base; else 1 + (ts of the newest such
+                                        event - first_event_ms)
     svarint  first_event_ms
     uvarint  last_event_ms - first_event_ms
     uvarint  event_count
@@ -36,6 +41,9 @@ Version 2 (current) body::
         svarint  last_event_ms - reference_ms
         uvarint  K, then K entries      ascending hash: i64 hash, f32 weight
 
+Version 2: as version 3 without the two base fields and without flag bit 1 (the base is unknown after
+decoding; the worker re-encodes such a user from the window at its next event).
+
 Version 1 (the first layout: no aggregates, no dedupe memory; decoded and upgraded, never written) body::
 
     uvarint  version; uvarint len, utf-8 model_version; uvarint H, H * f32 hidden
@@ -46,16 +54,18 @@ Version 1 (the first layout: no aggregates, no dedupe memory; decoded and upgrad
 
 from __future__ import annotations
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """The version `encode_state` writes."""
 FORMAT_V1 = 1
-READABLE_VERSIONS = frozenset({FORMAT_V1, FORMAT_VERSION})
+FORMAT_V2 = 2
+READABLE_VERSIONS = frozenset({FORMAT_V1, FORMAT_V2, FORMAT_VERSION})
 
 CRC_BYTES = 4
 MIN_VALUE_BYTES = 1 + CRC_BYTES
 
 FLAG_HIDDEN_FLOAT16 = 0x01
-KNOWN_FLAGS = FLAG_HIDDEN_FLOAT16
+FLAG_BASE_KNOWN = 0x02
+KNOWN_FLAGS = FLAG_HIDDEN_FLOAT16 | FLAG_BASE_KNOWN
 
 HEAD_TYPE_MASK = 0x03
 HEAD_HAS_ITEM = 0x04

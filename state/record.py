@@ -33,6 +33,15 @@ class UserState:
     """The encoder's hidden state, float32 [H]; empty before the first encoder step."""
     model_version: str = ""
     """Version of the model that produced `hidden`."""
+    base_hidden: npt.NDArray[np.float32] = field(default_factory=empty_hidden)
+    """The encoder's hidden state after every accepted event older than `recent` (empty: the initial state).
+    Folding `recent` from here gives `hidden` again, so an event that arrives out of order can be put in its
+    place exactly instead of being folded after newer ones."""
+    base_known: bool = True
+    """False when `base_hidden` is unknown (a record from format 2): the worker re-encodes from the window."""
+    base_prev_ts_ms: int = 0
+    """Event time of the newest event folded into `base_hidden` (0: none), the previous-event time of the first
+    event of `recent`."""
     version: int = 0
     """Profile version, strictly increasing per user; bumped by the worker on each publish."""
     first_event_ms: int = 0
@@ -65,6 +74,9 @@ class UserState:
             self.hidden.dtype == other.hidden.dtype
             and np.array_equal(self.hidden, other.hidden, equal_nan=True)
             and self.model_version == other.model_version
+            and np.array_equal(self.base_hidden, other.base_hidden, equal_nan=True)
+            and self.base_known == other.base_known
+            and self.base_prev_ts_ms == other.base_prev_ts_ms
             and self.version == other.version
             and self.first_event_ms == other.first_event_ms
             and self.last_event_ms == other.last_event_ms

@@ -6,8 +6,10 @@ hashes here, once per event, so the raw query never reaches the state store.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from models.features import EVENT_TYPES, EventInput, query_term_hashes, stable_hash64
-from state.events import StateEvent, normalise_event
+from state.events import StateEvent, event_order_key, normalise_event
 from streams.contract import Event, PurchaseEvent, SearchEvent
 
 TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
@@ -51,3 +53,10 @@ def to_model_input(event: StateEvent) -> EventInput:
         price=event.price,
         quantity=event.quantity,
     )
+
+
+def model_sequence(events: Iterable[Event], max_query_terms: int) -> list[EventInput]:
+    """One user's events as the worker folds them: converted as above and in event order, ties broken by the
+    event id's hash. Offline training and evaluation use this so their profiles equal the stream's."""
+    stored = sorted((to_state_event(e, max_query_terms) for e in events), key=event_order_key)
+    return [to_model_input(e) for e in stored]

@@ -12,16 +12,18 @@ import logging
 import time
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 import numpy as np
 
+from models.features import EventInput
 from state.aggregates import profile_aggregates
 from state.codec import decode_state, encode_state
 from state.errors import StateDecodeError
-from state.events import StateEvent
+from state.events import StateEvent, event_order_key
 from state.fold import FoldOutcome, fold_event
-from state.record import UserState
+from state.record import UserState, empty_hidden
 from state.spec import StateSpec
 from streams.bridge import to_model_input, to_state_event
 from streams.contract import Event
@@ -81,16 +83,44 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class FoldMode(Enum):
+    """How a user's hidden vector is brought up to date in this batch."""
+
+    APPEND = "append"
+    """Every new event is newer than all folded ones: one GRU step per new event from the stored vector."""
+    REPAIR = "repair"
+    """An event arrived out of order (the input topics are consumed independently): re-fold the recent window
+    from the base vector, so the result equals folding every event in event-time order."""
+    REBUILD = "rebuild"
+    """The record was made by another model (or has no base vector): encode the stored window afresh."""
+
+
 @dataclass(slots=True)
 class _UserWork:
     user_id: str
     record: UserState
     last_message: InboundMessage
-    prev_ts_ms: int | None
-    rebuild: bool
     messages: list[tuple[Event, InboundMessage]]
+    mode: FoldMode = FoldMode.APPEND
+    prev_ts_ms: int | None = None
     new_events: list[StateEvent] = field(default_factory=list)
+    evicted: list[StateEvent] = field(default_factory=list)
     newest_ts_ms: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _EncoderRows:
+    """The rows of one batched encoder call: (start vector or None, events, previous event time) each."""
+
+    hidden: list[np.ndarray | None] = field(default_factory=list)
+    sequences: list[list[EventInput]] = field(default_factory=list)
+    prev_ts_ms: list[int | None] = field(default_factory=list)
+
+    def add(self, hidden: np.ndarray | None, events: Sequence[StateEvent], prev_ts_ms: int | None) -> int:
+        self.hidden.append(hidden if hidden is not None and hidden.size else None)
+        self.sequences.append([to_model_input(e) for e in events])
+        self.prev_ts_ms.append(prev_ts_ms or None)
+        return len(self.sequences) - 1
 
 
 class BatchProcessor:
@@ -122,7 +152,7 @@ class BatchProcessor:
                 log.exception("folding a user's events failed; their events go to the dead-letter topic")
                 self._dead_letter_all(events, "fold", output)
                 continue
-            if user_work.new_events or user_work.rebuild:
+            if user_work.new_events or user_work.mode is FoldMode.REBUILD:
                 work.append(user_work)
         if work:
             try:
@@ -180,21 +210,21 @@ class BatchProcessor:
         last_message = events[-1][1]
         record = self._load_record(user_id, last_message, state)
         has_history = record.event_count > 0
-        # A record folded by another model version is re-encoded from its stored window.
-        rebuild = has_history and record.model_version != self.encoder.model_version
+        newest_folded = event_order_key(record.recent[-1]) if record.recent else None
         work = _UserWork(
             user_id=user_id,
             record=record,
             last_message=last_message,
-            prev_ts_ms=record.last_event_ms if has_history else None,
-            rebuild=rebuild,
             messages=events,
+            prev_ts_ms=record.last_event_ms if has_history else None,
         )
-        events.sort(key=lambda pair: pair[0].ts_ms)
+        converted = sorted(
+            ((to_state_event(event, self.spec.max_query_terms), event, message) for event, message in events),
+            key=lambda triple: event_order_key(triple[0]),
+        )
         duplicates = 0
-        for event, message in events:
-            state_event = to_state_event(event, self.spec.max_query_terms)
-            outcome = fold_event(record, state_event, self.spec)
+        for state_event, event, message in converted:
+            outcome = fold_event(record, state_event, self.spec, work.evicted)
             if outcome is FoldOutcome.ACCEPTED:
                 work.new_events.append(state_event)
                 work.newest_ts_ms.append(event.ts_ms)
@@ -209,33 +239,45 @@ class BatchProcessor:
                 self.metrics.count_rejected(Reason.TOO_LATE.value)
         if duplicates:
             self.metrics.count_duplicates(duplicates)
+        if has_history and (record.model_version != self.encoder.model_version or not record.base_known):
+            work.mode = FoldMode.REBUILD
+        elif newest_folded is not None and any(event_order_key(e) < newest_folded for e in work.new_events):
+            work.mode = FoldMode.REPAIR
         return work
 
     def _encode_and_publish(self, work: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
-        sequences = []
-        hidden: list[np.ndarray | None] = []
-        prev_ts: list[int | None] = []
+        rows = _EncoderRows()
+        hidden_row: list[int] = []
+        base_row: list[int | None] = []
         for w in work:
-            if w.rebuild:
-                # The stored window already holds this batch's events (fold_event appended them).
-                sequences.append([to_model_input(e) for e in w.record.recent])
-                hidden.append(None)
-                prev_ts.append(None)
+            record = w.record
+            base = None if record.base_hidden.size == 0 else record.base_hidden
+            if w.mode is FoldMode.REBUILD:
+                # The stored window already holds this batch's events; it becomes the model's whole history.
+                hidden_row.append(rows.add(None, record.recent, None))
+                base_row.append(None)
+            elif w.mode is FoldMode.REPAIR:
+                hidden_row.append(rows.add(base, [*w.evicted, *record.recent], record.base_prev_ts_ms))
+                base_row.append(rows.add(base, w.evicted, record.base_prev_ts_ms) if w.evicted else None)
             else:
-                sequences.append([to_model_input(e) for e in w.new_events])
-                hidden.append(w.record.hidden if w.record.hidden.size else None)
-                prev_ts.append(w.prev_ts_ms)
-        rebuilds = sum(w.rebuild for w in work)
+                hidden_row.append(rows.add(record.hidden, w.new_events, w.prev_ts_ms))
+                base_row.append(rows.add(base, w.evicted, record.base_prev_ts_ms) if w.evicted else None)
+        rebuilds = sum(w.mode is FoldMode.REBUILD for w in work)
         if rebuilds:
             self.metrics.count_model_rebuilds(rebuilds)
         step_started = time.perf_counter()
-        new_hidden, profiles = self.encoder.fold(hidden, sequences, prev_ts)
+        new_hidden, profiles = self.encoder.fold(rows.hidden, rows.sequences, rows.prev_ts_ms)
         self.metrics.observe_encoder_step(time.perf_counter() - step_started)
         now_ms = self.clock_ms()
         newest: list[int] = []
-        for i, w in enumerate(work):
+        for w, h_index, b_index in zip(work, hidden_row, base_row, strict=True):
             record = w.record
-            record.hidden = new_hidden[i]
+            record.hidden = new_hidden[h_index]
+            if w.mode is FoldMode.REBUILD:
+                record.base_hidden, record.base_prev_ts_ms, record.base_known = empty_hidden(), 0, True
+            elif b_index is not None:
+                record.base_hidden = new_hidden[b_index]
+                record.base_prev_ts_ms = w.evicted[-1].ts_ms
             record.model_version = self.encoder.model_version
             record.version += 1
             state.store(w.user_id, w.last_message, encode_state(record, self.spec))
@@ -243,7 +285,7 @@ class BatchProcessor:
                 user_id=w.user_id,
                 version=record.version,
                 model_version=record.model_version,
-                embedding=profiles[i].tolist(),
+                embedding=profiles[h_index].tolist(),
                 updated_at_ms=now_ms,
                 last_event_ts_ms=record.last_event_ms,
                 event_count=record.event_count,

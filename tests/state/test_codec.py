@@ -31,10 +31,15 @@ def _with_crc(body: bytes) -> bytes:
 
 
 @FAST
-@given(streams(), hidden_vectors, st.text(max_size=30), st.integers(0, 2**63))
-def test_round_trip_is_lossless(stream: Stream, hidden: np.ndarray, model_version: str, version: int) -> None:
+@given(streams(), hidden_vectors, hidden_vectors, st.booleans(), st.text(max_size=30), st.integers(0, 2**63))
+def test_round_trip_is_lossless(
+    stream: Stream, hidden: np.ndarray, base: np.ndarray, base_known: bool, model_version: str, version: int
+) -> None:
     record = fold_all(stream.arrivals, stream.spec)
     record.hidden, record.model_version, record.version = hidden, model_version, version
+    record.base_hidden, record.base_known = base, base_known
+    if record.event_count:
+        record.base_prev_ts_ms = record.first_event_ms
     decoded = decode_state(encode_state(record))
     assert decoded == record
     assert decoded.hidden.dtype == np.float32
@@ -122,8 +127,7 @@ def _golden_record() -> UserState:
     return record
 
 
-# The current format for a fixed record. If this fails, the layout changed: bump FORMAT_VERSION, keep a decoder
-# for the old version and freeze its bytes in a test like the version-1 one above.
+# Format 2, frozen: decodes, with the base hidden vector marked unknown.
 V2_GOLDEN = bytes.fromhex(
     "020003016d020000803f000000c080f086c2ee6590bf050302e108e80706000000000000000100000000000000020000"
     "000000000003000000000000000400000000000000050000000000000006000000000000000700000000000000080000"
@@ -135,12 +139,33 @@ V2_GOLDEN = bytes.fromhex(
 )
 
 
+def test_format_2_decodes_with_an_unknown_base() -> None:
+    record = _golden_record()
+    record.base_known = False
+    assert decode_state(V2_GOLDEN) == record
+
+
+# The current format for a fixed record. If this fails, the layout changed: bump FORMAT_VERSION, keep a decoder
+# for the old version and freeze its bytes in a test like the ones above.
+V3_GOLDEN = bytes.fromhex(
+    "030203016d020000803f000000c0020000003f0000803e0180f086c2ee6590bf050302e108e807060000000000000001"
+    "000000000000000200000000000000030000000000000004000000000000000500000000000000060000000000000007"
+    "0000000000000008000000000000001ea8b7050400000000000000f9ffffffffffffff090000000000000004a8c30101"
+    "90bf0505000000000000000401e0d4033c02000000020202020001a0f7366001000202020180dddb01a8010100020202"
+    "0280b899291e010002d0860302018088b2a00210000109000000000000009ffcff3f028088b2a0021000080100000000"
+    "00000051f97f3f020000000000000051f97f3f030000000000000051f97f3f040000000000000051f97f3f0500000000"
+    "00000051f97f3f060000000000000051f97f3f070000000000000051f97f3f080000000000000051f97f3f0239389d"
+)
+
+
 def test_current_format_is_stable() -> None:
     record = _golden_record()
+    record.base_hidden = np.asarray([0.5, 0.25], dtype=np.float32)
+    record.base_prev_ts_ms = T0_MS
     assert [i for _, i in record.evicted_ids] == [5]
     assert record.recent[0].query_terms == (1, 2, 3, 4, 5, 6, 7, 8)
-    assert encode_state(record) == V2_GOLDEN
-    assert decode_state(V2_GOLDEN) == record
+    assert encode_state(record) == V3_GOLDEN
+    assert decode_state(V3_GOLDEN) == record
 
 
 def test_unknown_format_version_is_typed() -> None:

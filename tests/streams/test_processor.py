@@ -149,3 +149,29 @@ def test_profiles_carry_the_aggregates_of_the_stored_record(fresh: bool) -> None
     aggregates = _profiles(output.profiles)["u"].aggregates
     assert aggregates["browse_count_1h"] == 1
     assert aggregates["purchase_count_30d"] == 0
+
+
+def test_events_arriving_out_of_order_fold_as_if_in_event_order() -> None:
+    """The three input topics are consumed independently, so a user's events can arrive out of order across
+    batches. The profile must still equal the model's encoding of the events in event-time order, also once
+    the history is longer than the recent window (the base vector carries what left it)."""
+    spec = StateSpec(recent_window=5)
+    encoder = _encoder(3)
+    registry = CollectorRegistry()
+    processor = BatchProcessor(encoder, spec, WorkerMetrics(registry, process_metrics=False), clock_ms=lambda: T0)
+    state = DictState()
+    events: list[Event] = [_browse("u", i, T0 + 1000 * i) for i in range(24)]
+    events[7] = SearchEvent(event_id="u-search", user_id="u", ts_ms=T0 + 7000, query="blue lamp")
+    # Arrival order: each pair swapped, and batches that cut between the two events of a pair.
+    arrivals = [events[i + 1 - j] for i in range(0, 24, 2) for j in range(2)]
+    batches = [arrivals[:1]] + [arrivals[k : k + 2] for k in range(1, 24, 2)]
+    profile = None
+    for batch in batches:
+        output = processor.process([_message(e) for e in batch], state)
+        profile = _profiles(output.profiles).get("u", profile)
+    assert profile is not None and profile.event_count == 24
+    with torch.inference_mode():
+        expected = encoder.model.encode([to_model_input(to_state_event(e, spec.max_query_terms)) for e in events])
+    assert np.max(np.abs(np.array(profile.embedding) - expected.numpy())) < 1e-5
+    record = decode_state(state.records["u"], spec)
+    assert len(record.recent) == 5 and record.base_known and record.base_hidden.size == 8
