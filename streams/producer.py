@@ -11,6 +11,7 @@ from kafka import KafkaProducer
 
 from streams.contract import (
     BrowseEvent,
+    CommonFields,
     Event,
     PurchaseEvent,
     SearchEvent,
@@ -24,6 +25,16 @@ from streams.topics import ERASURE, input_topic
 def now_ms() -> int:
     """Wall-clock time in milliseconds since the epoch: the default event time of a new event."""
     return time.time_ns() // 1_000_000
+
+
+def _common_fields(user_id: str, ts_ms: int | None, session_id: str | None, event_id: str | None) -> CommonFields:
+    """The shared fields of a new event, with the SDK's defaults: now, and a fresh UUID."""
+    return {
+        "event_id": event_id or new_event_id(),
+        "user_id": user_id,
+        "ts_ms": now_ms() if ts_ms is None else ts_ms,
+        "session_id": session_id,
+    }
 
 
 class EventProducer:
@@ -79,10 +90,7 @@ class EventProducer:
         """Send a browse event (``ts_ms`` defaults to now, ``event_id`` to a fresh UUID)."""
         return self.send(
             BrowseEvent(
-                event_id=event_id or new_event_id(),
-                user_id=user_id,
-                ts_ms=now_ms() if ts_ms is None else ts_ms,
-                session_id=session_id,
+                **_common_fields(user_id, ts_ms, session_id, event_id),
                 item_id=item_id,
                 category=category,
             )
@@ -100,10 +108,7 @@ class EventProducer:
         """Send a search event."""
         return self.send(
             SearchEvent(
-                event_id=event_id or new_event_id(),
-                user_id=user_id,
-                ts_ms=now_ms() if ts_ms is None else ts_ms,
-                session_id=session_id,
+                **_common_fields(user_id, ts_ms, session_id, event_id),
                 query=query,
             )
         )
@@ -124,10 +129,7 @@ class EventProducer:
         """Send a purchase event of ``quantity`` units at unit ``price``."""
         return self.send(
             PurchaseEvent(
-                event_id=event_id or new_event_id(),
-                user_id=user_id,
-                ts_ms=now_ms() if ts_ms is None else ts_ms,
-                session_id=session_id,
+                **_common_fields(user_id, ts_ms, session_id, event_id),
                 item_id=item_id,
                 category=category,
                 quantity=quantity,
