@@ -9,6 +9,15 @@ The profile is `normalize(head(h))`, an L2-normalised vector of dimension `embed
 space of the item vectors (`item_vectors()`): a recommender scores items by the dot product. The input item
 embedding is, by default, the same table as the output item vectors ("tied" embeddings, as GRU4Rec's constrained
 embeddings): it halves the parameters and lets the rare items that appear as inputs share what targets teach.
+
+**Recency memory** (`EncoderConfig.recency_memory`, off for checkpoints that predate it): next to the GRU state
+the model carries `r`, a decayed sum of the vectors of the items the user touched,
+`r <- lam * r + (1 - lam) * v(item)` at each browse/purchase of a known item (searches and unknown items leave it
+as it is; `lam` is learned). The profile becomes `normalize(head(h) + gate(h) * r)` with a learned, non-negative
+gate read from the GRU state. It gives the model, in the item space and therefore in the dot product a
+recommender computes, the cheap "the user goes back to what they just looked at" signal that a GRU only learns
+approximately. The per-user state is then `[h ; r]`, `hidden_dim + embedding_dim` floats, and `step` and `run`
+update `r` with the same arithmetic, so stream and offline profiles still agree.
 """
 
 from __future__ import annotations
@@ -23,7 +32,9 @@ import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from torch import Tensor, nn
 
 from models.errors import ModelError
-from models.features import EVENT_TYPES, EventInput, EventTensors, FeatureSpace
+from models.features import EVENT_TYPES, OOV_INDEX, EventInput, EventTensors, FeatureSpace
+
+_SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
 
 
 @dataclass(frozen=True)
@@ -31,11 +42,12 @@ class EncoderConfig:
     """Hyper-parameters of the encoder (saved as `hparams.json` in a checkpoint)."""
 
     embedding_dim: int = 64  # D: profile, item-vector and input-embedding dimension
-    hidden_dim: int = 64  # H: GRU hidden state, what state/ stores per user
+    hidden_dim: int = 64  # H: GRU hidden state; state/ stores H floats per user (H + D with recency_memory)
     dropout: float = 0.1  # on the summed input embedding, training only
     tie_item_embeddings: bool = True  # input item embedding == output item vectors
     init_std: float = 0.05  # normal init of every embedding table
     init_logit_scale: float = 10.0  # training-only temperature; scales scores, so never changes a ranking
+    recency_memory: bool = False  # carry a decayed memory of recent item vectors (module docstring)
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.hidden_dim < 1:
@@ -81,6 +93,10 @@ class ProfileEncoder(nn.Module):
         # Learned temperature of the training softmax: profiles are unit vectors, so without it the item vectors
         # (tied to the input embedding) would have to grow large for confident predictions.
         self.log_logit_scale = nn.Parameter(torch.zeros(()))
+        # Recency memory: decay lam = sigmoid(logit), gate = softplus(Linear(h)). Absent when switched off, so
+        # the state_dict of a model without it is unchanged.
+        self.recency_decay_logit = nn.Parameter(torch.zeros(())) if config.recency_memory else None
+        self.recency_gate = nn.Linear(h, 1) if config.recency_memory else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -95,6 +111,10 @@ class ProfileEncoder(nn.Module):
         self.head.reset_parameters()
         with torch.no_grad():
             self.log_logit_scale.fill_(math.log(self.config.init_logit_scale))
+            if self.recency_decay_logit is not None and self.recency_gate is not None:
+                self.recency_decay_logit.zero_()  # lam = 0.5
+                self.recency_gate.weight.zero_()
+                self.recency_gate.bias.fill_(_SOFTPLUS_INVERSE_OF_ONE)  # gate starts at 1
 
     @property
     def embedding_dim(self) -> int:
@@ -103,8 +123,19 @@ class ProfileEncoder(nn.Module):
 
     @property
     def hidden_dim(self) -> int:
-        """H, the hidden-state dimension."""
-        return self.config.hidden_dim
+        """The per-user state dimension: H, or H + D with the recency memory ([h ; r])."""
+        extra = self.config.embedding_dim if self.config.recency_memory else 0
+        return self.config.hidden_dim + extra
+
+    def _recency_terms(self, x: EventTensors) -> tuple[Tensor, Tensor]:
+        """Coefficients of `r <- keep * r + add` for events of leading shape `*`: keep [*, 1], add [*, D]."""
+        assert self.recency_decay_logit is not None  # only called with the memory on
+        lam = torch.sigmoid(self.recency_decay_logit)
+        known = x.item_mask * (x.item != OOV_INDEX).to(x.item_mask.dtype)  # [*], 1 for a known item's event
+        vectors = F.embedding(x.item, self.output_item_weight())  # [*, D]
+        keep = 1.0 - known * (1.0 - lam)  # [*]: lam after a known item, 1 otherwise
+        add = (known * (1.0 - lam)).unsqueeze(-1) * vectors  # [*, D]
+        return keep.unsqueeze(-1), add
 
     # -- building blocks ---------------------------------------------------------------------------------------
     def embed(self, x: EventTensors, *, dropout: bool = False) -> Tensor:
@@ -128,32 +159,50 @@ class ProfileEncoder(nn.Module):
         return out
 
     def initial_hidden(self, batch: int) -> Tensor:
-        """Hidden state of users without events: zeros [B, H]."""
+        """Hidden state of users without events: zeros [B, S], S = hidden_dim."""
         return torch.zeros(batch, self.hidden_dim, dtype=torch.float32)
 
     def step(self, h: Tensor, x: EventTensors) -> Tensor:
-        """Fold one new event per user into the hidden state: h [B, H], x leading shape [B] -> [B, H]."""
+        """Fold one new event per user into the state: h [B, S], x leading shape [B] -> [B, S] (S = hidden_dim)."""
+        gru_h = h[:, : self.config.hidden_dim]  # [B, H]
         e = self.embed(x).unsqueeze(1)  # [B, 1, D]
         h_n: Tensor
-        _, h_n = self.gru(e, h.unsqueeze(0))  # h_n [1, B, H]
-        return h_n.squeeze(0)  # [B, H]
+        _, h_n = self.gru(e, gru_h.unsqueeze(0).contiguous())  # h_n [1, B, H]
+        if self.recency_decay_logit is None:
+            return h_n.squeeze(0)  # [B, H]
+        keep, add = self._recency_terms(x)  # [B, 1], [B, D]
+        r = keep * h[:, self.config.hidden_dim :] + add  # [B, D]
+        return torch.cat([h_n.squeeze(0), r], dim=-1)  # [B, H + D]
 
     def run(self, x: EventTensors, h0: Tensor | None = None, *, dropout: bool = False) -> Tensor:
-        """Whole sequences: x leading shape [B, L] -> GRU outputs [B, L, H] (hidden state after each event).
+        """Whole sequences: x leading shape [B, L] -> states [B, L, S] (the state after each event).
 
-        Outputs at padded positions are meaningless but never leak into earlier positions (the GRU is causal).
+        Outputs at padded positions are meaningless but never leak into earlier positions (both are causal).
         """
         e = self.embed(x, dropout=dropout)  # [B, L, D]
+        hidden = self.config.hidden_dim
         out: Tensor
         if h0 is None:
             out, _ = self.gru(e)  # [B, L, H]
         else:
-            out, _ = self.gru(e, h0.unsqueeze(0))
-        return out
+            out, _ = self.gru(e, h0[:, :hidden].unsqueeze(0).contiguous())
+        if self.recency_decay_logit is None:
+            return out
+        keep, add = self._recency_terms(x)  # [B, L, 1], [B, L, D]
+        r = h0[:, hidden:] if h0 is not None else out.new_zeros(out.shape[0], self.embedding_dim)  # [B, D]
+        memory = []
+        for t in range(out.shape[1]):  # the same update as `step`, one position at a time
+            r = keep[:, t] * r + add[:, t]
+            memory.append(r)
+        return torch.cat([out, torch.stack(memory, dim=1)], dim=-1)  # [B, L, H + D]
 
     def profile(self, h: Tensor) -> Tensor:
-        """Hidden states [..., H] -> L2-normalised profiles [..., D]."""
-        return F.normalize(self.head(h), p=2.0, dim=-1)
+        """States [..., S] -> L2-normalised profiles [..., D]."""
+        if self.recency_gate is None:
+            return F.normalize(self.head(h), p=2.0, dim=-1)
+        gru_h, r = h[..., : self.config.hidden_dim], h[..., self.config.hidden_dim :]
+        z = self.head(gru_h) + F.softplus(self.recency_gate(gru_h)) * r  # [..., D]
+        return F.normalize(z, p=2.0, dim=-1)
 
     def output_item_weight(self) -> Tensor:
         """The item-vector table [N, D], with gradient (training uses it for scoring)."""
@@ -178,19 +227,19 @@ class ProfileEncoder(nn.Module):
         sequences: Sequence[Sequence[EventInput]],
         prev_ts_ms: Sequence[int | None] | None = None,
     ) -> tuple[Tensor, Tensor]:
-        """B histories -> (hidden state [B, H], profile [B, D]), e.g. to rebuild state from a stored window.
+        """B histories -> (hidden state [B, S], profile [B, D]), e.g. to rebuild state from a stored window.
 
         `prev_ts_ms[b]` is the time of the event before `sequences[b]` when the window does not start at the
         user's first event (None or omitted: the window is the whole history).
         """
         with torch.inference_mode():
             batch = len(sequences)
-            h_last = self.initial_hidden(batch)  # [B, H]
+            h_last = self.initial_hidden(batch)  # [B, S]
             if batch and max(len(s) for s in sequences) > 0:
                 x, lengths = self.features.tensorize_sequences(sequences, prev_ts_ms)  # [B, L], [B]
-                out = self.run(x)  # [B, L, H]
+                out = self.run(x)  # [B, L, S]
                 nonempty = torch.nonzero(lengths > 0).squeeze(1)  # [B']
-                last = out[nonempty, lengths[nonempty] - 1]  # [B', H]
+                last = out[nonempty, lengths[nonempty] - 1]  # [B', S]
                 h_last = h_last.index_copy(0, nonempty, last)
             return h_last, self.profile(h_last)
 
@@ -216,9 +265,9 @@ class ProfileEncoder(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         """The stream entry point: fold each user's new events, in order, into their hidden state.
 
-        h0 [B, H] float32 (rows of new users are `initial_hidden`); `new_events[b]` holds >= 1 time-ordered
+        h0 [B, S] float32 (rows of new users are `initial_hidden`); `new_events[b]` holds >= 1 time-ordered
         events of user b; `prev_ts_ms[b]` is the time of user b's last already-folded event, or None.
-        Returns (h_new [B, H], profile [B, D]) as inference tensors. Step k runs one batched `step` over the
+        Returns (h_new [B, S], profile [B, D]) as inference tensors. Step k runs one batched `step` over the
         users that have a k-th event.
         """
         batch = len(new_events)
@@ -232,13 +281,13 @@ class ProfileEncoder(nn.Module):
         if batch and min(lengths) < 1:
             raise ValueError("every user passed to fold needs at least one new event")
         with torch.inference_mode():
-            h = h0.clone()  # [B, H]
+            h = h0.clone()  # [B, S]
             for k in range(max(lengths, default=0)):
                 users = [b for b in range(batch) if lengths[b] > k]
                 index = torch.tensor(users, dtype=torch.int64)  # [B_k]
                 events = [new_events[b][k] for b in users]
                 previous = [prev_ts_ms[b] if k == 0 else new_events[b][k - 1].ts_ms for b in users]
                 x = self.features.tensorize(events, previous)  # leading shape [B_k]
-                h_k = self.step(h.index_select(0, index), x)  # [B_k, H]
-                h = h.index_copy(0, index, h_k)  # [B, H]
-            return h, self.profile(h)  # [B, H], [B, D]
+                h_k = self.step(h.index_select(0, index), x)  # [B_k, S]
+                h = h.index_copy(0, index, h_k)  # [B, S]
+            return h, self.profile(h)  # [B, S], [B, D]

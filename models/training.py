@@ -18,7 +18,11 @@ RNG state is restored):
   with at least `max_seq_len // 2` events of context (the stream carries the state over the whole history; a
   GRU's memory is short enough that this is the same thing in practice);
 * batches group windows of similar length; early stopping on validation MRR@k with `patience`, keeping the best
-  epoch's weights.
+  epoch's weights;
+* with `refit`, the number of epochs chosen by early stopping is then trained again from a fresh initialisation
+  on every event (training and validation parts, vocabulary included): on a time split the validation period is
+  the most recent data and holds items nothing earlier has, which matters when the data moves fast. The
+  validation metrics in the result are those of the first phase (the refit model has seen those events).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class TrainConfig:
     max_validation_targets: int = 20_000  # the first ones, in user order, to bound the time per epoch
     eval_k: int = 20
     num_threads: int = 2
+    refit: bool = False  # retrain on all events for the early-stopped number of epochs (module docstring)
 
     def __post_init__(self) -> None:
         checks = (
@@ -217,13 +222,42 @@ def train(
     validation Recall/MRR/NDCG@k, the best epoch and data counts.
     """
     previous_threads = torch.get_num_threads()
+    previous_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(config.num_threads)
+    # With several threads the embedding gradients are otherwise summed in a varying order: same seed, other bits.
+    torch.use_deterministic_algorithms(True)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             return _train(sequences, config, encoder_config, progress, item_ids)
     finally:
         torch.set_num_threads(previous_threads)
+        torch.use_deterministic_algorithms(previous_deterministic)
+
+
+def _fit_model(
+    sequences: Sequence[Sequence[EventInput]],
+    config: TrainConfig,
+    encoder_config: EncoderConfig,
+    item_ids: Mapping[int, str] | None,
+) -> tuple[ProfileEncoder, list[_Window], _Objective]:
+    """A fresh model whose vocabulary is fitted on `sequences`, its training windows and its objective."""
+    features = FeatureSpace.fit(
+        sequences,
+        min_item_count=config.min_item_count,
+        item_ids=item_ids,
+        num_query_buckets=config.num_query_buckets,
+    )
+    if features.num_items < 2:
+        raise TrainingError("no item-bearing (browse/purchase) events before the validation cutoff")
+    model = ProfileEncoder(encoder_config, features)
+    codes = [features.sequence_codes(s) for s in sequences]
+    windows = [w for c in codes for w in _windows(c, config.max_seq_len)]
+    if not windows:
+        raise TrainingError("no user has an item-bearing event after another event: nothing to predict")
+    item_counts = np.bincount(np.concatenate([c.item[c.item_mask > 0] for c in codes]), minlength=features.num_items)
+    objective = _Objective(item_counts, config, torch.Generator().manual_seed(config.seed))
+    return model, windows, objective
 
 
 def _train(
@@ -235,21 +269,7 @@ def _train(
 ) -> tuple[ProfileEncoder, dict[str, Any]]:
     started = time.monotonic()
     split = split_by_time(sequences, config.validation_fraction)
-    features = FeatureSpace.fit(
-        split.train,
-        min_item_count=config.min_item_count,
-        item_ids=item_ids,
-        num_query_buckets=config.num_query_buckets,
-    )
-    if features.num_items < 2:
-        raise TrainingError("no item-bearing (browse/purchase) events before the validation cutoff")
-    model = ProfileEncoder(encoder_config, features)
-    codes = [features.sequence_codes(s) for s in split.train]
-    windows = [w for c in codes for w in _windows(c, config.max_seq_len)]
-    if not windows:
-        raise TrainingError("no user has an item-bearing event after another event: nothing to predict")
-    item_counts = np.bincount(np.concatenate([c.item[c.item_mask > 0] for c in codes]), minlength=features.num_items)
-    objective = _Objective(item_counts, config, torch.Generator().manual_seed(config.seed))
+    model, windows, objective = _fit_model(split.train, config, encoder_config, item_ids)
     val_targets = _cap_targets(split.validation_targets, config.max_validation_targets)
     num_val = sum(len(t) for t in val_targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
@@ -275,6 +295,17 @@ def _train(
             break
     if best_state is not None:
         model.load_state_dict(best_state)
+    refit_loss: list[float] = []
+    if config.refit and split.cutoff_ms is not None:
+        torch.manual_seed(config.seed)  # the refit starts from the same kind of initialisation, reproducibly
+        model, windows, objective = _fit_model(split.histories, config, encoder_config, item_ids)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        for epoch in range(1, best_epoch + 1):
+            batches = _batches(windows, config.batch_size, rng)
+            bar = tqdm(batches, desc=f"refit {epoch}/{best_epoch}", unit="batch", disable=not progress)
+            refit_loss.append(
+                _train_epoch(model, windows, bar, objective, optimizer, grad_clip_norm=config.grad_clip_norm)
+            )
     model.trained = True
     model.eval()
     result: dict[str, Any] = {
@@ -282,8 +313,10 @@ def _train(
         "epochs_run": len(history["train_loss"]),
         "best_epoch": best_epoch,
         **history,
+        "refit": bool(refit_loss),
+        "refit_train_loss": refit_loss,
         "num_users": len(split.histories),
-        "num_items": features.num_items,
+        "num_items": model.features.num_items,
         "num_train_windows": len(windows),
         "num_train_targets": int(sum(int((w.targets >= 0).sum()) for w in windows)),
         "num_val_targets": num_val,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from streams.cli_model import register
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -238,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     for state_cmd, handler in ((inspect, cmd_state_inspect), (stats, cmd_state_stats)):
         _setting_flag(state_cmd, "state_dir", type_=Path)
         state_cmd.set_defaults(handler=handler)
+    register(sub)
     return parser
 
 
