@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt venv kafka-jars kafka-start kafka-stop kafka-wipe promtool clean bench bench-quick
+.PHONY: run model test lint fmt venv kafka-jars kafka-start kafka-stop kafka-wipe promtool clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -29,8 +29,20 @@ kafka-stop:
 kafka-wipe:
 	deploy/local/kafka.sh wipe
 
-run: venv kafka-jars
-	deploy/local/run.sh
+# The demo model: trained on generated traffic the first time `make run` needs it (about half a minute).
+DEMO_MODEL := var/models/demo
+DEMO_EVENTS := var/data/demo-train.jsonl
+
+model: $(DEMO_MODEL)/metadata.json
+
+$(DEMO_MODEL)/metadata.json: | venv
+	$(BIN)/profilestream --cli-log-level warning demo-events --users 1000 --count 20000 --seed 7 --out $(DEMO_EVENTS)
+	$(BIN)/profilestream --cli-log-level warning train --events $(DEMO_EVENTS) --out $(DEMO_MODEL) \
+		--test-fraction 0 --epochs 3 --no-refit --no-progress
+
+# A model given in PROFILESTREAM_MODEL_DIR is used as it is; otherwise the demo model.
+run: venv kafka-jars $(if $(PROFILESTREAM_MODEL_DIR),,model)
+	PROFILESTREAM_MODEL_DIR=$(or $(PROFILESTREAM_MODEL_DIR),$(DEMO_MODEL)) deploy/local/run.sh
 
 lint: venv
 	$(BIN)/ruff check .

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import TypeAlias
 
 from streams.cli_model import register
 from streams.settings import ENV_PREFIX, Settings, load_settings
@@ -30,8 +31,12 @@ def _setting_flag(parser: argparse.ArgumentParser, name: str, type_: type = str,
         dest=name,
         type=type_,
         default=None,
-        help=f"{help_ or field.description} [env {env}, default {field.default!r}]",
+        help=f"{help_ or field.description} [env {env}, default {_shown(field.default)}]",
     )
+
+
+def _shown(default: object) -> str:
+    return repr(default) if isinstance(default, str) else str(default)
 
 
 def _kafka_flags(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +124,21 @@ def cmd_demo_traffic(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo_events(args: argparse.Namespace, settings: Settings) -> int:
+    """Write generated events to a JSON-lines file (training data for the demo model, benchmark input)."""
+    from streams.contract import encode_event
+    from streams.demo import DemoTraffic
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    traffic = DemoTraffic(args.users, seed=args.seed)
+    with out.open("wb") as lines:
+        for event in traffic.events(args.count):
+            lines.write(encode_event(event) + b"\n")
+    print(f"wrote {args.count} events of {args.users} users to {out}")
+    return 0
+
+
 def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
     """Print profile updates as they arrive (after the existing ones when --from-beginning)."""
     from streams.subscriber import ProfileDeleted, ProfileSubscriber
@@ -182,16 +202,20 @@ def cmd_state_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="profilestream", description=__doc__)
-    parser.add_argument("--log-level", default="info", help="log level of the command line tool")
-    sub = parser.add_subparsers(dest="command", required=True)
+# argparse exposes no public name for the sub-command collection (and it is generic only to type checkers).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
+WORKER_SETTINGS = (
+    "app_id", "state_dir", "partitions", "batch_max_events", "batch_max_ms", "metrics_bind", "metrics_port",
+    "web_bind", "web_port", "torch_threads", "embedding_dim", "user_ttl_ms", "allowed_lateness_ms",
+    "recent_window", "expiry_interval_s", "model_failure_linger_s", "log_level",
+)  # fmt: skip
+
+
+def _add_service_commands(sub: Subparsers) -> None:
     worker = sub.add_parser("worker", help="run a stream worker")
     _kafka_flags(worker)
-    for name in ("app_id", "state_dir", "partitions", "batch_max_events", "batch_max_ms", "metrics_bind",
-                 "metrics_port", "web_bind", "web_port", "torch_threads", "embedding_dim"):  # fmt: skip
+    for name in WORKER_SETTINGS:
         _setting_flag(worker, name, type_=type(Settings.model_fields[name].default))
     _setting_flag(worker, "model_dir", type_=Path)
     worker.set_defaults(handler=cmd_worker)
@@ -203,6 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     _setting_flag(create, "replication_factor", type_=int)
     create.set_defaults(handler=cmd_topics_create)
 
+
+def _add_producer_commands(sub: Subparsers) -> None:
     produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
     produce.add_argument("file", help="JSON-lines file, one event per line")
     _kafka_flags(produce)
@@ -216,6 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
     _kafka_flags(demo)
     demo.set_defaults(handler=cmd_demo_traffic)
 
+    demo_events = sub.add_parser("demo-events", help="write generated events to a JSON-lines file")
+    demo_events.add_argument("--users", type=int, default=1000, help="number of generated users")
+    demo_events.add_argument("--count", type=int, default=50_000, help="number of events")
+    demo_events.add_argument("--seed", type=int, default=7, help="random seed of the generator")
+    demo_events.add_argument("--out", required=True, help="output JSON-lines file")
+    demo_events.set_defaults(handler=cmd_demo_events)
+
+    erase = sub.add_parser("erase", help="request erasure of a user's state and profile")
+    erase.add_argument("user_id", help="the user to erase")
+    _kafka_flags(erase)
+    erase.set_defaults(handler=cmd_erase)
+
+
+def _add_reader_commands(sub: Subparsers) -> None:
     profiles = sub.add_parser("profiles", help="read profiles").add_subparsers(dest="profiles_command", required=True)
     tail = profiles.add_parser("tail", help="print profile updates as they arrive")
     tail.add_argument("--from-beginning", action="store_true", help="print the whole compacted topic first")
@@ -223,11 +263,6 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--max", type=int, default=None, help="stop after this many updates")
     _kafka_flags(tail)
     tail.set_defaults(handler=cmd_profiles_tail)
-
-    erase = sub.add_parser("erase", help="request erasure of a user's state and profile")
-    erase.add_argument("user_id", help="the user to erase")
-    _kafka_flags(erase)
-    erase.set_defaults(handler=cmd_erase)
 
     state = sub.add_parser("state", help="read a worker's state directory").add_subparsers(
         dest="state_command", required=True
@@ -239,6 +274,16 @@ def build_parser() -> argparse.ArgumentParser:
     for state_cmd, handler in ((inspect, cmd_state_inspect), (stats, cmd_state_stats)):
         _setting_flag(state_cmd, "state_dir", type_=Path)
         state_cmd.set_defaults(handler=handler)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="profilestream", description=__doc__)
+    parser.add_argument("--cli-log-level", default="info", help="log level of the command line tool itself")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_service_commands(sub)
+    _add_producer_commands(sub)
+    _add_reader_commands(sub)
     register(sub)
     return parser
 
@@ -247,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``profilestream`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.cli_log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings_from(args)
     handler: Handler = args.handler
     return handler(args, settings)

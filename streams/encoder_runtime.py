@@ -24,8 +24,8 @@ class EncoderRuntime:
     def __init__(self, model: ProfileEncoder, version: str) -> None:
         self.model = model.eval()
         self.model_version = version
-        self.hidden_dim = model.config.hidden_dim
-        self.embedding_dim = model.config.embedding_dim
+        self.hidden_dim = model.hidden_dim  # what state stores per user
+        self.embedding_dim = model.embedding_dim
 
     @classmethod
     def load(cls, model_dir: Path | None, *, embedding_dim: int = 64) -> EncoderRuntime:

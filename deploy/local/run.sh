@@ -36,15 +36,15 @@ stop_all() {
 trap stop_all INT TERM EXIT
 
 "$SCRIPT_DIR/kafka.sh" start >/dev/null
-"$BIN/profilestream" --log-level warning topics create
+"$BIN/profilestream" --cli-log-level warning topics create
 echo "run.sh: worker log in var/run/worker.log; metrics on http://127.0.0.1:${PROFILESTREAM_METRICS_PORT:-9308}/metrics" >&2
 "$BIN/profilestream" worker >"$RUN_DIR/worker.log" 2>&1 &
 worker_pid=$!
-"$BIN/profilestream" --log-level warning demo-traffic --users "$DEMO_USERS" --rate "$DEMO_RATE" \
+"$BIN/profilestream" --cli-log-level warning demo-traffic --users "$DEMO_USERS" --rate "$DEMO_RATE" \
   >"$RUN_DIR/demo-traffic.log" 2>&1 &
 traffic_pid=$!
 echo "run.sh: demo traffic: $DEMO_USERS users, $DEMO_RATE events/s; profile updates follow (Ctrl-C stops everything)" >&2
-"$BIN/profilestream" --log-level warning profiles tail &
+"$BIN/profilestream" --cli-log-level warning profiles tail &
 tail_pid=$!
 # Wait on the tail in the background so the INT/TERM trap runs at once; stop when the worker dies.
 while kill -0 "$tail_pid" 2>/dev/null; do
