@@ -75,9 +75,7 @@ def fold_event(
     return outcome
 
 
-def _add_to_window(
-    record: UserState, event: StateEvent, spec: StateSpec, evicted: list[StateEvent] | None
-) -> None:
+def _add_to_window(record: UserState, event: StateEvent, spec: StateSpec, evicted: list[StateEvent] | None) -> None:
     """Insert into the recent window in event order; what falls out is remembered for deduplication."""
     bisect.insort(record.recent, event, key=event_order_key)
     while len(record.recent) > spec.recent_window:

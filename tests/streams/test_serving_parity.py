@@ -36,8 +36,8 @@ def _sequences(events: list[Event]) -> dict[str, list[EventInput]]:
 
 def _trained_checkpoint(events: list[Event], out: Path) -> str:
     config = TrainConfig(seed=3, epochs=2, batch_size=32, negatives=64, patience=1, num_threads=1)
-    model, metrics = train(list(_sequences(events).values()), config, EncoderConfig(embedding_dim=16, hidden_dim=16, recency_memory=True),
-                           progress=False)  # fmt: skip
+    encoder_config = EncoderConfig(embedding_dim=16, hidden_dim=16, recency_memory=True)
+    model, metrics = train(list(_sequences(events).values()), config, encoder_config, progress=False)
     return save_checkpoint(model, out, training_fingerprint="parity-test", metrics=dict(metrics))
 
 
