@@ -1,0 +1,49 @@
+"""Freshness: for each event, the time from its event time to the first profile that includes it being read.
+
+A profile includes every event of its user up to its ``last_event_ts`` (the paced load stamps events with the
+wall clock as it sends them, so one user's event times only grow). The latency of an event is therefore the read
+time of the first profile of its user whose ``last_event_ts`` is at or after the event's time, minus that time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+_TS_BITS = 42
+"""Event times in ms fit 42 bits until the year 2109; user indices take the bits above."""
+
+
+def _keys(user: npt.NDArray[np.int64], ts_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    return (user.astype(np.int64) << _TS_BITS) | ts_ms.astype(np.int64)
+
+
+def event_latencies_ms(
+    event_user: npt.ArrayLike,
+    event_ts_ms: npt.ArrayLike,
+    profile_user: npt.ArrayLike,
+    profile_last_event_ts_ms: npt.ArrayLike,
+    profile_read_ms: npt.ArrayLike,
+) -> npt.NDArray[np.float64]:
+    """Latency in ms of every event (NaN for an event no profile covers).
+
+    Profiles are given in the order they were read; within a user, ``last_event_ts`` never decreases in that order.
+    """
+    e_user = np.asarray(event_user, dtype=np.int64)
+    e_ts = np.asarray(event_ts_ms, dtype=np.int64)
+    p_user = np.asarray(profile_user, dtype=np.int64)
+    p_ts = np.asarray(profile_last_event_ts_ms, dtype=np.int64)
+    p_read = np.asarray(profile_read_ms, dtype=np.int64)
+    latencies = np.full(e_user.shape[0], np.nan, dtype=np.float64)
+    if p_user.shape[0] == 0 or e_user.shape[0] == 0:
+        return latencies
+    # A stable sort keeps read order among a user's profiles with the same last_event_ts: the first read wins.
+    order = np.argsort(_keys(p_user, p_ts), kind="stable")
+    sorted_keys = _keys(p_user, p_ts)[order]
+    sorted_read = p_read[order]
+    sorted_user = p_user[order]
+    at = np.searchsorted(sorted_keys, _keys(e_user, e_ts), side="left")
+    found = at < sorted_keys.shape[0]
+    found[found] &= sorted_user[at[found]] == e_user[found]
+    latencies[found] = (sorted_read[at[found]] - e_ts[found]).astype(np.float64)
+    return latencies

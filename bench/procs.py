@@ -1,0 +1,112 @@
+"""Worker processes under test, started as the operator would, and what the kernel says about them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+from streams.settings import ENV_PREFIX, Settings
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+
+Variant = Literal["profilestream", "naive", "quix"]
+VARIANTS: Final[tuple[Variant, ...]] = ("profilestream", "naive", "quix")
+
+COMMANDS: Final[dict[Variant, list[str]]] = {
+    # (a) the worker as shipped, through its CLI.
+    "profilestream": ["-m", "streams.cli", "worker"],
+    # (b) the same worker with the bench-only naive processor injected.
+    "naive": ["-m", "bench.naive_worker"],
+    # (c) the same job written on Quix Streams.
+    "quix": ["-m", "bench.peers.quix_profiles"],
+}
+
+_CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a child process read exactly ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    env.update(extra)
+    return env
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds the process has used so far (all of its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # Fields 14 and 15 of proc(5) (utime, stime) are at 11 and 12 once "pid (comm)" is cut off.
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def peak_rss_bytes(pid: int) -> int:
+    """The process's peak resident set size (VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+@dataclass
+class WorkerProcess:
+    """One worker child process, its log in a file."""
+
+    variant: Variant
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        """Process id."""
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        """The end of the worker's log, for error messages."""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout_s: float = 60) -> int:
+        """SIGTERM, then SIGKILL when it does not stop in time; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+
+def start_worker(variant: Variant, settings: Settings, log_path: Path, **env: str) -> WorkerProcess:
+    """Start a worker of ``variant`` reading ``settings`` from its environment."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, *COMMANDS[variant]],
+            env=settings_env(settings, **env),
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return WorkerProcess(variant, proc, log_path)

@@ -1,0 +1,335 @@
+"""The results as Markdown: printed by ``python -m bench`` and written to bench/RESULTS.md by the same run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from bench.machine import Machine
+from bench.procs import Variant
+from bench.runs import DrainResult
+from bench.stats import LatencySummary, median, median_summary, ratio
+from bench.suite import WINDOW, SuiteResults
+
+MIB = 1024 * 1024
+STATE_GOAL_BYTES = 2048
+THROUGHPUT_TARGET, THROUGHPUT_GOAL = 10_000, 50_000
+P99_TARGET_MS, P99_GOAL_MS = 100.0, 25.0
+ENCODER_SHARE_TARGET = 0.20
+NAIVE_RATIO_TARGET = 10.0
+
+LABELS: dict[Variant, str] = {
+    "profilestream": "(a) profilestream",
+    "naive": "(b) naive: window re-encoded per event",
+    "quix": "(c) Quix Streams peer",
+}
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _times(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.2f}x"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def _med(runs: Sequence[DrainResult], field: str) -> float:
+    values = [getattr(r, field) for r in runs if getattr(r, field) is not None]
+    return median(values) if values else math.nan
+
+
+def render(results: SuiteResults, machine: Machine, command: str, when: datetime | None = None) -> str:
+    """The whole report."""
+    stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
+    cfg = results.config
+    out = [
+        "# profilestream benchmark results",
+        "",
+        "Written by the command below; do not edit by hand (run it again instead).",
+        "",
+        f"- Date: {stamp}",
+        f"- Command: `{command}`",
+        f"- Machine: {machine.cpu}, {machine.cores} cores, {machine.memory_gib:.0f} GiB, {machine.system}",
+        f"- Load average when the suite started: {', '.join(f'{x:.2f}' for x in machine.load_average)}"
+        " (other work on the machine makes timings noisy)",
+        f"- Software: Python {machine.python}, " + ", ".join(f"{k} {v}" for k, v in machine.versions.items()),
+        f"- Figures are medians of {cfg.runs} run(s); the suite took {results.seconds / 60:.1f} minutes.",
+        "- Broker: the local Kafka of deploy/local (one broker, KRaft) on the same machine; one worker process, "
+        "4 partitions, default worker settings (batch_max_events 2000, batch_max_ms 50, one torch thread), "
+        "untrained encoder (64 dimensions).",
+        "",
+    ]
+    out += _throughput(results)
+    out += _freshness(results)
+    out += _cost(results)
+    out += _side_by_side(results)
+    out += _profile(results)
+    out += _state_size(results)
+    out += _targets(results)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _throughput(results: SuiteResults) -> list[str]:
+    runs, data = results.drains, results.drain_dataset
+    if not runs or data is None:
+        return []
+    spec = data.schedule.spec
+    out = [
+        "## Throughput",
+        "",
+        f"A fresh worker drains a pre-loaded backlog of {data.events:,} events over {data.users:,} users "
+        f"(Zipf-like users, exponent {spec.user_skew}; items exponent {spec.item_skew}; "
+        f"{', '.join(f'{share:.0%}' for share in spec.type_mix)} browse/search/purchase). Events per second from "
+        "the first to the last profile published; CPU of the worker process (all threads) per 1,000 events; "
+        "the encoder's share is its time over the worker's CPU time.",
+        "",
+    ]
+    header = ["run", "events/s", "CPU s / 1k events", "encoder share of CPU", "profiles", "dead letters"]
+    rows = [
+        [
+            str(i + 1),
+            _num(r.events_per_s),
+            _num(r.cpu_s_per_1k, 3),
+            _pct(r.encoder_cpu_share),
+            f"{r.profiles:,}",
+            str(r.dead_letters),
+        ]
+        for i, r in enumerate(runs)
+    ]
+    rows.append(
+        [
+            "**median**",
+            f"**{_num(_med(runs, 'events_per_s'))}**",
+            _num(_med(runs, "cpu_s_per_1k"), 3),
+            _pct(_med(runs, "encoder_cpu_share")),
+            _num(_med(runs, "profiles")),
+            _num(_med(runs, "dead_letters")),
+        ]
+    )
+    return out + _table(header, rows)
+
+
+def _freshness(results: SuiteResults) -> list[str]:
+    if not results.freshness:
+        return []
+    out = [
+        "## Freshness",
+        "",
+        f"Paced load at fractions of the measured maximum ({_num(results.max_rate_per_s)} events/s), "
+        f"{results.config.paced_s:.0f} s each, one worker per run after a warm-up. Latency of every event: from "
+        "its event time (the wall clock when it was sent) to the moment a consumer read the first profile that "
+        "includes it. \"made\" is the worker's part: event time to the profile's `updated_at`; the rest is "
+        "publishing, the broker and the consumer.",
+        "",
+    ]
+    header = [
+        "load", "offered events/s", "events measured", "p50 ms", "p95 ms", "p99 ms", "max ms",
+        "made p50 / p99 ms", "uncovered",
+    ]  # fmt: skip
+    rows = []
+    for i, first in enumerate(results.freshness[0]):
+        phase_runs = [run[i] for run in results.freshness]
+        summary: LatencySummary = median_summary([r.latency for r in phase_runs])
+        made = median_summary([r.made for r in phase_runs])
+        rows.append(
+            [
+                first.phase.label,
+                _num(median([r.achieved_per_s for r in phase_runs])),
+                f"{summary.count:,}",
+                _num(summary.p50_ms),
+                _num(summary.p95_ms),
+                _num(summary.p99_ms),
+                _num(summary.max_ms),
+                f"{_num(made.p50_ms)} / {_num(made.p99_ms)}",
+                str(max(r.missing for r in phase_runs)),
+            ]
+        )
+    return out + _table(header, rows)
+
+
+def _cost(results: SuiteResults) -> list[str]:
+    runs = results.drains
+    if not runs:
+        return []
+    out = ["## Cost", "", "Medians of the throughput runs.", ""]
+    rows = [
+        ["peak RSS of the worker", f"{_num(_med(runs, 'peak_rss_bytes') / MIB)} MiB"],
+        [
+            "RocksDB bytes per user (every file of the state directory after the worker stopped)",
+            _num(_med(runs, "state_bytes_per_user")),
+        ],
+        ["encoded record bytes per user (mean value size)", _num(_med(runs, "state_value_bytes_per_user"))],
+        ["profile-topic bytes per update (key + value)", _num(_med(runs, "profile_bytes_per_update"))],
+    ]
+    return out + _table(["what", "value"], rows)
+
+
+def _side_by_side(results: SuiteResults) -> list[str]:
+    by_variant, data = results.side_by_side, results.window_dataset
+    if not by_variant or data is None:
+        return []
+    rounds = data.events // data.schedule.spec.users
+    out = [
+        "## Side by side",
+        "",
+        f"The same broker and data for all three: {data.schedule.spec.users:,} users, one event each per round, "
+        f"{rounds} rounds ({data.events:,} events, pre-loaded). The rate counts only the rounds after the first "
+        f"{WINDOW}, where every event meets a full {WINDOW}-event window. (b) is profilestream's worker with its "
+        "encoder call replaced by a re-encode of the user's window for every event, one user at a time "
+        "(bench/naive.py); "
+        "(c) is the same job on Quix Streams as its documentation teaches (bench/peers/quix_profiles.py), one "
+        "message at a time. Ratios are against (a).",
+        "",
+    ]
+    base = by_variant.get("profilestream", [])
+    base_rate, base_cpu, base_rss = (_med(base, f) for f in ("events_per_s", "cpu_s_per_1k", "peak_rss_bytes"))
+    base_state = _med(base, "state_bytes_per_user")
+    header = [
+        "variant", "events/s", "vs (a)", "CPU s / 1k events", "vs (a)", "encoder share", "peak RSS MiB", "vs (a)",
+        "state bytes / user", "profile bytes / update",
+    ]  # fmt: skip
+    rows = []
+    for variant, runs in by_variant.items():
+        rate, cpu, rss = (_med(runs, f) for f in ("events_per_s", "cpu_s_per_1k", "peak_rss_bytes"))
+        state = _med(runs, "state_bytes_per_user")
+        rows.append(
+            [
+                LABELS[variant],
+                _num(rate),
+                _times(ratio(rate, base_rate)),
+                _num(cpu, 3),
+                _times(ratio(cpu, base_cpu)),
+                _pct(_med(runs, "encoder_cpu_share")),
+                _num(rss / MIB),
+                _times(ratio(rss, base_rss)),
+                f"{_num(state)} ({_times(ratio(state, base_state))})",
+                _num(_med(runs, "profile_bytes_per_update")),
+            ]
+        )
+    return out + _table(header, rows)
+
+
+def _profile(results: SuiteResults) -> list[str]:
+    summary = results.profile
+    if summary is None or summary.samples == 0:
+        return []
+    out = [
+        "## CPU profile of the worker under load",
+        "",
+        f"py-spy, {summary.samples:,} samples of every thread of a profilestream worker draining the throughput "
+        f"backlog ({results.config.profile_s:.0f} s). Share of samples in each part (parts nest: the first row holds "
+        "most of the others):",
+        "",
+    ]
+    out += _table(["part", "share"], [[s.name, _pct(s.share)] for s in summary.parts])
+    out += ["Top functions by own time:", ""]
+    out += _table(["function", "self"], [[f"`{s.name}`", _pct(s.share)] for s in summary.top_self])
+    return out
+
+
+def _state_size(results: SuiteResults) -> list[str]:
+    size = results.state_size
+    if size is None:
+        return []
+    flushed, compacted = size.flushed, size.compacted
+    verdict = "within" if compacted.sst_bytes_per_user <= STATE_GOAL_BYTES else "over"
+    out = [
+        "## State size at defaults (issue 4)",
+        "",
+        f"{size.users:,} users with {size.events_per_user} events each (about an hour apart in event time), folded "
+        "by the worker's own BatchProcessor into RocksDB databases opened with faust's options and profilestream's "
+        f"table options (4 partitions), in {size.seconds:.0f} s. Goal: at most {STATE_GOAL_BYTES:,} bytes per user: "
+        f"**{_num(compacted.sst_bytes_per_user)} bytes per user, {verdict} the goal**.",
+        "",
+    ]
+    rows = [
+        ["encoded record (mean value size)", _num(flushed.value_bytes_per_user), _num(compacted.value_bytes_per_user)],
+        ["SST files", _num(flushed.sst_bytes_per_user), _num(compacted.sst_bytes_per_user)],
+        ["every file of the databases", _num(flushed.bytes_per_user), _num(compacted.bytes_per_user)],
+    ]
+    return out + _table(["bytes per user", "flushed", "after a full compaction"], rows)
+
+
+def _targets(results: SuiteResults) -> list[str]:
+    rows: list[list[str]] = []
+
+    def verdict(ok: bool, shortfall: str) -> str:
+        return "met" if ok else f"**missed** ({shortfall})"
+
+    if results.drains:
+        rate = _med(results.drains, "events_per_s")
+        rows.append(
+            [
+                f"throughput >= {THROUGHPUT_TARGET:,} events/s (goal {THROUGHPUT_GOAL:,})",
+                _num(rate),
+                verdict(rate >= THROUGHPUT_TARGET, f"{_times(ratio(THROUGHPUT_TARGET, rate))} short"),
+            ]
+        )
+        share = _med(results.drains, "encoder_cpu_share")
+        rows.append(
+            [
+                f"encoder share of worker CPU < {ENCODER_SHARE_TARGET:.0%} at the maximum load",
+                _pct(share),
+                verdict(not math.isnan(share) and share < ENCODER_SHARE_TARGET, "over"),
+            ]
+        )
+    if results.freshness:
+        fractions = list(results.config.load_fractions)
+        if 0.5 in fractions:
+            i = fractions.index(0.5)
+            p99 = median([run[i].latency.p99_ms for run in results.freshness])
+            rows.append(
+                [
+                    f"p99 freshness at 50% load < {P99_TARGET_MS:.0f} ms (goal {P99_GOAL_MS:.0f} ms)",
+                    f"{_num(p99)} ms",
+                    verdict(p99 < P99_TARGET_MS, f"{_times(ratio(p99, P99_TARGET_MS))} over"),
+                ]
+            )
+    sbs = results.side_by_side
+    if "profilestream" in sbs:
+        a = _med(sbs["profilestream"], "events_per_s")
+        if "naive" in sbs:
+            ab = ratio(a, _med(sbs["naive"], "events_per_s"))
+            rows.append(
+                [
+                    f"(a) beats (b) by >= {NAIVE_RATIO_TARGET:.0f}x at a {WINDOW}-event window",
+                    _times(ab),
+                    verdict(ab >= NAIVE_RATIO_TARGET, f"{_times(ratio(NAIVE_RATIO_TARGET, ab))} short"),
+                ]
+            )
+        if "quix" in sbs:
+            ac = ratio(a, _med(sbs["quix"], "events_per_s"))
+            rows.append(["(a) ahead of (c)", _times(ac), verdict(ac > 1.0, "behind")])
+    if results.state_size is not None:
+        per_user = results.state_size.compacted.sst_bytes_per_user
+        rows.append(
+            [
+                f"state <= {STATE_GOAL_BYTES:,} bytes per user (issue 4)",
+                _num(per_user),
+                verdict(per_user <= STATE_GOAL_BYTES, "over"),
+            ]
+        )
+    if not rows:
+        return []
+    out = ["## Targets of issue 6", ""]
+    out += _table(["target", "measured", "verdict"], rows)
+    if results.profile is not None and results.profile.parts:
+        biggest = sorted(results.profile.parts[1:], key=lambda s: s.share, reverse=True)[:4]
+        out += [
+            "What the profile shows in the way: " + "; ".join(f"{s.name} {_pct(s.share)}" for s in biggest) + ".",
+            "",
+        ]
+    return out

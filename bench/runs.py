@@ -1,0 +1,332 @@
+"""One measured run: a worker draining a pre-loaded backlog, or a worker under paced loads.
+
+A :class:`Dataset` is a schedule pre-loaded once into topics of its own prefix; every drain run over it is a
+fresh worker (its own consumer group, state directory and changelog) that starts at the earliest offsets, so all
+runs and all variants see exactly the same messages.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.freshness import event_latencies_ms
+from bench.kafka_io import LoadResult, ProfileRecorder, end_offsets, preload
+from bench.load import EventEncoder, LoadSpec, Schedule, build_schedule
+from bench.paced import PacedLoad, PacedLog, PacedPlan
+from bench.procs import Variant, WorkerProcess, cpu_seconds, free_port, peak_rss_bytes, start_worker
+from bench.pyspy import ProfileSummary, SpyRecording
+from bench.stats import LatencySummary, drain_rate
+from state.reader import find_partition_stores, store_stats, table_dir
+from streams.contract import EVENT_TYPES
+from streams.settings import Settings
+from streams.topics import DEADLETTER, PROFILES, create_topics, input_topic
+
+STALL_S = 90.0
+"""A run fails when no profile arrives for this long before it is done."""
+TABLE = "user-state"
+
+
+@dataclass(frozen=True)
+class BenchEnv:
+    """Where the benchmark runs: the broker, a scratch directory and the settings every worker shares."""
+
+    bootstrap: str
+    workdir: Path
+    base: Settings
+    log: Callable[[str], None]
+
+    def settings(self, prefix: str, app_id: str) -> Settings:
+        """Settings of one worker: the dataset's topics, a fresh group and state directory, free ports."""
+        # faust creates the state directory but not its parents.
+        (self.workdir / "state").mkdir(parents=True, exist_ok=True)
+        return self.base.model_copy(
+            update={
+                "kafka_bootstrap": self.bootstrap,
+                "topic_prefix": prefix,
+                "app_id": app_id,
+                "state_dir": self.workdir / "state" / app_id,
+                "metrics_port": free_port(),
+                "web_port": free_port(),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A schedule pre-loaded into the input topics of ``prefix``."""
+
+    name: str
+    prefix: str
+    schedule: Schedule
+    load: LoadResult
+
+    @property
+    def events(self) -> int:
+        """Events in the backlog."""
+        return len(self.schedule)
+
+    @property
+    def users(self) -> int:
+        """Users with at least one event."""
+        return int(np.count_nonzero(self.schedule.events_per_user()))
+
+
+def input_topics(settings: Settings) -> dict[str, str]:
+    """Event type -> full input topic name."""
+    return {t: settings.topic(input_topic(t)) for t in EVENT_TYPES}
+
+
+def prepare_dataset(env: BenchEnv, name: str, spec: LoadSpec) -> Dataset:
+    """Create the dataset's topics and pre-load its schedule as fast as the broker takes it."""
+    prefix = f"bench.{name}."
+    settings = env.settings(prefix, f"bench-{name}-admin")
+    create_topics(settings)
+    schedule = build_schedule(spec)
+    result = preload(env.bootstrap, input_topics(settings), EventEncoder(schedule).messages())
+    env.log(f"pre-loaded {name}: {result.events:,} events in {result.seconds:.1f} s ({result.events_per_s:,.0f}/s)")
+    return Dataset(name, prefix, schedule, result)
+
+
+@dataclass(frozen=True)
+class MetricsSample:
+    """The worker's own counters that the benchmark reads from /metrics."""
+
+    encoder_s: float
+    batches_s: float
+
+    @classmethod
+    def scrape(cls, port: int) -> MetricsSample | None:
+        """Read /metrics; None when the worker serves none."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return None
+        values: dict[str, float] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in ("profilestream_encoder_step_seconds_sum", "profilestream_batch_processing_seconds_sum"):
+                values[name] = float(value)
+        return cls(
+            values.get("profilestream_encoder_step_seconds_sum", 0.0),
+            values.get("profilestream_batch_processing_seconds_sum", 0.0),
+        )
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    """One worker draining a backlog."""
+
+    variant: Variant
+    events: int
+    """Events counted in the rate (after the starting point)."""
+    seconds: float
+    events_per_s: float
+    cpu_s_per_1k: float
+    encoder_cpu_share: float | None
+    """Encoder wall time over the worker's CPU time during the drain (torch runs one thread)."""
+    peak_rss_bytes: int
+    profiles: int
+    profile_bytes_per_update: float
+    state_bytes_per_user: float
+    """Bytes of every file in the worker's state directory per user, after the worker stopped."""
+    state_value_bytes_per_user: float | None
+    """Mean encoded record size (profilestream's own store only)."""
+    dead_letters: int
+
+
+def _state_dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def run_drain(
+    env: BenchEnv,
+    dataset: Dataset,
+    variant: Variant,
+    run: int,
+    *,
+    from_total: int = 1,
+    spy_s: float | None = None,
+    spy_out: Path | None = None,
+) -> tuple[DrainResult | None, ProfileSummary | None]:
+    """Start a fresh ``variant`` worker on the dataset and measure it until every user's events are folded.
+
+    The rate, the CPU time and the encoder's share count from the first profile at which ``from_total`` events
+    were folded. With ``spy_s``, py-spy
+    records the worker for that many seconds from the first profile and the run stops there (no result).
+    """
+    app_id = f"bench-{dataset.name}-{variant}-{run}-{time.time_ns() % 10**8}"
+    settings = env.settings(dataset.prefix, app_id)
+    profiles_topic = settings.topic(PROFILES)
+    deadletter_topic = settings.topic(DEADLETTER)
+    dead_before = sum(end_offsets(env.bootstrap, deadletter_topic).values())
+    recorder = ProfileRecorder(
+        env.bootstrap, profiles_topic, end_offsets(env.bootstrap, profiles_topic), dataset.schedule.spec.users
+    )
+    recorder.expect(dataset.schedule.events_per_user())
+    worker = start_worker(variant, settings, env.workdir / "logs" / f"{app_id}.log")
+    spy: SpyRecording | None = None
+    try:
+        cpu0 = 0.0
+        metrics0: MetricsSample | None = None
+        last_progress = time.monotonic()
+        while not recorder.done:
+            if recorder.poll(0.2):
+                last_progress = time.monotonic()
+                if metrics0 is None and recorder.folded >= from_total:
+                    # CPU and encoder time are counted from the same point as the rate.
+                    cpu0 = cpu_seconds(worker.pid)
+                    metrics0 = MetricsSample.scrape(settings.metrics_port) or MetricsSample(0.0, 0.0)
+                if spy is None and spy_s is not None and spy_out is not None:
+                    spy = SpyRecording.start(worker.pid, spy_s, spy_out)
+            if spy is not None and not spy.running():
+                return None, spy.result()
+            _check_alive(worker, last_progress, recorder)
+        if spy is not None:
+            # The backlog ran out before the recording did: stopping the worker ends the recording too.
+            worker.stop()
+            return None, spy.result()
+        cpu1 = cpu_seconds(worker.pid)
+        rss = peak_rss_bytes(worker.pid)
+        metrics1 = MetricsSample.scrape(settings.metrics_port)
+    finally:
+        code = worker.stop()
+        recorder.close()
+    if code != 0:
+        env.log(f"warning: {variant} worker exited with {code}; log: {worker.log_path}")
+    rate, events, seconds = drain_rate(recorder.updated_ms, recorder.folded_total, from_total)
+    encoder_share = None
+    if metrics0 is not None and metrics1 is not None and cpu1 > cpu0:
+        encoder_share = (metrics1.encoder_s - metrics0.encoder_s) / (cpu1 - cpu0)
+    users = dataset.users
+    value_per_user: float | None = None
+    stores = table_dir(settings.state_dir)
+    if variant != "quix" and stores.is_dir():
+        value_per_user = store_stats(find_partition_stores(stores, TABLE)).value_bytes_per_user
+    state_bytes = _state_dir_bytes(settings.state_dir)
+    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    result = DrainResult(
+        variant=variant,
+        events=events,
+        seconds=seconds,
+        events_per_s=rate,
+        cpu_s_per_1k=(cpu1 - cpu0) / max(1, events) * 1000,
+        encoder_cpu_share=encoder_share,
+        peak_rss_bytes=rss,
+        profiles=recorder.count,
+        profile_bytes_per_update=recorder.record_bytes / max(1, recorder.count),
+        state_bytes_per_user=state_bytes / users,
+        state_value_bytes_per_user=value_per_user,
+        dead_letters=sum(end_offsets(env.bootstrap, deadletter_topic).values()) - dead_before,
+    )
+    return result, None
+
+
+def _check_alive(worker: WorkerProcess, last_progress: float, recorder: ProfileRecorder) -> None:
+    if not worker.alive():
+        raise RuntimeError(f"{worker.variant} worker exited with {worker.proc.returncode}:\n{worker.log_tail()}")
+    if time.monotonic() - last_progress > STALL_S:
+        raise RuntimeError(
+            f"{worker.variant} worker made no profile for {STALL_S:.0f} s with {recorder.remaining} users left "
+            f"(dead letters? see {worker.log_path})"
+        )
+
+
+@dataclass(frozen=True)
+class PacedPhase:
+    """One offered rate for a fixed time."""
+
+    label: str
+    rate_per_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class PhaseResult:
+    """Freshness of one paced phase."""
+
+    phase: PacedPhase
+    sent: int
+    achieved_per_s: float
+    latency: LatencySummary
+    made: LatencySummary
+    """Event time to the covering profile's ``updated_at``: the worker's part of the latency."""
+    missing: int
+    """Events no profile covered (should be 0)."""
+
+
+def run_paced(
+    env: BenchEnv,
+    variant: Variant,
+    run: int,
+    spec: LoadSpec,
+    phases: list[PacedPhase],
+    warmup: PacedPhase,
+) -> list[PhaseResult]:
+    """One worker on fresh topics; a warm-up, then each phase in turn, each drained before the next starts."""
+    name = f"paced-{variant}-{run}-{time.time_ns() % 10**8}"
+    settings = env.settings(f"bench.{name}.", f"bench-{name}")
+    create_topics(settings)
+    profiles_topic = settings.topic(PROFILES)
+    schedule = build_schedule(spec)
+    recorder = ProfileRecorder(env.bootstrap, profiles_topic, end_offsets(env.bootstrap, profiles_topic), spec.users)
+    worker = start_worker(variant, settings, env.workdir / "logs" / f"{name}.log")
+    results: list[PhaseResult] = []
+    next_index = 0
+    try:
+        for phase in [warmup, *phases]:
+            plan = PacedPlan(
+                env.bootstrap,
+                input_topics(settings),
+                spec,
+                next_index,
+                phase.rate_per_s,
+                phase.duration_s,
+                env.workdir / f"{name}-{phase.label}.npz",
+            )
+            load = PacedLoad(plan)
+            last_progress = time.monotonic()
+            while load.running():
+                if recorder.poll(0.05):
+                    last_progress = time.monotonic()
+                _check_alive(worker, last_progress, recorder)
+            sent = load.result()
+            recorder.expect(np.bincount(schedule.user[: sent.end], minlength=spec.users).astype(np.int64))
+            while not recorder.done:
+                if recorder.poll(0.05):
+                    last_progress = time.monotonic()
+                _check_alive(worker, last_progress, recorder)
+            next_index = sent.end
+            if phase is not warmup:
+                results.append(_phase_result(phase, sent, schedule, recorder))
+    finally:
+        worker.stop()
+        recorder.close()
+        shutil.rmtree(settings.state_dir, ignore_errors=True)
+    return results
+
+
+def _phase_result(phase: PacedPhase, sent: PacedLog, schedule: Schedule, recorder: ProfileRecorder) -> PhaseResult:
+    latencies = event_latencies_ms(
+        schedule.user[sent.index], sent.ts_ms, recorder.user, recorder.last_event_ts_ms, recorder.read_ms
+    )
+    made = event_latencies_ms(
+        schedule.user[sent.index], sent.ts_ms, recorder.user, recorder.last_event_ts_ms, recorder.updated_ms
+    )
+    covered = latencies[~np.isnan(latencies)]
+    span_s = (int(sent.ts_ms[-1]) - int(sent.ts_ms[0])) / 1000 if sent.ts_ms.shape[0] > 1 else 0.0
+    return PhaseResult(
+        phase=phase,
+        sent=int(sent.index.shape[0]),
+        achieved_per_s=sent.index.shape[0] / span_s if span_s > 0 else 0.0,
+        latency=LatencySummary.of(covered),
+        made=LatencySummary.of(made[~np.isnan(made)]),
+        missing=int(latencies.shape[0] - covered.shape[0]),
+    )
