@@ -66,7 +66,8 @@ def render(results: SuiteResults, machine: Machine, command: str, when: datetime
         f"- Load average when the suite started: {', '.join(f'{x:.2f}' for x in machine.load_average)}"
         " (other work on the machine makes timings noisy)",
         f"- Software: Python {machine.python}, " + ", ".join(f"{k} {v}" for k, v in machine.versions.items()),
-        f"- Figures are medians of {cfg.runs} run(s); the suite took {results.seconds / 60:.1f} minutes.",
+        f"- Figures are medians of {cfg.runs} run(s) (the CPU profile and the state size are one run each: a sample "
+        f"and a deterministic count); the suite took {results.seconds / 60:.1f} minutes.",
         "- Broker: the local Kafka of deploy/local (one broker, KRaft) on the same machine; one worker process, "
         "4 partitions, default worker settings (batch_max_events 2000, batch_max_ms 50, one torch thread), "
         "untrained encoder (64 dimensions).",
@@ -191,14 +192,14 @@ def _side_by_side(results: SuiteResults) -> list[str]:
         "encoder call replaced by a re-encode of the user's window for every event, one user at a time "
         "(bench/naive.py); "
         "(c) is the same job on Quix Streams as its documentation teaches (bench/peers/quix_profiles.py), one "
-        "message at a time. Ratios are against (a).",
+        "message at a time. Ratios are the variant's figure divided by (a)'s.",
         "",
     ]
     base = by_variant.get("profilestream", [])
     base_rate, base_cpu, base_rss = (_med(base, f) for f in ("events_per_s", "cpu_s_per_1k", "peak_rss_bytes"))
     base_state = _med(base, "state_bytes_per_user")
     header = [
-        "variant", "events/s", "vs (a)", "CPU s / 1k events", "vs (a)", "encoder share", "peak RSS MiB", "vs (a)",
+        "variant", "events/s", "÷ (a)", "CPU s / 1k events", "÷ (a)", "encoder share", "peak RSS MiB", "÷ (a)",
         "state bytes / user", "profile bytes / update",
     ]  # fmt: skip
     rows = []
@@ -260,7 +261,15 @@ def _state_size(results: SuiteResults) -> list[str]:
         ["SST files", _num(flushed.sst_bytes_per_user), _num(compacted.sst_bytes_per_user)],
         ["every file of the databases", _num(flushed.bytes_per_user), _num(compacted.bytes_per_user)],
     ]
-    return out + _table(["bytes per user", "flushed", "after a full compaction"], rows)
+    out += _table(["bytes per user", "flushed", "after a full compaction"], rows)
+    full = size.full_window_record_bytes
+    out += [
+        f"A user whose recent window is full ({results.config.state_events_per_user} events is less than the "
+        f"window) has a bigger record: **{full:,} bytes** encoded, "
+        f"{'within' if full <= STATE_GOAL_BYTES else 'over'} the goal; the window's events are most of it.",
+        "",
+    ]
+    return out
 
 
 def _targets(results: SuiteResults) -> list[str]:

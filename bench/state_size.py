@@ -28,7 +28,7 @@ from state.reader import StoreStats, find_partition_stores, store_stats, table_d
 from state.rocksdb_options import RocksDBTuning
 from streams.encoder_runtime import EncoderRuntime
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, InboundMessage
+from streams.processor import BatchProcessor, InboundMessage, StateAccess
 from streams.settings import Settings
 
 TABLE = "user-state"
@@ -91,6 +91,33 @@ class StateSizeResult:
     seconds: float
     flushed: StoreStats
     compacted: StoreStats
+    full_window_record_bytes: int
+    """The encoded record of one user whose recent window is full (the largest a record gets at defaults)."""
+
+
+def full_window_record_bytes(settings: Settings, *, mean_gap_ms: int = HOUR_MS) -> int:
+    """Fold ``recent_window + 10`` events of one user through the worker's processor; the record's size."""
+    spec = settings.state_spec()
+    events = spec.recent_window + 10
+    load = LoadSpec(1, events, user_order="blocks", mean_gap_ms=mean_gap_ms)
+    runtime = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)
+    processor = BatchProcessor(runtime, spec, WorkerMetrics(CollectorRegistry(), process_metrics=False))
+    stored: dict[str, bytes] = {}
+
+    class _Memory:
+        def load(self, user_id: str, message: InboundMessage) -> bytes | None:
+            return stored.get(user_id)
+
+        def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
+            stored[user_id] = value
+
+    messages = [
+        InboundMessage("bench", 0, i, k, v, t)
+        for i, (t, k, v) in enumerate(EventEncoder(build_schedule(load)).messages())
+    ]
+    for message in messages:  # one event per batch: the record is rewritten as often as it can be
+        _process(processor, [message], _Memory())
+    return len(next(iter(stored.values())))
 
 
 def _fold_share(
@@ -155,10 +182,11 @@ def measure_state_size(
     finally:
         state.close()
     compacted = store_stats(stores)
-    return StateSizeResult(users, events_per_user, seconds, flushed, compacted)
+    full = full_window_record_bytes(settings, mean_gap_ms=mean_gap_ms)
+    return StateSizeResult(users, events_per_user, seconds, flushed, compacted, full)
 
 
-def _process(processor: BatchProcessor, batch: list[InboundMessage], state: PartitionedRocksState) -> None:
+def _process(processor: BatchProcessor, batch: list[InboundMessage], state: StateAccess) -> None:
     output = processor.process(batch, state)
     if output.dead_letters:
         first = output.dead_letters[0]
