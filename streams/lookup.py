@@ -20,7 +20,7 @@ from state.errors import StateDecodeError
 from state.spec import StateSpec
 from streams.encoder_runtime import EncoderRuntime
 from streams.processor import wall_clock_ms
-from streams.profile_contract import ProfileUpdated
+from streams.profile_contract import ProfileUpdated, embedding_rows
 
 
 def current_profile(raw: bytes, user_id: str, encoder: EncoderRuntime, spec: StateSpec) -> ProfileUpdated:
@@ -28,7 +28,7 @@ def current_profile(raw: bytes, user_id: str, encoder: EncoderRuntime, spec: Sta
     record = decode_state(raw, spec)
     with torch.inference_mode():
         hidden = torch.from_numpy(np.asarray(record.hidden, dtype=np.float32))[None, :]  # [1, H]
-        embedding = encoder.model.profile(hidden)[0].tolist()  # [D]
+        embedding = embedding_rows(encoder.model.profile(hidden).numpy())[0]  # [D]
     return ProfileUpdated(
         user_id=user_id,
         version=record.version,

@@ -30,7 +30,7 @@ from streams.contract import Event
 from streams.decoder import Reason, Rejection, decode_event
 from streams.encoder_runtime import EncoderRuntime
 from streams.metrics import WorkerMetrics
-from streams.profile_contract import ProfileUpdated
+from streams.profile_contract import ProfileUpdated, embedding_rows
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +270,7 @@ class BatchProcessor:
         self.metrics.observe_encoder_step(time.perf_counter() - step_started)
         now_ms = self.clock_ms()
         newest: list[int] = []
+        embeddings = embedding_rows(profiles)
         for w, h_index, b_index in zip(work, hidden_row, base_row, strict=True):
             record = w.record
             record.hidden = new_hidden[h_index]
@@ -285,7 +286,7 @@ class BatchProcessor:
                 user_id=w.user_id,
                 version=record.version,
                 model_version=record.model_version,
-                embedding=profiles[h_index].tolist(),
+                embedding=embeddings[h_index],
                 updated_at_ms=now_ms,
                 last_event_ts_ms=record.last_event_ms,
                 event_count=record.event_count,

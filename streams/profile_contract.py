@@ -12,9 +12,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 PROFILE_SCHEMA_VERSION = 1
 # Seven decimals keep float32 precision where it matters for dot products and halve the message size.
 EMBEDDING_DECIMALS = 7
+
+
+def embedding_rows(profiles: np.ndarray) -> list[list[float]]:
+    """Profiles [B, D] as the lists of floats published, rounded to ``EMBEDDING_DECIMALS`` in one call."""
+    return np.round(profiles.astype(np.float64), EMBEDDING_DECIMALS).tolist()  # type: ignore[no-any-return]
 
 
 class ProfileDecodeError(ValueError):
@@ -29,6 +36,7 @@ class ProfileUpdated:
     version: int
     model_version: str
     embedding: list[float]
+    """Rounded as published (see :func:`embedding_rows`)."""
     updated_at_ms: int
     last_event_ts_ms: int
     event_count: int
@@ -41,7 +49,7 @@ class ProfileUpdated:
             "user_id": self.user_id,
             "version": self.version,
             "model_version": self.model_version,
-            "embedding": [round(x, EMBEDDING_DECIMALS) for x in self.embedding],
+            "embedding": self.embedding,
             "updated_at": self.updated_at_ms,
             "last_event_ts": self.last_event_ts_ms,
             "event_count": self.event_count,
