@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import torch
 from prometheus_client import CollectorRegistry
@@ -13,6 +14,7 @@ from state.spec import StateSpec
 from streams.decoder import Reason
 from streams.encoder_runtime import EncoderRuntime
 from streams.metrics import WorkerMetrics
+from streams.processor import BatchProcessor
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,8 +22,16 @@ log = logging.getLogger(__name__)
 EXIT_MODEL_LOAD_FAILED = 3
 
 
-def run_worker(settings: Settings, spec: StateSpec | None = None) -> int:
-    """Run a worker until it is stopped (SIGINT/SIGTERM); returns the process exit code."""
+ProcessorFactory = Callable[[EncoderRuntime, StateSpec, WorkerMetrics], BatchProcessor]
+
+
+def run_worker(
+    settings: Settings, spec: StateSpec | None = None, processor_factory: ProcessorFactory = BatchProcessor
+) -> int:
+    """Run a worker until it is stopped (SIGINT/SIGTERM); returns the process exit code.
+
+    ``processor_factory`` lets the benchmarks run another batch design in the very same worker.
+    """
     from faust import Worker
 
     from streams.worker import ProfileWorker
@@ -41,7 +51,8 @@ def run_worker(settings: Settings, spec: StateSpec | None = None) -> int:
             server.shutdown()
         return EXIT_MODEL_LOAD_FAILED
     log.info("model %s loaded", encoder.model_version)
-    worker = ProfileWorker(settings, encoder, metrics, spec or settings.state_spec())
+    spec = spec or settings.state_spec()
+    worker = ProfileWorker(settings, encoder, metrics, spec, processor=processor_factory(encoder, spec, metrics))
     faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)
     try:
         faust_worker.execute_from_commandline()
