@@ -150,6 +150,8 @@ def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
         printed = 0
         while not stop.stopped and (args.max is None or printed < args.max):
             for change in subscriber.poll(timeout_ms=500):
+                if args.max is not None and printed >= args.max:
+                    break
                 if isinstance(change, ProfileDeleted):
                     print(json.dumps({"user_id": change.user_id, "deleted": True}), flush=True)
                 else:
