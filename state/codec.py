@@ -58,6 +58,8 @@ def encode_state(record: UserState, spec: StateSpec | None = None) -> bytes:
     if record.base_prev_ts_ms and record.base_prev_ts_ms < record.first_event_ms:
         raise ValueError("base_prev_ts_ms is older than first_event_ms")
     w.uvarint(record.base_prev_ts_ms - record.first_event_ms + 1 if record.base_prev_ts_ms else 0)
+    for position in record.positions:
+        w.uvarint(position + 1)
     w.svarint(record.first_event_ms)
     w.uvarint(record.last_event_ms - record.first_event_ms)
     w.uvarint(record.event_count)
@@ -192,6 +194,7 @@ def _decode_v2_or_v3(r: ByteReader, with_base: bool) -> UserState:
     if with_base:
         record.base_hidden = _decode_hidden(r, float16)
         base_prev = r.uvarint()
+        record.positions = [r.uvarint() - 1 for _ in range(len(record.positions))]
     record.base_known = bool(flags & FLAG_BASE_KNOWN)
     record.first_event_ms = r.svarint()
     record.base_prev_ts_ms = record.first_event_ms + base_prev - 1 if base_prev else 0

@@ -17,6 +17,7 @@ Version 3 (current) body::
                                         window (B = 0: the initial state)
     uvarint  base_prev                  0: no event folded into the base; else 1 + (ts of the newest such
                                         event - first_event_ms)
+    3 x uvarint  positions + 1          per event type, the highest source position processed (0: none)
     svarint  first_event_ms
     uvarint  last_event_ms - first_event_ms
     uvarint  event_count
@@ -41,7 +42,7 @@ Version 3 (current) body::
         svarint  last_event_ms - reference_ms
         uvarint  K, then K entries      ascending hash: i64 hash, f32 weight
 
-Version 2: as version 3 without the two base fields and without flag bit 1 (the base is unknown after
+Version 2: as version 3 without the base fields and the positions and without flag bit 1 (the base is unknown after
 decoding; the worker re-encodes such a user from the window at its next event).
 
 Version 1 (the first layout: no aggregates, no dedupe memory; decoded and upgraded, never written) body::

@@ -39,6 +39,10 @@ class UserState:
     place exactly instead of being folded after newer ones."""
     base_known: bool = True
     """False when `base_hidden` is unknown (a record from format 2): the worker re-encodes from the window."""
+    positions: list[int] = field(default_factory=lambda: [-1, -1, -1])
+    """Per event type (browse, search, purchase): the highest source position (the offset in the input topic of
+    that type) of this user's events already processed; -1 when none. A redelivered message (at or below it)
+    is a duplicate however long ago it was folded: the event-id memory below is bounded, this is not."""
     base_prev_ts_ms: int = 0
     """Event time of the newest event folded into `base_hidden` (0: none), the previous-event time of the first
     event of `recent`."""
@@ -77,6 +81,7 @@ class UserState:
             and np.array_equal(self.base_hidden, other.base_hidden, equal_nan=True)
             and self.base_known == other.base_known
             and self.base_prev_ts_ms == other.base_prev_ts_ms
+            and self.positions == other.positions
             and self.version == other.version
             and self.first_event_ms == other.first_event_ms
             and self.last_event_ms == other.last_event_ms

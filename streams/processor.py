@@ -223,7 +223,15 @@ class BatchProcessor:
             key=lambda triple: event_order_key(triple[0]),
         )
         duplicates = 0
+        # Kafka redelivers after a crash from the last committed offset; anything at or below the highest
+        # position already processed for this user is such a redelivery, however far back it reaches.
+        processed = list(record.positions)
         for state_event, event, message in converted:
+            code = state_event.type_code
+            record.positions[code] = max(record.positions[code], message.offset)
+            if message.offset <= processed[code]:
+                duplicates += 1
+                continue
             outcome = fold_event(record, state_event, self.spec, work.evicted)
             if outcome is FoldOutcome.ACCEPTED:
                 work.new_events.append(state_event)

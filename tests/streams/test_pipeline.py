@@ -42,6 +42,7 @@ class ProfileLog:
     def __init__(self, settings: Settings) -> None:
         self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
         self.updates: dict[str, list[ProfileUpdated]] = defaultdict(list)
+        self.last_mismatches: dict[str, tuple[int, int] | None] = {}
 
     def drain(self) -> None:
         for change in self.subscriber.poll(timeout_ms=200):
@@ -53,14 +54,16 @@ class ProfileLog:
         self.drain()
         return sum(map(len, self.updates.values()))
 
+    def mismatches(self, expected: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int] | None]:
+        """Users whose latest update lacks the expected (event_count, last_event_ts): what they have instead."""
+        latest = {user: (u[-1].event_count, u[-1].last_event_ts_ms) for user, u in self.updates.items() if u}
+        return {user: latest.get(user) for user, want in expected.items() if latest.get(user) != want}
+
     def caught_up(self, expected: dict[str, tuple[int, int]]) -> bool:
         """True when every user's latest update has the expected (event_count, last_event_ts)."""
         self.drain()
-        return all(
-            self.updates.get(user)
-            and (self.updates[user][-1].event_count, self.updates[user][-1].last_event_ts_ms) == want
-            for user, want in expected.items()
-        )
+        self.last_mismatches = self.mismatches(expected)
+        return not self.last_mismatches
 
 
 def _expected(events: list[Event]) -> dict[str, tuple[int, int]]:
@@ -149,5 +152,13 @@ def test_crash_mid_stream_loses_nothing_and_folds_nothing_twice(
     first.kill()
     _send(settings, events[2500:])
     second = start_worker(settings, name="second")
-    wait_until(lambda: log.caught_up(expected), 120, "every user's final profile after the crash", workers=(second,))
+    try:
+        # The new worker joins only once the group has timed out the killed member's session.
+        wait_until(
+            lambda: log.caught_up(expected), 180, "every user's final profile after the crash", workers=(second,)
+        )
+    except BaseException:
+        wrong = {u: (have, expected[u]) for u, have in list(log.last_mismatches.items())[:10]}
+        print(f"{len(log.last_mismatches)} users differ, (have, want) of some: {wrong}")
+        raise
     _check_versions_and_embeddings(log, dim=16)

@@ -83,13 +83,31 @@ def test_one_profile_per_user_and_batch_with_every_event_folded_once() -> None:
     again = processor.process([_message(e, i) for i, e in enumerate(events)], state)
     assert again.profiles == [] and again.dead_letters == []
     assert registry.get_sample_value("profilestream_events_duplicate_total") == 12
+    # The same events sent again by a producer (new offsets, same event ids) are dropped by their ids.
+    resent = processor.process([_message(e, 100 + i) for i, e in enumerate(events)], state)
+    assert resent.profiles == []
+    assert registry.get_sample_value("profilestream_events_duplicate_total") == 24
+
+
+def test_a_redelivery_older_than_the_event_id_memory_is_still_a_duplicate() -> None:
+    """A hot user can have far more events in a redelivered range than the bounded event-id memory holds."""
+    spec = StateSpec(recent_window=5, dedupe_ids=3)
+    registry = CollectorRegistry()
+    processor = BatchProcessor(_encoder(1), spec, WorkerMetrics(registry, process_metrics=False), clock_ms=lambda: T0)
+    state = DictState()
+    events = [_browse("hot", i, T0 + i) for i in range(40)]
+    first = processor.process([_message(e, i) for i, e in enumerate(events)], state)
+    assert _profiles(first.profiles)["hot"].event_count == 40
+    replay = processor.process([_message(e, i) for i, e in enumerate(events)], state)
+    assert replay.profiles == []
+    assert registry.get_sample_value("profilestream_events_duplicate_total") == 40
 
 
 def test_too_late_events_go_to_the_dead_letter_topic_from_the_fold_stage() -> None:
     processor, _ = _processor(_encoder(1))
     state = DictState()
     processor.process([_message(_browse("u", 1, T0 + 2 * SPEC.allowed_lateness_ms))], state)
-    output = processor.process([_message(_browse("u", 2, T0))], state)
+    output = processor.process([_message(_browse("u", 2, T0), offset=1)], state)
     assert output.profiles == []
     [letter] = output.dead_letters
     assert (letter.stage, letter.reason.value) == ("fold", "too_late")
@@ -166,8 +184,9 @@ def test_events_arriving_out_of_order_fold_as_if_in_event_order() -> None:
     arrivals = [events[i + 1 - j] for i in range(0, 24, 2) for j in range(2)]
     batches = [arrivals[:1]] + [arrivals[k : k + 2] for k in range(1, 24, 2)]
     profile = None
+    offsets = {id(e): n for n, e in enumerate(arrivals)}  # offsets follow arrival order, as in Kafka
     for batch in batches:
-        output = processor.process([_message(e) for e in batch], state)
+        output = processor.process([_message(e, offsets[id(e)]) for e in batch], state)
         profile = _profiles(output.profiles).get("u", profile)
     assert profile is not None and profile.event_count == 24
     with torch.inference_mode():
