@@ -18,6 +18,11 @@ def is_expired(record: UserState, watermark_ms: int, spec: StateSpec) -> bool:
     the wall clock. Idle exactly the TTL is not yet expired. A record without any accepted event carries
     nothing worth keeping and counts as expired.
     """
-    if record.event_count == 0:
+    return is_idle(record.event_count, record.last_event_ms, watermark_ms, spec)
+
+
+def is_idle(event_count: int, last_event_ms: int, watermark_ms: int, spec: StateSpec) -> bool:
+    """`is_expired` on the two fields it needs, as `state.codec.peek_activity` reads them from a stored value."""
+    if event_count == 0:
         return True
-    return watermark_ms > expires_at_ms(record, spec)
+    return watermark_ms > last_event_ms + spec.user_ttl_ms

@@ -9,14 +9,15 @@ users idle longer than the TTL in event time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import faust
 
-from state.codec import decode_state
+from state.codec import peek_activity
 from state.errors import StateDecodeError
-from state.expiry import is_expired
+from state.expiry import is_idle
 from state.spec import StateSpec
 from streams.encoder_runtime import EncoderRuntime
 from streams.lookup import register_lookup
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 TABLE_NAME = "user-state"
 LAG_REFRESH_S = 5.0
+EXPIRY_YIELD_EVERY = 2000
 
 
 def _dead_letter_headers(letter: Any) -> list[tuple[str, bytes]]:
@@ -138,21 +140,34 @@ class ProfileWorker:
             self.metrics.count_tombstones("erasure")
 
     async def _expire_idle_users(self) -> None:
-        """Delete users idle longer than the TTL, in event time, from the partitions this worker owns."""
+        """Delete users idle longer than the TTL, in event time, from the partitions this worker owns.
+
+        Reads only each record's head, and yields to the event loop every few thousand records, so a scan over
+        many users does not hold up the stream. A scan cut short (a rebalance closed a store) is retried at the
+        next interval.
+        """
+        try:
+            await self._expiry_scan()
+        except Exception:
+            log.exception("expiry scan interrupted; it runs again at the next interval")
+
+    async def _expiry_scan(self) -> None:
         actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self._topic_types}
         source_topic = next(iter(self._topic_types))
         users = 0
         for partition in sorted(actives & set(self.state.local_partitions())):
             watermark_ms = self._watermarks_ms.get(partition)
             expired: list[bytes] = []
-            for key, raw in self.state.records(partition):
+            for n, (key, raw) in enumerate(self.state.records(partition), start=1):
                 users += 1
+                if n % EXPIRY_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
                 try:
-                    record = decode_state(raw, self.spec)
+                    event_count, last_event_ms = peek_activity(raw)
                 except StateDecodeError:
                     self.metrics.count_state_decode_errors()
                     continue
-                if watermark_ms is not None and is_expired(record, watermark_ms, self.spec):
+                if watermark_ms is not None and is_idle(event_count, last_event_ms, watermark_ms, self.spec):
                     expired.append(key)
             pin = PartitionPin(source_topic, partition)
             for key in expired:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from state.aggregates import is_compatible, profile_aggregates
-from state.codec import FORMAT_VERSION, decode_state, encode_state
+from state.codec import FORMAT_VERSION, decode_state, encode_state, peek_activity
 from state.errors import CorruptStateError, StateDecodeError, TruncatedStateError, UnknownFormatVersionError
 from state.events import StateEvent
 from state.record import UserState
@@ -234,3 +234,15 @@ def test_damaged_values_raise_state_decode_errors(data: st.DataObject) -> None:
         # With a recomputed checksum the damage reaches the parser: a typed error or a record, nothing else.
         with contextlib.suppress(StateDecodeError):
             decode_state(_with_crc(bytes(value[:-4])))
+
+
+def test_peek_activity_reads_the_head_of_every_readable_format() -> None:
+    rng = random.Random(3)
+    for record in (realistic_user(rng), realistic_user(rng, hidden_dim=96), UserState.new()):
+        record.base_hidden = np.ones(8, dtype=np.float32)
+        assert peek_activity(encode_state(record)) == (record.event_count, record.last_event_ms)
+    for frozen in (V1_RECORD, V2_GOLDEN, V3_GOLDEN):
+        decoded = decode_state(frozen)
+        assert peek_activity(frozen) == (decoded.event_count, decoded.last_event_ms)
+    with pytest.raises(StateDecodeError):
+        peek_activity(V3_GOLDEN[:20])
