@@ -7,8 +7,8 @@ compression on the hot levels and a stronger one where most data lives. Why each
 
 faust-streaming 0.15.3 hands a table's ``options=`` mapping to ``faust.stores.rocksdb.RocksDBOptions``, which
 with the rocksdict driver honours only the keys `RocksDBTuning.faust_table_options` returns and silently drops
-any other (compression among them). `rocksdict_options` builds the complete options for an integrator who
-overrides ``RocksDBOptions.as_options`` (see docs/state.md).
+any other (compression among them). `rocksdict_options` builds the complete options, which the worker's store
+(``streams/rocksdb_store.py``) returns from its ``RocksDBOptions.as_options`` override (see docs/state.md).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ K8S = DEPLOY / "k8s"
 K8S_MANIFESTS = sorted(p for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
 COMPOSE_TIMEOUT_S = 60
 
-# The variables the issue names; the integrator keeps these names.
+# The settings' environment variables that the manifests set (streams/settings.py reads them).
 REQUIRED_ENV = {
     "PROFILESTREAM_KAFKA_BOOTSTRAP",
     "PROFILESTREAM_METRICS_PORT",
