@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from faust.streams import _current_event
+from faust.types import TP
 
 from state.reader import FAUST_OFFSET_KEY
+from streams.bulk_producer import BulkProducer
 from streams.processor import InboundMessage
 
 
@@ -50,26 +52,46 @@ class PartitionPin:
 
 
 class FaustStateAccess:
-    """:class:`streams.processor.StateAccess` on a Faust table, pinned to each user's own partition."""
+    """:class:`streams.processor.StateAccess` on a Faust table, pinned to each user's own partition.
 
-    def __init__(self, table: Any) -> None:
+    Writes and deletes go to the table's store at once, as faust's own ``table[key] = value`` does, but their
+    changelog records are staged on a :class:`streams.bulk_producer.BulkProducer` and leave in record batches
+    at the next flush; once a batch is written, the partition's persisted changelog offset is recorded in its
+    store, which is what faust's recovery starts from. Every change of the table goes through here, so the
+    changelog keeps the order of the store.
+    """
+
+    def __init__(self, table: Any, bulk: BulkProducer) -> None:
         self.table = table
+        self.bulk = bulk
+
+    @property
+    def changelog_topic(self) -> str:
+        """The table's changelog topic."""
+        return str(self.table.changelog_topic.get_topic_name())
 
     def load(self, user_id: str, message: InboundMessage) -> bytes | None:
         """The user's stored record, read from the partition of ``message``."""
         with as_current(message.token):
-            value = self.table.get(user_id.encode())
+            value = self.table.data.get(user_id.encode())
         return value if value is None else bytes(value)
 
     def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
-        """Store the user's record in the partition of ``message`` (store and changelog)."""
+        """Store the user's record in the partition of ``message``; its changelog record is staged."""
+        key = user_id.encode()
         with as_current(message.token):
-            self.table[user_id.encode()] = value
+            self.table.data[key] = value
+        self.bulk.stage(self.changelog_topic, message.partition, key, value, on_delivered=self._persisted)
 
     def delete(self, key: bytes, pin: Any) -> None:
-        """Delete a user's record in the partition of ``pin`` (a Faust event or a :class:`PartitionPin`)."""
+        """Delete a user's record in the partition of ``pin`` (a Faust event or a :class:`PartitionPin`); the
+        changelog tombstone is staged."""
         with as_current(pin):
-            self.table.pop(key, None)
+            self.table.data.pop(key, None)
+        self.bulk.stage(self.changelog_topic, pin.message.partition, key, None, on_delivered=self._persisted)
+
+    def _persisted(self, topic: str, partition: int, offset: int) -> None:
+        self.table.data.set_persisted_offset(TP(topic, partition), offset)
 
     def local_partitions(self) -> dict[int, Any]:
         """The RocksDB databases this worker holds, by partition (assigned ones, and standbys)."""

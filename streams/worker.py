@@ -19,6 +19,7 @@ from state.codec import peek_activity
 from state.errors import StateDecodeError
 from state.expiry import is_idle
 from state.spec import StateSpec
+from streams.bulk_producer import BulkProducer
 from streams.encoder_runtime import EncoderRuntime
 from streams.lookup import register_lookup
 from streams.metrics import WorkerMetrics
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 TABLE_NAME = "user-state"
 LAG_REFRESH_S = 5.0
+BATCH_BYTES = 512 * 1024
+"""Upper bound of one Kafka record batch the worker produces (the broker takes up to 1 MiB by default)."""
 EXPIRY_YIELD_EVERY = 2000
 
 
@@ -77,10 +80,11 @@ class ProfileWorker:
             stream_recovery_delay=0.5,
             broker_commit_interval=1.0,
             producer_linger_ms=5,
+            # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
+            producer_max_batch_size=BATCH_BYTES,
         )
         self._topic_types = {settings.topic(input_topic(t)): t for t in ("browse", "search", "purchase")}
         self.inputs = self.app.topic(*self._topic_types, key_serializer="raw", value_serializer="raw")
-        self.profiles = self.app.topic(settings.topic(PROFILES), key_serializer="raw", value_serializer="raw")
         self.deadletter = self.app.topic(settings.topic(DEADLETTER), key_serializer="raw", value_serializer="raw")
         self.table = self.app.Table(
             TABLE_NAME,
@@ -91,7 +95,10 @@ class ProfileWorker:
         )
         self.erasure = self.app.topic(settings.topic(ERASURE), key_serializer="raw", value_serializer="raw")
         self.spec = spec
-        self.state = FaustStateAccess(self.table)
+        # State changelog records and profiles leave in record batches, not one send each (streams.bulk_producer).
+        self.bulk = BulkProducer(self._kafka_producer)
+        self.state = FaustStateAccess(self.table, self.bulk)
+        self._profiles_topic = settings.topic(PROFILES)
         self._processed: dict[tuple[str, int], int] = {}
         self._watermarks_ms: dict[int, int] = {}
         self.app.agent(self.inputs, name="fold-events", concurrency=1)(self._fold_events)
@@ -101,6 +108,11 @@ class ProfileWorker:
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         register_lookup(self.app, self.table, encoder, spec)
         metrics.set_model_version(encoder.model_version)
+
+    def _kafka_producer(self) -> Any:
+        # faust's aiokafka producer exists once the app has started.
+        producer: Any = self.app.producer
+        return producer._ensure_producer()
 
     def _inbound(self, event: Any) -> InboundMessage:
         msg = event.message
@@ -134,9 +146,9 @@ class ProfileWorker:
             if not key:
                 log.warning("ignored an erasure request without key (partition %s)", event.message.partition)
                 continue
-            # A stream event is the current event here, so the delete lands in the user's partition.
-            self.table.pop(bytes(key), None)
-            await self.profiles.send(key=bytes(key), value=None)
+            self.state.delete(bytes(key), event)
+            await self._stage_tombstones([bytes(key)])
+            await self.bulk.flush()
             self.metrics.count_tombstones("erasure")
 
     async def _expire_idle_users(self) -> None:
@@ -172,16 +184,26 @@ class ProfileWorker:
             pin = PartitionPin(source_topic, partition)
             for key in expired:
                 self.state.delete(key, pin)
-                await self.profiles.send(key=key, value=None)
+            await self._stage_tombstones(expired)
+            await self.bulk.flush()
             if expired:
                 self.metrics.count_tombstones("expiry", len(expired))
                 users -= len(expired)
                 log.info("expired %d idle users in partition %d", len(expired), partition)
         self.metrics.set_users_in_state(users)
 
+    async def _stage_tombstones(self, keys: list[bytes]) -> None:
+        await self.bulk.learn_partitions(self._profiles_topic)
+        for key in keys:
+            self.bulk.stage(self._profiles_topic, self.bulk.partition_of(self._profiles_topic, key), key, None)
+
     async def _publish(self, output: BatchOutput) -> None:
+        topic = self._profiles_topic
+        await self.bulk.learn_partitions(topic)
         for key, value in output.profiles:
-            await self.profiles.send(key=key, value=value)
+            self.bulk.stage(topic, self.bulk.partition_of(topic, key), key, value)
+        # The state changelog records staged by the processor leave with the profiles.
+        await self.bulk.flush()
         for letter in output.dead_letters:
             await self.deadletter.send(
                 key=letter.message.key, value=letter.message.value, headers=_dead_letter_headers(letter)
