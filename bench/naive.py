@@ -21,6 +21,7 @@ import torch
 
 from models.features import EventInput
 from state.events import event_order_key
+from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.bridge import to_model_input
 from streams.encoder_runtime import EncoderRuntime
@@ -77,9 +78,10 @@ class NaiveProcessor(BatchProcessor):
         spec: StateSpec,
         metrics: WorkerMetrics,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        cache: RecordCache | None = None,
     ) -> None:
         self.reencoder = WindowReencoder(encoder)
-        super().__init__(self.reencoder, spec, metrics, clock_ms)
+        super().__init__(self.reencoder, spec, metrics, clock_ms, cache)
 
     def _encode_and_publish(self, work: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
         self.reencoder.windows = event_windows(work, self.spec.recent_window)

@@ -10,6 +10,7 @@ import logging
 import sys
 
 from bench.naive import NaiveProcessor
+from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.encoder_runtime import EncoderRuntime
 from streams.metrics import WorkerMetrics
@@ -23,8 +24,9 @@ def run_naive_worker(settings: Settings) -> int:
     """Run the naive worker until SIGINT/SIGTERM; returns the process exit code."""
     processors: list[NaiveProcessor] = []
 
-    def naive(encoder: EncoderRuntime, spec: StateSpec, metrics: WorkerMetrics) -> NaiveProcessor:
-        processors.append(NaiveProcessor(encoder, spec, metrics))
+    def naive(encoder: EncoderRuntime, spec: StateSpec, metrics: WorkerMetrics, cache: RecordCache) -> NaiveProcessor:
+        # The same record cache as the shipped worker: only the encoding differs.
+        processors.append(NaiveProcessor(encoder, spec, metrics, cache=cache))
         return processors[-1]
 
     try:

@@ -139,6 +139,9 @@ class WorkerMetrics:
             "encoder_step_seconds", "Wall time of one batched encoder fold call.", ENCODER_STEP_BUCKETS_S
         )
         self.state_reads = counter("state_reads", "User state records read from the state store.")
+        self.state_cache_hits = counter(
+            "state_cache_hits", "User state records found decoded in the worker's record cache (no store read)."
+        )
         self.state_writes = counter("state_writes", "User state records written to the state store.")
         self.state_decode_errors = counter("state_decode_errors", "Stored user states that failed to decode.")
         self.model_rebuilds = counter(
@@ -241,6 +244,10 @@ class WorkerMetrics:
     def count_state_reads(self, n: int = 1) -> None:
         """Count `n` user states read from the store."""
         self.state_reads.inc(n)
+
+    def count_state_cache_hits(self, n: int = 1) -> None:
+        """Count `n` user states taken from the record cache instead of the store."""
+        self.state_cache_hits.inc(n)
 
     def count_state_writes(self, n: int = 1) -> None:
         """Count `n` user states written to the store."""

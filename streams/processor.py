@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -24,6 +24,7 @@ from state.errors import StateDecodeError
 from state.events import StateEvent, event_order_key
 from state.fold import FoldOutcome, fold_event
 from state.record import UserState, empty_hidden
+from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.bridge import to_model_input, to_state_event
 from streams.contract import Event
@@ -132,11 +133,21 @@ class BatchProcessor:
         spec: StateSpec,
         metrics: WorkerMetrics,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        cache: RecordCache | None = None,
     ) -> None:
         self.encoder = encoder
         self.spec = spec
         self.metrics = metrics
         self.clock_ms = clock_ms
+        self.cache = cache if cache is not None else RecordCache(0)
+
+    def forget(self, user_ids: Iterable[str] | None = None) -> None:
+        """Drop cached records: of ``user_ids``, or of every user (after a rebalance); the store has them all."""
+        if user_ids is None:
+            self.cache.clear()
+            return
+        for user_id in user_ids:
+            self.cache.discard(user_id)
 
     def process(self, messages: Sequence[InboundMessage], state: StateAccess) -> BatchOutput:
         """Process one micro-batch; never raises for bad input (it becomes dead letters)."""
@@ -150,16 +161,21 @@ class BatchProcessor:
             except Exception:
                 # A bug must not stop the partition or lose the events: they go to the dead-letter topic.
                 log.exception("folding a user's events failed; their events go to the dead-letter topic")
+                self.cache.discard(user_id)
                 self._dead_letter_all(events, "fold", output)
                 continue
             if user_work.new_events or user_work.mode is FoldMode.REBUILD:
                 work.append(user_work)
+            else:
+                # Nothing to store (duplicates, too-late events); the record may have changed in memory.
+                self.cache.discard(user_id)
         if work:
             try:
                 self._encode_and_publish(work, state, output)
             except Exception:
                 log.exception("encoding a batch failed; its events go to the dead-letter topic")
                 for w in work:
+                    self.cache.discard(w.user_id)
                     self._dead_letter_all(w.messages, "encode", output)
         self.metrics.observe_batch(len(messages), time.perf_counter() - started)
         return output
@@ -188,6 +204,10 @@ class BatchProcessor:
         self.metrics.count_rejected(Reason.PROCESSING_ERROR.value, len(events))
 
     def _load_record(self, user_id: str, message: InboundMessage, state: StateAccess) -> UserState:
+        cached = self.cache.get(user_id)
+        if cached is not None:
+            self.metrics.count_state_cache_hits()
+            return cached
         raw = state.load(user_id, message)
         self.metrics.count_state_reads()
         if raw is None:
@@ -290,6 +310,7 @@ class BatchProcessor:
             record.model_version = self.encoder.model_version
             record.version += 1
             state.store(w.user_id, w.last_message, encode_state(record, self.spec))
+            self.cache.put(w.user_id, record)
             profile = ProfileUpdated(
                 user_id=w.user_id,
                 version=record.version,

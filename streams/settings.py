@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     user_ttl_ms: int = Field(30 * 24 * 3600 * 1000, ge=1, description="Users idle this long (event time) are expired.")
     allowed_lateness_ms: int = Field(3600 * 1000, ge=0, description="How far behind a user's newest event one may be.")
     recent_window: int = Field(50, ge=1, description="Recent events kept per user, to rebuild the hidden vector.")
+    state_cache_users: int = Field(
+        20_000, ge=0, description="Decoded records of recently active users kept in memory (0 disables the cache)."
+    )
     expiry_interval_s: float = Field(60.0, gt=0, description="Seconds between scans for idle users.")
     torch_threads: int = Field(1, ge=1, description="Threads torch may use in a worker.")
     metrics_bind: str = Field("127.0.0.1", description="Bind address of the Prometheus /metrics server.")

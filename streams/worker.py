@@ -18,6 +18,7 @@ import faust
 from state.codec import peek_activity
 from state.errors import StateDecodeError
 from state.expiry import is_idle
+from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.bulk_producer import BulkProducer
 from streams.encoder_runtime import EncoderRuntime
@@ -64,7 +65,9 @@ class ProfileWorker:
         self.settings = settings
         self.metrics = metrics
         # A processor can be injected (the benchmarks compare designs on the same worker).
-        self.processor = processor or BatchProcessor(encoder, spec, metrics)
+        self.processor = processor or BatchProcessor(
+            encoder, spec, metrics, cache=RecordCache(settings.state_cache_users)
+        )
         self.app = faust.App(
             settings.app_id,
             broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
@@ -106,6 +109,7 @@ class ProfileWorker:
         self.app.timer(LAG_REFRESH_S)(self._refresh_lag)
         self.app.timer(settings.expiry_interval_s)(self._expire_idle_users)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         register_lookup(self.app, self.table, encoder, spec)
         metrics.set_model_version(encoder.model_version)
 
@@ -146,6 +150,7 @@ class ProfileWorker:
             if not key:
                 log.warning("ignored an erasure request without key (partition %s)", event.message.partition)
                 continue
+            self.processor.forget([bytes(key).decode(errors="replace")])
             self.state.delete(bytes(key), event)
             await self._stage_tombstones([bytes(key)])
             await self.bulk.flush()
@@ -182,6 +187,7 @@ class ProfileWorker:
                 if watermark_ms is not None and is_idle(event_count, last_event_ms, watermark_ms, self.spec):
                     expired.append(key)
             pin = PartitionPin(source_topic, partition)
+            self.processor.forget(key.decode(errors="replace") for key in expired)
             for key in expired:
                 self.state.delete(key, pin)
             await self._stage_tombstones(expired)
@@ -213,7 +219,13 @@ class ProfileWorker:
         if output.dead_letters:
             self.metrics.count_deadletter(len(output.dead_letters))
 
+    async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
+        # Another worker may change these users' records from now on.
+        self.processor.forget()
+
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        # Records of newly assigned partitions come from the changelog, not from this worker's cache.
+        self.processor.forget()
         self.metrics.count_rebalance()
         inputs = [tp for tp in assigned if tp.topic in self._topic_types]
         self.metrics.retain_partitions((tp.topic, tp.partition) for tp in inputs)

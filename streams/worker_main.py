@@ -10,6 +10,7 @@ import torch
 from prometheus_client import CollectorRegistry
 
 from models.errors import CheckpointError
+from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.decoder import Reason
 from streams.encoder_runtime import EncoderRuntime
@@ -22,11 +23,18 @@ log = logging.getLogger(__name__)
 EXIT_MODEL_LOAD_FAILED = 3
 
 
-ProcessorFactory = Callable[[EncoderRuntime, StateSpec, WorkerMetrics], BatchProcessor]
+ProcessorFactory = Callable[[EncoderRuntime, StateSpec, WorkerMetrics, RecordCache], BatchProcessor]
+
+
+def batch_processor(
+    encoder: EncoderRuntime, spec: StateSpec, metrics: WorkerMetrics, cache: RecordCache
+) -> BatchProcessor:
+    """The worker's processor as shipped."""
+    return BatchProcessor(encoder, spec, metrics, cache=cache)
 
 
 def run_worker(
-    settings: Settings, spec: StateSpec | None = None, processor_factory: ProcessorFactory = BatchProcessor
+    settings: Settings, spec: StateSpec | None = None, processor_factory: ProcessorFactory = batch_processor
 ) -> int:
     """Run a worker until it is stopped (SIGINT/SIGTERM); returns the process exit code.
 
@@ -52,7 +60,8 @@ def run_worker(
         return EXIT_MODEL_LOAD_FAILED
     log.info("model %s loaded", encoder.model_version)
     spec = spec or settings.state_spec()
-    worker = ProfileWorker(settings, encoder, metrics, spec, processor=processor_factory(encoder, spec, metrics))
+    processor = processor_factory(encoder, spec, metrics, RecordCache(settings.state_cache_users))
+    worker = ProfileWorker(settings, encoder, metrics, spec, processor=processor)
     faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)
     try:
         faust_worker.execute_from_commandline()

@@ -13,6 +13,7 @@ from models.checkpoint import model_version, untrained_model
 from models.encoder import EncoderConfig
 from state.codec import decode_state, encode_state
 from state.record import UserState
+from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.bridge import to_model_input, to_state_event
 from streams.contract import BrowseEvent, Event, SearchEvent, encode_event
@@ -194,3 +195,61 @@ def test_events_arriving_out_of_order_fold_as_if_in_event_order() -> None:
     assert np.max(np.abs(np.array(profile.embedding) - expected.numpy())) < 1e-5
     record = decode_state(state.records["u"], spec)
     assert len(record.recent) == 5 and record.base_known and record.base_hidden.size == 8
+
+
+def _mixed_batches(seed: int) -> list[list[InboundMessage]]:
+    """Batches of three users' events with redeliveries, producer resends and out-of-order arrivals."""
+    rng = np.random.default_rng(seed)
+    events = [_browse(f"u{int(rng.integers(3))}", i, T0 + int(rng.integers(0, 5_000))) for i in range(90)]
+    messages = [_message(e, i) for i, e in enumerate(events)]
+    batches = [messages[i : i + 15] for i in range(0, 90, 15)]
+    batches.insert(3, messages[10:25])  # a redelivery after a crash
+    batches.append([_message(e, 500 + i) for i, e in enumerate(events[:5])])  # resent by a producer
+    return batches
+
+
+def test_the_record_cache_changes_nothing_but_the_number_of_store_reads() -> None:
+    outputs: dict[bool, tuple[list[list[tuple[bytes, bytes]]], dict[str, bytes], CollectorRegistry]] = {}
+    for cached in (False, True):
+        registry = CollectorRegistry()
+        processor = BatchProcessor(
+            _encoder(1),
+            SPEC,
+            WorkerMetrics(registry, process_metrics=False),
+            clock_ms=lambda: T0,
+            cache=RecordCache(100 if cached else 0),
+        )
+        state = DictState()
+        published = [processor.process(batch, state).profiles for batch in _mixed_batches(5)]
+        outputs[cached] = (published, state.records, registry)
+    assert outputs[True][0] == outputs[False][0]
+    assert outputs[True][1] == outputs[False][1]
+    uncached_reads = outputs[False][2].get_sample_value("profilestream_state_reads_total")
+    cached_reads = outputs[True][2].get_sample_value("profilestream_state_reads_total")
+    hits = outputs[True][2].get_sample_value("profilestream_state_cache_hits_total")
+    assert cached_reads is not None and uncached_reads is not None and hits is not None
+    assert cached_reads < uncached_reads and hits > 0
+    assert cached_reads + hits == uncached_reads
+
+
+def test_a_user_with_nothing_to_store_or_a_failed_fold_leaves_the_cache() -> None:
+    registry = CollectorRegistry()
+    cache = RecordCache(10)
+    processor = BatchProcessor(
+        _encoder(1), SPEC, WorkerMetrics(registry, process_metrics=False), clock_ms=lambda: T0, cache=cache
+    )
+    state = DictState()
+    batch = [_message(_browse("u", i, T0 + i), i) for i in range(3)]
+    processor.process(batch, state)
+    assert cache.get("u") is not None
+    # A redelivery folds nothing: the user's record is not stored, so the cache must not keep a changed copy.
+    processor.process(batch, state)
+    assert cache.get("u") is None
+    processor.process([_message(_browse("u", 9, T0 + 9), 9)], state)
+    assert cache.get("u") is not None
+    state.broken = frozenset({"v"})
+    failed = processor.process([_message(_browse("v", 1, T0), 1)], state)
+    assert [d.reason.value for d in failed.dead_letters] == ["processing_error"]
+    assert cache.get("v") is None
+    processor.forget(["u"])
+    assert cache.get("u") is None
