@@ -87,31 +87,38 @@ def _encode_hidden(w: ByteWriter, hidden: npt.NDArray[np.float32], float16: bool
 
 
 def _encode_events(w: ByteWriter, record: UserState) -> None:
+    # The hot path of every state write: one packed call for an event's 64-bit hashes, a byte for small varints.
     w.uvarint(len(record.recent))
+    buf = w.buf
     previous_ms = record.first_event_ms
     for event in record.recent:
-        n_terms = len(event.query_terms)
-        has_amount = event.quantity != 0 or event.price_milli != 0
+        terms = event.query_terms
+        n_terms = len(terms)
+        price_milli = event.price_milli
+        has_amount = event.quantity != 0 or price_milli != 0
         head = event.type_code & HEAD_TYPE_MASK
-        head |= HEAD_HAS_ITEM if event.item_hash else 0
-        head |= HEAD_HAS_CATEGORY if event.category_hash else 0
+        hashes = [event.event_id_hash]
+        if event.item_hash:
+            head |= HEAD_HAS_ITEM
+            hashes.append(event.item_hash)
+        if event.category_hash:
+            head |= HEAD_HAS_CATEGORY
+            hashes.append(event.category_hash)
         head |= HEAD_HAS_AMOUNT if has_amount else 0
         head |= min(n_terms, HEAD_TERMS_ESCAPE) << HEAD_TERMS_SHIFT
-        w.u8(head)
+        buf.append(head)
         if n_terms >= HEAD_TERMS_ESCAPE:
             w.uvarint(n_terms)
-        w.uvarint(event.ts_ms - previous_ms)
+        gap = event.ts_ms - previous_ms
+        if 0 <= gap < 0x80:
+            buf.append(gap)
+        else:
+            w.uvarint(gap)
         previous_ms = event.ts_ms
-        w.i64(event.event_id_hash)
-        if event.item_hash:
-            w.i64(event.item_hash)
-        if event.category_hash:
-            w.i64(event.category_hash)
-        for term in event.query_terms:
-            w.i64(term)
+        w.i64s([*hashes, *terms] if terms else hashes)
         if has_amount:
             w.svarint(event.quantity)
-            w.svarint(event.price_milli)
+            w.svarint(price_milli)
 
 
 def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> None:
@@ -120,11 +127,15 @@ def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> N
     w.uvarint(series.retain_buckets)
     w.uvarint(len(series.buckets))
     previous = bucket_index(last_event_ms, series.bucket_ms)
+    buf = w.buf
     for index in sorted(series.buckets, reverse=True):
         w.uvarint(previous - index)
         previous = index
         for value in series.buckets[index]:
-            w.svarint(value)
+            if 0 <= value < 0x40:  # zigzag(value) < 0x80: one byte
+                buf.append(value * 2)
+            else:
+                w.svarint(value)
 
 
 def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) -> None:
@@ -133,9 +144,10 @@ def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) ->
     w.uvarint(table.capacity)
     w.svarint(last_event_ms - table.reference_ms)
     w.uvarint(len(table.weights))
-    for key in sorted(table.weights):
+    weights = table.weights
+    for key in sorted(weights):
         w.i64(key)
-        w.f32(table.weights[key])
+        w.f32(weights[key])
 
 
 def decode_state(data: bytes, spec: StateSpec | None = None) -> UserState:

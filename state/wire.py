@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import struct
+from collections.abc import Sequence
 
 from state.errors import CorruptStateError, TruncatedStateError
 from state.layout import MAX_VARINT_BYTES
@@ -20,6 +22,11 @@ def zigzag(value: int) -> int:
 def unzigzag(value: int) -> int:
     """Inverse of `zigzag`."""
     return value >> 1 if not value & 1 else -((value + 1) >> 1)
+
+
+@functools.cache
+def _packer(code: str, count: int) -> struct.Struct:
+    return struct.Struct(f"<{count}{code}")
 
 
 class ByteWriter:
@@ -52,6 +59,14 @@ class ByteWriter:
     def f32(self, value: float) -> None:
         """A 4-byte float."""
         self.buf += _F32.pack(value)
+
+    def i64s(self, values: Sequence[int]) -> None:
+        """Several 8-byte signed integers, packed in one call."""
+        self.buf += _packer("q", len(values)).pack(*values)
+
+    def f32s(self, values: Sequence[float]) -> None:
+        """Several 4-byte floats, packed in one call."""
+        self.buf += _packer("f", len(values)).pack(*values)
 
     def raw(self, data: bytes) -> None:
         """Bytes as they are."""
