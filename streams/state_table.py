@@ -1,11 +1,10 @@
-"""The user-state Faust table as the worker uses it: every read, write and delete pinned to the user's partition.
+"""The user-state Faust table as the worker uses it: every read, write and delete in the user's own partition.
 
 faust-streaming takes a table operation's RocksDB partition and changelog partition from the *current event*.
-Inside a ``take_events()`` batch, and in a timer, there is none (faust-streaming issue #497), so each operation
-here runs with a current event that belongs to the user's own partition: one of the user's messages, or, for
-the expiry scan, a pin naming the partition being scanned. A user's record therefore always lands in the
-partition that owns the user, in the store and in the changelog alike.
-"""
+Inside a ``take_events()`` batch, and in a timer, there is none (faust-streaming issue #497). Reads and writes
+here therefore name the partition themselves: the partition of one of the user's messages (or, for the expiry
+scan, a pin naming the partition being scanned). A user's record always lands in the partition that owns the
+user, in the store and in the changelog alike."""
 
 from __future__ import annotations
 
@@ -72,16 +71,19 @@ class FaustStateAccess:
 
     def load(self, user_id: str, message: InboundMessage) -> bytes | None:
         """The user's stored record, read from the partition of ``message``."""
-        with as_current(message.token):
-            value = self.table.data.get(user_id.encode())
+        value = self._partition_db(message.partition).get(user_id.encode())
         return value if value is None else bytes(value)
 
     def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
         """Store the user's record in the partition of ``message``; its changelog record is staged."""
         key = user_id.encode()
-        with as_current(message.token):
-            self.table.data[key] = value
+        self._partition_db(message.partition).put(key, value)
         self.bulk.stage(self.changelog_topic, message.partition, key, value, on_delivered=self._persisted)
+
+    def _partition_db(self, partition: int) -> Any:
+        # The partition's RocksDB database, as faust's store itself reaches it for a key of that partition (keys
+        # and values are raw bytes); going straight there skips faust's current-event lookup on the hot path.
+        return self.table.data._db_for_partition(partition)
 
     def delete(self, key: bytes, pin: Any) -> None:
         """Delete a user's record in the partition of ``pin`` (a Faust event or a :class:`PartitionPin`); the
