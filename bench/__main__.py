@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results = run_suite(env, config, sections, log)
     finally:
         broker.stop_and_wipe()
-    report = render(results, machine, command)
+    report = render(results, machine, command, settings=base)
     print()
     print(report)
     results_path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from bench.procs import Variant
 from bench.runs import DrainResult
 from bench.stats import LatencySummary, median, median_summary, ratio
 from bench.suite import WINDOW, SuiteResults
+from streams.settings import Settings, load_settings
 
 MIB = 1024 * 1024
 STATE_GOAL_BYTES = 2048
@@ -51,8 +52,15 @@ def _med(runs: Sequence[DrainResult], field: str) -> float:
     return median(values) if values else math.nan
 
 
-def render(results: SuiteResults, machine: Machine, command: str, when: datetime | None = None) -> str:
-    """The whole report."""
+def render(
+    results: SuiteResults,
+    machine: Machine,
+    command: str,
+    when: datetime | None = None,
+    settings: Settings | None = None,
+) -> str:
+    """The whole report; ``settings`` are the workers' (default: the defaults)."""
+    worker = settings or load_settings()
     stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     cfg = results.config
     out = [
@@ -69,8 +77,9 @@ def render(results: SuiteResults, machine: Machine, command: str, when: datetime
         f"- Figures are medians of {cfg.runs} run(s) (the CPU profile and the state size are one run each: a sample "
         f"and a deterministic count); the suite took {results.seconds / 60:.1f} minutes.",
         "- Broker: the local Kafka of deploy/local (one broker, KRaft) on the same machine; one worker process, "
-        "4 partitions, default worker settings (batch_max_events 2000, batch_max_ms 50, one torch thread), "
-        "untrained encoder (64 dimensions).",
+        f"{worker.partitions} partitions, batch_max_events {worker.batch_max_events}, batch_max_ms "
+        f"{worker.batch_max_ms}, state_cache_users {worker.state_cache_users:,}, {worker.torch_threads} torch "
+        f"thread(s), untrained encoder ({worker.embedding_dim} dimensions).",
         "",
     ]
     out += _throughput(results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 EXIT_MODEL_LOAD_FAILED = 3
 
 
+GC_THRESHOLDS = (10_000, 20, 100)
+"""Collector generation thresholds of a worker (Python's defaults: 700, 10, 10)."""
+
 ProcessorFactory = Callable[[EncoderRuntime, StateSpec, WorkerMetrics, RecordCache], BatchProcessor]
 
 
@@ -31,6 +35,19 @@ def batch_processor(
 ) -> BatchProcessor:
     """The worker's processor as shipped."""
     return BatchProcessor(encoder, spec, metrics, cache=cache)
+
+
+def tune_garbage_collector() -> None:
+    """Keep the cycle collector out of the stream's latency.
+
+    A worker allocates many short-lived objects per event, and keeps a large long-lived heap (imports, the model,
+    faust, the record cache). With Python's defaults, young collections run every few hundred events and full
+    collections walk that whole heap, which made the slowest profiles of the freshness benchmark several times
+    slower than the median. Freezing what start-up allocated takes it out of every collection, and higher
+    thresholds make collections rarer; reference counting still frees almost everything at once.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(
@@ -63,6 +80,7 @@ def run_worker(
     processor = processor_factory(encoder, spec, metrics, RecordCache(settings.state_cache_users))
     worker = ProfileWorker(settings, encoder, metrics, spec, processor=processor)
     faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)
+    tune_garbage_collector()
     try:
         faust_worker.execute_from_commandline()
     except SystemExit as exit_:
