@@ -182,7 +182,12 @@ class ProfileRecorder:
 
     def poll(self, timeout_s: float = 0.1) -> int:
         """Read what is available (waiting at most ``timeout_s``); returns the number of profiles read."""
-        messages = self._consumer.consume(num_messages=5000, timeout=timeout_s)
+        # consume() would wait for its whole timeout unless 5,000 records arrive, and every record would be stamped
+        # that late: wait for the first record only, then take what is already there.
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return 0
+        messages = [first, *self._consumer.consume(num_messages=5000, timeout=0)]
         now_ms = time.time_ns() // 1_000_000
         expected, latest = self._expected, self._latest
         read = 0

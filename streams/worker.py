@@ -82,7 +82,8 @@ class ProfileWorker:
             # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
             stream_recovery_delay=0.5,
             broker_commit_interval=1.0,
-            producer_linger_ms=5,
+            # Records leave in batches the worker builds itself (BulkProducer): waiting for more only adds latency.
+            producer_linger_ms=0,
             # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
             producer_max_batch_size=BATCH_BYTES,
         )
@@ -210,6 +211,8 @@ class ProfileWorker:
             self.bulk.stage(topic, self.bulk.partition_of(topic, key), key, value)
         # The state changelog records staged by the processor leave with the profiles.
         await self.bulk.flush()
+        # Let the producer's sender take the batches before the next micro-batch holds the event loop.
+        await asyncio.sleep(0)
         for letter in output.dead_letters:
             await self.deadletter.send(
                 key=letter.message.key, value=letter.message.value, headers=_dead_letter_headers(letter)
