@@ -15,8 +15,9 @@ from streams.settings import ENV_PREFIX, Settings
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 
-Variant = Literal["profilestream", "naive", "quix"]
+Variant = Literal["profilestream", "naive", "quix", "floor"]
 VARIANTS: Final[tuple[Variant, ...]] = ("profilestream", "naive", "quix")
+"""The variants of the side-by-side; the floor runs in the throughput section."""
 
 COMMANDS: Final[dict[Variant, list[str]]] = {
     # (a) the worker as shipped, through its CLI.
@@ -25,6 +26,8 @@ COMMANDS: Final[dict[Variant, list[str]]] = {
     "naive": ["-m", "bench.naive_worker"],
     # (c) the same job written on Quix Streams.
     "quix": ["-m", "bench.peers.quix_profiles"],
+    # The same worker app with only decoding and publishing: the framework's floor.
+    "floor": ["-m", "bench.floor_worker"],
 }
 
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")

@@ -24,6 +24,7 @@ LABELS: dict[Variant, str] = {
     "profilestream": "(a) profilestream",
     "naive": "(b) naive: window re-encoded per event",
     "quix": "(c) Quix Streams peer",
+    "floor": "framework floor",
 }
 
 
@@ -129,7 +130,30 @@ def _throughput(results: SuiteResults) -> list[str]:
             _num(_med(runs, "dead_letters")),
         ]
     )
-    return out + _table(header, rows)
+    return out + _table(header, rows) + _floor(results)
+
+
+def _floor(results: SuiteResults) -> list[str]:
+    floor, runs = results.floor, results.drains
+    if not floor or not runs:
+        return []
+    rate, floor_rate = _med(runs, "events_per_s"), _med(floor, "events_per_s")
+    cpu, floor_cpu = _med(runs, "cpu_s_per_1k"), _med(floor, "cpu_s_per_1k")
+    return [
+        "",
+        "The framework floor, in the same runs on the same backlog: the same worker app (Faust agent, micro-batches, "
+        "bulk publishing) with a processor that only decodes the events and publishes each user's counters, "
+        "no state, no encoder (bench/floor_worker.py):",
+        "",
+        *_table(
+            ["worker", "events/s", "CPU s / 1k events"],
+            [
+                ["framework floor", _num(floor_rate), _num(floor_cpu, 3)],
+                ["profilestream", _num(rate), _num(cpu, 3)],
+                ["profilestream ÷ floor", _times(ratio(rate, floor_rate)), _times(ratio(cpu, floor_cpu))],
+            ],
+        ),
+    ]
 
 
 def _freshness(results: SuiteResults) -> list[str]:
@@ -348,6 +372,18 @@ def _targets(results: SuiteResults) -> list[str]:
         biggest = sorted(results.profile.parts[1:], key=lambda s: s.share, reverse=True)[:4]
         out += [
             "What the profile shows in the way: " + "; ".join(f"{s.name} {_pct(s.share)}" for s in biggest) + ".",
+            "",
+        ]
+    if results.floor:
+        floor_rate = _med(results.floor, "events_per_s")
+        out += [
+            f"The framework floor (the same Faust worker doing nothing but decode and publish) reaches "
+            f"{_num(floor_rate)} events/s here: "
+            + (
+                "below the throughput target, so no processing of ours can reach it on this machine in one worker."
+                if floor_rate < THROUGHPUT_TARGET
+                else "the target is within reach of the framework; the difference is our processing."
+            ),
             "",
         ]
     return out

@@ -208,7 +208,7 @@ def run_drain(
     users = dataset.users
     value_per_user: float | None = None
     stores = table_dir(settings.state_dir)
-    if variant != "quix" and stores.is_dir():
+    if variant in ("profilestream", "naive") and stores.is_dir():
         value_per_user = store_stats(find_partition_stores(stores, TABLE)).value_bytes_per_user
     state_bytes = _state_dir_bytes(settings.state_dir)
     shutil.rmtree(settings.state_dir, ignore_errors=True)

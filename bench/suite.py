@@ -87,6 +87,8 @@ class SuiteResults:
     window_dataset: Dataset | None = None
     drains: list[DrainResult] = field(default_factory=list)
     """Runs of profilestream on the drain dataset."""
+    floor: list[DrainResult] = field(default_factory=list)
+    """Runs of the framework floor (bench/floor_worker.py) on the drain dataset."""
     side_by_side: dict[Variant, list[DrainResult]] = field(default_factory=dict)
     max_rate_per_s: float = 0.0
     freshness: list[list[PhaseResult]] = field(default_factory=list)
@@ -109,6 +111,10 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
             assert drained is not None
             log(f"throughput run {run + 1}: {drained.events_per_s:,.0f} events/s")
             results.drains.append(drained)
+            floor, _ = run_drain(env, results.drain_dataset, "floor", run)
+            assert floor is not None
+            log(f"throughput run {run + 1}, framework floor: {floor.events_per_s:,.0f} events/s")
+            results.floor.append(floor)
         results.max_rate_per_s = median([d.events_per_s for d in results.drains])
     if "side-by-side" in sections:
         rounds = max(config.window_rounds, WINDOW + 1)

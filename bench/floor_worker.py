@@ -1,0 +1,62 @@
+"""Bench-only worker entry point: the framework floor, profilestream's worker with everything of its own removed.
+
+``python -m bench.floor_worker`` runs the very same Faust app (topics, agent, micro-batches, bulk publishing) as
+``profilestream worker``, with a processor that only decodes the events and publishes, per user and batch, a
+minimal profile carrying the counters the benchmark reads. No state store, no record codec, no encoder, no
+aggregates: what it reaches is what Faust, Kafka and event decoding leave for the rest on this machine.
+The counters live in memory, so this worker is a measurement, not a product.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from state.record_cache import RecordCache
+from state.spec import StateSpec
+from streams.encoder_runtime import EncoderRuntime
+from streams.metrics import WorkerMetrics
+from streams.processor import BatchOutput, BatchProcessor, InboundMessage, StateAccess, wall_clock_ms
+from streams.settings import load_settings
+from streams.worker_main import run_worker
+
+
+class FloorProcessor(BatchProcessor):
+    """Decodes a micro-batch and publishes each user's event count and newest event time; nothing else."""
+
+    def __init__(
+        self,
+        encoder: EncoderRuntime,
+        spec: StateSpec,
+        metrics: WorkerMetrics,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        super().__init__(encoder, spec, metrics, clock_ms)
+        self.counts: dict[str, tuple[int, int]] = {}
+
+    def process(self, messages: Sequence[InboundMessage], state: StateAccess) -> BatchOutput:
+        """Decode (bad input still becomes dead letters) and publish the counters of every user in the batch."""
+        output = BatchOutput()
+        now_ms = self.clock_ms()
+        for user_id, events in self._decode(messages, output).items():
+            count, newest = self.counts.get(user_id, (0, 0))
+            count += len(events)
+            newest = max(newest, *(event.ts_ms for event, _ in events))
+            self.counts[user_id] = (count, newest)
+            profile = f'{{"user_id":{json.dumps(user_id)},"updated_at":{now_ms},"last_event_ts":{newest},'
+            output.profiles.append((user_id.encode(), f'{profile}"event_count":{count}}}'.encode()))
+        return output
+
+
+def floor_processor(
+    encoder: EncoderRuntime, spec: StateSpec, metrics: WorkerMetrics, cache: RecordCache
+) -> FloorProcessor:
+    """The processor factory of :func:`streams.worker_main.run_worker` (the cache goes unused)."""
+    return FloorProcessor(encoder, spec, metrics)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(run_worker(load_settings(), processor_factory=floor_processor))
