@@ -35,6 +35,8 @@ from models.errors import ModelError
 from models.features import EVENT_TYPES, OOV_INDEX, EventInput, EventTensors, FeatureSpace
 
 _SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
+FOLD_STEP_LIMIT = 4
+"""`ProfileEncoder.fold` steps rows of at most this many events; longer rows run as whole sequences."""
 
 
 @dataclass(frozen=True)
@@ -267,8 +269,10 @@ class ProfileEncoder(nn.Module):
 
         h0 [B, S] float32 (rows of new users are `initial_hidden`); `new_events[b]` holds >= 1 time-ordered
         events of user b; `prev_ts_ms[b]` is the time of user b's last already-folded event, or None.
-        Returns (h_new [B, S], profile [B, D]) as inference tensors. Step k runs one batched `step` over the
-        users that have a k-th event.
+        Returns (h_new [B, S], profile [B, D]) as inference tensors. Users with at most `FOLD_STEP_LIMIT` new
+        events go step by step (step k is one batched `step` over the users that have a k-th event); longer rows
+        (a window re-folded after an out-of-order event) go through `run` as one padded batch, so a long row
+        costs one GRU call instead of one Python step per event.
         """
         batch = len(new_events)
         if h0.dim() != 2 or h0.shape[0] != batch or h0.shape[1] != self.hidden_dim:
@@ -280,14 +284,25 @@ class ProfileEncoder(nn.Module):
         lengths = [len(events) for events in new_events]
         if batch and min(lengths) < 1:
             raise ValueError("every user passed to fold needs at least one new event")
+        long_rows = [b for b in range(batch) if lengths[b] > FOLD_STEP_LIMIT]
         with torch.inference_mode():
             h = h0.clone()  # [B, S]
-            for k in range(max(lengths, default=0)):
-                users = [b for b in range(batch) if lengths[b] > k]
+            if long_rows:
+                index = torch.tensor(long_rows, dtype=torch.int64)  # [B_l]
+                x, padded_lengths = self.features.tensorize_sequences(
+                    [new_events[b] for b in long_rows], [prev_ts_ms[b] for b in long_rows]
+                )  # [B_l, L]
+                out = self.run(x, h.index_select(0, index))  # [B_l, L, S]
+                last = out[torch.arange(len(long_rows)), padded_lengths - 1]  # [B_l, S]
+                h = h.index_copy(0, index, last)
+            for k in range(min(max(lengths, default=0), FOLD_STEP_LIMIT)):
+                users = [b for b in range(batch) if k < lengths[b] <= FOLD_STEP_LIMIT]
+                if not users:
+                    break
                 index = torch.tensor(users, dtype=torch.int64)  # [B_k]
                 events = [new_events[b][k] for b in users]
                 previous = [prev_ts_ms[b] if k == 0 else new_events[b][k - 1].ts_ms for b in users]
-                x = self.features.tensorize(events, previous)  # leading shape [B_k]
-                h_k = self.step(h.index_select(0, index), x)  # [B_k, S]
+                x_k = self.features.tensorize(events, previous)  # leading shape [B_k]
+                h_k = self.step(h.index_select(0, index), x_k)  # [B_k, S]
                 h = h.index_copy(0, index, h_k)  # [B, S]
             return h, self.profile(h)  # [B, S], [B, D]

@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from models.encoder import EncoderConfig, ProfileEncoder
+from models.encoder import FOLD_STEP_LIMIT, EncoderConfig, ProfileEncoder
 from models.features import EventInput, FeatureSpace, make_event_input
 from tests.models.factories import random_history
 
@@ -77,21 +77,34 @@ def test_fold_with_events_split_over_several_calls_matches_encode(histories: lis
     assert (p_all - expected).abs().max().item() <= TOLERANCE
 
 
-def test_fold_runs_one_batched_step_per_position(
+def test_fold_steps_short_rows_per_position_and_runs_long_rows_as_one_batch(
     histories: list[list[EventInput]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = _model(histories)
-    batch_sizes: list[int] = []
-    original = model.step
+    rows = [h[: 1 + i % (FOLD_STEP_LIMIT + 3)] for i, h in enumerate(histories)]  # short and long rows
+    lengths = [len(r) for r in rows]
+    assert min(lengths) <= FOLD_STEP_LIMIT < max(lengths)
+    step_sizes: list[int] = []
+    run_sizes: list[tuple[int, ...]] = []
+    original_step, original_run = model.step, model.run
 
     def counting_step(h: torch.Tensor, x: object) -> torch.Tensor:
-        batch_sizes.append(h.shape[0])
-        return original(h, x)  # type: ignore[arg-type]
+        step_sizes.append(h.shape[0])
+        return original_step(h, x)  # type: ignore[arg-type]
+
+    def counting_run(x: object, h0: torch.Tensor | None = None, **kwargs: bool) -> torch.Tensor:
+        out = original_run(x, h0, **kwargs)  # type: ignore[arg-type]
+        run_sizes.append(tuple(out.shape[:2]))
+        return out
 
     monkeypatch.setattr(model, "step", counting_step)
-    model.fold(model.initial_hidden(len(histories)), histories, [None] * len(histories))
-    lengths = [len(s) for s in histories]
-    assert batch_sizes == [sum(n > k for n in lengths) for k in range(max(lengths))]
+    monkeypatch.setattr(model, "run", counting_run)
+    _, profiles = model.fold(model.initial_hidden(len(rows)), rows, [None] * len(rows))
+    short = [n for n in lengths if n <= FOLD_STEP_LIMIT]
+    assert step_sizes == [sum(n > k for n in short) for k in range(max(short))]
+    assert run_sizes == [(len(lengths) - len(short), max(lengths))]
+    monkeypatch.undo()
+    assert torch.allclose(profiles, model.encode_batch(rows), atol=1e-5)
 
 
 def test_profiles_are_unit_float32_in_item_space(histories: list[list[EventInput]]) -> None:
