@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.encoder_runtime import EncoderRuntime
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchOutput, BatchProcessor, InboundMessage, StateAccess, wall_clock_ms
+from streams.processor import BatchOutput, BatchProcessor, InboundMessage, StateAccess
 from streams.settings import load_settings
 from streams.worker_main import run_worker
 
@@ -26,14 +27,8 @@ from streams.worker_main import run_worker
 class FloorProcessor(BatchProcessor):
     """Decodes a micro-batch and publishes each user's event count and newest event time; nothing else."""
 
-    def __init__(
-        self,
-        encoder: EncoderRuntime,
-        spec: StateSpec,
-        metrics: WorkerMetrics,
-        clock_ms: Callable[[], int] = wall_clock_ms,
-    ) -> None:
-        super().__init__(encoder, spec, metrics, clock_ms)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.counts: dict[str, tuple[int, int]] = {}
 
     def process(self, messages: Sequence[InboundMessage], state: StateAccess) -> BatchOutput:

@@ -140,7 +140,6 @@ def _floor(results: SuiteResults) -> list[str]:
     rate, floor_rate = _med(runs, "events_per_s"), _med(floor, "events_per_s")
     cpu, floor_cpu = _med(runs, "cpu_s_per_1k"), _med(floor, "cpu_s_per_1k")
     return [
-        "",
         "The framework floor, in the same runs on the same backlog: the same worker app (Faust agent, micro-batches, "
         "bulk publishing) with a processor that only decodes the events and publishes each user's counters, "
         "no state, no encoder (bench/floor_worker.py):",
@@ -374,16 +373,21 @@ def _targets(results: SuiteResults) -> list[str]:
             "What the profile shows in the way: " + "; ".join(f"{s.name} {_pct(s.share)}" for s in biggest) + ".",
             "",
         ]
-    if results.floor:
-        floor_rate = _med(results.floor, "events_per_s")
+    if results.floor and results.drains:
+        floor_rate, rate = _med(results.floor, "events_per_s"), _med(results.drains, "events_per_s")
+        floor_us, own_us = 1e6 / floor_rate, 1e6 / rate - 1e6 / floor_rate
+        budget_us = 1e6 / THROUGHPUT_TARGET - floor_us
         out += [
-            f"The framework floor (the same Faust worker doing nothing but decode and publish) reaches "
-            f"{_num(floor_rate)} events/s here: "
+            f"The framework floor (the same Faust worker doing nothing but decode and publish) takes {floor_us:.0f} "
+            f"µs per event here ({_num(floor_rate)} events/s); profilestream's own work adds {own_us:.0f} µs. "
+            f"The throughput target leaves {max(budget_us, 0.0):.0f} µs per event for everything beyond the floor"
             + (
-                "below the throughput target, so no processing of ours can reach it on this machine in one worker."
-                if floor_rate < THROUGHPUT_TARGET
-                else "the target is within reach of the framework; the difference is our processing."
-            ),
+                ", so one worker cannot reach it on this machine whatever the processing costs."
+                if budget_us < 1
+                else "."
+            )
+            + " Faust's per-message path is the ceiling of this design; more events per second need more worker "
+            "processes (partitions spread over them).",
             "",
         ]
     return out

@@ -271,8 +271,8 @@ class ProfileEncoder(nn.Module):
         events of user b; `prev_ts_ms[b]` is the time of user b's last already-folded event, or None.
         Returns (h_new [B, S], profile [B, D]) as inference tensors. Users with at most `FOLD_STEP_LIMIT` new
         events go step by step (step k is one batched `step` over the users that have a k-th event); longer rows
-        (a window re-folded after an out-of-order event) go through `run` as one padded batch, so a long row
-        costs one GRU call instead of one Python step per event.
+        (a window re-folded after an out-of-order event) go through `run` in padded batches of similar lengths,
+        so a long row costs a share of one GRU call instead of one Python step per event.
         """
         batch = len(new_events)
         if h0.dim() != 2 or h0.shape[0] != batch or h0.shape[1] != self.hidden_dim:
@@ -287,13 +287,17 @@ class ProfileEncoder(nn.Module):
         long_rows = [b for b in range(batch) if lengths[b] > FOLD_STEP_LIMIT]
         with torch.inference_mode():
             h = h0.clone()  # [B, S]
-            if long_rows:
-                index = torch.tensor(long_rows, dtype=torch.int64)  # [B_l]
+            # Rows of similar length run together (lengths within a factor of two), so padding stays small.
+            groups: dict[int, list[int]] = {}
+            for b in long_rows:
+                groups.setdefault((lengths[b] - 1).bit_length(), []).append(b)
+            for rows in groups.values():
+                index = torch.tensor(rows, dtype=torch.int64)  # [B_g]
                 x, padded_lengths = self.features.tensorize_sequences(
-                    [new_events[b] for b in long_rows], [prev_ts_ms[b] for b in long_rows]
-                )  # [B_l, L]
-                out = self.run(x, h.index_select(0, index))  # [B_l, L, S]
-                last = out[torch.arange(len(long_rows)), padded_lengths - 1]  # [B_l, S]
+                    [new_events[b] for b in rows], [prev_ts_ms[b] for b in rows]
+                )  # [B_g, L]
+                out = self.run(x, h.index_select(0, index))  # [B_g, L, S]
+                last = out[torch.arange(len(rows)), padded_lengths - 1]  # [B_g, S]
                 h = h.index_copy(0, index, last)
             for k in range(min(max(lengths, default=0), FOLD_STEP_LIMIT)):
                 users = [b for b in range(batch) if k < lengths[b] <= FOLD_STEP_LIMIT]

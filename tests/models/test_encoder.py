@@ -81,7 +81,7 @@ def test_fold_steps_short_rows_per_position_and_runs_long_rows_as_one_batch(
     histories: list[list[EventInput]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = _model(histories)
-    rows = [h[: 1 + i % (FOLD_STEP_LIMIT + 3)] for i, h in enumerate(histories)]  # short and long rows
+    rows = [h[: 1 + i % 20] for i, h in enumerate(histories)]  # short rows and long ones of several lengths
     lengths = [len(r) for r in rows]
     assert min(lengths) <= FOLD_STEP_LIMIT < max(lengths)
     step_sizes: list[int] = []
@@ -102,7 +102,13 @@ def test_fold_steps_short_rows_per_position_and_runs_long_rows_as_one_batch(
     _, profiles = model.fold(model.initial_hidden(len(rows)), rows, [None] * len(rows))
     short = [n for n in lengths if n <= FOLD_STEP_LIMIT]
     assert step_sizes == [sum(n > k for n in short) for k in range(max(short))]
-    assert run_sizes == [(len(lengths) - len(short), max(lengths))]
+    long = sorted(n for n in lengths if n > FOLD_STEP_LIMIT)
+    # One padded run per group of lengths within a factor of two, padded to the group's longest row.
+    expected: dict[int, tuple[int, int]] = {}
+    for n in long:
+        size, width = expected.get((n - 1).bit_length(), (0, 0))
+        expected[(n - 1).bit_length()] = (size + 1, max(width, n))
+    assert sorted(run_sizes) == sorted(expected.values())
     monkeypatch.undo()
     assert torch.allclose(profiles, model.encode_batch(rows), atol=1e-5)
 
