@@ -22,14 +22,14 @@ SAMPLE_RATE_HZ = 100
 PARTS: tuple[tuple[str, str], ...] = (
     ("batch processing, all of it (BatchProcessor.process)", r"^BatchProcessor\.process$"),
     ("encoder: batched GRU fold (EncoderRuntime.fold)", r"^EncoderRuntime\.fold$"),
-    ("state record decode (decode_state)", r"^decode_state$"),
+    ("state record decode, cache misses only (decode_state)", r"^decode_state$"),
     ("state record encode (encode_state)", r"^encode_state$"),
     ("fold into window and aggregates (fold_event)", r"^fold_event$"),
     ("event decode and validation (decode_event)", r"^decode_event$"),
     ("profile aggregates (profile_aggregates)", r"^profile_aggregates$"),
     ("profile JSON (ProfileUpdated.to_bytes)", r"^ProfileUpdated\.to_bytes$"),
-    ("table reads and writes through Faust (StateAccess.load/store)", r"StateAccess\.(load|store)$"),
-    ("publishing profiles, one awaited send each (ProfileWorker._publish)", r"^ProfileWorker\._publish$"),
+    ("state store reads and writes, changelog staged (StateAccess.load/store)", r"StateAccess\.(load|store)$"),
+    ("publishing profiles and changelog in record batches (ProfileWorker._publish)", r"^ProfileWorker\._publish$"),
     ("Kafka client (aiokafka, all threads)", r"^aiokafka/"),
 )
 """Named parts of the worker: (label, regular expression over a frame's function name or file path)."""

@@ -377,17 +377,17 @@ def _targets(results: SuiteResults) -> list[str]:
         floor_rate, rate = _med(results.floor, "events_per_s"), _med(results.drains, "events_per_s")
         floor_us, own_us = 1e6 / floor_rate, 1e6 / rate - 1e6 / floor_rate
         budget_us = 1e6 / THROUGHPUT_TARGET - floor_us
+        if budget_us < 1:
+            reach = "nothing, so one worker process cannot reach it on this machine whatever its processing costs."
+        else:
+            reach = (
+                f"{budget_us:.0f} µs per event for everything beyond it ({_times(own_us / budget_us)} less than now)."
+            )
         out += [
             f"The framework floor (the same Faust worker doing nothing but decode and publish) takes {floor_us:.0f} "
             f"µs per event here ({_num(floor_rate)} events/s); profilestream's own work adds {own_us:.0f} µs. "
-            f"The throughput target leaves {max(budget_us, 0.0):.0f} µs per event for everything beyond the floor"
-            + (
-                ", so one worker cannot reach it on this machine whatever the processing costs."
-                if budget_us < 1
-                else "."
-            )
-            + " Faust's per-message path is the ceiling of this design; more events per second need more worker "
-            "processes (partitions spread over them).",
+            f"The throughput target leaves {reach} Faust's per-message path bounds one process; beyond it, "
+            "throughput comes from more worker processes on more cores, each owning some of the partitions.",
             "",
         ]
     return out

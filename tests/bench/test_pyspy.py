@@ -29,7 +29,7 @@ def test_shares_of_samples() -> None:
     assert inclusive["BatchProcessor.process (streams/processor.py)"] == 0.8
     parts = {s.name.split(" (")[0]: s.share for s in summary.parts}
     assert parts["encoder: batched GRU fold"] == 0.5
-    assert parts["state record decode"] == 0.3
+    assert parts["state record decode, cache misses only"] == 0.3
     assert parts["Kafka client"] == 0.2
     assert parts["profile JSON"] == 0.0
 
