@@ -7,7 +7,6 @@ own threads and leaves the Python thread free. Messages are partitioned with mur
 
 from __future__ import annotations
 
-import re
 import time
 from array import array
 from collections.abc import Iterable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bench.load import Message, user_index
+from bench.profile_fields import PROFILE_FIELDS
 
 from confluent_kafka import (  # type: ignore[import-untyped,import-not-found,unused-ignore]  # isort: skip
     Consumer,
@@ -24,10 +24,6 @@ from confluent_kafka import (  # type: ignore[import-untyped,import-not-found,un
     Producer,
     TopicPartition,
 )
-
-# The profile contract's field order is fixed (ProfileUpdated.to_dict), so a regex finds the three numbers the
-# benchmark needs without parsing the 64-float embedding: several times cheaper than json.loads.
-_PROFILE_FIELDS = re.compile(rb'"updated_at":(\d+),"last_event_ts":(\d+),"event_count":(\d+)')
 
 
 def new_producer(bootstrap: str, *, linger_ms: float) -> Any:
@@ -199,7 +195,7 @@ class ProfileRecorder:
             key = message.key()
             if value is None or key is None:
                 continue
-            found = _PROFILE_FIELDS.search(value)
+            found = PROFILE_FIELDS.search(value)
             if found is None:
                 self.unparsed += 1
                 continue

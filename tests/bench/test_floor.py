@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from bench.floor_worker import FloorProcessor
-from bench.kafka_io import _PROFILE_FIELDS
+from bench.profile_fields import PROFILE_FIELDS
 from state.spec import StateSpec
 from streams.contract import BrowseEvent, encode_event
 from streams.encoder_runtime import EncoderRuntime
@@ -30,7 +30,7 @@ def test_floor_publishes_each_users_counters_and_dead_letters_bad_input() -> Non
     assert len(first.dead_letters) == 1
     parsed = {}
     for key, value in [*first.profiles, *second.profiles]:
-        found = _PROFILE_FIELDS.search(value)
+        found = PROFILE_FIELDS.search(value)
         assert found is not None
         parsed[key] = (int(found.group(1)), int(found.group(2)), int(found.group(3)))
     assert parsed[b"u0"] == (T0, T0 - 96, 4)  # three events, then one more; the newest event time stays
