@@ -14,19 +14,17 @@ batched call that carry no new event (the base vector of the evicted events) are
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from models.features import EventInput
 from state.events import event_order_key
-from state.record_cache import RecordCache
-from state.spec import StateSpec
 from streams.bridge import to_model_input
 from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
-from streams.processor import BatchOutput, BatchProcessor, StateAccess, _UserWork, wall_clock_ms
+from streams.processor import BatchOutput, BatchProcessor, StateAccess, _UserWork
 
 
 class WindowReencoder(EncoderRuntime):
@@ -72,16 +70,10 @@ class WindowReencoder(EncoderRuntime):
 class NaiveProcessor(BatchProcessor):
     """The worker's processor with the naive encoding: a full window re-encode per event, user by user."""
 
-    def __init__(
-        self,
-        encoder: EncoderRuntime,
-        spec: StateSpec,
-        metrics: WorkerMetrics,
-        clock_ms: Callable[[], int] = wall_clock_ms,
-        cache: RecordCache | None = None,
-    ) -> None:
+    def __init__(self, encoder: EncoderRuntime, *args: Any, **kwargs: Any) -> None:
+        # Everything but the encoder is BatchProcessor's own.
         self.reencoder = WindowReencoder(encoder)
-        super().__init__(self.reencoder, spec, metrics, clock_ms, cache)
+        super().__init__(self.reencoder, *args, **kwargs)
 
     def _encode_and_publish(self, work: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
         self.reencoder.windows = event_windows(work, self.spec.recent_window)

@@ -8,6 +8,7 @@ user, in the store and in the changelog alike."""
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,9 +65,9 @@ class FaustStateAccess:
         self.table = table
         self.bulk = bulk
 
-    @property
+    @functools.cached_property
     def changelog_topic(self) -> str:
-        """The table's changelog topic."""
+        """The table's changelog topic (looked up once: every store and delete stages a record for it)."""
         return str(self.table.changelog_topic.get_topic_name())
 
     def load(self, user_id: str, message: InboundMessage) -> bytes | None:
