@@ -48,6 +48,10 @@ def _send(plan: PacedPlan) -> None:
 
     encoder = EventEncoder(build_schedule(plan.spec))
     producer = new_producer(plan.bootstrap, linger_ms=1)
+    # Connect and learn the partitions before the clock starts: the first events must not carry the producer's
+    # start-up (connection, metadata, idempotent producer id) as freshness.
+    for topic in plan.topics.values():
+        producer.list_topics(topic, timeout=30)
     errors = DeliveryErrors()
     last = len(encoder.schedule)
     indices: list[int] = []

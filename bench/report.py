@@ -108,13 +108,22 @@ def _throughput(results: SuiteResults) -> list[str]:
         "the encoder's share is its time over the worker's CPU time.",
         "",
     ]
-    header = ["run", "events/s", "CPU s / 1k events", "encoder share of CPU", "profiles", "dead letters"]
+    header = [
+        "run",
+        "events/s",
+        "CPU s / 1k events",
+        "encoder share of CPU",
+        "events per micro-batch",
+        "profiles",
+        "dead letters",
+    ]
     rows = [
         [
             str(i + 1),
             _num(r.events_per_s),
             _num(r.cpu_s_per_1k, 3),
             _pct(r.encoder_cpu_share),
+            _num(r.mean_batch_events),
             f"{r.profiles:,}",
             str(r.dead_letters),
         ]
@@ -126,6 +135,7 @@ def _throughput(results: SuiteResults) -> list[str]:
             f"**{_num(_med(runs, 'events_per_s'))}**",
             _num(_med(runs, "cpu_s_per_1k"), 3),
             _pct(_med(runs, "encoder_cpu_share")),
+            _num(_med(runs, "mean_batch_events")),
             _num(_med(runs, "profiles")),
             _num(_med(runs, "dead_letters")),
         ]

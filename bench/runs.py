@@ -94,12 +94,22 @@ def prepare_dataset(env: BenchEnv, name: str, spec: LoadSpec) -> Dataset:
     return Dataset(name, prefix, schedule, result)
 
 
+_SCRAPED = (
+    "profilestream_encoder_step_seconds_sum",
+    "profilestream_batch_processing_seconds_sum",
+    "profilestream_batch_size_events_count",
+    "profilestream_batch_size_events_sum",
+)
+
+
 @dataclass(frozen=True)
 class MetricsSample:
     """The worker's own counters that the benchmark reads from /metrics."""
 
     encoder_s: float
     batches_s: float
+    batches: float = 0.0
+    batch_events: float = 0.0
 
     @classmethod
     def scrape(cls, port: int) -> MetricsSample | None:
@@ -112,12 +122,9 @@ class MetricsSample:
         values: dict[str, float] = {}
         for line in text.splitlines():
             name, _, value = line.partition(" ")
-            if name in ("profilestream_encoder_step_seconds_sum", "profilestream_batch_processing_seconds_sum"):
+            if name in _SCRAPED:
                 values[name] = float(value)
-        return cls(
-            values.get("profilestream_encoder_step_seconds_sum", 0.0),
-            values.get("profilestream_batch_processing_seconds_sum", 0.0),
-        )
+        return cls(*(values.get(name, 0.0) for name in _SCRAPED))
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,8 @@ class DrainResult:
     cpu_s_per_1k: float
     encoder_cpu_share: float | None
     """Encoder wall time over the worker's CPU time during the drain (torch runs one thread)."""
+    mean_batch_events: float | None
+    """Events per micro-batch during the drain, from the worker's own histogram."""
     peak_rss_bytes: int
     profiles: int
     profile_bytes_per_update: float
@@ -202,9 +211,11 @@ def run_drain(
     if code != 0:
         env.log(f"warning: {variant} worker exited with {code}; log: {worker.log_path}")
     rate, events, seconds = drain_rate(recorder.updated_ms, recorder.folded_total, from_total)
-    encoder_share = None
+    encoder_share = mean_batch = None
     if metrics0 is not None and metrics1 is not None and cpu1 > cpu0:
         encoder_share = (metrics1.encoder_s - metrics0.encoder_s) / (cpu1 - cpu0)
+    if metrics0 is not None and metrics1 is not None and metrics1.batches > metrics0.batches:
+        mean_batch = (metrics1.batch_events - metrics0.batch_events) / (metrics1.batches - metrics0.batches)
     users = dataset.users
     value_per_user: float | None = None
     stores = table_dir(settings.state_dir)
@@ -219,6 +230,7 @@ def run_drain(
         events_per_s=rate,
         cpu_s_per_1k=(cpu1 - cpu0) / max(1, events) * 1000,
         encoder_cpu_share=encoder_share,
+        mean_batch_events=mean_batch,
         peak_rss_bytes=rss,
         profiles=recorder.count,
         profile_bytes_per_update=recorder.record_bytes / max(1, recorder.count),

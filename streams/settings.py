@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         20_000, ge=0, description="Decoded records of recently active users kept in memory (0 disables the cache)."
     )
     expiry_interval_s: float = Field(60.0, gt=0, description="Seconds between scans for idle users.")
+    gc_sweep_interval_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Seconds between full garbage-collector sweeps (the worker's only long collector pauses).",
+    )
     torch_threads: int = Field(1, ge=1, description="Threads torch may use in a worker.")
     metrics_bind: str = Field("127.0.0.1", description="Bind address of the Prometheus /metrics server.")
     metrics_port: int = Field(9308, ge=0, le=65535, description="Port of the /metrics server (0 disables it).")

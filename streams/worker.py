@@ -22,6 +22,7 @@ from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.bulk_producer import BulkProducer
 from streams.encoder_runtime import EncoderRuntime
+from streams.gc_tuning import is_tuned, sweep_frozen_heap
 from streams.lookup import register_lookup
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchOutput, BatchProcessor, InboundMessage
@@ -109,6 +110,7 @@ class ProfileWorker:
         self.app.agent(self.erasure, name="erase-users", concurrency=1)(self._erase_users)
         self.app.timer(LAG_REFRESH_S)(self._refresh_lag)
         self.app.timer(settings.expiry_interval_s)(self._expire_idle_users)
+        self.app.timer(settings.gc_sweep_interval_s)(self._sweep_heap)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         register_lookup(self.app, self.table, encoder, spec)
@@ -198,6 +200,13 @@ class ProfileWorker:
                 users -= len(expired)
                 log.info("expired %d idle users in partition %d", len(expired), partition)
         self.metrics.set_users_in_state(users)
+
+    async def _sweep_heap(self) -> None:
+        """The full garbage-collector sweep of :mod:`streams.gc_tuning` (only where that policy runs)."""
+        if not is_tuned():
+            return
+        collected, seconds = sweep_frozen_heap()
+        log.info("full garbage-collector sweep: %d objects collected in %.0f ms", collected, seconds * 1000)
 
     async def _stage_tombstones(self, keys: list[bytes]) -> None:
         await self.bulk.learn_partitions(self._profiles_topic)

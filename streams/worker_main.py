@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.decoder import Reason
 from streams.encoder_runtime import EncoderRuntime
+from streams.gc_tuning import restore_garbage_collector, tune_garbage_collector
 from streams.metrics import WorkerMetrics
 from streams.processor import BatchProcessor
 from streams.settings import Settings
@@ -24,9 +24,6 @@ log = logging.getLogger(__name__)
 EXIT_MODEL_LOAD_FAILED = 3
 
 
-GC_THRESHOLDS = (10_000, 20, 100)
-"""Collector generation thresholds of a worker (Python's defaults: 700, 10, 10)."""
-
 ProcessorFactory = Callable[[EncoderRuntime, StateSpec, WorkerMetrics, RecordCache], BatchProcessor]
 
 
@@ -35,19 +32,6 @@ def batch_processor(
 ) -> BatchProcessor:
     """The worker's processor as shipped."""
     return BatchProcessor(encoder, spec, metrics, cache=cache)
-
-
-def tune_garbage_collector() -> None:
-    """Keep the cycle collector out of the stream's latency.
-
-    A worker allocates many short-lived objects per event, and keeps a large long-lived heap (imports, the model,
-    faust, the record cache). With Python's defaults, young collections run every few hundred events and full
-    collections walk that whole heap, which made the slowest profiles of the freshness benchmark several times
-    slower than the median. Freezing what start-up allocated takes it out of every collection, and higher
-    thresholds make collections rarer; reference counting still frees almost everything at once.
-    """
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(
@@ -86,6 +70,7 @@ def run_worker(
     except SystemExit as exit_:
         return int(exit_.code or 0)
     finally:
+        restore_garbage_collector()
         if server is not None:
             server.shutdown()
     return 0
