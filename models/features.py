@@ -92,6 +92,8 @@ class EventTensors:
         )
 
 
+_ROW_FIELDS = ("type_code", "item", "item_mask", "category", "category_mask", "gap", "price", "quantity")
+"""The fields of a `FeatureSpace._codes` row, in its order."""
 _TENSOR_FIELDS = (
     "type_code",
     "item",
@@ -246,21 +248,26 @@ class FeatureSpace:
 
     def query_buckets(self, terms: tuple[int, ...]) -> list[int]:
         """Hash buckets (1..num_query_buckets) of the first max_query_terms terms, padded with 0."""
+        if not terms:
+            return [0] * self.max_query_terms
         buckets = [(h % self.num_query_buckets) + 1 for h in terms[: self.max_query_terms]]
         return buckets + [0] * (self.max_query_terms - len(buckets))
 
     def _codes(self, event: EventInput, prev_ts_ms: int | None) -> tuple[int, int, float, int, float, int, int, int]:
-        has_item = event.has_item
-        has_category = event.category_hash != 0
+        # Runs for every event the stream folds: the helpers above are inlined (same results).
+        type_code = event.type_code
+        item_hash, category_hash = event.item_hash, event.category_hash
+        has_item = item_hash != 0 and type_code in ITEM_BEARING_TYPES
+        quantity = event.quantity
         return (
-            event.type_code,
-            self.item_index(event.item_hash) if has_item else OOV_INDEX,
+            type_code,
+            self._item_index.get(item_hash, OOV_INDEX) if has_item else OOV_INDEX,
             1.0 if has_item else 0.0,
-            self.category_index(event.category_hash) if has_category else OOV_INDEX,
-            1.0 if has_category else 0.0,
-            self.gap_bucket(event.ts_ms, prev_ts_ms),
-            self.price_bucket(event.price),
-            self.quantity_bucket(event.quantity),
+            self._category_index.get(category_hash, OOV_INDEX) if category_hash else OOV_INDEX,
+            1.0 if category_hash else 0.0,
+            0 if prev_ts_ms is None else self.gap_bucket(event.ts_ms, prev_ts_ms),
+            self.price_bucket(event.price) if event.price else 0,
+            0 if quantity <= 0 else min(quantity, self.num_quantity_buckets - 1),
         )
 
     # -- tensors -----------------------------------------------------------------------------------------------
@@ -303,8 +310,34 @@ class FeatureSpace:
         previous = prev_ts_ms if prev_ts_ms is not None else [None] * len(sequences)
         if len(previous) != len(sequences):
             raise FeatureError(f"{len(sequences)} sequences but {len(previous)} previous timestamps")
-        codes = [self.sequence_codes(s, p) for s, p in zip(sequences, previous, strict=True)]
-        return pad_codes(codes, self.max_query_terms)
+        # The same tensors as `pad_codes` over `sequence_codes`, built from one table of every event's codes
+        # with one scatter per field instead of arrays per sequence: the stream re-folds whole windows here.
+        rows: list[tuple[int, int, float, int, float, int, int, int]] = []
+        terms: list[list[int]] = []
+        for sequence, first_previous in zip(sequences, previous, strict=True):
+            before = first_previous
+            for event in sequence:
+                rows.append(self._codes(event, before))
+                terms.append(self.query_buckets(event.query_terms))
+                before = event.ts_ms
+        lengths = np.asarray([len(s) for s in sequences], dtype=np.int64)  # [B]
+        batch, max_len = len(sequences), max(int(lengths.max()) if len(sequences) else 0, 1)
+        starts = np.cumsum(lengths) - lengths  # [B]
+        row_of = np.repeat(np.arange(batch), lengths)  # [N]
+        step_of = np.arange(len(rows)) - np.repeat(starts, lengths)  # [N]
+        # float64 holds every code exactly (indices and buckets are far below 2**53).
+        table = np.asarray(rows, dtype=np.float64).reshape(len(rows), 8)  # [N, 8]
+        arrays: dict[str, np.ndarray[Any, Any]] = {}
+        for column, name in enumerate(_ROW_FIELDS):
+            dtype = np.float32 if name.endswith("_mask") else np.int64
+            out = np.zeros((batch, max_len), dtype=dtype)
+            out[row_of, step_of] = table[:, column]
+            arrays[name] = out
+        query = np.zeros((batch, max_len, self.max_query_terms), dtype=np.int64)
+        query[row_of, step_of] = np.asarray(terms, dtype=np.int64).reshape(len(rows), self.max_query_terms)
+        arrays["query_terms"] = query
+        tensors = EventTensors(*(torch.from_numpy(arrays[name]) for name in _TENSOR_FIELDS))
+        return tensors, torch.from_numpy(lengths)
 
     # -- persistence -------------------------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:

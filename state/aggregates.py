@@ -64,21 +64,19 @@ class TypeCounts(Aggregator[BucketSeries]):
         self.bucket_ms = bucket_ms
         self.windows = windows
         self.retain_buckets = max(w.buckets for w in windows)
+        self._keys = [(w, [f"{name}_count_{w.name}" for name in EVENT_TYPE_NAMES]) for w in windows]
+        self._unit_values = [tuple(int(code == t) for code in range(len(EVENT_TYPE_NAMES))) for t in EventType]
 
     def initialise(self) -> BucketSeries:
         return BucketSeries(SeriesKind.TYPE_COUNTS, self.bucket_ms, self.retain_buckets)
 
     def add(self, state: BucketSeries, event: StateEvent, newest_ms: int) -> None:
-        values = [0, 0, 0]
-        values[event.type_code] = 1
-        state.add(event.ts_ms, tuple(values), newest_ms)
+        state.add(event.ts_ms, self._unit_values[event.type_code], newest_ms)
 
     def result(self, state: BucketSeries, as_of_ms: int) -> dict[str, object]:
         out: dict[str, object] = {}
-        for window in self.windows:
-            sums = state.sums(as_of_ms, window)
-            for code, name in enumerate(EVENT_TYPE_NAMES):
-                out[f"{name}_count_{window.name}"] = sums[code]
+        for window, keys in self._keys:
+            out.update(zip(keys, state.sums(as_of_ms, window), strict=True))
         return out
 
     def own(self, state: AggregateState) -> BucketSeries:
@@ -152,9 +150,31 @@ class TopHashes(Aggregator[DecayedWeights]):
         return state
 
 
-@functools.cache
+_last_spec: list[tuple[StateSpec, tuple[Aggregator[Any], ...], frozenset[str]]] = []
+"""The spec of the last call and its aggregators: a worker runs one spec, and hashing a spec for the cache on
+every event cost more than the lookup saves."""
+
+
 def aggregators_for(spec: StateSpec) -> tuple[Aggregator[Any], ...]:
     """The aggregators a spec asks for: count windows grouped by bucket size, purchases, top hashes."""
+    return _for_spec(spec)[1]
+
+
+def _signatures(spec: StateSpec) -> frozenset[str]:
+    return _for_spec(spec)[2]
+
+
+def _for_spec(spec: StateSpec) -> tuple[StateSpec, tuple[Aggregator[Any], ...], frozenset[str]]:
+    if _last_spec and _last_spec[0][0] is spec:
+        return _last_spec[0]
+    aggregators = _build_aggregators(spec)
+    entry = (spec, aggregators, frozenset(a.signature for a in aggregators))
+    _last_spec[:] = [entry]
+    return entry
+
+
+@functools.cache
+def _build_aggregators(spec: StateSpec) -> tuple[Aggregator[Any], ...]:
     by_bucket: dict[int, list[WindowSpec]] = {}
     for window in spec.count_windows:
         by_bucket.setdefault(window.bucket_ms, []).append(window)
@@ -192,7 +212,7 @@ def aggregate_keys(spec: StateSpec) -> tuple[str, ...]:
 
 def is_compatible(record: UserState, spec: StateSpec) -> bool:
     """Whether the record's aggregate states are exactly the ones `spec` asks for."""
-    return set(record.aggregates) == {a.signature for a in aggregators_for(spec)}
+    return record.aggregates.keys() == _signatures(spec)
 
 
 def reconciled(record: UserState, spec: StateSpec) -> dict[str, AggregateState]:

@@ -9,10 +9,12 @@ rounded to float32 after every update, which keeps the codec lossless at 4 bytes
 from __future__ import annotations
 
 import math
+import struct
+from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-import numpy as np
+_F32 = struct.Struct("<f")
 
 
 def decay_factor(elapsed_ms: int, half_life_ms: int) -> float:
@@ -22,7 +24,7 @@ def decay_factor(elapsed_ms: int, half_life_ms: int) -> float:
 
 def to_float32(value: float) -> float:
     """Round to the nearest float32, the precision the codec stores."""
-    return float(np.float32(value))
+    return float(_F32.unpack(_F32.pack(value))[0])
 
 
 class TopKind(IntEnum):
@@ -53,13 +55,10 @@ class DecayedWeights:
             return
         factor = decay_factor(newest_ms - self.reference_ms, self.half_life_ms)
         self.reference_ms = newest_ms
-        for key, weight in list(self.weights.items()):
-            scaled = to_float32(weight * factor)
-            if scaled > 0.0:
-                self.weights[key] = scaled
-            else:
-                # Underflowed to zero: the key carries no information any more.
-                del self.weights[key]
+        # One float32 array rounds every rescaled weight at once (the same rounding as `to_float32`); a key
+        # whose weight underflowed to zero carries no information any more and is dropped.
+        scaled = array("f", [weight * factor for weight in self.weights.values()])
+        self.weights = {key: weight for key, weight in zip(self.weights, scaled, strict=True) if weight > 0.0}
 
     def add(self, key: int, ts_ms: int) -> None:
         """Add one occurrence of `key` at `ts_ms` (at or before `reference_ms`).

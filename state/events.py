@@ -41,10 +41,16 @@ class StateEvent:
     price: float = 0.0
 
     def __post_init__(self) -> None:
+        # Runs for every event the worker accepts: the common case is checked in one expression.
         if self.type_code not in _TYPE_CODES:
             raise ValueError(f"type_code must be one of {sorted(_TYPE_CODES)}, got {self.type_code}")
-        for name in ("event_id_hash", "item_hash", "category_hash"):
-            _check_int64(name, getattr(self, name))
+        if not (
+            INT64_MIN <= self.event_id_hash <= INT64_MAX
+            and INT64_MIN <= self.item_hash <= INT64_MAX
+            and INT64_MIN <= self.category_hash <= INT64_MAX
+        ):
+            for name in ("event_id_hash", "item_hash", "category_hash"):
+                _check_int64(name, getattr(self, name))
         for term in self.query_terms:
             _check_int64("query_terms", term)
         if not math.isfinite(self.price):

@@ -55,9 +55,11 @@ class EncoderRuntime:
         Returns the new hidden vectors (float32, one per user) and the profiles [B, D] (L2-normalised).
         """
         h0 = self.model.initial_hidden(len(sequences))  # [B, H]
-        for i, h in enumerate(hidden):
-            if h is not None:
-                h0[i] = torch.from_numpy(np.asarray(h, dtype=np.float32))
+        known = [i for i, h in enumerate(hidden) if h is not None]
+        if known:
+            # One copy for every known vector (a copy per row cost more than the GRU step).
+            rows = np.stack([np.asarray(hidden[i], dtype=np.float32) for i in known])  # [K, H]
+            h0[torch.tensor(known, dtype=torch.int64)] = torch.from_numpy(rows)
         with torch.inference_mode():
             h_new, profiles = self.model.fold(h0, sequences, prev_ts_ms)  # [B, H], [B, D]
         h_np = h_new.numpy()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import subprocess
 import sys
 
@@ -17,9 +18,11 @@ from models.features import (
     FeatureSpace,
     log_bucket,
     make_event_input,
+    pad_codes,
     query_term_hashes,
     stable_hash64,
 )
+from tests.models.factories import random_history
 
 
 def test_stable_hash64_is_pinned_blake2b_signed_int64() -> None:
@@ -105,6 +108,32 @@ def test_tensorize_sequences_pads_and_uses_previous_event_gaps() -> None:
         [0, 0, 0],
     ]
     assert x.item_mask.tolist()[1] == [1.0, 0.0, 0.0]
+
+
+def test_tensorize_sequences_equals_padding_each_sequences_codes() -> None:
+    # The batched path (one code table, one scatter per field) must give the per-sequence path's tensors.
+    rnd = random.Random(5)
+    histories = [random_history(rnd, n) for n in (0, 1, 7, 3, 12, 0, 5)]
+    space = FeatureSpace.fit(histories, min_item_count=1)
+    previous = [None, 1_600_000_000_000, None, 1_700_000_000_000, None, 5, -3]
+    x, lengths = space.tensorize_sequences(histories, previous)
+    expected, expected_lengths = pad_codes(
+        [space.sequence_codes(h, p) for h, p in zip(histories, previous, strict=True)], space.max_query_terms
+    )
+    assert torch.equal(lengths, expected_lengths)
+    for name in (
+        "type_code",
+        "item",
+        "item_mask",
+        "category",
+        "category_mask",
+        "query_terms",
+        "gap",
+        "price",
+        "quantity",
+    ):
+        got, want = getattr(x, name), getattr(expected, name)
+        assert got.dtype == want.dtype and torch.equal(got, want), name
 
 
 def test_feature_space_json_round_trip_and_validation() -> None:
