@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -33,11 +34,24 @@ COMMANDS: Final[dict[Variant, list[str]]] = {
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
 
 
+_PORT_RANGE: Final = (20_000, 32_000)
+"""Where :func:`free_port` looks: below Linux's ephemeral range (32768-60999), from which the kernel picks the
+local port of every outgoing connection. A port the kernel handed out by ``bind(0)`` could be taken by a Kafka
+client's connection before the worker binds it (seen in the two-worker test)."""
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on loopback that nothing listens on right now, outside the ephemeral range."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(*_PORT_RANGE)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {_PORT_RANGE}")
 
 
 def settings_env(settings: Settings, **extra: str) -> dict[str, str]:

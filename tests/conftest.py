@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port
 from streams.settings import Settings
 from streams.topics import create_topics
 
@@ -24,13 +24,6 @@ TEST_KAFKA_ENV = {
     "KAFKA_CONTROLLER_PORT": os.environ.get("TEST_KAFKA_CONTROLLER_PORT", "19093"),
     "KAFKA_DATA_DIR": os.environ.get("TEST_KAFKA_DATA_DIR", "var/kafka-test"),
 }
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _kafka(command: str) -> str:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.procs import free_port
 from streams.settings import Settings
-from tests.conftest import REPO_ROOT, WorkerProcess, free_port, wait_until
+from tests.conftest import REPO_ROOT, WorkerProcess, wait_until
 from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
 
 pytestmark = pytest.mark.kafka

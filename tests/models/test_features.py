@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -15,6 +16,7 @@ from models.errors import FeatureError
 from models.features import (
     OOV_INDEX,
     EventInput,
+    EventTensors,
     FeatureSpace,
     log_bucket,
     make_event_input,
@@ -121,17 +123,8 @@ def test_tensorize_sequences_equals_padding_each_sequences_codes() -> None:
         [space.sequence_codes(h, p) for h, p in zip(histories, previous, strict=True)], space.max_query_terms
     )
     assert torch.equal(lengths, expected_lengths)
-    for name in (
-        "type_code",
-        "item",
-        "item_mask",
-        "category",
-        "category_mask",
-        "query_terms",
-        "gap",
-        "price",
-        "quantity",
-    ):
+    for field in dataclasses.fields(EventTensors):
+        name = field.name
         got, want = getattr(x, name), getattr(expected, name)
         assert got.dtype == want.dtype and torch.equal(got, want), name
 
