@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 Headers = Sequence[tuple[str, bytes]]
 Delivered = Callable[[str, int, int], None]
 """Called with (topic, partition, offset of the batch's last record) once a batch is written."""
+Failed = Callable[[str, int, int], None]
+"""Called with (topic, partition, number of records) when a batch could not be written."""
 
 
 class DeliveryError(RuntimeError):
@@ -50,8 +52,9 @@ class BulkProducer:
     faust creates it when the app starts.
     """
 
-    def __init__(self, producer: Callable[[], Any]) -> None:
+    def __init__(self, producer: Callable[[], Any], on_failed: Failed | None = None) -> None:
         self._producer = producer
+        self._on_failed = on_failed
         self._queues: dict[tuple[str, int], _PartitionQueue] = {}
         self._partitions: dict[str, list[int]] = {}
         self._partitioner = DefaultPartitioner()
@@ -136,6 +139,8 @@ class BulkProducer:
             if error is not None:
                 log.error("a batch of %d records for %s[%d] was not written: %r", count, topic, partition, error)
                 self._failure = self._failure or error
+                if self._on_failed is not None:
+                    self._on_failed(topic, partition, count)
                 return
             if on_delivered is not None:
                 try:

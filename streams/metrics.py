@@ -48,6 +48,7 @@ END_TO_END_LATENCY_BUCKETS_S: Final = (
 )  # fmt: skip
 """Event time -> profile publication, 5 ms .. 5 min. 1.0 s is the latency SLO threshold (99% within 1 s)."""
 
+GC_SWEEP_BUCKETS_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 """Events per micro-batch, 1 .. 10000 (the largest batch size the worker can be configured with)."""
 
@@ -126,6 +127,10 @@ class WorkerMetrics:
             "tombstones_published", "Profile tombstones published, by cause.", ["cause"]
         )
         self.deadletter_published = counter("deadletter_published", "Records published to the dead-letter topic.")
+        self.publish_failed = counter(
+            "publish_failed_records",
+            "Records (profiles, state changelog, tombstones) in record batches Kafka did not accept.",
+        )
         self.end_to_end_latency = histogram(
             "end_to_end_latency_seconds",
             "Event time to publication of the profile that includes the event.",
@@ -134,6 +139,11 @@ class WorkerMetrics:
         self.batch_size = histogram("batch_size_events", "Events per micro-batch.", BATCH_SIZE_BUCKETS)
         self.batch_processing = histogram(
             "batch_processing_seconds", "Wall time to process one micro-batch.", BATCH_PROCESSING_BUCKETS_S
+        )
+        self.gc_sweep = histogram(
+            "gc_sweep_seconds",
+            "Pause of each full garbage-collector sweep (the worker's only long collector pauses).",
+            GC_SWEEP_BUCKETS_S,
         )
         self.encoder_step = histogram(
             "encoder_step_seconds", "Wall time of one batched encoder fold call.", ENCODER_STEP_BUCKETS_S
@@ -220,6 +230,14 @@ class WorkerMetrics:
     def count_deadletter(self, n: int = 1) -> None:
         """Count `n` records published to the dead-letter topic."""
         self.deadletter_published.inc(n)
+
+    def count_publish_failures(self, records: int) -> None:
+        """Count `records` in a record batch that Kafka did not accept."""
+        self.publish_failed.inc(records)
+
+    def observe_gc_sweep(self, seconds: float) -> None:
+        """Observe one full garbage-collector sweep that paused the worker for `seconds`."""
+        self.gc_sweep.observe(seconds)
 
     def observe_end_to_end_latency_ms(self, event_ts_ms: Iterable[int], published_at_ms: int) -> None:
         """Observe, for each event folded into a publication at `published_at_ms`, its latency.

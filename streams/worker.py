@@ -101,7 +101,9 @@ class ProfileWorker:
         self.erasure = self.app.topic(settings.topic(ERASURE), key_serializer="raw", value_serializer="raw")
         self.spec = spec
         # State changelog records and profiles leave in record batches, not one send each (streams.bulk_producer).
-        self.bulk = BulkProducer(self._kafka_producer)
+        self.bulk = BulkProducer(
+            self._kafka_producer, on_failed=lambda _topic, _partition, count: metrics.count_publish_failures(count)
+        )
         self.state = FaustStateAccess(self.table, self.bulk)
         self._profiles_topic = settings.topic(PROFILES)
         self._processed: dict[tuple[str, int], int] = {}
@@ -206,6 +208,7 @@ class ProfileWorker:
         if not is_tuned():
             return
         collected, seconds = sweep_frozen_heap()
+        self.metrics.observe_gc_sweep(seconds)
         log.info("full garbage-collector sweep: %d objects collected in %.0f ms", collected, seconds * 1000)
 
     async def _stage_tombstones(self, keys: list[bytes]) -> None:

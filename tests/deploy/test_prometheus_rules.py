@@ -181,10 +181,11 @@ REQUIRED_ALERTS = {
     "ProfilestreamLatencySLOBurnSlow",
     "ProfilestreamNoProfilesPublished",
     "ProfilestreamModelLoadFailed",
+    "ProfilestreamPublishFailing",
 }
 
 
-def test_the_alerts_of_the_issue_exist() -> None:
+def test_the_expected_alerts_exist() -> None:
     assert {rule["alert"] for rule in alert_rules()} == REQUIRED_ALERTS
 
 

@@ -4,12 +4,13 @@ and the partition of a key equal to what a plain send picks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.bulk_producer import BulkProducer
+from streams.bulk_producer import BulkProducer, DeliveryError
 
 PARTITIONS = 3
 
@@ -83,3 +84,35 @@ def test_staged_records_arrive_in_order_per_partition_with_delivered_offsets(kaf
         if mine:
             assert delivered[partition] == mine[-1][1]
     assert sum(1 for r in bulk_records if r[3] is None) == 6  # tombstones travel as null values
+
+
+def test_a_batch_the_broker_refuses_is_reported_and_fails_the_next_flush(kafka_bootstrap: str) -> None:
+    topic = _create_topic(kafka_bootstrap)
+
+    async def scenario() -> tuple[list[tuple[str, int, int]], BaseException | None]:
+        # The broker takes at most about 1 MiB per record batch (message.max.bytes); this one is larger.
+        producer = AIOKafkaProducer(
+            bootstrap_servers=kafka_bootstrap, max_batch_size=4 * 1024 * 1024, max_request_size=8 * 1024 * 1024
+        )
+        await producer.start()
+        failed: list[tuple[str, int, int]] = []
+        try:
+            bulk = BulkProducer(lambda: producer, on_failed=lambda t, p, n: failed.append((t, p, n)))
+            await bulk.learn_partitions(topic)
+            for i in range(3):
+                bulk.stage(topic, 0, f"k{i}".encode(), b"x" * (600 * 1024))
+            await bulk.flush()
+            with contextlib.suppress(Exception):  # the producer may raise the refusal too; the bulk producer keeps it
+                await producer.flush()
+            error: BaseException | None = None
+            try:
+                await bulk.flush()
+            except DeliveryError as exc:
+                error = exc
+        finally:
+            await producer.stop()
+        return failed, error
+
+    failed, error = asyncio.run(scenario())
+    assert failed == [(topic, 0, 3)]
+    assert isinstance(error, DeliveryError)
