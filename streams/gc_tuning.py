@@ -7,17 +7,15 @@ stops the event loop for as long as walking them takes (70 to 170 ms at 10,000 c
 the p99 freshness of the benchmark. So every collection's survivors are frozen: they leave the collector's
 generations for the permanent one, and the next collection only walks what was allocated since. Frozen objects
 are still freed by reference counting; only reference cycles among them that become garbage wait for the
-full sweep, which unfreezes, collects everything and freezes again every ``gc_sweep_interval_s``.
+full sweep, which unfreezes, collects everything and freezes again every ``gc_sweep_interval_s``. (Sweeps every
+15 s during a paced benchmark run collected 60, 0 and 0 objects: almost nothing waits for them.)
 """
 
 from __future__ import annotations
 
 import gc
-import logging
 import time
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (10_000, 20, 100)
 """Collector generation thresholds of a worker (Python's defaults: 700, 10, 10)."""
