@@ -57,7 +57,7 @@ class EncoderRuntime:
         h0 = self.model.initial_hidden(len(sequences))  # [B, H]
         known = [i for i, h in enumerate(hidden) if h is not None]
         if known:
-            # One copy for every known vector (a copy per row cost more than the GRU step).
+            # The known vectors go in with one stacked copy, not one tensor assignment per row.
             rows = np.stack([np.asarray(hidden[i], dtype=np.float32) for i in known])  # [K, H]
             h0[torch.tensor(known, dtype=torch.int64)] = torch.from_numpy(rows)
         with torch.inference_mode():
