@@ -150,31 +150,9 @@ class TopHashes(Aggregator[DecayedWeights]):
         return state
 
 
-_last_spec: list[tuple[StateSpec, tuple[Aggregator[Any], ...], frozenset[str]]] = []
-"""The spec of the last call and its aggregators: a worker runs one spec, and hashing a spec for the cache on
-every event cost more than the lookup saves."""
-
-
+@functools.cache
 def aggregators_for(spec: StateSpec) -> tuple[Aggregator[Any], ...]:
     """The aggregators a spec asks for: count windows grouped by bucket size, purchases, top hashes."""
-    return _for_spec(spec)[1]
-
-
-def _signatures(spec: StateSpec) -> frozenset[str]:
-    return _for_spec(spec)[2]
-
-
-def _for_spec(spec: StateSpec) -> tuple[StateSpec, tuple[Aggregator[Any], ...], frozenset[str]]:
-    if _last_spec and _last_spec[0][0] is spec:
-        return _last_spec[0]
-    aggregators = _build_aggregators(spec)
-    entry = (spec, aggregators, frozenset(a.signature for a in aggregators))
-    _last_spec[:] = [entry]
-    return entry
-
-
-@functools.cache
-def _build_aggregators(spec: StateSpec) -> tuple[Aggregator[Any], ...]:
     by_bucket: dict[int, list[WindowSpec]] = {}
     for window in spec.count_windows:
         by_bucket.setdefault(window.bucket_ms, []).append(window)
@@ -208,6 +186,11 @@ def aggregate_keys(spec: StateSpec) -> tuple[str, ...]:
     keys += [f"purchase_count_{spec.spend_window.name}", f"purchase_spend_{spec.spend_window.name}"]
     keys += ["top_categories", "top_search_terms"]
     return tuple(keys)
+
+
+@functools.cache
+def _signatures(spec: StateSpec) -> frozenset[str]:
+    return frozenset(a.signature for a in aggregators_for(spec))
 
 
 def is_compatible(record: UserState, spec: StateSpec) -> bool:

@@ -22,6 +22,10 @@ class RecordCache:
             raise ValueError("capacity must be >= 0")
         self.capacity = capacity
         self._records: OrderedDict[str, UserState] = OrderedDict()
+        self.hits = 0
+        """Lookups that found a record, since the cache was made (the worker reports them per batch)."""
+        self.misses = 0
+        """Lookups that found none."""
 
     def __len__(self) -> int:
         return len(self._records)
@@ -29,7 +33,10 @@ class RecordCache:
     def get(self, user_id: str) -> UserState | None:
         """The cached record of ``user_id``, now the most recently used, or None."""
         record = self._records.get(user_id)
-        if record is not None:
+        if record is None:
+            self.misses += 1
+        else:
+            self.hits += 1
             self._records.move_to_end(user_id)
         return record
 

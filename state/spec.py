@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from state.errors import StateSpecError
@@ -116,3 +116,8 @@ class StateSpec:
         if self.spend_window.name in names:
             # purchase_count_<name> would be produced twice with different bucket sizes.
             raise StateSpecError("the spend window's name must differ from every count window's name")
+        # Specs key caches that are consulted for every event (the aggregators of a spec): hash the fields once.
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self))))
+
+    def __hash__(self) -> int:
+        return int(self.__dict__["_hash"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -152,6 +153,7 @@ class BatchProcessor:
     def process(self, messages: Sequence[InboundMessage], state: StateAccess) -> BatchOutput:
         """Process one micro-batch; never raises for bad input (it becomes dead letters)."""
         started = time.perf_counter()
+        hits, misses = self.cache.hits, self.cache.misses
         output = BatchOutput()
         by_user = self._decode(messages, output)
         work: list[_UserWork] = []
@@ -177,6 +179,9 @@ class BatchProcessor:
                 for w in work:
                     self.cache.discard(w.user_id)
                     self._dead_letter_all(w.messages, "encode", output)
+        # Every cache miss was a store read (see _load_record); counted once per batch, not per user.
+        self.metrics.count_state_cache_hits(self.cache.hits - hits)
+        self.metrics.count_state_reads(self.cache.misses - misses)
         self.metrics.observe_batch(len(messages), time.perf_counter() - started)
         return output
 
@@ -185,9 +190,10 @@ class BatchProcessor:
     ) -> dict[str, list[tuple[Event, InboundMessage]]]:
         by_user: dict[str, list[tuple[Event, InboundMessage]]] = {}
         now_ms = self.clock_ms()
+        # Every record read counts as consumed, valid or not: the dead-letter ratio divides by this.
+        for topic_type, count in Counter(m.topic_type for m in messages).items():
+            self.metrics.count_consumed(topic_type, count)
         for message in messages:
-            # Every record read counts as consumed, valid or not: the dead-letter ratio divides by this.
-            self.metrics.count_consumed(message.topic_type)
             decoded = decode_event(
                 message.value, message.key, topic_type=message.topic_type, require_key=True, now_ms=now_ms
             )
@@ -206,10 +212,8 @@ class BatchProcessor:
     def _load_record(self, user_id: str, message: InboundMessage, state: StateAccess) -> UserState:
         cached = self.cache.get(user_id)
         if cached is not None:
-            self.metrics.count_state_cache_hits()
             return cached
         raw = state.load(user_id, message)
-        self.metrics.count_state_reads()
         if raw is None:
             return UserState.new()
         try:

@@ -1,54 +1,22 @@
 """The user-state Faust table as the worker uses it: every read, write and delete in the user's own partition.
 
 faust-streaming takes a table operation's RocksDB partition and changelog partition from the *current event*.
-Inside a ``take_events()`` batch, and in a timer, there is none (faust-streaming issue #497). Reads and writes
-here therefore name the partition themselves: the partition of one of the user's messages (or, for the expiry
-scan, a pin naming the partition being scanned). A user's record always lands in the partition that owns the
-user, in the store and in the changelog alike."""
+Inside a ``take_events()`` batch, and in a timer, there is none (faust-streaming issue #497). Reads, writes and
+deletes here therefore name the partition themselves: the partition of one of the user's messages, or, for the
+expiry scan, the partition being scanned. A user's record always lands in the partition that owns the user, in
+the store and in the changelog alike."""
 
 from __future__ import annotations
 
 import functools
-import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
-from faust.streams import _current_event
 from faust.types import TP
 
 from state.reader import FAUST_OFFSET_KEY
 from streams.bulk_producer import BulkProducer
 from streams.processor import InboundMessage
-
-
-@contextmanager
-def as_current(event: Any) -> Iterator[None]:
-    """Make ``event`` the current Faust event for the table operations inside the block."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
-@dataclass(frozen=True, slots=True)
-class _PinnedMessage:
-    topic: str
-    partition: int
-
-
-class PartitionPin:
-    """A stand-in current event naming a partition, for table operations outside any stream iteration.
-
-    ``topic`` must be a source topic of the table (Faust checks that its partition count matches).
-    """
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.message = _PinnedMessage(topic, partition)
 
 
 class FaustStateAccess:
@@ -86,12 +54,10 @@ class FaustStateAccess:
         # and values are raw bytes); going straight there skips faust's current-event lookup on the hot path.
         return self.table.data._db_for_partition(partition)
 
-    def delete(self, key: bytes, pin: Any) -> None:
-        """Delete a user's record in the partition of ``pin`` (a Faust event or a :class:`PartitionPin`); the
-        changelog tombstone is staged."""
-        with as_current(pin):
-            self.table.data.pop(key, None)
-        self.bulk.stage(self.changelog_topic, pin.message.partition, key, None, on_delivered=self._persisted)
+    def delete(self, key: bytes, partition: int) -> None:
+        """Delete a user's record in ``partition`` (store at once, changelog tombstone staged)."""
+        self._partition_db(partition).delete(key)
+        self.bulk.stage(self.changelog_topic, partition, key, None, on_delivered=self._persisted)
 
     def _persisted(self, topic: str, partition: int, offset: int) -> None:
         self.table.data.set_persisted_offset(TP(topic, partition), offset)

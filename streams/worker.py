@@ -28,7 +28,7 @@ from streams.metrics import WorkerMetrics
 from streams.processor import BatchOutput, BatchProcessor, InboundMessage
 from streams.rocksdb_store import register_store
 from streams.settings import Settings
-from streams.state_table import FaustStateAccess, PartitionPin
+from streams.state_table import FaustStateAccess
 from streams.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class ProfileWorker:
                 log.warning("ignored an erasure request without key (partition %s)", event.message.partition)
                 continue
             self.processor.forget([bytes(key).decode(errors="replace")])
-            self.state.delete(bytes(key), event)
+            self.state.delete(bytes(key), event.message.partition)
             await self._stage_tombstones([bytes(key)])
             await self.bulk.flush()
             self.metrics.count_tombstones("erasure")
@@ -175,7 +175,6 @@ class ProfileWorker:
 
     async def _expiry_scan(self) -> None:
         actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic in self._topic_types}
-        source_topic = next(iter(self._topic_types))
         users = 0
         for partition in sorted(actives & set(self.state.local_partitions())):
             watermark_ms = self._watermarks_ms.get(partition)
@@ -191,10 +190,9 @@ class ProfileWorker:
                     continue
                 if watermark_ms is not None and is_idle(event_count, last_event_ms, watermark_ms, self.spec):
                     expired.append(key)
-            pin = PartitionPin(source_topic, partition)
             self.processor.forget(key.decode(errors="replace") for key in expired)
             for key in expired:
-                self.state.delete(key, pin)
+                self.state.delete(key, partition)
             await self._stage_tombstones(expired)
             await self.bulk.flush()
             if expired:

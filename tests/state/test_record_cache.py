@@ -37,3 +37,11 @@ def test_discard_and_clear_forget_users() -> None:
     assert cache.get("b") is None and len(cache) == 2
     cache.clear()
     assert len(cache) == 0
+
+
+def test_lookups_are_counted_as_hits_and_misses() -> None:
+    cache = RecordCache(10)
+    cache.put("a", UserState.new())
+    for user in ("a", "b", "a", "c"):
+        cache.get(user)
+    assert (cache.hits, cache.misses) == (2, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from state.errors import StateSpecError
@@ -32,3 +34,10 @@ def test_defaults() -> None:
 def test_invalid_specs_are_rejected(kwargs: dict[str, object]) -> None:
     with pytest.raises(StateSpecError):
         StateSpec(**kwargs)  # type: ignore[arg-type]
+
+
+def test_equal_specs_hash_alike_and_a_changed_field_changes_the_hash() -> None:
+    # Specs key per-event caches (the aggregators of a spec); the hash is computed once, from every field.
+    assert hash(StateSpec()) == hash(StateSpec()) and StateSpec() == StateSpec()
+    changed = dataclasses.replace(StateSpec(), top_terms=3)
+    assert changed != StateSpec() and hash(changed) != hash(StateSpec())
