@@ -64,10 +64,6 @@ class ByteWriter:
         """Several 8-byte signed integers, packed in one call."""
         self.buf += _packer("q", len(values)).pack(*values)
 
-    def f32s(self, values: Sequence[float]) -> None:
-        """Several 4-byte floats, packed in one call."""
-        self.buf += _packer("f", len(values)).pack(*values)
-
     def raw(self, data: bytes) -> None:
         """Bytes as they are."""
         self.buf += data
@@ -134,7 +130,7 @@ class ByteReader:
         """`n` 8-byte signed integers."""
         if n == 0:
             return ()
-        return struct.unpack_from(f"<{n}q", self.data, self._advance(8 * n))
+        return _packer("q", n).unpack_from(self.data, self._advance(8 * n))
 
     def count(self, min_item_bytes: int) -> int:
         """A uvarint element count, checked against the bytes left so corrupt counts fail fast."""
