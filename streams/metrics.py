@@ -40,6 +40,11 @@ UNKNOWN_EVENT_TYPE: Final = "unknown"
 TombstoneCause = Literal["expiry", "erasure"]
 TOMBSTONE_CAUSES: Final[tuple[TombstoneCause, ...]] = ("expiry", "erasure")
 
+InfraStage = Literal["changelog", "publish", "store", "deadletter"]
+INFRA_STAGES: Final[tuple[InfraStage, ...]] = ("changelog", "publish", "store", "deadletter")
+"""Where an infrastructure fault made the worker retry: the state changelog write, the profile publication,
+the local state store (disk) and the dead-letter publication."""
+
 # Buckets, in base units. Each set is chosen so that the thresholds the alerts and the dashboard use
 # are bucket boundaries, which makes `histogram_quantile` exact there and the SLO ratio exact.
 
@@ -168,6 +173,18 @@ class WorkerMetrics:
             ["topic", "partition"],
         )
         self.rebalances = counter("rebalances", "Consumer group rebalances seen by this worker.")
+        self.broker_up = gauge(
+            "broker_up", "1 when the last end-offset request to Kafka succeeded, 0 when it failed or timed out."
+        )
+        self.broker_unreachable = counter(
+            "broker_unreachable", "End-offset requests to Kafka (one per lag refresh) that failed or timed out."
+        )
+        self.infra_retries = counter(
+            "infra_retries", "Retries after an infrastructure fault (disk, broker, publish), by stage.", ["stage"]
+        )
+        self.paused = gauge(
+            "paused", "1 while the worker has paused consumption because of an infrastructure fault, else 0."
+        )
         self.users_in_state = gauge("users_in_state", "Users held in this worker's state partitions.")
         self.model = Info("model", "Encoder model loaded by this worker.", namespace=NAMESPACE, registry=registry)
         self.model_load_failures = counter(
@@ -186,6 +203,11 @@ class WorkerMetrics:
             self.events_rejected.labels(reason=reason)
         for cause in TOMBSTONE_CAUSES:
             self.tombstones_published.labels(cause=cause)
+        for stage in INFRA_STAGES:
+            self.infra_retries.labels(stage=stage)
+        # No request has failed yet: a worker that is still restoring its tables (before its first lag
+        # refresh) must not look cut off from Kafka. The lag monitor sets it from its first request on.
+        self.broker_up.set(1)
         self._newest_event_ts_ms: int | None = None
         self._partitions: set[tuple[str, str]] = set()
 
@@ -312,6 +334,26 @@ class WorkerMetrics:
     def count_rebalance(self) -> None:
         """Count one rebalance (partitions assigned or revoked)."""
         self.rebalances.inc()
+
+    # -- infrastructure ------------------------------------------------------------------------------
+
+    def set_broker_up(self, up: bool) -> None:
+        """Record whether the last end-offset request reached Kafka (see streams.lag_monitor)."""
+        self.broker_up.set(1 if up else 0)
+
+    def count_broker_unreachable(self, n: int = 1) -> None:
+        """Count `n` end-offset requests that failed or timed out."""
+        self.broker_unreachable.inc(n)
+
+    def count_infra_retry(self, stage: InfraStage, n: int = 1) -> None:
+        """Count `n` retries of `stage` after an infrastructure fault (never a bad message: that is a dead letter)."""
+        if stage not in INFRA_STAGES:
+            raise ValueError(f"unknown infrastructure stage {stage!r}; expected one of {INFRA_STAGES}")
+        self.infra_retries.labels(stage=stage).inc(n)
+
+    def set_paused(self, paused: bool) -> None:
+        """Record whether consumption is paused because of an infrastructure fault."""
+        self.paused.set(1 if paused else 0)
 
     # -- model ---------------------------------------------------------------------------------------
 

@@ -111,6 +111,9 @@ def test_every_query_reads_exposed_or_recorded_metrics() -> None:
         "profilestream_profiles_published_total",
         "profilestream_end_to_end_latency_seconds_bucket",  # latency
         "profilestream_consumer_lag_messages",  # lag
+        "profilestream_broker_up",  # Kafka reachable
+        "profilestream_paused",  # paused on an infrastructure fault
+        "profilestream_infra_retries_total",  # and which stage retries
         "profilestream_events_rejected_total",  # rejects
         "job:profilestream_deadletter:ratio_rate5m",  # dead letters
         "profilestream_users_in_state",  # state size

@@ -164,6 +164,10 @@ def test_worker_exposition_passes_promtool_metric_lint() -> None:
     metrics.set_consumed_offset("events.browse", 0, 9)
     metrics.set_model_version("gru-v1")
     metrics.observe_end_to_end_latency_ms([1_000], published_at_ms=1_250)
+    metrics.count_infra_retry("store")
+    metrics.set_paused(True)
+    metrics.set_broker_up(False)
+    metrics.count_broker_unreachable()
     done = run_promtool("check", "metrics", stdin=generate_latest(registry).decode())
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == ""  # no lint findings
@@ -182,6 +186,8 @@ REQUIRED_ALERTS = {
     "ProfilestreamNoProfilesPublished",
     "ProfilestreamModelLoadFailed",
     "ProfilestreamPublishFailing",
+    "ProfilestreamBrokerUnreachable",
+    "ProfilestreamProcessingPaused",
 }
 
 

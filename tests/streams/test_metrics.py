@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import END_TO_END_LATENCY_BUCKETS_S, WorkerMetrics
+from streams.metrics import END_TO_END_LATENCY_BUCKETS_S, INFRA_STAGES, WorkerMetrics
 
 EXPECTED_SAMPLE_NAMES = {
     "profilestream_events_consumed_total",
@@ -32,6 +32,10 @@ EXPECTED_SAMPLE_NAMES = {
     "profilestream_consumer_lag_messages",
     "profilestream_consumed_offset",
     "profilestream_rebalances_total",
+    "profilestream_broker_up",
+    "profilestream_broker_unreachable_total",
+    "profilestream_infra_retries_total",
+    "profilestream_paused",
     "profilestream_users_in_state",
     "profilestream_model_info",
     "profilestream_model_load_failures_total",
@@ -198,6 +202,47 @@ def test_revoked_partitions_stop_being_exposed(registry: CollectorRegistry, metr
     metrics.retain_partitions([])
     assert value(registry, lag, topic="events.browse", partition="0") is None
     assert value(registry, "profilestream_consumed_offset", topic="events.browse", partition="0") is None
+
+
+def test_broker_reachability(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:
+    # Before the lag monitor's first request the broker counts as up: a restoring worker is not cut off.
+    assert value(registry, "profilestream_broker_up") == 1.0
+    assert value(registry, "profilestream_broker_unreachable_total") == 0.0
+    metrics.set_broker_up(False)
+    metrics.count_broker_unreachable()
+    metrics.count_broker_unreachable(2)
+    assert value(registry, "profilestream_broker_up") == 0.0
+    assert value(registry, "profilestream_broker_unreachable_total") == 3.0
+    metrics.set_broker_up(True)
+    assert value(registry, "profilestream_broker_up") == 1.0
+
+
+def test_infra_retries_start_at_zero_per_stage_and_the_stage_is_checked(
+    registry: CollectorRegistry, metrics: WorkerMetrics
+) -> None:
+    for stage in INFRA_STAGES:
+        assert value(registry, "profilestream_infra_retries_total", stage=stage) == 0.0
+    metrics.count_infra_retry("store")
+    metrics.count_infra_retry("publish", 3)
+    assert value(registry, "profilestream_infra_retries_total", stage="store") == 1.0
+    assert value(registry, "profilestream_infra_retries_total", stage="publish") == 3.0
+    with pytest.raises(ValueError, match="unknown infrastructure stage"):
+        metrics.count_infra_retry("/var/lib/some-disk")  # type: ignore[arg-type]
+    stages = {
+        s.labels["stage"]
+        for f in registry.collect()
+        for s in f.samples
+        if s.name == "profilestream_infra_retries_total"
+    }
+    assert stages == {"changelog", "publish", "store", "deadletter"}
+
+
+def test_paused(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:
+    assert value(registry, "profilestream_paused") == 0.0
+    metrics.set_paused(True)
+    assert value(registry, "profilestream_paused") == 1.0
+    metrics.set_paused(False)
+    assert value(registry, "profilestream_paused") == 0.0
 
 
 def test_model_info_holds_the_current_version_only(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:
