@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from enum import IntEnum
+
+from state.layout import MAX_STORED_AMOUNT
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 PRICE_SCALE = 1000
 """Prices are kept to a thousandth of the currency unit (three decimals cover every ISO 4217 currency)."""
+MAX_STORED_PRICE = 2**50 / PRICE_SCALE
+"""The highest unit price state keeps (about 1.1e12). Up to 2**50 thousandths a float price and its integer
+thousandths convert into each other exactly (the rounding errors stay below a quarter of a thousandth), so a
+normalised price survives the codec's round trip unchanged."""
 
 
 class EventType(IntEnum):
@@ -28,7 +33,8 @@ class StateEvent:
     """One accepted event as state stores it.
 
     Hashes are signed 64-bit integers, 0 meaning absent. ``price`` is the unit price; spend is
-    ``quantity * price``. Construction validates ranges so that the codec can trust every stored event.
+    ``quantity * price``. Construction validates ranges so that the codec can trust every stored event:
+    ``quantity`` is 0 to `MAX_STORED_AMOUNT`, ``price`` 0 to `MAX_STORED_PRICE`.
     """
 
     event_id_hash: int
@@ -48,13 +54,16 @@ class StateEvent:
             INT64_MIN <= self.event_id_hash <= INT64_MAX
             and INT64_MIN <= self.item_hash <= INT64_MAX
             and INT64_MIN <= self.category_hash <= INT64_MAX
+            and 0 <= self.quantity <= MAX_STORED_AMOUNT
+            and 0.0 <= self.price <= MAX_STORED_PRICE  # also false for NaN
         ):
             for name in ("event_id_hash", "item_hash", "category_hash"):
                 _check_int64(name, getattr(self, name))
+            if not 0 <= self.quantity <= MAX_STORED_AMOUNT:
+                raise ValueError(f"quantity must be from 0 to {MAX_STORED_AMOUNT}")
+            raise ValueError(f"price must be a number from 0 to {MAX_STORED_PRICE}")
         for term in self.query_terms:
             _check_int64("query_terms", term)
-        if not math.isfinite(self.price):
-            raise ValueError("price must be finite")
 
     @property
     def price_milli(self) -> int:

@@ -29,13 +29,14 @@ Version 3 (current) body::
         i64      item_hash              if bit 2
         i64      category_hash          if bit 3
         i64 * T  query_terms
-        svarint  quantity, svarint price in thousandths     if bit 4
+        svarint  quantity, svarint price in thousandths     if bit 4 (0 to MAX_STORED_AMOUNT each)
     uvarint  M, then M evicted ids      ascending (ts_ms, id): uvarint last_event_ms - ts_ms, i64 id
     uvarint  S, then S bucket series:
         u8       kind (1 type counts, 2 purchases)
         uvarint  bucket_ms, uvarint retain_buckets
         uvarint  B, then B buckets      newest first: uvarint gap from the previous bucket (the first: from
-                                        the bucket of last_event_ms), then `width` svarint values
+                                        the bucket of last_event_ms), then `width` svarint values, each a sum
+                                        saturated at MAX_STORED_AMOUNT
     uvarint  W, then W weight tables:
         u8       kind (1 categories, 2 search terms)
         uvarint  half_life_ms, uvarint capacity
@@ -78,3 +79,9 @@ HEAD_TERMS_ESCAPE = 7
 
 MAX_VARINT_BYTES = 10
 """A 64-bit value needs at most 10 LEB128 bytes; more means the data is corrupt."""
+
+MAX_STORED_AMOUNT = 2**62
+"""The largest quantity, price in thousandths or bucket-series sum a record holds. Its zigzag form (2**63) fits
+`MAX_VARINT_BYTES`, and it is a signed 64-bit integer for any reader in another language. `StateEvent` refuses
+larger quantities and prices; bucket sums saturate here (`state.windows.BucketSeries.add`), since a user's
+number of purchases, and so their spend, has no bound."""

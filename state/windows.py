@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from state.layout import MAX_STORED_AMOUNT
 from state.spec import WindowSpec
 
 
@@ -75,18 +76,24 @@ class BucketSeries:
         return bucket_index(newest_ms, self.bucket_ms) - self.retain_buckets + 1
 
     def add(self, ts_ms: int, values: tuple[int, ...], newest_ms: int) -> None:
-        """Add `values` to the bucket of `ts_ms`, then drop buckets that fell out of retention."""
+        """Add `values` (non-negative) to the bucket of `ts_ms`, then drop buckets that fell out of retention.
+
+        A sum saturates at `MAX_STORED_AMOUNT`, what the codec reads back: one purchase spends at most the
+        contract's 1e18 thousandths, but a user's purchases are not bounded in number. For non-negative values
+        ``min(a + b, cap)`` is associative and commutative, so saturated sums still do not depend on arrival order.
+        """
         oldest = self.oldest_kept(newest_ms)
         index = bucket_index(ts_ms, self.bucket_ms)
         if index >= oldest:
             sums = self.buckets.setdefault(index, [0] * self.kind.width)
             for i, value in enumerate(values):
-                sums[i] += value
+                total = sums[i] + value
+                sums[i] = total if total <= MAX_STORED_AMOUNT else MAX_STORED_AMOUNT
         for stale in [b for b in self.buckets if b < oldest]:
             del self.buckets[stale]
 
     def sums(self, as_of_ms: int, window: WindowSpec) -> list[int]:
-        """Per-value sums over the buckets of `window` as of `as_of_ms`."""
+        """Per-value sums over the buckets of `window` as of `as_of_ms`, saturated like the buckets' own."""
         first = window_first_bucket(as_of_ms, window)
         last = bucket_index(as_of_ms, window.bucket_ms)
         totals = [0] * self.kind.width
@@ -94,4 +101,4 @@ class BucketSeries:
             if first <= index <= last:
                 for i, value in enumerate(values):
                     totals[i] += value
-        return totals
+        return [min(total, MAX_STORED_AMOUNT) for total in totals]

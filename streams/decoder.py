@@ -1,20 +1,35 @@
 """The one decoder of input events: bytes from Kafka in, an event or a rejection with a reason code out.
 
 Errors are data here: a malformed message is never an exception in the worker, it is a :class:`Rejection`
-that goes to the dead-letter topic. The reason codes are a closed set, so they are safe metric labels.
-Details never quote field values, since those may be personal data.
+that goes to the dead-letter topic. :func:`decode_event` is total: whatever bytes, key and topic it is given,
+it returns, and an event it returns can be hashed, stored and encoded (its strings are valid Unicode, its numbers
+within the contract's bounds in :mod:`streams.contract`). The reason codes are a closed set, so they are safe
+metric labels. Details never quote field values, since those may be personal data.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import re
+import traceback
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from streams.contract import (
+    CURRENCY_CHARS,
     EVENT_TYPES,
+    MAX_EVENT_BYTES,
+    MAX_FUTURE_SKEW_MS,
+    MAX_ID_CHARS,
+    MAX_JSON_DEPTH,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_TEXT_CHARS,
+    MAX_TS_MS,
+    MIN_TS_MS,
     SCHEMA_VERSION,
     BrowseEvent,
     CommonFields,
@@ -23,14 +38,7 @@ from streams.contract import (
     SearchEvent,
 )
 
-MAX_EVENT_BYTES = 64 * 1024
-MAX_ID_CHARS = 256
-MAX_TEXT_CHARS = 1024
-# Event times outside [2000-01-01, 2100-01-01) are taken for unit mistakes (seconds or microseconds).
-MIN_TS_MS = 946_684_800_000
-MAX_TS_MS = 4_102_444_800_000
-# An event from the future would move its user's event-time clock forward and make every later event "too late".
-MAX_FUTURE_SKEW_MS = 24 * 3600 * 1000
+log = logging.getLogger(__name__)
 
 
 class Reason(StrEnum):
@@ -51,6 +59,8 @@ class Reason(StrEnum):
     TS_OUT_OF_RANGE = "ts_out_of_range"
     TOO_LATE = "too_late"
     PROCESSING_ERROR = "processing_error"
+    UNDECODABLE = "undecodable"
+    """The decoder itself failed on the message (a bug in the decoder, never a property of the contract)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +80,75 @@ class _InvalidError(Exception):
         self.detail = detail
 
 
+class _NotInteroperableError(ValueError):
+    """Valid JSON syntax that parsers read differently (duplicate keys, NaN and Infinity): rejected as not JSON."""
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # With a repeated key, Python keeps the last value and other parsers the first: the producer's and the
+    # worker's readings of the same message could differ, so the message has no meaning to accept.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise _NotInteroperableError("an object has a duplicate key")
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN, Infinity and -Infinity; JSON (RFC 8259) does not, nor do other parsers.
+    raise _NotInteroperableError(f"{name} is not a JSON value")
+
+
+_INT_DIGITS = 32
+_HUGE_INT: int = 10**_INT_DIGITS
+
+
+def _bounded_int(text: str) -> int:
+    # Every integer field of the contract is bounded far below 10**32, and JSON forbids leading zeros: a longer
+    # literal is replaced by +-10**32, which still fails a known field's bound with that field's reason, while an
+    # unknown field (ignored) does not make the event invalid.
+    if len(text) <= _INT_DIGITS:
+        return int(text)
+    return -_HUGE_INT if text.startswith("-") else _HUGE_INT
+
+
+_JSON = json.JSONDecoder(object_pairs_hook=_unique_object, parse_constant=_reject_constant)
+_JSON_BOUNDED_INTS = json.JSONDecoder(
+    object_pairs_hook=_unique_object, parse_constant=_reject_constant, parse_int=_bounded_int
+)
+
+
+def _parse_json(text: str) -> Any:
+    """The JSON value of `text`; raises ValueError (or RecursionError) for text that is not acceptable JSON."""
+    try:
+        return _JSON.decode(text)
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError | _NotInteroperableError):
+            raise
+        # Python refuses integer literals of more than 4300 digits with a plain ValueError. Only such a message is
+        # parsed again with bounded integers: the common case keeps the C integer parser.
+        return _JSON_BOUNDED_INTS.decode(text)
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_JSON_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _too_deep(text: str) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than ``MAX_JSON_DEPTH``.
+
+    Checked before parsing, since the parser recurses per level: a limit of our own makes the verdict independent
+    of the caller's stack depth and the interpreter's recursion limit. Callers first count brackets (at C speed):
+    text with at most ``MAX_JSON_DEPTH`` of them cannot nest deeper.
+    """
+    depth = 0
+    # Brackets inside strings do not nest; for text that is not JSON the count is wrong, but so is the text.
+    for bracket in _JSON_BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_JSON_DEPTH:
+            return True
+    return False
+
+
 def _string(obj: dict[str, Any], name: str, *, required: bool = True, max_chars: int = MAX_ID_CHARS) -> str | None:
     value = obj.get(name)
     if value is None:
@@ -78,10 +157,17 @@ def _string(obj: dict[str, Any], name: str, *, required: bool = True, max_chars:
         return None
     if not isinstance(value, str):
         raise _InvalidError(Reason.WRONG_TYPE, f"field '{name}' must be a string")
-    if not value.strip():
-        raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' must not be empty")
     if len(value) > max_chars:
         raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' is longer than {max_chars} characters")
+    if not value.isascii():
+        # A JSON escape of a lone surrogate ("\ud800") parses to a str that cannot be encoded to UTF-8: it would
+        # fail later, in the message key comparison, the hashing of ids or a dead letter's re-encoding.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' has a lone surrogate escape") from None
+    if not value.strip():
+        raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' must not be empty")
     return value
 
 
@@ -95,21 +181,24 @@ def _integer(obj: dict[str, Any], name: str) -> int:
     value = obj.get(name)
     if value is None:
         raise _InvalidError(Reason.MISSING_FIELD, f"field '{name}' is required")
-    # bool is an int subclass in Python; in JSON it is not a number.
+    # bool is an int subclass in Python; in JSON it is not a number. 1e3 and 2.0 are JSON numbers but written as
+    # floats; the contract asks for integer literals.
     if isinstance(value, bool) or not isinstance(value, int):
         raise _InvalidError(Reason.WRONG_TYPE, f"field '{name}' must be an integer")
     return value
 
 
-def _number(obj: dict[str, Any], name: str) -> float:
+def _number(obj: dict[str, Any], name: str) -> float | int:
     value = obj.get(name)
     if value is None:
         raise _InvalidError(Reason.MISSING_FIELD, f"field '{name}' is required")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _InvalidError(Reason.WRONG_TYPE, f"field '{name}' must be a number")
-    if not math.isfinite(value):
+    # An overflowing literal such as 1e400 parses to inf. Integers stay ints: they are compared exactly, since
+    # math.isfinite of a huge int raises OverflowError.
+    if isinstance(value, float) and not math.isfinite(value):
         raise _InvalidError(Reason.INVALID_VALUE, f"field '{name}' must be finite")
-    return float(value)
+    return value
 
 
 def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_ms: int | None) -> Event:
@@ -129,7 +218,9 @@ def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_m
     if not MIN_TS_MS <= ts_ms < MAX_TS_MS:
         raise _InvalidError(Reason.TS_OUT_OF_RANGE, "ts must be milliseconds since the epoch, years 2000 to 2099")
     if now_ms is not None and ts_ms > now_ms + MAX_FUTURE_SKEW_MS:
-        raise _InvalidError(Reason.TS_OUT_OF_RANGE, "ts is more than a day in the future")
+        raise _InvalidError(
+            Reason.TS_OUT_OF_RANGE, f"ts is more than {MAX_FUTURE_SKEW_MS // 60_000} minutes in the future"
+        )
     session_id = _string(obj, "session_id", required=False)
     if key is not None and key != user_id.encode():
         raise _InvalidError(Reason.KEY_MISMATCH, "message key differs from user_id")
@@ -141,34 +232,27 @@ def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_m
     if event_type == "browse":
         return BrowseEvent(item_id=item_id, category=category, **common)
     quantity = _integer(obj, "quantity")
-    if quantity <= 0:
-        raise _InvalidError(Reason.INVALID_VALUE, "quantity must be positive")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise _InvalidError(Reason.INVALID_VALUE, f"quantity must be an integer from 1 to {MAX_QUANTITY}")
     price = _number(obj, "price")
-    if price < 0:
-        raise _InvalidError(Reason.INVALID_VALUE, "price must not be negative")
+    if not 0 <= price <= MAX_PRICE:
+        raise _InvalidError(Reason.INVALID_VALUE, f"price must be from 0 to {MAX_PRICE}")
     currency = _required_string(obj, "currency")
-    if len(currency) != 3 or not currency.isascii() or not currency.isupper():
+    if len(currency) != CURRENCY_CHARS or not (currency.isascii() and currency.isalpha() and currency.isupper()):
         raise _InvalidError(Reason.INVALID_VALUE, "currency must be an ISO 4217 code such as EUR")
     return PurchaseEvent(
-        item_id=item_id, category=category, quantity=quantity, price=price, currency=currency, **common
+        item_id=item_id,
+        category=category,
+        quantity=quantity,
+        price=float(price) + 0.0,  # + 0.0 turns -0.0 into 0.0
+        currency=currency,
+        **common,
     )
 
 
-def decode_event(
-    value: bytes | None,
-    key: bytes | None = None,
-    *,
-    topic_type: str | None = None,
-    require_key: bool = False,
-    now_ms: int | None = None,
+def _decode(
+    value: bytes | None, key: bytes | None, topic_type: str | None, require_key: bool, now_ms: int | None
 ) -> Event | Rejection:
-    """Decode one message into an event, or say why it is not one.
-
-    ``key`` is checked against ``user_id`` when given; ``topic_type`` is the type of the topic the message came
-    from, which must match the event's type. ``require_key`` rejects messages without a key (the worker sets it:
-    an unkeyed message may have landed on a partition that does not own its user). ``now_ms`` enables the
-    check against event times more than a day in the future.
-    """
     if value is None:
         return Rejection(Reason.MISSING_FIELD, "message has no value")
     if len(value) > MAX_EVENT_BYTES:
@@ -179,9 +263,13 @@ def decode_event(
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         return Rejection(Reason.NOT_UTF8, "message is not UTF-8")
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _too_deep(text):
+        return Rejection(Reason.NOT_JSON, f"message nests deeper than {MAX_JSON_DEPTH} levels")
     try:
-        obj = json.loads(text)
-    except ValueError:
+        obj = _parse_json(text)
+    except _NotInteroperableError as exc:
+        return Rejection(Reason.NOT_JSON, f"message is not interoperable JSON: {exc}")
+    except (ValueError, RecursionError):
         return Rejection(Reason.NOT_JSON, "message is not JSON")
     if not isinstance(obj, dict):
         return Rejection(Reason.NOT_OBJECT, "message is not a JSON object")
@@ -189,6 +277,34 @@ def decode_event(
         return _parse(obj, key, topic_type, now_ms)
     except _InvalidError as invalid:
         return Rejection(invalid.reason, invalid.detail)
+
+
+def decode_event(
+    value: bytes | None,
+    key: bytes | None = None,
+    *,
+    topic_type: str | None = None,
+    require_key: bool = False,
+    now_ms: int | None = None,
+) -> Event | Rejection:
+    """Decode one message into an event, or say why it is not one; never raises.
+
+    ``key`` is checked against ``user_id`` when given; ``topic_type`` is the type of the topic the message came
+    from, which must match the event's type. ``require_key`` rejects messages without a key (the worker sets it:
+    an unkeyed message may have landed on a partition that does not own its user). ``now_ms`` enables the
+    check against event times more than ``MAX_FUTURE_SKEW_MS`` in the future.
+    """
+    try:
+        return _decode(value, key, topic_type, require_key, now_ms)
+    except Exception as exc:
+        # A bug here must cost only this message (it goes to the dead-letter topic), never the batch. The log
+        # has the frames but not the exception's message, which may quote the value.
+        log.error(
+            "decode_event failed with %s; the message is rejected as undecodable\n%s",
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        return Rejection(Reason.UNDECODABLE, f"the decoder failed ({type(exc).__name__})")
 
 
 class InvalidEventError(ValueError):

@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 from state.aggregates import is_compatible, profile_aggregates
 from state.codec import FORMAT_VERSION, decode_state, encode_state, peek_activity
 from state.errors import CorruptStateError, StateDecodeError, TruncatedStateError, UnknownFormatVersionError
-from state.events import StateEvent
+from state.events import MAX_STORED_PRICE, StateEvent
+from state.layout import MAX_STORED_AMOUNT
 from state.record import UserState
 from state.spec import StateSpec
+from state.windows import BucketSeries
 from tests.state.strategies import DEFAULT_SPEC, SMALL_SPEC, T0_MS, Stream, fold_all, realistic_user, streams
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -67,6 +69,18 @@ def test_float16_hidden_vector_is_rounded_to_float16(hidden: np.ndarray) -> None
     assert decoded.hidden.dtype == np.float32
     assert np.array_equal(decoded.hidden, hidden.astype(np.float16).astype(np.float32))
     assert len(data) == len(encode_state(record)) - 2 * hidden.size
+
+
+def test_values_at_the_state_limits_round_trip() -> None:
+    """The largest quantity and price a StateEvent takes, and bucket sums saturated at the cap, read back."""
+    events = [
+        StateEvent(i, 2, T0_MS + i, item_hash=-1, quantity=MAX_STORED_AMOUNT, price=MAX_STORED_PRICE) for i in range(60)
+    ]
+    record = fold_all([*events, StateEvent(-1, 0, T0_MS + 3 * 86_400_000, item_hash=2**63 - 1)], DEFAULT_SPEC)
+    series = [s for s in record.aggregates.values() if isinstance(s, BucketSeries)]
+    assert any(MAX_STORED_AMOUNT in values for s in series for values in s.buckets.values())  # saturated
+    assert decode_state(encode_state(record)) == record
+    assert profile_aggregates(record, DEFAULT_SPEC)["purchase_spend_30d"] == MAX_STORED_AMOUNT / 1000
 
 
 def test_new_record_round_trips() -> None:

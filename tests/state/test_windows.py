@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from state.layout import MAX_STORED_AMOUNT
 from state.spec import WindowSpec
 from state.windows import (
     BucketSeries,
@@ -55,3 +58,28 @@ def test_series_sums_equal_a_recount(times: list[int], retain: int) -> None:
         sum(1 for t in times if in_window(t, newest, window)),
         sum(t % 7 for t in times if in_window(t, newest, window)),
     ]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 600_000), st.integers(0, 2**61)), min_size=1, max_size=40), st.randoms())
+def test_saturated_sums_do_not_depend_on_arrival_order(events: list[tuple[int, int]], rng: random.Random) -> None:
+    window = WindowSpec("w", 600_000, 60_000)
+    newest = max(ts for ts, _ in events)
+
+    def fold(order: list[tuple[int, int]]) -> BucketSeries:
+        series = BucketSeries(SeriesKind.PURCHASES, 60_000, 10)
+        seen = 0
+        for ts, spend in order:
+            seen = max(seen, ts)
+            series.add(ts, (1, spend), seen)
+        # Retention is as of the newest event, whatever the order.
+        series.add(newest, (0, 0), newest)
+        return series
+
+    shuffled = list(events)
+    rng.shuffle(shuffled)
+    first, second = fold(events), fold(shuffled)
+    assert first.buckets == second.buckets
+    assert all(0 <= value <= MAX_STORED_AMOUNT for values in first.buckets.values() for value in values)
+    expected = sum(spend for ts, spend in events if in_window(ts, newest, window))
+    assert first.sums(newest, window)[1] == min(expected, MAX_STORED_AMOUNT)

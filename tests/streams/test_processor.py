@@ -107,8 +107,8 @@ def test_a_redelivery_older_than_the_event_id_memory_is_still_a_duplicate() -> N
 def test_too_late_events_go_to_the_dead_letter_topic_from_the_fold_stage() -> None:
     processor, _ = _processor(_encoder(1))
     state = DictState()
-    processor.process([_message(_browse("u", 1, T0 + 2 * SPEC.allowed_lateness_ms))], state)
-    output = processor.process([_message(_browse("u", 2, T0), offset=1)], state)
+    processor.process([_message(_browse("u", 1, T0))], state)
+    output = processor.process([_message(_browse("u", 2, T0 - 2 * SPEC.allowed_lateness_ms), offset=1)], state)
     assert output.profiles == []
     [letter] = output.dead_letters
     assert (letter.stage, letter.reason.value) == ("fold", "too_late")
