@@ -19,7 +19,7 @@ from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.encoder_runtime import EncoderRuntime
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchOutput, BatchProcessor, InboundMessage, StateAccess
+from streams.processor import BatchOutput, BatchProcessor, Decoded, StateAccess
 from streams.settings import load_settings
 from streams.worker_main import run_worker
 
@@ -31,18 +31,21 @@ class FloorProcessor(BatchProcessor):
         super().__init__(*args, **kwargs)
         self.counts: dict[str, tuple[int, int]] = {}
 
-    def process(self, messages: Sequence[InboundMessage], state: StateAccess) -> BatchOutput:
-        """Decode (bad input still becomes dead letters) and publish the counters of every user in the batch."""
-        output = BatchOutput()
+    def fold(
+        self, decoded: Sequence[Decoded], state: StateAccess, output: BatchOutput, consumed: int | None = None
+    ) -> None:
+        """Publish the counters of every user in the batch (decoding, and so dead letters, happened before)."""
         now_ms = self.clock_ms()
-        for user_id, events in self._decode(messages, output).items():
+        by_user: dict[str, list[int]] = {}
+        for item in decoded:
+            by_user.setdefault(item.event.user_id, []).append(item.event.ts_ms)
+        for user_id, times in by_user.items():
             count, newest = self.counts.get(user_id, (0, 0))
-            count += len(events)
-            newest = max(newest, *(event.ts_ms for event, _ in events))
+            count += len(times)
+            newest = max(newest, *times)
             self.counts[user_id] = (count, newest)
             profile = f'{{"user_id":{json.dumps(user_id)},"updated_at":{now_ms},"last_event_ts":{newest},'
             output.profiles.append((user_id.encode(), f'{profile}"event_count":{count}}}'.encode()))
-        return output
 
 
 def floor_processor(

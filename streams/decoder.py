@@ -58,6 +58,8 @@ class Reason(StrEnum):
     INVALID_VALUE = "invalid_value"
     TS_OUT_OF_RANGE = "ts_out_of_range"
     TOO_LATE = "too_late"
+    WRONG_PARTITION = "wrong_partition"
+    """The message is not on the partition the documented partitioner (murmur2 of the key) gives its key."""
     PROCESSING_ERROR = "processing_error"
     UNDECODABLE = "undecodable"
     """The decoder itself failed on the message (a bug in the decoder, never a property of the contract)."""

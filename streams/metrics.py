@@ -185,6 +185,10 @@ class WorkerMetrics:
         self.paused = gauge(
             "paused", "1 while the worker has paused consumption because of an infrastructure fault, else 0."
         )
+        self.events_held = gauge(
+            "events_held",
+            "Received events waiting for event-time alignment across the input topics (not yet acknowledged).",
+        )
         self.users_in_state = gauge("users_in_state", "Users held in this worker's state partitions.")
         self.model = Info("model", "Encoder model loaded by this worker.", namespace=NAMESPACE, registry=registry)
         self.model_load_failures = counter(
@@ -354,6 +358,10 @@ class WorkerMetrics:
     def set_paused(self, paused: bool) -> None:
         """Record whether consumption is paused because of an infrastructure fault."""
         self.paused.set(1 if paused else 0)
+
+    def set_events_held(self, count: int) -> None:
+        """Record how many received events wait for event-time alignment."""
+        self.events_held.set(count)
 
     # -- model ---------------------------------------------------------------------------------------
 

@@ -51,6 +51,14 @@ class InboundMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Decoded:
+    """A valid event and the message it came in."""
+
+    event: Event
+    message: InboundMessage
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """A message that could not be folded, with the stage and reason; the original bytes travel unchanged."""
 
@@ -83,6 +91,10 @@ class StateAccess(Protocol):
 def wall_clock_ms() -> int:
     """Wall-clock milliseconds; only used for ``updated_at`` and the latency metric, never for windows."""
     return time.time_ns() // 1_000_000
+
+
+class StateUnavailableError(RuntimeError):
+    """The state store could not be read: the worker pauses and retries the batch; no event is dead-lettered."""
 
 
 class FoldMode(Enum):
@@ -135,12 +147,16 @@ class BatchProcessor:
         metrics: WorkerMetrics,
         clock_ms: Callable[[], int] = wall_clock_ms,
         cache: RecordCache | None = None,
+        *,
+        partition_for_key: Callable[[bytes], int] | None = None,
     ) -> None:
         self.encoder = encoder
         self.spec = spec
         self.metrics = metrics
         self.clock_ms = clock_ms
         self.cache = cache if cache is not None else RecordCache(0)
+        # The documented partitioner of the input topics; a message elsewhere would split its user's state.
+        self.partition_for_key = partition_for_key
 
     def forget(self, user_ids: Iterable[str] | None = None) -> None:
         """Drop cached records: of ``user_ids``, or of every user (after a rebalance); the store has them all."""
@@ -151,15 +167,60 @@ class BatchProcessor:
             self.cache.discard(user_id)
 
     def process(self, messages: Sequence[InboundMessage], state: StateAccess) -> BatchOutput:
-        """Process one micro-batch; never raises for bad input (it becomes dead letters)."""
+        """Decode and fold one micro-batch; never raises for bad input (it becomes dead letters)."""
+        output = BatchOutput()
+        decoded = self.decode(messages, output)
+        self.fold(decoded, state, output, consumed=len(messages))
+        return output
+
+    def decode(self, messages: Sequence[InboundMessage], output: BatchOutput) -> list[Decoded]:
+        """The valid events of ``messages``, in their order; the others become dead letters in ``output``."""
+        now_ms = self.clock_ms()
+        # Every record read counts as consumed, valid or not: the dead-letter ratio divides by this.
+        for topic_type, count in Counter(m.topic_type for m in messages).items():
+            self.metrics.count_consumed(topic_type, count)
+        decoded: list[Decoded] = []
+        expected_partition: dict[bytes, int] = {}
+        for message in messages:
+            result = decode_event(
+                message.value, message.key, topic_type=message.topic_type, require_key=True, now_ms=now_ms
+            )
+            if isinstance(result, Rejection):
+                self._reject(message, "decode", result.reason, result.detail, output)
+                continue
+            if self.partition_for_key is not None and message.key is not None:
+                partition = expected_partition.get(message.key)
+                if partition is None:
+                    partition = expected_partition[message.key] = self.partition_for_key(message.key)
+                if partition != message.partition:
+                    detail = "the key belongs to another partition: producers must use Kafka's default partitioner"
+                    self._reject(message, "decode", Reason.WRONG_PARTITION, detail, output)
+                    continue
+            decoded.append(Decoded(result, message))
+        return decoded
+
+    def _reject(self, message: InboundMessage, stage: str, reason: Reason, detail: str, output: BatchOutput) -> None:
+        output.dead_letters.append(DeadLetter(message, stage, reason, detail))
+        self.metrics.count_rejected(reason.value)
+
+    def fold(
+        self, decoded: Sequence[Decoded], state: StateAccess, output: BatchOutput, consumed: int | None = None
+    ) -> None:
+        """Fold decoded events into their users' state, encode, and add profiles and dead letters to ``output``.
+
+        A failure while folding one user's events dead-letters only that user's events; nothing here raises.
+        """
         started = time.perf_counter()
         hits, misses = self.cache.hits, self.cache.misses
-        output = BatchOutput()
-        by_user = self._decode(messages, output)
+        by_user: dict[str, list[tuple[Event, InboundMessage]]] = {}
+        for item in decoded:
+            by_user.setdefault(item.event.user_id, []).append((item.event, item.message))
         work: list[_UserWork] = []
         for user_id, events in by_user.items():
             try:
                 user_work = self._fold_user(user_id, events, state, output)
+            except StateUnavailableError:
+                raise
             except Exception:
                 # A bug must not stop the partition or lose the events: they go to the dead-letter topic.
                 log.exception("folding a user's events failed; their events go to the dead-letter topic")
@@ -182,27 +243,7 @@ class BatchProcessor:
         # Every cache miss was a store read (see _load_record); counted once per batch, not per user.
         self.metrics.count_state_cache_hits(self.cache.hits - hits)
         self.metrics.count_state_reads(self.cache.misses - misses)
-        self.metrics.observe_batch(len(messages), time.perf_counter() - started)
-        return output
-
-    def _decode(
-        self, messages: Sequence[InboundMessage], output: BatchOutput
-    ) -> dict[str, list[tuple[Event, InboundMessage]]]:
-        by_user: dict[str, list[tuple[Event, InboundMessage]]] = {}
-        now_ms = self.clock_ms()
-        # Every record read counts as consumed, valid or not: the dead-letter ratio divides by this.
-        for topic_type, count in Counter(m.topic_type for m in messages).items():
-            self.metrics.count_consumed(topic_type, count)
-        for message in messages:
-            decoded = decode_event(
-                message.value, message.key, topic_type=message.topic_type, require_key=True, now_ms=now_ms
-            )
-            if isinstance(decoded, Rejection):
-                output.dead_letters.append(DeadLetter(message, "decode", decoded.reason, decoded.detail))
-                self.metrics.count_rejected(decoded.reason.value)
-                continue
-            by_user.setdefault(decoded.user_id, []).append((decoded, message))
-        return by_user
+        self.metrics.observe_batch(len(decoded) if consumed is None else consumed, time.perf_counter() - started)
 
     def _dead_letter_all(self, events: list[tuple[Event, InboundMessage]], stage: str, output: BatchOutput) -> None:
         for _, message in events:
@@ -213,7 +254,11 @@ class BatchProcessor:
         cached = self.cache.get(user_id)
         if cached is not None:
             return cached
-        raw = state.load(user_id, message)
+        try:
+            raw = state.load(user_id, message)
+        except Exception as exc:
+            # The store failed (an I/O error): an infrastructure fault, never the events' fault.
+            raise StateUnavailableError("the state store could not be read") from exc
         if raw is None:
             return UserState.new()
         try:
@@ -302,6 +347,8 @@ class BatchProcessor:
         self.metrics.observe_encoder_step(time.perf_counter() - step_started)
         now_ms = self.clock_ms()
         newest: list[int] = []
+        encoded: list[bytes] = []
+        profiles_out: list[tuple[bytes, bytes]] = []
         embeddings = embedding_rows(profiles)
         for w, h_index, b_index in zip(work, hidden_row, base_row, strict=True):
             record = w.record
@@ -313,8 +360,7 @@ class BatchProcessor:
                 record.base_prev_ts_ms = w.evicted[-1].ts_ms
             record.model_version = self.encoder.model_version
             record.version += 1
-            state.store(w.user_id, w.last_message, encode_state(record, self.spec))
-            self.cache.put(w.user_id, record)
+            encoded.append(encode_state(record, self.spec))
             profile = ProfileUpdated(
                 user_id=w.user_id,
                 version=record.version,
@@ -325,8 +371,13 @@ class BatchProcessor:
                 event_count=record.event_count,
                 aggregates=profile_aggregates(record, self.spec),
             )
-            output.profiles.append((w.user_id.encode(), profile.to_bytes()))
+            profiles_out.append((w.user_id.encode(), profile.to_bytes()))
             newest.extend(w.newest_ts_ms)
+        # Only once every user of the batch is encoded: a failure above leaves nothing half-stored.
+        for w, value in zip(work, encoded, strict=True):
+            state.store(w.user_id, w.last_message, value)
+            self.cache.put(w.user_id, w.record)
+        output.profiles.extend(profiles_out)
         self.metrics.count_state_writes(len(work))
         self.metrics.observe_end_to_end_latency_ms(newest, now_ms)
         if newest:

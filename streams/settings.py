@@ -40,6 +40,14 @@ class Settings(BaseSettings):
     user_ttl_ms: int = Field(30 * 24 * 3600 * 1000, ge=1, description="Users idle this long (event time) are expired.")
     allowed_lateness_ms: int = Field(3600 * 1000, ge=0, description="How far behind a user's newest event one may be.")
     recent_window: int = Field(50, ge=1, description="Recent events kept per user, to rebuild the hidden vector.")
+    align_max_idle_ms: int = Field(
+        2000,
+        ge=0,
+        description="Longest wait for an input partition that has unread events before the others go on without it.",
+    )
+    align_max_queued: int = Field(
+        20_000, ge=2, description="Events held per input partition for alignment before its fetching pauses."
+    )
     state_cache_users: int = Field(
         20_000, ge=0, description="Decoded records of recently active users kept in memory (0 disables the cache)."
     )

@@ -1,66 +1,128 @@
-"""The user-state Faust table as the worker uses it: every read, write and delete in the user's own partition.
+"""The user-state Faust table as the worker uses it: changelog first, local store after, each user in its own
+partition.
 
 faust-streaming takes a table operation's RocksDB partition and changelog partition from the *current event*.
 Inside a ``take_events()`` batch, and in a timer, there is none (faust-streaming issue #497). Reads, writes and
 deletes here therefore name the partition themselves: the partition of one of the user's messages, or, for the
 expiry scan, the partition being scanned. A user's record always lands in the partition that owns the user, in
-the store and in the changelog alike."""
+the store and in the changelog alike.
+
+Writes follow quix-streams' order: a unit of work's changes are staged as changelog records; only once the
+broker has acknowledged them (:meth:`streams.bulk_producer.BulkProducer.publish`) does :meth:`apply` write
+them to RocksDB, in one write batch per partition together with the changelog offset they reached. A crash
+before the acknowledgement leaves store and changelog both without the change (and the input offsets
+uncommitted, so Kafka redelivers); a crash after it leaves the change in the changelog, which faust's recovery
+replays into the store from the persisted offset on. Either way a restore from the changelog equals the store
+for every event whose input offset was committed.
+"""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from faust.types import TP
+import rocksdict
 
 from state.reader import FAUST_OFFSET_KEY
 from streams.bulk_producer import BulkProducer
 from streams.processor import InboundMessage
 
+log = logging.getLogger(__name__)
+
 
 class FaustStateAccess:
     """:class:`streams.processor.StateAccess` on a Faust table, pinned to each user's own partition.
 
-    Writes and deletes go to the table's store at once, as faust's own ``table[key] = value`` does, but their
-    changelog records are staged on a :class:`streams.bulk_producer.BulkProducer` and leave in record batches
-    at the next flush; once a batch is written, the partition's persisted changelog offset is recorded in its
-    store, which is what faust's recovery starts from. Every change of the table goes through here, so the
-    changelog keeps the order of the store.
+    :meth:`store` and :meth:`delete` change nothing on disk: they remember the change; :meth:`stage_changelog`
+    hands its changelog records to the bulk producer, and :meth:`apply` writes the changes once those records were
+    acknowledged.
     """
 
     def __init__(self, table: Any, bulk: BulkProducer) -> None:
         self.table = table
         self.bulk = bulk
+        self._pending: dict[int, dict[bytes, bytes | None]] = {}
 
     @functools.cached_property
     def changelog_topic(self) -> str:
         """The table's changelog topic (looked up once: every store and delete stages a record for it)."""
         return str(self.table.changelog_topic.get_topic_name())
 
+    @property
+    def pending(self) -> int:
+        """Changes staged and not yet written to the local store."""
+        return sum(len(p) for p in self._pending.values())
+
     def load(self, user_id: str, message: InboundMessage) -> bytes | None:
         """The user's stored record, read from the partition of ``message``."""
-        value = self._partition_db(message.partition).get(user_id.encode())
+        return self.read(user_id.encode(), message.partition)
+
+    def read(self, key: bytes, partition: int) -> bytes | None:
+        """The record stored under ``key`` in ``partition`` (a change not yet applied wins)."""
+        pending = self._pending.get(partition)
+        if pending is not None and key in pending:
+            return pending[key]
+        value = self._partition_db(partition).get(key)
         return value if value is None else bytes(value)
 
     def store(self, user_id: str, message: InboundMessage, value: bytes) -> None:
-        """Store the user's record in the partition of ``message``; its changelog record is staged."""
-        key = user_id.encode()
-        self._partition_db(message.partition).put(key, value)
-        self.bulk.stage(self.changelog_topic, message.partition, key, value, on_delivered=self._persisted)
+        """Stage the user's new record for the partition of ``message``: changelog record now, store at apply."""
+        self._change(user_id.encode(), message.partition, value)
+
+    def delete(self, key: bytes, partition: int) -> None:
+        """Stage the deletion of a user's record in ``partition`` (a changelog tombstone; store at apply)."""
+        self._change(key, partition, None)
+
+    def _change(self, key: bytes, partition: int, value: bytes | None) -> None:
+        self._pending.setdefault(partition, {})[key] = value
+
+    def stage_changelog(self) -> None:
+        """Hand the changelog records of every pending change to the bulk producer (once per unit of work)."""
+        topic = self.changelog_topic
+        for partition, changes in self._pending.items():
+            for key, value in changes.items():
+                self.bulk.stage(topic, partition, key, value)
+
+    def apply(self, delivered: Mapping[tuple[str, int], int], owned: Callable[[int], bool]) -> int:
+        """Write the staged changes whose changelog records were acknowledged; returns how many were written.
+
+        ``delivered`` maps (changelog topic, partition) to the offset its last acknowledged record got, which is
+        written with the changes in one RocksDB write batch (faust's recovery starts after it). Changes of a
+        partition this worker no longer owns are dropped: the new owner restores them from the changelog. A
+        failed write (a full disk) raises and keeps the changes staged, so calling again retries it.
+        """
+        written = 0
+        topic = self.changelog_topic
+        for partition in sorted(self._pending):
+            changes = self._pending[partition]
+            if not owned(partition) or partition not in self.local_partitions():
+                log.info("changes of revoked partition %d left to the changelog", partition)
+                del self._pending[partition]
+                continue
+            batch = rocksdict.WriteBatch(raw_mode=True)
+            for key, value in changes.items():
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+            offset = delivered.get((topic, partition))
+            if offset is not None:
+                batch.put(FAUST_OFFSET_KEY, str(offset).encode())
+            self._partition_db(partition).write(batch)
+            written += len(changes)
+            del self._pending[partition]
+        return written
+
+    def discard_pending(self) -> None:
+        """Forget staged changes (their changelog records were never acknowledged)."""
+        self._pending.clear()
 
     def _partition_db(self, partition: int) -> Any:
         # The partition's RocksDB database, as faust's store itself reaches it for a key of that partition (keys
         # and values are raw bytes); going straight there skips faust's current-event lookup on the hot path.
         return self.table.data._db_for_partition(partition)
-
-    def delete(self, key: bytes, partition: int) -> None:
-        """Delete a user's record in ``partition`` (store at once, changelog tombstone staged)."""
-        self._partition_db(partition).delete(key)
-        self.bulk.stage(self.changelog_topic, partition, key, None, on_delivered=self._persisted)
-
-    def _persisted(self, topic: str, partition: int, offset: int) -> None:
-        self.table.data.set_persisted_offset(TP(topic, partition), offset)
 
     def local_partitions(self) -> dict[int, Any]:
         """The RocksDB databases this worker holds, by partition (assigned ones, and standbys)."""

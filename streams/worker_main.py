@@ -43,7 +43,11 @@ def run_worker(
     """
     from faust import Worker
 
+    from streams.log_limits import install_log_rate_limit
     from streams.worker import ProfileWorker
+
+    # After the imports above: the filter attaches to the loggers of the Kafka clients, faust and ours.
+    install_log_rate_limit()
 
     torch.set_num_threads(settings.torch_threads)
     metrics = WorkerMetrics(CollectorRegistry(), reject_reasons=[reason.value for reason in Reason])

@@ -4,7 +4,6 @@ and the partition of a key equal to what a plain send picks."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -53,15 +52,11 @@ def test_staged_records_arrive_in_order_per_partition_with_delivered_offsets(kaf
             for i in range(300):
                 key = f"user-{i % 17}".encode()
                 value = None if i % 50 == 49 else f"{i}:".encode() + b"x" * 100
-                bulk.stage(
-                    topic,
-                    bulk.partition_of(topic, key),
-                    key,
-                    value,
-                    on_delivered=lambda _t, p, o: delivered.__setitem__(p, max(o, delivered.get(p, -1))),
-                )
-            submitted = await bulk.flush()
-            await producer.flush()
+                bulk.stage(topic, bulk.partition_of(topic, key), key, value)
+            submitted = bulk.staged
+            for (_, partition), offset in (await bulk.publish()).items():
+                delivered[partition] = offset
+            assert bulk.staged == 0
             plain = await (await producer.send(topic, key=b"user-3", value=b"plain"))
             in_bulk_partition = bulk.partition_of(topic, b"user-3")
         finally:
@@ -86,33 +81,35 @@ def test_staged_records_arrive_in_order_per_partition_with_delivered_offsets(kaf
     assert sum(1 for r in bulk_records if r[3] is None) == 6  # tombstones travel as null values
 
 
-def test_a_batch_the_broker_refuses_is_reported_and_fails_the_next_flush(kafka_bootstrap: str) -> None:
+def test_a_batch_the_broker_refuses_is_reported_and_stays_staged_for_the_next_publish(kafka_bootstrap: str) -> None:
     topic = _create_topic(kafka_bootstrap)
 
-    async def scenario() -> tuple[list[tuple[str, int, int]], BaseException | None]:
+    async def scenario() -> tuple[list[tuple[str, int, int]], list[BaseException], int]:
         # The broker takes at most about 1 MiB per record batch (message.max.bytes); this one is larger.
         producer = AIOKafkaProducer(
             bootstrap_servers=kafka_bootstrap, max_batch_size=4 * 1024 * 1024, max_request_size=8 * 1024 * 1024
         )
         await producer.start()
         failed: list[tuple[str, int, int]] = []
+        errors: list[BaseException] = []
         try:
             bulk = BulkProducer(lambda: producer, on_failed=lambda t, p, n: failed.append((t, p, n)))
             await bulk.learn_partitions(topic)
             for i in range(3):
                 bulk.stage(topic, 0, f"k{i}".encode(), b"x" * (600 * 1024))
-            await bulk.flush()
-            with contextlib.suppress(Exception):  # the producer may raise the refusal too; the bulk producer keeps it
-                await producer.flush()
-            error: BaseException | None = None
-            try:
-                await bulk.flush()
-            except DeliveryError as exc:
-                error = exc
+            for _ in range(2):
+                try:
+                    await bulk.publish()
+                except DeliveryError as exc:
+                    errors.append(exc)
+            staged = bulk.staged
         finally:
             await producer.stop()
-        return failed, error
+        return failed, errors, staged
 
-    failed, error = asyncio.run(scenario())
-    assert failed == [(topic, 0, 3)]
-    assert isinstance(error, DeliveryError)
+    failed, errors, staged = asyncio.run(scenario())
+    # Refused twice, reported twice, and still there to be sent again: never dropped.
+    assert failed == [(topic, 0, 3), (topic, 0, 3)]
+    assert len(errors) == 2
+    assert all(isinstance(e, DeliveryError) for e in errors)
+    assert staged == 3

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from prometheus_client import CollectorRegistry
 
+import state.fold as fold_module
+import streams.processor as processor_module
 from models.checkpoint import model_version, untrained_model
 from models.encoder import EncoderConfig
 from state.codec import decode_state, encode_state
+from state.events import StateEvent
 from state.record import UserState
 from state.record_cache import RecordCache
 from state.spec import StateSpec
@@ -19,7 +23,7 @@ from streams.bridge import to_model_input, to_state_event
 from streams.contract import BrowseEvent, Event, SearchEvent, encode_event
 from streams.encoder_runtime import EncoderRuntime
 from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, InboundMessage
+from streams.processor import BatchProcessor, InboundMessage, StateUnavailableError
 from streams.profile_contract import ProfileUpdated
 
 T0 = 1_767_225_600_000
@@ -147,10 +151,28 @@ def test_an_unreadable_record_is_counted_and_replaced_by_a_fresh_one() -> None:
     assert registry.get_sample_value("profilestream_state_decode_errors_total") == 1
 
 
-def test_a_failure_for_one_user_dead_letters_that_user_only() -> None:
+def test_a_store_that_cannot_be_read_is_an_infrastructure_fault_not_bad_input() -> None:
     processor, registry = _processor(_encoder(1))
     state = DictState(broken=frozenset({"bad"}))
+    events = [_browse("good", 2, T0), _browse("bad", 1, T0)]
+    with pytest.raises(StateUnavailableError):
+        processor.process([_message(e, i) for i, e in enumerate(events)], state)
+    assert registry.get_sample_value("profilestream_events_rejected_total", {"reason": "processing_error"}) in (None, 0)
+
+
+def test_a_failure_for_one_user_dead_letters_that_user_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    processor, registry = _processor(_encoder(1))
+    state = DictState()
+    real_fold = fold_module.fold_event
+
+    def fold_failing_for_bad(record: UserState, event: StateEvent, *args: Any) -> Any:
+        if event.event_id_hash in bad_ids:
+            raise ValueError("a bug in the fold")
+        return real_fold(record, event, *args)
+
+    monkeypatch.setattr(processor_module, "fold_event", fold_failing_for_bad)
     events = [_browse("bad", 1, T0), _browse("good", 2, T0), _browse("bad", 3, T0 + 1)]
+    bad_ids = {to_state_event(e, SPEC.max_query_terms).event_id_hash for e in events if e.user_id == "bad"}
     output = processor.process([_message(e, i) for i, e in enumerate(events)], state)
     assert list(_profiles(output.profiles)) == ["good"]
     assert sorted(letter.message.offset for letter in output.dead_letters) == [0, 2]
@@ -248,8 +270,8 @@ def test_a_user_with_nothing_to_store_or_a_failed_fold_leaves_the_cache() -> Non
     processor.process([_message(_browse("u", 9, T0 + 9), 9)], state)
     assert cache.get("u") is not None
     state.broken = frozenset({"v"})
-    failed = processor.process([_message(_browse("v", 1, T0), 1)], state)
-    assert [d.reason.value for d in failed.dead_letters] == ["processing_error"]
+    with pytest.raises(StateUnavailableError):
+        processor.process([_message(_browse("v", 1, T0), 1)], state)
     assert cache.get("v") is None
     processor.forget(["u"])
     assert cache.get("u") is None

@@ -1,0 +1,135 @@
+"""Event-time alignment of the co-partitioned input topics, free of Faust.
+
+The three input topics are fetched independently: in a backlog one of them can run hours of event time ahead of
+the others, so a user's events would reach the fold far out of order, and lateness judged against the newest
+event would refuse most of a backlog. :class:`EventTimeAligner` merges the partitions that share a partition
+number the way Kafka Streams' partition group does: it always releases the queued message with the lowest event
+time among the heads of the partitions, and it releases nothing while one of those partitions has no queued
+message but is known to hold more on the broker, for at most ``max_idle_ms`` (so an idle or slow topic delays
+the others by a bounded time, never stops them).
+
+Within one topic partition messages leave in offset order (a queue per partition), so the offsets the worker
+acknowledges are always a prefix of what it received: Kafka's committed offset never passes a held message.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+TopicPartition = tuple[str, int]
+CaughtUp = Callable[[str, int, int | None], bool]
+"""Whether (topic, partition) holds nothing beyond ``next_offset`` on the broker (None: nothing received yet)."""
+
+
+@dataclass(slots=True)
+class Held(Generic[T]):
+    """One received message waiting for its turn: where it came from, its event time and what to hand on."""
+
+    topic: str
+    partition: int
+    offset: int
+    ts_ms: int
+    item: T
+
+
+@dataclass(slots=True)
+class _PartitionQueue(Generic[T]):
+    items: deque[Held[T]] = field(default_factory=deque)
+    next_offset: int | None = None
+    """The offset after the last one received (None: nothing received since assignment)."""
+    last_ts_ms: int | None = None
+    waiting_since_ms: int | None = None
+    """When the aligner started waiting for this empty partition (None: not waiting)."""
+
+
+class EventTimeAligner(Generic[T]):
+    """Queues received messages per topic partition and releases them in event-time order per partition number.
+
+    ``topics`` are the co-partitioned input topics. ``max_idle_ms`` bounds how long an empty partition that is
+    known to have more data can hold back the others (Kafka Streams' ``max.task.idle.ms``).
+    ``max_queued_per_partition`` is the queue length at which :meth:`over_limit` names a partition to pause.
+    """
+
+    def __init__(self, topics: Sequence[str], max_idle_ms: int, max_queued_per_partition: int) -> None:
+        self.topics = tuple(topics)
+        self.max_idle_ms = max_idle_ms
+        self.max_queued_per_partition = max_queued_per_partition
+        self._queues: dict[TopicPartition, _PartitionQueue[T]] = {}
+        self._assigned: set[int] = set()
+        self.held = 0
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """The partition numbers this worker now owns; queues of the others are dropped (not acknowledged)."""
+        self._assigned = set(partitions)
+        for key in [k for k in self._queues if k[1] not in self._assigned]:
+            self.held -= len(self._queues.pop(key).items)
+
+    def drop(self, partitions: Iterable[int]) -> list[Held[T]]:
+        """Forget the queued messages of ``partitions`` (revoked); returns them. They are never acknowledged,
+        so Kafka delivers them again to whichever worker owns the partitions next."""
+        dropped: list[Held[T]] = []
+        gone = set(partitions)
+        for key in [k for k in self._queues if k[1] in gone]:
+            queue = self._queues.pop(key)
+            dropped.extend(queue.items)
+        self._assigned -= gone
+        self.held -= len(dropped)
+        return dropped
+
+    def add(self, held: Held[T]) -> None:
+        """Queue one received message; messages of one topic partition must come in offset order."""
+        queue = self._queues.setdefault((held.topic, held.partition), _PartitionQueue())
+        queue.items.append(held)
+        queue.next_offset = held.offset + 1
+        queue.last_ts_ms = held.ts_ms
+        queue.waiting_since_ms = None
+        self.held += 1
+
+    def last_ts_ms(self, topic: str, partition: int) -> int | None:
+        """Event time of the newest message received from a topic partition (None: none yet)."""
+        queue = self._queues.get((topic, partition))
+        return None if queue is None else queue.last_ts_ms
+
+    def release(self, now_ms: int, caught_up: CaughtUp) -> list[Held[T]]:
+        """Everything that may be processed now, in event-time order per partition number."""
+        released: list[Held[T]] = []
+        for partition in sorted({p for (_, p), q in self._queues.items() if q.items}):
+            released.extend(self._release_partition(partition, now_ms, caught_up))
+        self.held -= len(released)
+        return released
+
+    def _release_partition(self, partition: int, now_ms: int, caught_up: CaughtUp) -> list[Held[T]]:
+        queues = [self._queues.setdefault((topic, partition), _PartitionQueue()) for topic in self.topics]
+        out: list[Held[T]] = []
+        while True:
+            heads = [q for q in queues if q.items]
+            if not heads:
+                return out
+            for topic, queue in zip(self.topics, queues, strict=True):
+                if queue.items or caught_up(topic, partition, queue.next_offset):
+                    queue.waiting_since_ms = None
+                    continue
+                # Empty, and the broker may hold older events for it: wait, but only so long.
+                if queue.waiting_since_ms is None:
+                    queue.waiting_since_ms = now_ms
+                if now_ms - queue.waiting_since_ms < self.max_idle_ms:
+                    return out
+            head = min(heads, key=lambda q: q.items[0].ts_ms)
+            out.append(head.items.popleft())
+
+    def over_limit(self) -> tuple[set[TopicPartition], set[TopicPartition]]:
+        """(partitions to pause, partitions to resume): a queue longer than the limit pauses its partition's
+        fetching until it has drained to half, so memory stays bounded however far one topic runs ahead."""
+        pause: set[TopicPartition] = set()
+        resume: set[TopicPartition] = set()
+        for key, queue in self._queues.items():
+            if len(queue.items) >= self.max_queued_per_partition:
+                pause.add(key)
+            elif len(queue.items) <= self.max_queued_per_partition // 2:
+                resume.add(key)
+        return pause, resume

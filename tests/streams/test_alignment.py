@@ -1,0 +1,90 @@
+"""EventTimeAligner: event-time order across co-partitioned topics, bounded idle waits, offset order kept."""
+
+from __future__ import annotations
+
+from streams.alignment import EventTimeAligner, Held
+
+TOPICS = ("browse", "search", "purchase")
+
+
+def _held(topic: str, partition: int, offset: int, ts_ms: int) -> Held[str]:
+    return Held(topic, partition, offset, ts_ms, f"{topic}:{partition}:{offset}")
+
+
+def _caught_up_when(known_ends: dict[tuple[str, int], int]):  # type: ignore[no-untyped-def]
+    def caught_up(topic: str, partition: int, next_offset: int | None) -> bool:
+        end = known_ends.get((topic, partition), 0)
+        return (next_offset or 0) >= end
+
+    return caught_up
+
+
+def test_a_topic_that_raced_ahead_waits_for_the_older_events_of_the_others() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=1000, max_queued_per_partition=100)
+    aligner.assign([0])
+    ends = {("browse", 0): 3, ("search", 0): 2, ("purchase", 0): 0}
+    # browse arrives first and runs hours ahead; search has not been received yet.
+    for offset, ts in enumerate([10_000, 20_000, 30_000]):
+        aligner.add(_held("browse", 0, offset, ts))
+    assert aligner.release(0, _caught_up_when(ends)) == []
+    assert aligner.held == 3
+    for offset, ts in enumerate([5_000, 25_000]):
+        aligner.add(_held("search", 0, offset, ts))
+    released = aligner.release(10, _caught_up_when(ends))
+    assert [h.ts_ms for h in released] == [5_000, 10_000, 20_000, 25_000, 30_000]
+    assert aligner.held == 0
+
+
+def test_an_empty_partition_with_unread_events_holds_the_others_only_for_the_idle_bound() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=500, max_queued_per_partition=100)
+    aligner.assign([1])
+    ends = {("browse", 1): 1, ("purchase", 1): 7}  # purchase has unread events that never arrive
+    aligner.add(_held("browse", 1, 0, 1_000))
+    assert aligner.release(0, _caught_up_when(ends)) == []
+    assert aligner.release(499, _caught_up_when(ends)) == []
+    assert [h.offset for h in aligner.release(500, _caught_up_when(ends))] == [0]
+
+
+def test_caught_up_partitions_hold_nobody_back() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=10_000, max_queued_per_partition=100)
+    aligner.assign([0])
+    aligner.add(_held("purchase", 0, 41, 7))
+    assert [h.item for h in aligner.release(0, _caught_up_when({("purchase", 0): 42}))] == ["purchase:0:41"]
+
+
+def test_offsets_of_one_partition_leave_in_order_even_when_their_times_do_not() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=0, max_queued_per_partition=100)
+    aligner.assign([0])
+    for offset, ts in enumerate([300, 100, 200]):
+        aligner.add(_held("browse", 0, offset, ts))
+    aligner.add(_held("search", 0, 0, 150))
+    released = aligner.release(0, _caught_up_when({}))
+    browse = [h.offset for h in released if h.topic == "browse"]
+    assert browse == [0, 1, 2]
+    assert len(released) == 4
+
+
+def test_partitions_are_merged_independently_and_revoked_ones_are_dropped() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=0, max_queued_per_partition=100)
+    aligner.assign([0, 1])
+    aligner.add(_held("browse", 0, 0, 50))
+    aligner.add(_held("browse", 1, 0, 10))
+    dropped = aligner.drop([1])
+    assert [h.partition for h in dropped] == [1]
+    assert [h.partition for h in aligner.release(0, _caught_up_when({}))] == [0]
+    assert aligner.held == 0
+
+
+def test_a_long_queue_pauses_its_partition_until_it_drains_to_half() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=10_000, max_queued_per_partition=4)
+    aligner.assign([0])
+    ends = {("browse", 0): 10, ("search", 0): 1}
+    for offset in range(4):
+        aligner.add(_held("browse", 0, offset, 100 + offset))
+    pause, _ = aligner.over_limit()
+    assert pause == {("browse", 0)}
+    aligner.add(_held("search", 0, 0, 102))
+    assert len(aligner.release(0, _caught_up_when(ends))) == 5  # search is caught up after its one event
+    pause, resume = aligner.over_limit()
+    assert ("browse", 0) in resume
+    assert not pause
