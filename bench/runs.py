@@ -94,11 +94,13 @@ def prepare_dataset(env: BenchEnv, name: str, spec: LoadSpec) -> Dataset:
     return Dataset(name, prefix, schedule, result)
 
 
+_STEP_KINDS = ("new", "refold", "base", "rebuild")
 _SCRAPED = (
     "profilestream_encoder_step_seconds_sum",
     "profilestream_batch_processing_seconds_sum",
     "profilestream_batch_size_events_count",
     "profilestream_batch_size_events_sum",
+    *(f'profilestream_encoder_steps_total{{kind="{kind}"}}' for kind in _STEP_KINDS),
 )
 
 
@@ -110,6 +112,15 @@ class MetricsSample:
     batches_s: float
     batches: float = 0.0
     batch_events: float = 0.0
+    new_steps: float = 0.0
+    refold_steps: float = 0.0
+    base_steps: float = 0.0
+    rebuild_steps: float = 0.0
+
+    @property
+    def steps(self) -> float:
+        """Every GRU step the worker ran."""
+        return self.new_steps + self.refold_steps + self.base_steps + self.rebuild_steps
 
     @classmethod
     def scrape(cls, port: int) -> MetricsSample | None:
@@ -141,6 +152,8 @@ class DrainResult:
     """Encoder wall time over the worker's CPU time during the drain (torch runs one thread)."""
     mean_batch_events: float | None
     """Events per micro-batch during the drain, from the worker's own histogram."""
+    refold_share: float | None
+    """Re-folded GRU steps (an event arrived after a later one of its user) over all steps, during the drain."""
     peak_rss_bytes: int
     profiles: int
     profile_bytes_per_update: float
@@ -211,11 +224,13 @@ def run_drain(
     if code != 0:
         env.log(f"warning: {variant} worker exited with {code}; log: {worker.log_path}")
     rate, events, seconds = drain_rate(recorder.updated_ms, recorder.folded_total, from_total)
-    encoder_share = mean_batch = None
+    encoder_share = mean_batch = refold_share = None
     if metrics0 is not None and metrics1 is not None and cpu1 > cpu0:
         encoder_share = (metrics1.encoder_s - metrics0.encoder_s) / (cpu1 - cpu0)
     if metrics0 is not None and metrics1 is not None and metrics1.batches > metrics0.batches:
         mean_batch = (metrics1.batch_events - metrics0.batch_events) / (metrics1.batches - metrics0.batches)
+    if metrics0 is not None and metrics1 is not None and metrics1.steps > metrics0.steps:
+        refold_share = (metrics1.refold_steps - metrics0.refold_steps) / (metrics1.steps - metrics0.steps)
     users = dataset.users
     value_per_user: float | None = None
     stores = table_dir(settings.state_dir)
@@ -231,6 +246,7 @@ def run_drain(
         cpu_s_per_1k=(cpu1 - cpu0) / max(1, events) * 1000,
         encoder_cpu_share=encoder_share,
         mean_batch_events=mean_batch,
+        refold_share=refold_share,
         peak_rss_bytes=rss,
         profiles=recorder.count,
         profile_bytes_per_update=recorder.record_bytes / max(1, recorder.count),

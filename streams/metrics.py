@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -40,6 +40,8 @@ UNKNOWN_EVENT_TYPE: Final = "unknown"
 TombstoneCause = Literal["expiry", "erasure"]
 TOMBSTONE_CAUSES: Final[tuple[TombstoneCause, ...]] = ("expiry", "erasure")
 
+StepKind = Literal["new", "refold", "base", "rebuild"]
+STEP_KINDS: Final[tuple[StepKind, ...]] = ("new", "refold", "base", "rebuild")
 InfraStage = Literal["changelog", "publish", "store", "deadletter"]
 INFRA_STAGES: Final[tuple[InfraStage, ...]] = ("changelog", "publish", "store", "deadletter")
 """Where an infrastructure fault made the worker retry: the state changelog write, the profile publication,
@@ -162,6 +164,12 @@ class WorkerMetrics:
         self.model_rebuilds = counter(
             "model_rebuilds", "Hidden vectors rebuilt from the stored window after a model version change."
         )
+        self.encoder_steps = counter(
+            "encoder_steps",
+            "GRU steps run, by why: new (a new event), refold (an event arrived out of order and the window "
+            "was folded again), base (the base vector advanced over evicted events), rebuild (a new model).",
+            ["kind"],
+        )
         self.consumer_lag = gauge(
             "consumer_lag_messages",
             "High watermark minus the next offset to process, per assigned input partition.",
@@ -209,6 +217,8 @@ class WorkerMetrics:
             self.tombstones_published.labels(cause=cause)
         for stage in INFRA_STAGES:
             self.infra_retries.labels(stage=stage)
+        for kind in STEP_KINDS:
+            self.encoder_steps.labels(kind=kind)
         # No request has failed yet: a worker that is still restoring its tables (before its first lag
         # refresh) must not look cut off from Kafka. The lag monitor sets it from its first request on.
         self.broker_up.set(1)
@@ -300,6 +310,12 @@ class WorkerMetrics:
     def count_state_decode_errors(self, n: int = 1) -> None:
         """Count `n` stored states that failed to decode."""
         self.state_decode_errors.inc(n)
+
+    def count_encoder_steps(self, steps: Mapping[StepKind, int]) -> None:
+        """Count GRU steps by why they ran (see ``STEP_KINDS``)."""
+        for kind, n in steps.items():
+            if n:
+                self.encoder_steps.labels(kind=kind).inc(n)
 
     def count_model_rebuilds(self, n: int = 1) -> None:
         """Count `n` hidden vectors rebuilt after a model version change."""

@@ -31,7 +31,7 @@ from streams.bridge import to_model_input, to_state_event
 from streams.contract import Event
 from streams.decoder import Reason, Rejection, decode_event
 from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
+from streams.metrics import StepKind, WorkerMetrics
 from streams.profile_contract import ProfileUpdated, embedding_rows
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,21 @@ class _EncoderRows:
         self.sequences.append([to_model_input(e) for e in events])
         self.prev_ts_ms.append(prev_ts_ms or None)
         return len(self.sequences) - 1
+
+
+def _step_kinds(work: Sequence[_UserWork]) -> dict[StepKind, int]:
+    """How many GRU steps the batch's encoder call runs, by why they run."""
+    steps: dict[StepKind, int] = {"new": 0, "refold": 0, "base": 0, "rebuild": 0}
+    for w in work:
+        if w.mode is FoldMode.REBUILD:
+            steps["rebuild"] += len(w.record.recent)
+            continue
+        steps["new"] += len(w.new_events)
+        steps["base"] += len(w.evicted)
+        if w.mode is FoldMode.REPAIR:
+            # The whole window (and what left it) is folded again; only the new events would have been steps anyway.
+            steps["refold"] += len(w.evicted) + len(w.record.recent) - len(w.new_events)
+    return steps
 
 
 class BatchProcessor:
@@ -342,6 +357,7 @@ class BatchProcessor:
         rebuilds = sum(w.mode is FoldMode.REBUILD for w in work)
         if rebuilds:
             self.metrics.count_model_rebuilds(rebuilds)
+        self.metrics.count_encoder_steps(_step_kinds(work))
         step_started = time.perf_counter()
         new_hidden, profiles = self.encoder.fold(rows.hidden, rows.sequences, rows.prev_ts_ms)
         self.metrics.observe_encoder_step(time.perf_counter() - step_started)

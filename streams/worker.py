@@ -372,6 +372,8 @@ class ProfileWorker:
             async with self._unit_lock:
                 if partition not in self._owned:
                     continue
+                # A user may have been active again while the scan yielded: look once more under the lock.
+                expired = [key for key in expired if self._still_idle(key, partition, watermark_ms)]
                 self.processor.forget(key.decode(errors="replace") for key in expired)
                 for key in expired:
                     self.state.delete(key, partition)
@@ -381,6 +383,16 @@ class ProfileWorker:
             users -= len(expired)
             log.info("expired %d idle users in partition %d", len(expired), partition)
         self.metrics.set_users_in_state(users)
+
+    def _still_idle(self, key: bytes, partition: int, watermark_ms: int | None) -> bool:
+        raw = self.state.read(key, partition)
+        if raw is None or watermark_ms is None:
+            return False
+        try:
+            event_count, last_event_ms = peek_activity(raw)
+        except StateDecodeError:
+            return False
+        return is_idle(event_count, last_event_ms, watermark_ms, self.spec)
 
     async def _sweep_heap(self) -> None:
         """The full garbage-collector sweep of :mod:`streams.gc_tuning` (only where that policy runs)."""
