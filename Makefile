@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run model test lint fmt venv kafka-jars kafka-start kafka-stop kafka-wipe promtool clean bench bench-quick
+.PHONY: run model test test-unit lint fmt venv kafka-jars kafka-start kafka-stop kafka-wipe promtool clean bench bench-quick
 
 venv: $(STAMP)
 
@@ -55,6 +55,10 @@ fmt: venv
 
 test: venv kafka-jars lint promtool
 	$(BIN)/python -m pytest
+
+# The fast inner loop: lint and every test that needs no broker (no Kafka jars, no promtool).
+test-unit: venv lint promtool
+	$(BIN)/python -m pytest -m "not kafka" -q
 
 # promtool checks and unit-tests the alert rules; it comes from Debian's `prometheus` package. The same step
 # installs a Compose client (Debian's `docker-compose`) when no `docker compose` works, so that the compose

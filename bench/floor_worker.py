@@ -17,11 +17,11 @@ from typing import Any
 
 from state.record_cache import RecordCache
 from state.spec import StateSpec
-from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
-from streams.processor import BatchOutput, BatchProcessor, Decoded, StateAccess
 from streams.settings import load_settings
-from streams.worker_main import run_worker
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.main import run_worker
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.processor import BatchOutput, BatchProcessor, Decoded, StateAccess
 
 
 class FloorProcessor(BatchProcessor):
@@ -51,7 +51,7 @@ class FloorProcessor(BatchProcessor):
 def floor_processor(
     encoder: EncoderRuntime, spec: StateSpec, metrics: WorkerMetrics, cache: RecordCache
 ) -> FloorProcessor:
-    """The processor factory of :func:`streams.worker_main.run_worker` (the cache goes unused)."""
+    """The processor factory of :func:`streams.worker.main.run_worker` (the cache goes unused)."""
     return FloorProcessor(encoder, spec, metrics)
 
 

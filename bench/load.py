@@ -22,7 +22,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from streams.contract import EVENT_TYPES
+from streams.contract.events import EVENT_TYPES
 
 UserOrder = Literal["zipf", "rounds", "blocks"]
 Message = tuple[str, bytes, bytes]
@@ -77,7 +77,7 @@ class Schedule:
     user: I64
     """User index, 0..users-1; the user id is :func:`user_id` of it."""
     type_code: I64
-    """Index into ``streams.contract.EVENT_TYPES``."""
+    """Index into ``streams.contract.events.EVENT_TYPES``."""
     item: I64
     """Item rank (browse, purchase) or first query word rank (search); 0 is the most popular."""
     words: I64

@@ -1,6 +1,6 @@
 """(b) The naive design, bench-only: re-encode each user's whole recent window for every event, one user at a time.
 
-It is profilestream's own :class:`~streams.processor.BatchProcessor` (decoding, folding, state access, profile
+It is profilestream's own :class:`~streams.worker.processor.BatchProcessor` (decoding, folding, state access, profile
 building and publishing are shared) with one difference: where the worker makes one batched call that runs a GRU
 step per new event from the stored hidden vector, the naive design reads nothing of the hidden vector and runs the
 GRU over the user's last ``StateSpec.recent_window`` events again for every new event, one user and one event per
@@ -23,8 +23,8 @@ import torch
 from models.features import EventInput
 from state.events import event_order_key
 from streams.bridge import to_model_input
-from streams.encoder_runtime import EncoderRuntime
-from streams.processor import BatchOutput, BatchProcessor, StateAccess, _UserWork
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.processor import BatchOutput, BatchProcessor, StateAccess, _UserWork
 
 
 class WindowReencoder(EncoderRuntime):

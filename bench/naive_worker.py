@@ -1,7 +1,7 @@
 """Bench-only worker entry point: profilestream's worker with the naive processor injected.
 
 ``python -m bench.naive_worker`` reads the same ``PROFILESTREAM_*`` settings as ``profilestream worker`` and
-starts it through :func:`streams.worker_main.run_worker`; the only difference is the processor it is given.
+starts it through :func:`streams.worker.main.run_worker`; the only difference is the processor it is given.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import sys
 from bench.naive import NaiveProcessor
 from state.record_cache import RecordCache
 from state.spec import StateSpec
-from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
 from streams.settings import Settings, load_settings
-from streams.worker_main import run_worker
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.main import run_worker
+from streams.worker.metrics import WorkerMetrics
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,15 @@ from bench.paced import PacedLoad, PacedLog, PacedPlan
 from bench.procs import Variant, WorkerProcess, cpu_seconds, free_port, peak_rss_bytes, start_worker
 from bench.pyspy import ProfileSummary, SpyRecording
 from bench.stats import LatencySummary, drain_rate
-from state.reader import find_partition_stores, store_stats, table_dir
-from streams.contract import EVENT_TYPES
+from state.reader import store_stats
+from streams.client.admin import create_topics
+from streams.contract.events import EVENT_TYPES
+from streams.contract.topics import DEADLETTER, PROFILES, input_topic
 from streams.settings import Settings
-from streams.topics import DEADLETTER, PROFILES, create_topics, input_topic
+from streams.worker.store_layout import OFFSET_KEY, table_dir, worker_stores
 
 STALL_S = 90.0
 """A run fails when no profile arrives for this long before it is done."""
-TABLE = "user-state"
 
 
 @dataclass(frozen=True)
@@ -233,9 +234,9 @@ def run_drain(
         refold_share = (metrics1.refold_steps - metrics0.refold_steps) / (metrics1.steps - metrics0.steps)
     users = dataset.users
     value_per_user: float | None = None
-    stores = table_dir(settings.state_dir)
-    if variant in ("profilestream", "naive") and stores.is_dir():
-        value_per_user = store_stats(find_partition_stores(stores, TABLE)).value_bytes_per_user
+    if variant in ("profilestream", "naive") and table_dir(settings.state_dir).is_dir():
+        stores = worker_stores(settings.state_dir)
+        value_per_user = store_stats(stores, skip_keys=frozenset({OFFSET_KEY})).value_bytes_per_user
     state_bytes = _state_dir_bytes(settings.state_dir)
     shutil.rmtree(settings.state_dir, ignore_errors=True)
     result = DrainResult(

@@ -1,6 +1,6 @@
 """What a user costs in RocksDB at defaults (issue 4's figure): N users with K events each, through the worker's code.
 
-The events go through :class:`streams.processor.BatchProcessor`, the worker's own batch logic (decoding, folding,
+The events go through :class:`streams.worker.processor.BatchProcessor`, the worker's own batch logic (decoding, folding,
 record codec, batched GRU), in batches of ``batch_max_events``; the records land in RocksDB databases opened with
 faust's own ``RocksDBOptions`` and profilestream's table options, one per partition, laid out as faust lays out
 a table (``v1/tables/user-state-<partition>.db``), and :func:`state.reader.store_stats` measures them. Kafka is
@@ -24,23 +24,24 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.load import EventEncoder, LoadSpec, build_schedule
-from state.reader import StoreStats, find_partition_stores, store_stats, table_dir
+from state.reader import StoreStats, store_stats
 from state.rocksdb_options import RocksDBTuning
-from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, InboundMessage, StateAccess
 from streams.settings import Settings
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.faust_seam import faust_table_options
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.processor import BatchProcessor, InboundMessage, StateAccess
+from streams.worker.store_layout import OFFSET_KEY, TABLE_NAME, find_partition_stores, partition_of, table_dir
 
-TABLE = "user-state"
 HOUR_MS = 3_600_000
 
 
 def _faust_options() -> dict[str, Any]:
-    return dict(RocksDBTuning().faust_table_options())
+    return faust_table_options(RocksDBTuning())
 
 
 class PartitionedRocksState:
-    """:class:`streams.processor.StateAccess` on one RocksDB database per partition, as faust opens them."""
+    """:class:`streams.worker.processor.StateAccess` on one RocksDB database per partition, as faust opens them."""
 
     def __init__(self, datadir: Path, partitions: int, only: Callable[[int], bool] = lambda p: True) -> None:
         from faust.stores.rocksdb import RocksDBOptions
@@ -50,7 +51,9 @@ class PartitionedRocksState:
         self.partitions = partitions
         # A fresh options dict per database: faust's RocksDBOptions pops keys from what it is given.
         self.dbs: dict[int, Any] = {
-            p: RocksDBOptions(**_faust_options()).open(tables / f"{TABLE}-{p}.db") for p in range(partitions) if only(p)
+            p: RocksDBOptions(**_faust_options()).open(tables / f"{TABLE_NAME}-{p}.db")
+            for p in range(partitions)
+            if only(p)
         }
 
     def partition(self, key: bytes) -> int:
@@ -173,15 +176,15 @@ def measure_state_size(
     if any(child.exitcode != 0 for child in children):
         raise RuntimeError("folding the state-size load failed (see the output above)")
     seconds = time.perf_counter() - started
-    stores = find_partition_stores(table_dir(workdir), TABLE)
-    flushed = store_stats(stores)
+    stores = find_partition_stores(table_dir(workdir), TABLE_NAME)
+    flushed = store_stats(stores, skip_keys=frozenset({OFFSET_KEY}), partition_of=partition_of)
     state = PartitionedRocksState(workdir, settings.partitions)
     try:
         state.compact()
         state.flush()
     finally:
         state.close()
-    compacted = store_stats(stores)
+    compacted = store_stats(stores, skip_keys=frozenset({OFFSET_KEY}), partition_of=partition_of)
     full = full_window_record_bytes(settings, mean_gap_ms=mean_gap_ms)
     return StateSizeResult(users, events_per_user, seconds, flushed, compacted, full)
 

@@ -1,10 +1,9 @@
 """Offline, read-only access to a worker's state table on disk, safe while the worker runs.
 
-faust-streaming's rocksdb store keeps one RocksDB database per table partition at
-``<tabledir>/<table name>-<partition>.db``, where ``tabledir`` defaults to ``<datadir>/v<app version>/tables``.
-Each database is opened in raw mode: with the table's raw serializers a key is the user id's UTF-8 bytes and a
-value is the bytes `state.codec.encode_state` made. Besides the users, every database holds faust's offset
-key (`FAUST_OFFSET_KEY`), which the reader skips.
+The caller names the partition databases (where the worker's framework keeps them is the worker's business,
+see ``streams.worker.store_layout``). Each database is opened in raw mode: a key is the user id's UTF-8 bytes and
+a value is the bytes `state.codec.encode_state` made; keys the caller names in ``skip_keys`` (the framework's
+own bookkeeping) are not users.
 
 Databases are opened as RocksDB *secondary instances* (their own info log goes to a temporary directory): unlike
 a plain read-only open, a secondary instance tolerates the primary deleting files during compaction, so the
@@ -17,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,50 +29,8 @@ from state.record import UserState
 from state.rocksdb_options import reader_options
 from state.spec import StateSpec
 
-FAUST_OFFSET_KEY = b"__faust\x00offset__"
-"""Where faust's rocksdb store records the last changelog offset written to a partition database."""
-DEFAULT_APP_VERSION = 1
-"""faust's default ``version`` setting, which names the ``v1`` directory under the data directory."""
-STORE_SUFFIX = ".db"
 OPEN_ATTEMPTS = 3
 OPEN_RETRY_DELAY_S = 0.2
-
-
-def table_dir(datadir: Path, app_version: int = DEFAULT_APP_VERSION) -> Path:
-    """faust's default ``tabledir`` for a worker started with ``datadir``: ``<datadir>/v<version>/tables``."""
-    return Path(datadir) / f"v{app_version}" / "tables"
-
-
-def split_store_name(name: str) -> tuple[str, int] | None:
-    """``(table name, partition)`` of a store directory name ``<table name>-<partition>.db``, else None."""
-    if not name.endswith(STORE_SUFFIX):
-        return None
-    table, sep, number = name[: -len(STORE_SUFFIX)].rpartition("-")
-    if not (sep and table and number.isascii() and number.isdigit()):
-        return None
-    return table, int(number)
-
-
-def partition_of(store: Path) -> int | None:
-    """The partition number of a store directory, or None if its name is not ``<table>-<n>.db``."""
-    split = split_store_name(store.name)
-    return None if split is None else split[1]
-
-
-def find_partition_stores(table_dir: Path, table_name: str) -> list[Path]:
-    """The table's partition databases under `table_dir`, ordered by partition number.
-
-    Raises `StoreNotFoundError` if `table_dir` is not a directory. The list may include partitions this worker
-    only holds as a standby or held before a rebalance: faust leaves their databases on disk.
-    """
-    if not table_dir.is_dir():
-        raise StoreNotFoundError(f"no table directory at {table_dir}")
-    found: list[tuple[int, Path]] = []
-    for child in table_dir.iterdir():
-        split = split_store_name(child.name)
-        if split is not None and split[0] == table_name and child.is_dir():
-            found.append((split[1], child))
-    return [path for _, path in sorted(found)]
 
 
 @contextmanager
@@ -208,14 +165,22 @@ class StoreStats:
         return self.value_bytes / self.users if self.users else 0.0
 
 
-def store_stats(stores: Sequence[Path], *, check_values: bool = False) -> StoreStats:
-    """Count users and bytes in each partition database; with `check_values`, decode every value too."""
+def store_stats(
+    stores: Sequence[Path],
+    *,
+    check_values: bool = False,
+    skip_keys: frozenset[bytes] = frozenset(),
+    partition_of: Callable[[Path], int | None] = lambda _store: None,
+) -> StoreStats:
+    """Count users and bytes in each partition database; with `check_values`, decode every value too.
+
+    Keys in `skip_keys` are not users; `partition_of` names the partition of a store path."""
     partitions = []
     for store in stores:
         users = key_bytes = value_bytes = bad = 0
         with open_store(store) as db:
             for key, value in db.items():
-                if key == FAUST_OFFSET_KEY or not isinstance(key, bytes):
+                if key in skip_keys or not isinstance(key, bytes):
                     continue
                 users += 1
                 key_bytes += len(key)

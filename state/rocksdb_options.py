@@ -1,14 +1,12 @@
-"""Tuned RocksDB options for the user-state table, as plain data for faust and as a full rocksdict `Options`.
+"""Tuned RocksDB options for the user-state table, as plain data and as a full rocksdict `Options`.
 
 The workload: point reads and overwrites of 1-2 KiB values keyed by user id, every user touched in a batch is
 rewritten, new users miss, and faust probes every partition database for a key it has not indexed yet. So:
 good bloom filters, blocks big enough to compress several values, bounded memory per partition, cheap
 compression on the hot levels and a stronger one where most data lives. Why each value: docs/state.md.
 
-faust-streaming 0.15.3 hands a table's ``options=`` mapping to ``faust.stores.rocksdb.RocksDBOptions``, which
-with the rocksdict driver honours only the keys `RocksDBTuning.faust_table_options` returns and silently drops
-any other (compression among them). `rocksdict_options` builds the complete options, which the worker's store
-(``streams/rocksdb_store.py``) returns from its ``RocksDBOptions.as_options`` override (see docs/state.md).
+`rocksdict_options` builds the complete options; the worker hands them to its framework's store
+(``streams/worker/faust_seam.py``, see docs/state.md).
 """
 
 from __future__ import annotations
@@ -75,22 +73,6 @@ class RocksDBTuning:
         for name in ("compression", "bottommost_compression"):
             if getattr(self, name) not in _COMPRESSION:
                 raise StateSpecError(f"RocksDB tuning {name} must be one of {sorted(_COMPRESSION)}")
-
-    def faust_table_options(self) -> dict[str, int]:
-        """The ``options=`` mapping for ``app.Table(...)``: only keys faust's RocksDBOptions applies.
-
-        Returns a new dict on every call: faust's store pops keys from the mapping it is given.
-        """
-        options = {
-            "block_cache_size": self.block_cache_bytes,
-            "write_buffer_size": self.write_buffer_bytes,
-            "max_write_buffer_number": self.max_write_buffers,
-            "target_file_size_base": self.target_file_bytes,
-            "bloom_filter_size": self.bloom_bits_per_key,
-        }
-        if self.max_open_files is not None:
-            options["max_open_files"] = self.max_open_files
-        return options
 
 
 def rocksdict_options(tuning: RocksDBTuning, cache: rocksdict.Cache | None = None) -> rocksdict.Options:

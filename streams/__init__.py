@@ -1,1 +1,19 @@
-"""streams package."""
+"""profilestream's Kafka side, one subpackage per audience. The flow starts at ``contract/``.
+
+- ``contract/`` -- the wire contracts, for every team (standard library and orjson only):
+  ``events`` (input event v1 and its bounds), ``decoder`` (the one decoder: an event or a rejection with a
+  reason), ``profile`` (profile-updated v1), ``topics`` (topic names), ``schemas/`` (JSON Schemas).
+- ``client/`` -- for producer and consumer teams (kafka-python): ``producer`` (the SDK), ``subscriber``
+  (bootstrap from the compacted profile topic and follow it), ``admin`` (create the topics).
+- ``worker/`` -- the runtime, the only package that imports faust or aiokafka: ``main`` (start-up), ``app`` (the
+  Faust app, agents, units of work), ``alignment`` (event-time order across the input topics), ``processor``
+  (decode, fold, encode), ``state_table`` (changelog first, store after), ``bulk_producer``, ``dead_letters``,
+  ``encoder_runtime``, ``lookup`` (HTTP), ``metrics``, ``lag_monitor``, ``log_limits``, ``gc_tuning``,
+  ``rocksdb_store``, ``store_layout`` (faust's on-disk layout), ``faust_seam`` (every private faust access).
+- ``offline/`` -- for data and model work: ``histories`` (event files to model input), ``trivago`` (importer),
+  ``demo`` (generated traffic).
+- ``cli/`` -- the ``profilestream`` command: ``main`` (service, producer and state commands), ``model``
+  (train, evaluate, export).
+- ``bridge`` -- what the model and the state keep of a contract event; shared by the worker and offline work.
+- ``settings`` -- the one settings object, read from ``PROFILESTREAM_*`` variables.
+"""

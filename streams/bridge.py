@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from models.features import EVENT_TYPES, EventInput, query_term_hashes, stable_hash64
 from state.events import StateEvent, event_order_key, normalise_event
-from streams.contract import Event, PurchaseEvent, SearchEvent
+from streams.contract.events import Event, PurchaseEvent, SearchEvent
 
 TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from state.spec import StateSpec
+if TYPE_CHECKING:
+    from state.spec import StateSpec
 
 ENV_PREFIX = "PROFILESTREAM_"
 
@@ -40,6 +42,13 @@ class Settings(BaseSettings):
     user_ttl_ms: int = Field(30 * 24 * 3600 * 1000, ge=1, description="Users idle this long (event time) are expired.")
     allowed_lateness_ms: int = Field(3600 * 1000, ge=0, description="How far behind a user's newest event one may be.")
     recent_window: int = Field(50, ge=1, description="Recent events kept per user, to rebuild the hidden vector.")
+    consumer_session_timeout_s: float = Field(
+        60.0,
+        ge=6,
+        le=300,
+        description="Seconds the group waits for a silent worker before its partitions move: a killed worker's "
+        "fail-over time (the broker allows 6 to 300 by default).",
+    )
     align_max_idle_ms: int = Field(
         2000,
         ge=0,
@@ -66,6 +75,9 @@ class Settings(BaseSettings):
 
     def state_spec(self) -> StateSpec:
         """The state parameters these settings choose; the rest keep the defaults of ``state.spec``."""
+        # Imported here: the client install (the SDK and its CLI commands) has no numpy, which state needs.
+        from state.spec import StateSpec
+
         return StateSpec(
             user_ttl_ms=self.user_ttl_ms,
             allowed_lateness_ms=self.allowed_lateness_ms,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from bench.procs import free_port
+from streams.client.admin import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka.sh"
@@ -39,6 +39,17 @@ def _kafka(command: str) -> str:
     if done.returncode != 0 and command != "status":
         raise RuntimeError(f"kafka.sh {command} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return done.stdout.strip()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that reaches the broker is marked ``kafka``: ``make test-unit`` (``-m "not kafka"``) relies on it."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()) and item.get_closest_marker("kafka") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError("tests that use the broker must be marked kafka: " + ", ".join(unmarked))
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +79,8 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
             "web_port": free_port(),
             "model_failure_linger_s": 0.0,
             "batch_max_ms": 20,
+            # A killed worker's partitions move after this; production keeps the default of 60 s.
+            "consumer_session_timeout_s": 10.0,
         }
         values.update(overrides)
         settings = Settings(**values)  # type: ignore[arg-type]

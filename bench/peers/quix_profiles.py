@@ -6,7 +6,7 @@ process several topics; co-partitioned topics share the state store of the conca
 lives in Quix's RocksDB store with its changelog topic, like profilestream's Faust table.
 
 The work done per event is profilestream's own, so only the framework and the per-message shape differ: each
-message goes through :class:`streams.processor.BatchProcessor` as a batch of one (the same decoding, folding,
+message goes through :class:`streams.worker.processor.BatchProcessor` as a batch of one (the same decoding, folding,
 record codec, GRU step from ``models/`` and profile building), and its record is the user's state value. Quix's
 state serialises values with ``json`` by default; the record is already bytes, so the documented
 ``RocksDBOptions(dumps=..., loads=...)`` hooks pass bytes through unchanged.
@@ -28,13 +28,13 @@ from quixstreams import Application, State, message_context  # type: ignore[impo
 from quixstreams.state.rocksdb import RocksDBOptions  # type: ignore[import-not-found,unused-ignore]
 from quixstreams.utils.json import dumps as json_dumps  # type: ignore[import-not-found,unused-ignore]
 
-from streams.contract import EVENT_TYPES
-from streams.decoder import Reason
-from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, InboundMessage
+from streams.contract.decoder import Reason
+from streams.contract.events import EVENT_TYPES
+from streams.contract.topics import PROFILES, input_topic
 from streams.settings import Settings, load_settings
-from streams.topics import PROFILES, input_topic
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.processor import BatchProcessor, InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def loads(value: bytes) -> bytes:
 
 
 class QuixState:
-    """:class:`streams.processor.StateAccess` on the current message's Quix ``State``."""
+    """:class:`streams.worker.processor.StateAccess` on the current message's Quix ``State``."""
 
     def __init__(self, state: Any) -> None:
         self.state = state

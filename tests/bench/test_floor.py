@@ -7,10 +7,10 @@ from prometheus_client import CollectorRegistry
 from bench.floor_worker import FloorProcessor
 from bench.profile_fields import PROFILE_FIELDS
 from state.spec import StateSpec
-from streams.contract import BrowseEvent, encode_event
-from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
-from streams.processor import InboundMessage
+from streams.contract.events import BrowseEvent, encode_event
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.processor import InboundMessage
 
 T0 = 1_767_225_600_000
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bench.load import EventEncoder, LoadSpec, build_schedule, user_id, user_index, zipf_ranks
-from streams.contract import EVENT_TYPES
-from streams.decoder import Rejection, decode_event
+from streams.contract.decoder import Rejection, decode_event
+from streams.contract.events import EVENT_TYPES
 
 
 def _bytes(spec: LoadSpec) -> list[tuple[str, bytes, bytes]]:

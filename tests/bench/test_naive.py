@@ -8,8 +8,8 @@ from bench.naive import WindowReencoder, event_windows
 from state.events import StateEvent
 from state.record import UserState
 from streams.bridge import to_model_input
-from streams.encoder_runtime import EncoderRuntime
-from streams.processor import InboundMessage, _UserWork
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.processor import InboundMessage, _UserWork
 
 T = 1_767_225_600_000
 

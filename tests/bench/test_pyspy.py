@@ -5,9 +5,9 @@ from __future__ import annotations
 from bench.pyspy import analyse, parse_frame
 
 STACKS = [
-    "main (w.py:1);BatchProcessor.process (streams/processor.py:10);decode_state (state/codec.py:5) 30",
-    "main (w.py:1);BatchProcessor.process (streams/processor.py:11);"
-    "EncoderRuntime.fold (streams/encoder_runtime.py:3) 50",
+    "main (w.py:1);BatchProcessor.process (streams/worker/processor.py:10);decode_state (state/codec.py:5) 30",
+    "main (w.py:1);BatchProcessor.process (streams/worker/processor.py:11);"
+    "EncoderRuntime.fold (streams/worker/encoder_runtime.py:3) 50",
     "main (w.py:1);send (aiokafka/producer/sender.py:2) 20",
     "not a stack line",
 ]
@@ -15,18 +15,18 @@ STACKS = [
 
 def test_frames_split_into_function_and_file() -> None:
     assert parse_frame("decode_state (state/codec.py:123)") == ("decode_state", "state/codec.py")
-    assert parse_frame("<module> (streams/cli.py:257)") == ("<module>", "streams/cli.py")
+    assert parse_frame("<module> (streams/cli/main.py:257)") == ("<module>", "streams/cli/main.py")
     assert parse_frame("odd") == ("odd", "")
 
 
 def test_shares_of_samples() -> None:
     summary = analyse(STACKS)
     assert summary.samples == 100
-    assert summary.top_self[0].name == "EncoderRuntime.fold (streams/encoder_runtime.py)"
+    assert summary.top_self[0].name == "EncoderRuntime.fold (streams/worker/encoder_runtime.py)"
     assert summary.top_self[0].share == 0.5
     inclusive = {s.name: s.share for s in summary.top_inclusive}
     assert inclusive["main (w.py)"] == 1.0
-    assert inclusive["BatchProcessor.process (streams/processor.py)"] == 0.8
+    assert inclusive["BatchProcessor.process (streams/worker/processor.py)"] == 0.8
     parts = {s.name.split(" (")[0]: s.share for s in summary.parts}
     assert parts["encoder: batched GRU fold"] == 0.5
     assert parts["state record decode, cache misses only"] == 0.3

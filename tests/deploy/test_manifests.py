@@ -17,7 +17,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-from streams.cli import build_parser
+from streams.cli.main import build_parser
 from streams.settings import ENV_PREFIX, Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.decoder import Reason
-from streams.metrics import WorkerMetrics
+from streams.contract.decoder import Reason
+from streams.worker.metrics import WorkerMetrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"

@@ -1,4 +1,4 @@
-"""RocksDB tuning: every key reaches faust's RocksDBOptions, and the full options open a working database."""
+"""RocksDB tuning: the full options open a working database."""
 
 from __future__ import annotations
 
@@ -6,31 +6,9 @@ from pathlib import Path
 
 import pytest
 import rocksdict
-from faust.stores.rocksdb import RocksDBOptions
 
 from state.errors import StateSpecError
 from state.rocksdb_options import MIB, RocksDBTuning, reader_options, rocksdict_options
-
-
-def test_faust_applies_every_table_option() -> None:
-    tuning = RocksDBTuning(max_open_files=256)
-    options = RocksDBOptions(**tuning.faust_table_options(), use_rocksdict=True)
-    # faust keeps unknown keys in `extra_options` and ignores them with rocksdict: there must be none.
-    assert options.extra_options == {}
-    assert options.block_cache_size == tuning.block_cache_bytes
-    assert options.write_buffer_size == tuning.write_buffer_bytes
-    assert options.max_write_buffer_number == tuning.max_write_buffers
-    assert options.target_file_size_base == tuning.target_file_bytes
-    assert options.bloom_filter_size == tuning.bloom_bits_per_key
-    assert options.max_open_files == 256
-
-
-def test_faust_table_options_are_a_fresh_dict_each_time() -> None:
-    tuning = RocksDBTuning()
-    first = tuning.faust_table_options()
-    first.pop("block_cache_size")
-    assert "block_cache_size" in tuning.faust_table_options()
-    assert "max_open_files" not in first  # None keeps faust's own default
 
 
 def _options_file(db_path: Path) -> str:

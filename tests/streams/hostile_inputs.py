@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from streams.contract import (
+from streams.contract.decoder import Reason
+from streams.contract.events import (
     MAX_EVENT_BYTES,
     MAX_FUTURE_SKEW_MS,
     MAX_ID_CHARS,
@@ -29,7 +30,6 @@ from streams.contract import (
     MAX_TEXT_CHARS,
     MIN_TS_MS,
 )
-from streams.decoder import Reason
 
 PRODUCER_MAX_REQUEST_BYTES = 1_000_000
 """kafka-python's default ``max_request_size``: a larger value is refused by the producer itself."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.alignment import EventTimeAligner, Held
+from streams.worker.alignment import EventTimeAligner, Held
 
 TOPICS = ("browse", "search", "purchase")
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams.bulk_producer import BulkProducer, DeliveryError
+from streams.worker.bulk_producer import BulkProducer, DeliveryError
 
+pytestmark = pytest.mark.kafka
 PARTITIONS = 3
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
+from streams.client.admin import create_topics
 from streams.settings import Settings
-from streams.topics import create_topics
 from tests.conftest import REPO_ROOT, WorkerProcess, settings_env, wait_until
 from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
 

@@ -10,12 +10,12 @@ import pytest
 
 from models import evaluation
 from models.checkpoint import load_checkpoint
-from streams import cli_model
-from streams.cli import main
-from streams.contract import PurchaseEvent, encode_event
-from streams.demo import DemoTraffic
-from streams.encoder_runtime import EncoderRuntime
-from streams.offline import read_histories
+from streams.cli import model as cli_model
+from streams.cli.main import main
+from streams.contract.events import PurchaseEvent, encode_event
+from streams.offline.demo import DemoTraffic
+from streams.offline.histories import read_histories
+from streams.worker.encoder_runtime import EncoderRuntime
 from tests.streams.test_trivago import ROWS, csv_bytes
 
 TINY_MODEL = ["--epochs", "2", "--dim", "8", "--hidden-dim", "8", "--no-progress"]

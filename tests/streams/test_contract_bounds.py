@@ -17,7 +17,8 @@ from state.layout import MAX_STORED_AMOUNT
 from state.record import UserState
 from state.spec import StateSpec
 from streams.bridge import to_state_event
-from streams.contract import (
+from streams.contract.decoder import Rejection, decode_event
+from streams.contract.events import (
     MAX_FUTURE_SKEW_MS,
     MAX_ID_CHARS,
     MAX_PRICE,
@@ -31,7 +32,6 @@ from streams.contract import (
     SearchEvent,
     encode_event,
 )
-from streams.decoder import Rejection, decode_event
 
 NOW_MS = 1_767_225_600_000
 SPEC = StateSpec()

@@ -18,9 +18,10 @@ from state.fold import FoldOutcome, fold_event
 from state.layout import MAX_STORED_AMOUNT
 from state.record import UserState
 from state.spec import StateSpec
-from streams import decoder
 from streams.bridge import to_state_event
-from streams.contract import (
+from streams.contract import decoder
+from streams.contract.decoder import Reason, Rejection, decode_event
+from streams.contract.events import (
     MAX_EVENT_BYTES,
     MAX_FUTURE_SKEW_MS,
     MAX_ID_CHARS,
@@ -36,11 +37,10 @@ from streams.contract import (
     encode_event,
     event_to_dict,
 )
-from streams.decoder import Reason, Rejection, decode_event
 from tests.streams.hostile_inputs import HostileInput, hostile_inputs
 
 REPO = Path(__file__).parents[2]
-SCHEMA = json.loads((REPO / "streams" / "schemas" / "event-v1.schema.json").read_text())
+SCHEMA = json.loads((REPO / "streams" / "contract" / "schemas" / "event-v1.schema.json").read_text())
 TS = 1_767_225_600_000
 NOW = TS + 3_600_000
 
@@ -164,7 +164,7 @@ def test_a_decoder_bug_is_a_rejection_not_an_exception(
         raise UnicodeEncodeError("utf-8", secret, 0, 1, "surrogates not allowed")
 
     monkeypatch.setattr(decoder, "_parse", broken)
-    with caplog.at_level(logging.ERROR, logger="streams.decoder"):
+    with caplog.at_level(logging.ERROR, logger="streams.contract.decoder"):
         result = decode_event(_bytes(_valid()), b"u3", topic_type="purchase")
     assert result == Rejection(Reason.UNDECODABLE, "the decoder failed (UnicodeEncodeError)")
     assert "UnicodeEncodeError" in caplog.text

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from state.reader import find_partition_stores, read_user, table_dir
-from streams.contract import BrowseEvent, Event
-from streams.producer import EventProducer
-from streams.profile_contract import ProfileUpdated
+from state.reader import read_user
+from streams.client.producer import EventProducer
+from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
+from streams.contract.events import BrowseEvent, Event
+from streams.contract.profile import ProfileUpdated
 from streams.settings import Settings
-from streams.subscriber import ProfileDeleted, ProfileSubscriber
-from streams.worker import TABLE_NAME
+from streams.worker.store_layout import TABLE_NAME, find_partition_stores, table_dir
 from tests.conftest import WorkerProcess, wait_until
 from tests.streams.test_pipeline import _send
 

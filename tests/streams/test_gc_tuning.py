@@ -8,7 +8,7 @@ import sys
 import textwrap
 from typing import Any
 
-from streams.gc_tuning import GC_THRESHOLDS
+from streams.worker.gc_tuning import GC_THRESHOLDS
 
 
 def _run(code: str) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def test_the_collector_is_tuned_and_start_up_objects_are_frozen() -> None:
     out = _run(
         """
         import gc, json
-        from streams.gc_tuning import is_tuned, tune_garbage_collector
+        from streams.worker.gc_tuning import is_tuned, tune_garbage_collector
         before, tuned_before, tracked = gc.get_freeze_count(), is_tuned(), len(gc.get_objects())
         tune_garbage_collector()
         print(json.dumps({"thresholds": gc.get_threshold(), "before": before, "after": gc.get_freeze_count(),
@@ -39,7 +39,7 @@ def test_young_survivors_are_frozen_the_sweep_collects_frozen_cycles_and_restore
     out = _run(
         """
         import gc, json
-        from streams.gc_tuning import (
+        from streams.worker.gc_tuning import (
             is_tuned, restore_garbage_collector, sweep_frozen_heap, tune_garbage_collector,
         )
         tune_garbage_collector()

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.lag_monitor import LagMonitor, Partition
-from streams.metrics import WorkerMetrics
+from streams.worker.lag_monitor import LagMonitor, Partition
+from streams.worker.metrics import WorkerMetrics
 
 BROWSE0: Partition = ("events.browse", 0)
 BROWSE1: Partition = ("events.browse", 1)
@@ -170,7 +170,7 @@ def test_an_outage_holds_the_lag_and_reports_the_broker_down(
         assert broker_up(registry) == 1
         assert unreachable(registry) == 2
 
-    with caplog.at_level(logging.DEBUG, logger="streams.lag_monitor"):
+    with caplog.at_level(logging.DEBUG, logger="streams.worker.lag_monitor"):
         asyncio.run(scenario())
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # once per outage, not once per refresh

@@ -17,8 +17,8 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
 from bench.procs import free_port
-from streams.lag_monitor import KafkaEndOffsets, LagMonitor, Partition
-from streams.metrics import WorkerMetrics
+from streams.worker.lag_monitor import KafkaEndOffsets, LagMonitor, Partition
+from streams.worker.metrics import WorkerMetrics
 from tests.conftest import KAFKA_SCRIPT
 
 pytestmark = pytest.mark.kafka

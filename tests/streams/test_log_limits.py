@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from streams.log_limits import RateLimitFilter, install_log_rate_limit
+from streams.worker.log_limits import RateLimitFilter, install_log_rate_limit
 
 
 class Clock:
@@ -166,14 +166,14 @@ def test_install_defaults_cover_the_kafka_clients_faust_and_ours() -> None:
     import aiokafka.conn
     import faust
 
-    import streams.lag_monitor
+    import streams.worker.lag_monitor
 
-    assert aiokafka.conn and faust and streams.lag_monitor
+    assert aiokafka.conn and faust and streams.worker.lag_monitor
 
     installed = install_log_rate_limit()
     try:
         names = {logger.name for logger in installed.loggers}
-        assert {"aiokafka", "aiokafka.conn", "faust", "mode", "streams", "streams.lag_monitor"} <= names
+        assert {"aiokafka", "aiokafka.conn", "faust", "mode", "streams", "streams.worker.lag_monitor"} <= names
     finally:
         installed.remove()
     assert not logging.getLogger("aiokafka.conn").filters

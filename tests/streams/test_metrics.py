@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.metrics import END_TO_END_LATENCY_BUCKETS_S, INFRA_STAGES, WorkerMetrics
+from streams.worker.metrics import END_TO_END_LATENCY_BUCKETS_S, INFRA_STAGES, WorkerMetrics
 
 EXPECTED_SAMPLE_NAMES = {
     "profilestream_events_consumed_total",

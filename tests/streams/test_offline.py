@@ -7,8 +7,8 @@ from pathlib import Path
 
 from models.features import stable_hash64
 from streams.bridge import model_sequence, to_model_input, to_state_event
-from streams.contract import BrowseEvent, Event, PurchaseEvent, SearchEvent, encode_event
-from streams.offline import (
+from streams.contract.events import BrowseEvent, Event, PurchaseEvent, SearchEvent, encode_event
+from streams.offline.histories import (
     ReadReport,
     clickouts,
     group_by_user,

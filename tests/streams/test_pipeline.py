@@ -13,12 +13,12 @@ from pathlib import Path
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from streams.contract import Event
-from streams.demo import DemoTraffic
-from streams.producer import EventProducer
-from streams.profile_contract import ProfileUpdated
+from streams.client.producer import EventProducer
+from streams.client.subscriber import ProfileSubscriber
+from streams.contract.events import Event
+from streams.contract.profile import ProfileUpdated
+from streams.offline.demo import DemoTraffic
 from streams.settings import Settings
-from streams.subscriber import ProfileSubscriber
 from tests.conftest import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -76,7 +76,7 @@ def _expected(events: list[Event]) -> dict[str, tuple[int, int]]:
 
 
 PROFILE_SCHEMA = json.loads(
-    (Path(__file__).parents[2] / "streams" / "schemas" / "profile-updated-v1.schema.json").read_text()
+    (Path(__file__).parents[2] / "streams" / "contract" / "schemas" / "profile-updated-v1.schema.json").read_text()
 )
 
 

@@ -11,7 +11,7 @@ import torch
 from prometheus_client import CollectorRegistry
 
 import state.fold as fold_module
-import streams.processor as processor_module
+import streams.worker.processor as processor_module
 from models.checkpoint import model_version, untrained_model
 from models.encoder import EncoderConfig
 from state.codec import decode_state, encode_state
@@ -20,11 +20,11 @@ from state.record import UserState
 from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.bridge import to_model_input, to_state_event
-from streams.contract import BrowseEvent, Event, SearchEvent, encode_event
-from streams.encoder_runtime import EncoderRuntime
-from streams.metrics import WorkerMetrics
-from streams.processor import BatchProcessor, InboundMessage, StateUnavailableError
-from streams.profile_contract import ProfileUpdated
+from streams.contract.events import BrowseEvent, Event, SearchEvent, encode_event
+from streams.contract.profile import ProfileUpdated
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.processor import BatchProcessor, InboundMessage, StateUnavailableError
 
 T0 = 1_767_225_600_000
 SPEC = StateSpec()

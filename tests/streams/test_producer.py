@@ -7,9 +7,9 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaConsumer
 
-from streams.contract import BrowseEvent, PurchaseEvent, SearchEvent
-from streams.decoder import InvalidEventError, Reason, decode_event
-from streams.producer import EventProducer
+from streams.client.producer import EventProducer
+from streams.contract.decoder import InvalidEventError, Reason, decode_event
+from streams.contract.events import BrowseEvent, PurchaseEvent, SearchEvent
 from streams.settings import Settings
 from tests.conftest import wait_until
 

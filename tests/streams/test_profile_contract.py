@@ -12,9 +12,12 @@ import pytest
 from state.aggregates import profile_aggregates
 from state.record import UserState
 from state.spec import StateSpec
-from streams.profile_contract import ProfileDecodeError, ProfileUpdated, embedding_rows
+from streams.contract.profile import ProfileDecodeError, ProfileUpdated
+from streams.worker.encoder_runtime import embedding_rows
 
-SCHEMA = json.loads((Path(__file__).parents[2] / "streams" / "schemas" / "profile-updated-v1.schema.json").read_text())
+SCHEMA = json.loads(
+    (Path(__file__).parents[2] / "streams" / "contract" / "schemas" / "profile-updated-v1.schema.json").read_text()
+)
 
 
 def _profile(user_id: str = "user-1", embedding: list[float] | None = None) -> ProfileUpdated:

@@ -12,10 +12,10 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
-from streams.contract import BrowseEvent, Event, encode_event
+from streams.contract.events import BrowseEvent, Event, encode_event
+from streams.contract.topics import DEADLETTER, input_topic
 from streams.settings import Settings
-from streams.topics import DEADLETTER, input_topic
-from streams.worker import partition_for_key
+from streams.worker.app import partition_for_key
 from tests.conftest import WorkerProcess, wait_until
 from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
 

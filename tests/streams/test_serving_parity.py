@@ -17,7 +17,7 @@ from models.features import EventInput
 from models.training import TrainConfig, train
 from state.spec import StateSpec
 from streams.bridge import model_sequence
-from streams.contract import Event
+from streams.contract.events import Event
 from streams.settings import Settings
 from tests.conftest import WorkerProcess, wait_until
 from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.contract import BrowseEvent, PurchaseEvent, SearchEvent
-from streams.decoder import Rejection, decode_event
-from streams.trivago import (
+from streams.contract.decoder import Rejection, decode_event
+from streams.contract.events import BrowseEvent, PurchaseEvent, SearchEvent
+from streams.offline.trivago import (
     COLUMNS,
     TrivagoImportError,
     import_trivago,

@@ -10,10 +10,10 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
 
 from bench.procs import free_port
-from streams.contract import BrowseEvent, Event, PurchaseEvent, event_to_dict
-from streams.producer import EventProducer
+from streams.client.producer import EventProducer
+from streams.contract.events import BrowseEvent, Event, PurchaseEvent, event_to_dict
+from streams.contract.topics import DEADLETTER
 from streams.settings import Settings
-from streams.topics import DEADLETTER
 from tests.conftest import WorkerProcess, wait_until
 from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
 

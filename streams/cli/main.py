@@ -1,0 +1,316 @@
+"""The ``profilestream`` command line: worker, topics, producing, demo traffic and reading profiles.
+
+Every flag that maps to a setting shows its ``PROFILESTREAM_*`` variable; a flag wins over the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TypeAlias
+
+from streams.cli.model import register
+from streams.settings import ENV_PREFIX, Settings, load_settings
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _setting_flag(parser: argparse.ArgumentParser, name: str, type_: type = str, help_: str = "") -> None:
+    """Add ``--name`` for the setting ``name``; its help names the environment variable."""
+    field = Settings.model_fields[name]
+    env = f"{ENV_PREFIX}{name.upper()}"
+    parser.add_argument(
+        f"--{name.replace('_', '-')}",
+        dest=name,
+        type=type_,
+        default=None,
+        help=f"{help_ or field.description} [env {env}, default {_shown(field.default)}]",
+    )
+
+
+def _shown(default: object) -> str:
+    return repr(default) if isinstance(default, str) else str(default)
+
+
+def _kafka_flags(parser: argparse.ArgumentParser) -> None:
+    _setting_flag(parser, "kafka_bootstrap")
+    _setting_flag(parser, "topic_prefix")
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    names = set(Settings.model_fields)
+    return load_settings(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a worker."""
+    from streams.worker.main import run_worker
+
+    return run_worker(settings)
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the topics (idempotent)."""
+    from streams.client.admin import create_topics
+
+    for name, outcome in create_topics(settings).items():
+        print(f"{name}: {outcome}")
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
+    """Send the events of a JSON-lines file; invalid lines are reported by number and skipped."""
+    from streams.client.producer import EventProducer
+    from streams.contract.decoder import Rejection, decode_event
+
+    sent = bad = 0
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        with Path(args.file).open("rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                decoded = decode_event(line.strip())
+                if isinstance(decoded, Rejection):
+                    bad += 1
+                    print(f"line {number}: {decoded.reason.value}: {decoded.detail}", file=sys.stderr)
+                    continue
+                producer.send(decoded)
+                sent += 1
+        producer.flush()
+    print(f"sent {sent} events, skipped {bad} invalid lines")
+    return 0 if bad == 0 else 1
+
+
+class _StopFlag:
+    """Set by SIGINT/SIGTERM so long-running loops end cleanly."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGTERM, self._stop)
+
+    def _stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopped = True
+
+
+def cmd_demo_traffic(args: argparse.Namespace, settings: Settings) -> int:
+    """Send generated events at a steady rate until the duration ends or the process is stopped."""
+    from streams.client.producer import EventProducer, now_ms
+    from streams.offline.demo import DemoTraffic
+
+    stop = _StopFlag()
+    traffic = DemoTraffic(args.users, seed=args.seed)
+    sent = 0
+    started = time.monotonic()
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        while not stop.stopped:
+            elapsed = time.monotonic() - started
+            if args.duration is not None and elapsed >= args.duration:
+                break
+            due = int(elapsed * args.rate) + 1
+            while sent < due:
+                producer.send(traffic.next_event(ts_ms=now_ms()))
+                sent += 1
+            time.sleep(min(0.05, 1 / args.rate))
+        producer.flush()
+    print(f"demo traffic: sent {sent} events for {args.users} users")
+    return 0
+
+
+def cmd_demo_events(args: argparse.Namespace, settings: Settings) -> int:
+    """Write generated events to a JSON-lines file (training data for the demo model, benchmark input)."""
+    from streams.contract.events import encode_event
+    from streams.offline.demo import DemoTraffic
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    traffic = DemoTraffic(args.users, seed=args.seed)
+    with out.open("wb") as lines:
+        for event in traffic.events(args.count):
+            lines.write(encode_event(event) + b"\n")
+    print(f"wrote {args.count} events of {args.users} users to {out}")
+    return 0
+
+
+def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print profile updates as they arrive (after the existing ones when --from-beginning)."""
+    from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
+
+    stop = _StopFlag()
+    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+        if not args.from_beginning:
+            subscriber.bootstrap()
+        printed = 0
+        while not stop.stopped and (args.max is None or printed < args.max):
+            for change in subscriber.poll(timeout_ms=500):
+                if args.max is not None and printed >= args.max:
+                    break
+                if isinstance(change, ProfileDeleted):
+                    print(json.dumps({"user_id": change.user_id, "deleted": True}), flush=True)
+                else:
+                    shown = change.to_dict()
+                    if not args.full:
+                        shown["embedding"] = [round(x, 3) for x in change.embedding[:4]] + ["..."]
+                    print(json.dumps(shown), flush=True)
+                printed += 1
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    """Ask the workers to erase a user's state and profile."""
+    from streams.client.producer import EventProducer
+
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        producer.request_erasure(args.user_id)
+        producer.flush()
+    print("erasure requested")
+    return 0
+
+
+def _stores(settings: Settings) -> list[Path]:
+    from streams.worker.store_layout import worker_stores
+
+    return worker_stores(settings.state_dir)
+
+
+def cmd_state_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    """Print one user's stored record (read-only; safe while the worker runs)."""
+    from state.describe import describe_record
+    from state.reader import read_user
+
+    spec = settings.state_spec()
+    record = read_user(_stores(settings), args.user_id, spec)
+    if record is None:
+        print("no record for this user in this state directory", file=sys.stderr)
+        return 1
+    print(json.dumps(describe_record(record, spec), indent=2))
+    return 0
+
+
+def cmd_state_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the store's size, user count and bytes per user (read-only; safe while the worker runs)."""
+    from state.describe import describe_stats
+    from state.reader import store_stats
+    from streams.worker.store_layout import OFFSET_KEY, partition_of
+
+    print(
+        json.dumps(
+            describe_stats(
+                store_stats(
+                    _stores(settings),
+                    check_values=args.check,
+                    skip_keys=frozenset({OFFSET_KEY}),
+                    partition_of=partition_of,
+                )
+            ),
+            indent=2,
+        )
+    )
+    return 0
+
+
+# argparse exposes no public name for the sub-command collection (and it is generic only to type checkers).
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+WORKER_SETTINGS = (
+    "app_id", "state_dir", "partitions", "batch_max_events", "batch_max_ms", "metrics_bind", "metrics_port",
+    "web_bind", "web_port", "torch_threads", "embedding_dim", "user_ttl_ms", "allowed_lateness_ms",
+    "recent_window", "expiry_interval_s", "model_failure_linger_s", "log_level",
+)  # fmt: skip
+
+
+def _add_service_commands(sub: Subparsers) -> None:
+    worker = sub.add_parser("worker", help="run a stream worker")
+    _kafka_flags(worker)
+    for name in WORKER_SETTINGS:
+        _setting_flag(worker, name, type_=type(Settings.model_fields[name].default))
+    _setting_flag(worker, "model_dir", type_=Path)
+    worker.set_defaults(handler=cmd_worker)
+
+    topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="topics_command", required=True)
+    create = topics.add_parser("create", help="create the topics (idempotent)")
+    _kafka_flags(create)
+    _setting_flag(create, "partitions", type_=int)
+    _setting_flag(create, "replication_factor", type_=int)
+    create.set_defaults(handler=cmd_topics_create)
+
+
+def _add_producer_commands(sub: Subparsers) -> None:
+    produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
+    produce.add_argument("file", help="JSON-lines file, one event per line")
+    _kafka_flags(produce)
+    produce.set_defaults(handler=cmd_produce)
+
+    demo = sub.add_parser("demo-traffic", help="send generated events at a steady rate")
+    demo.add_argument("--users", type=int, default=1000, help="number of generated users")
+    demo.add_argument("--rate", type=float, default=100.0, help="events per second")
+    demo.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed of the generator")
+    _kafka_flags(demo)
+    demo.set_defaults(handler=cmd_demo_traffic)
+
+    demo_events = sub.add_parser("demo-events", help="write generated events to a JSON-lines file")
+    demo_events.add_argument("--users", type=int, default=1000, help="number of generated users")
+    demo_events.add_argument("--count", type=int, default=50_000, help="number of events")
+    demo_events.add_argument("--seed", type=int, default=7, help="random seed of the generator")
+    demo_events.add_argument("--out", required=True, help="output JSON-lines file")
+    demo_events.set_defaults(handler=cmd_demo_events)
+
+    erase = sub.add_parser("erase", help="request erasure of a user's state and profile")
+    erase.add_argument("user_id", help="the user to erase")
+    _kafka_flags(erase)
+    erase.set_defaults(handler=cmd_erase)
+
+
+def _add_reader_commands(sub: Subparsers) -> None:
+    profiles = sub.add_parser("profiles", help="read profiles").add_subparsers(dest="profiles_command", required=True)
+    tail = profiles.add_parser("tail", help="print profile updates as they arrive")
+    tail.add_argument("--from-beginning", action="store_true", help="print the whole compacted topic first")
+    tail.add_argument("--full", action="store_true", help="print whole embeddings")
+    tail.add_argument("--max", type=int, default=None, help="stop after this many updates")
+    _kafka_flags(tail)
+    tail.set_defaults(handler=cmd_profiles_tail)
+
+    state = sub.add_parser("state", help="read a worker's state directory").add_subparsers(
+        dest="state_command", required=True
+    )
+    inspect = state.add_parser("inspect", help="print one user's record")
+    inspect.add_argument("user_id", help="the user to show")
+    stats = state.add_parser("stats", help="print the store's size, users and bytes per user")
+    stats.add_argument("--check", action="store_true", help="decode every record too")
+    for state_cmd, handler in ((inspect, cmd_state_inspect), (stats, cmd_state_stats)):
+        _setting_flag(state_cmd, "state_dir", type_=Path)
+        state_cmd.set_defaults(handler=handler)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="profilestream", description=__doc__)
+    parser.add_argument("--cli-log-level", default="info", help="log level of the command line tool itself")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_service_commands(sub)
+    _add_producer_commands(sub)
+    _add_reader_commands(sub)
+    register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``profilestream`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.cli_log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings_from(args)
+    handler: Handler = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

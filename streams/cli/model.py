@@ -1,0 +1,225 @@
+"""Model commands of the ``profilestream`` CLI: train, evaluate, export item vectors, import the trivago data.
+
+Offline data is read with the worker's own decoder and event conversion (:mod:`streams.offline.histories`), so the
+profiles trained and measured here are the ones a worker publishes. Outputs of these commands belong under
+``var/`` (ignored by git). The protocol and the numbers are in docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from streams.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Equal to models.evaluation's defaults (a test checks it); repeated so that building the parser imports no torch.
+DEFAULT_TEST_FRACTION = 0.2
+DEFAULT_K = 20
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _size_text(path: Path) -> str:
+    size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
+    return f"{size / 1e6:.1f} MB on disk"
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    """Train an encoder on the events of a file, holding out its latest `--test-fraction` for evaluation."""
+    from models.checkpoint import save_checkpoint
+    from models.encoder import EncoderConfig
+    from models.evaluation import time_split
+    from models.training import TrainConfig, data_fingerprint, train
+    from streams.offline.histories import read_histories
+
+    started = time.monotonic()
+    histories, report = read_histories(Path(args.events))
+    _log(report.summary())
+    split = time_split(histories.inputs, args.test_fraction)
+    sequences = [h for h in split.train if h]
+    train_config = TrainConfig(seed=args.seed, epochs=args.epochs, refit=not args.no_refit)
+    encoder_config = EncoderConfig(
+        embedding_dim=args.dim, hidden_dim=args.hidden_dim, recency_memory=not args.no_recency_memory
+    )
+    trained_from = time.monotonic()
+    model, metrics = train(
+        sequences, train_config, encoder_config, progress=not args.no_progress, item_ids=histories.item_ids()
+    )
+    train_s = time.monotonic() - trained_from
+    extra: dict[str, Any] = {
+        "events_file": Path(args.events).name,
+        "bad_lines": report.bad_lines,
+        "test_fraction": args.test_fraction,
+        "test_cutoff_ms": split.cutoff_ms,
+        "trained_until_ms": max((e.ts_ms for h in sequences for e in h), default=None),
+        "encoder_config": encoder_config.to_dict(),
+    }
+    out = Path(args.out)
+    version = save_checkpoint(
+        model, out, training_fingerprint=data_fingerprint(sequences), metrics=metrics, extra=extra
+    )
+    parameters = sum(p.numel() for p in model.parameters())
+    print(f"model {version} written to {out}")
+    print(
+        f"trained on {sum(map(len, sequences))} events of {len(sequences)} users, {model.features.num_items - 1} "
+        f"items; best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"
+        + (f", refit on all training events for {len(metrics['refit_train_loss'])} epochs" if metrics["refit"] else "")
+    )
+    if "best_val_mrr@20" in metrics:
+        print(f"validation MRR@20 {metrics['best_val_mrr@20']:.4f}, Recall@20 {metrics['best_val_recall@20']:.4f}")
+    print(f"model size: {parameters} parameters, {_size_text(out)}; per-user state {model.hidden_dim} floats")
+    print(f"training time: {train_s:.1f} s (command {time.monotonic() - started:.1f} s)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    """Evaluate a checkpoint against the baselines on a time split of one file or on explicit train/test files."""
+    import torch
+
+    from models.checkpoint import load_checkpoint
+    from models.evaluation import evaluate, explicit_split, time_split
+    from models.training import data_fingerprint
+    from streams.offline.histories import clickouts, read_histories, read_split_histories
+    from streams.offline.trivago import impressions_path, read_impressions
+
+    if (args.events is None) == (args.train is None or args.test is None):
+        _log("evaluate needs either --events FILE or both --train FILE and --test FILE")
+        return 2
+    started = time.monotonic()
+    torch.set_num_threads(args.threads)
+    model, metadata = load_checkpoint(Path(args.model))
+    if args.events is not None:
+        source = Path(args.events)
+        histories, report = read_histories(source)
+        _log(report.summary())
+        split = time_split(histories.inputs, args.test_fraction)
+        trained_until = metadata.extra.get("trained_until_ms")
+        if trained_until is None:
+            _log("warning: the checkpoint does not record its training period; leakage cannot be checked")
+        elif split.cutoff_ms is not None and trained_until >= split.cutoff_ms:
+            _log(
+                f"the model was trained on events up to {trained_until} ms, at or after the test cutoff "
+                f"{split.cutoff_ms} ms: its numbers would be inflated. Train it with --test-fraction "
+                f"{args.test_fraction} (or evaluate with the fraction it was trained with)"
+            )
+            return 1
+    else:
+        source = Path(args.test)
+        histories, train_report, test_report = read_split_histories(Path(args.train), source)
+        _log(f"train file: {train_report.summary()}")
+        _log(f"test file: {test_report.summary()}")
+        split = explicit_split(histories.inputs, histories.is_test)
+        same = data_fingerprint([h for h in split.train if h]) == metadata.training_fingerprint
+        _log(f"model trained on exactly the --train events: {'yes' if same else 'no (fingerprint differs)'}")
+    side = Path(args.impressions) if args.impressions else impressions_path(source)
+    shown = read_impressions(side) if side.is_file() else {}
+    if args.impressions and not shown:
+        _log(f"no impressions in {side}")
+    report_ = evaluate(model, split, clickouts(histories, split.targets, shown), k=args.k)
+    print(
+        f"model {metadata.model_version}; split: "
+        + ("time" if args.events else "explicit")
+        + ", "
+        + (
+            f"cutoff {split.cutoff_ms} ms (test fraction {args.test_fraction})"
+            if split.cutoff_ms is not None
+            else "test events from --test"
+        )
+    )
+    print(report_.format_table())
+    print(f"evaluation time: {time.monotonic() - started:.1f} s")
+    if args.json_out:
+        payload = {"model_version": metadata.model_version, **report_.to_json()}
+        Path(args.json_out).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return 0
+
+
+def cmd_export_items(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the item vectors of a checkpoint (docs/item-vectors.md)."""
+    from models.checkpoint import load_checkpoint
+    from models.export import export_item_vectors
+
+    model, metadata = load_checkpoint(Path(args.model))
+    count = export_item_vectors(model, metadata.model_version, Path(args.out))
+    print(f"wrote {count} item vectors of model {metadata.model_version} to {args.out}")
+    return 0
+
+
+def cmd_import_trivago(args: argparse.Namespace, settings: Settings) -> int:
+    """Convert the trivago RecSys 2019 slice into contract-v1 JSON lines plus the impressions side file."""
+    from streams.offline.trivago import default_source, import_trivago, impressions_path
+
+    source = Path(args.source) if args.source else default_source(REPO_ROOT)
+    out = Path(args.out)
+    report = import_trivago(source, out)
+    print(report.summary())
+    print(f"events: {out}; impressions: {impressions_path(out)}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add the train, evaluate, model and data commands to the ``profilestream`` parser."""
+    fraction_help = "latest share of events (by time) held out as the test part"
+    train = sub.add_parser("train", help="train the profile encoder on a contract-v1 JSON-lines file")
+    train.add_argument("--events", required=True, help="contract-v1 JSON-lines file")
+    train.add_argument("--out", required=True, help="checkpoint directory to write (use var/...)")
+    train.add_argument("--seed", type=int, default=0, help="random seed (training is deterministic for a seed)")
+    train.add_argument(
+        "--test-fraction",
+        type=float,
+        default=DEFAULT_TEST_FRACTION,
+        help=f"{fraction_help}, never trained on; 0 trains on everything [default {DEFAULT_TEST_FRACTION}]",
+    )
+    train.add_argument("--epochs", type=int, default=20, help="maximum epochs (early stopping) [default 20]")
+    train.add_argument("--dim", type=int, default=64, help="profile and item-vector dimension [default 64]")
+    train.add_argument(
+        "--hidden-dim",
+        type=int,
+        default=32,
+        help="GRU hidden dimension; a user's state is hidden-dim + dim floats with the recency memory, and the "
+        "worker keeps two such vectors per user [default 32, which keeps a record under 2 KiB]",
+    )
+    train.add_argument("--no-recency-memory", action="store_true", help="train the plain GRU (no recency memory)")
+    train.add_argument("--no-refit", action="store_true", help="keep the early-stopped model, skip the refit")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a checkpoint against popularity and item-kNN")
+    evaluate.add_argument("--events", help="contract-v1 JSON-lines file, split by time")
+    evaluate.add_argument("--train", help="explicit split: the training events")
+    evaluate.add_argument("--test", help="explicit split: the test events")
+    evaluate.add_argument("--model", required=True, help="checkpoint directory")
+    evaluate.add_argument(
+        "--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help=f"{fraction_help} [default 0.2]"
+    )
+    evaluate.add_argument(
+        "--impressions", help="click-out impressions side file [default: <events or test stem>.impressions.jsonl]"
+    )
+    evaluate.add_argument("--k", type=int, default=DEFAULT_K, help=f"cut-off of the metrics [default {DEFAULT_K}]")
+    evaluate.add_argument("--threads", type=int, default=2, help="torch threads [default 2]")
+    evaluate.add_argument("--json-out", help="also write the report as JSON to this file")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    model = sub.add_parser("model", help="work with checkpoints").add_subparsers(dest="model_command", required=True)
+    export = model.add_parser("export-items", help="write a checkpoint's item vectors (docs/item-vectors.md)")
+    export.add_argument("--model", required=True, help="checkpoint directory")
+    export.add_argument("--out", required=True, help="JSON-lines file to write")
+    export.set_defaults(handler=cmd_export_items)
+
+    data = sub.add_parser("data", help="import data sets").add_subparsers(dest="data_command", required=True)
+    imports = data.add_parser("import", help="convert a data set to contract-v1 JSON lines").add_subparsers(
+        dest="dataset", required=True
+    )
+    trivago = imports.add_parser("trivago", help="the trivago RecSys Challenge 2019 slice")
+    trivago.add_argument(
+        "--source", help="data folder with events.csv.gz [default: ../shared/data/trivago_rsc19_100k from the repo]"
+    )
+    trivago.add_argument("--out", required=True, help="JSON-lines file to write (use var/...)")
+    trivago.set_defaults(handler=cmd_import_trivago)

@@ -1,0 +1,2 @@
+"""The client SDK for producer and consumer teams: ``producer`` (send events), ``subscriber`` (read profiles),
+``admin`` (create the topics). Needs only the base install: kafka-python, no torch, faust or RocksDB."""

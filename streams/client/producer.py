@@ -1,0 +1,155 @@
+"""Producer SDK: send contract-v1 events to Kafka, validated before they leave the process."""
+
+from __future__ import annotations
+
+import json
+import time
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaProducer
+
+from streams.contract.decoder import InvalidEventError, Rejection, decode_event
+from streams.contract.events import (
+    BrowseEvent,
+    CommonFields,
+    Event,
+    PurchaseEvent,
+    SearchEvent,
+    encode_event,
+    new_event_id,
+)
+from streams.contract.topics import ERASURE, input_topic
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since the epoch: the default event time of a new event."""
+    return time.time_ns() // 1_000_000
+
+
+def _common_fields(user_id: str, ts_ms: int | None, session_id: str | None, event_id: str | None) -> CommonFields:
+    """The shared fields of a new event, with the SDK's defaults: now, and a fresh UUID."""
+    return {
+        "event_id": event_id or new_event_id(),
+        "user_id": user_id,
+        "ts_ms": now_ms() if ts_ms is None else ts_ms,
+        "session_id": session_id,
+    }
+
+
+class EventProducer:
+    """Sends browse, search and purchase events, keyed by ``user_id``, to the topic of their type.
+
+    Each event is encoded and run through the same decoder the worker uses, so an event the worker would
+    reject raises :class:`InvalidEventError` here and is not sent. Delivery is acks=all with idempotence.
+    ``send`` is asynchronous: call :meth:`flush` (or use the producer as a context manager) before exiting.
+    """
+
+    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "", **kafka_config: Any) -> None:
+        config: dict[str, Any] = {
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": 5,
+            "client_id": "profilestream-producer",
+        }
+        config.update(kafka_config)
+        self._topic_prefix = topic_prefix
+        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
+
+    def send(self, event: Event) -> Any:
+        """Validate and send one event; returns kafka-python's future of the record metadata."""
+        payload = encode_event(event)
+        key = event.user_id.encode()
+        checked = decode_event(payload, key, topic_type=event.type, now_ms=now_ms())
+        if isinstance(checked, Rejection):
+            raise InvalidEventError(checked)
+        topic = f"{self._topic_prefix}{input_topic(event.type)}"
+        return self._producer.send(topic, value=payload, key=key)
+
+    def send_raw(self, payload: bytes, *, key: bytes | None, topic_type: str) -> Any:
+        """Send already-encoded bytes unvalidated: for replaying dead letters and for tests of bad input."""
+        return self._producer.send(f"{self._topic_prefix}{input_topic(topic_type)}", value=payload, key=key)
+
+    def request_erasure(self, user_id: str) -> Any:
+        """Ask the workers to delete the user's state and publish a tombstone for their profile."""
+        if not user_id.strip():
+            raise ValueError("user_id must not be empty")
+        request = json.dumps({"schema": 1, "user_id": user_id, "requested_at": now_ms()}).encode()
+        return self._producer.send(f"{self._topic_prefix}{ERASURE}", value=request, key=user_id.encode())
+
+    def browse(
+        self,
+        user_id: str,
+        item_id: str,
+        *,
+        category: str | None = None,
+        ts_ms: int | None = None,
+        session_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Any:
+        """Send a browse event (``ts_ms`` defaults to now, ``event_id`` to a fresh UUID)."""
+        return self.send(
+            BrowseEvent(
+                **_common_fields(user_id, ts_ms, session_id, event_id),
+                item_id=item_id,
+                category=category,
+            )
+        )
+
+    def search(
+        self,
+        user_id: str,
+        query: str,
+        *,
+        ts_ms: int | None = None,
+        session_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Any:
+        """Send a search event."""
+        return self.send(
+            SearchEvent(
+                **_common_fields(user_id, ts_ms, session_id, event_id),
+                query=query,
+            )
+        )
+
+    def purchase(
+        self,
+        user_id: str,
+        item_id: str,
+        *,
+        quantity: int,
+        price: float,
+        currency: str,
+        category: str | None = None,
+        ts_ms: int | None = None,
+        session_id: str | None = None,
+        event_id: str | None = None,
+    ) -> Any:
+        """Send a purchase event of ``quantity`` units at unit ``price``."""
+        return self.send(
+            PurchaseEvent(
+                **_common_fields(user_id, ts_ms, session_id, event_id),
+                item_id=item_id,
+                category=category,
+                quantity=quantity,
+                price=price,
+                currency=currency,
+            )
+        )
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Block until every event sent so far is acknowledged by the brokers."""
+        self._producer.flush(timeout=timeout_s)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush and release the connection."""
+        self._producer.close(timeout=timeout_s)
+
+    def __enter__(self) -> EventProducer:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,109 @@
+"""Consumer side: read the compacted profile topic from the start, then follow it."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from streams.contract.profile import ProfileDecodeError, ProfileUpdated
+from streams.contract.topics import PROFILES
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileDeleted:
+    """A tombstone: the user's profile was removed (expiry or erasure)."""
+
+    user_id: str
+
+
+ProfileChange = ProfileUpdated | ProfileDeleted
+
+
+class ProfileSubscriber:
+    """Holds every user's latest profile: :meth:`bootstrap` reads the compacted topic to its end, then
+    :meth:`follow` yields each change as it arrives and keeps :attr:`profiles` current.
+
+    It assigns itself every partition (no consumer group), so every subscriber sees every user. A message that
+    is not a valid profile is counted in :attr:`skipped` and logged without its content.
+    """
+
+    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "", **kafka_config: Any) -> None:
+        self.topic = f"{topic_prefix}{PROFILES}"
+        self.profiles: dict[str, ProfileUpdated] = {}
+        self.skipped = 0
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            group_id=None,
+            **kafka_config,
+        )
+        partitions = self._consumer.partitions_for_topic(self.topic)
+        if not partitions:
+            self._consumer.close()
+            raise RuntimeError(f"topic {self.topic} does not exist; run `profilestream topics create`")
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> ProfileChange | None:
+        if key is None:
+            self.skipped += 1
+            log.warning("skipped a profile message without key")
+            return None
+        user_id = key.decode("utf-8", errors="replace")
+        if value is None:
+            self.profiles.pop(user_id, None)
+            return ProfileDeleted(user_id)
+        try:
+            profile = ProfileUpdated.from_bytes(value)
+        except ProfileDecodeError as exc:
+            self.skipped += 1
+            log.warning("skipped an invalid profile message: %s", exc)
+            return None
+        self.profiles[user_id] = profile
+        return profile
+
+    def poll(self, timeout_ms: int = 500) -> list[ProfileChange]:
+        """Read what arrived within ``timeout_ms``, apply it and return the changes in partition order."""
+        changes: list[ProfileChange] = []
+        for records in self._consumer.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                change = self._apply(record.key, record.value)
+                if change is not None:
+                    changes.append(change)
+        return changes
+
+    def bootstrap(self, timeout_ms: int = 60_000) -> dict[str, ProfileUpdated]:
+        """Read the topic up to the end offsets seen now; returns every user's latest profile."""
+        end = self._consumer.end_offsets(self._partitions)
+        deadline = time.monotonic() + timeout_ms / 1000
+        while any(self._consumer.position(tp) < end[tp] for tp in self._partitions):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {self.topic} to its end within {timeout_ms} ms")
+            self.poll(timeout_ms=200)
+        return self.profiles
+
+    def follow(self, timeout_ms: int = 500) -> Iterator[ProfileChange]:
+        """Yield changes forever (until the caller stops iterating)."""
+        while True:
+            yield from self.poll(timeout_ms=timeout_ms)
+
+    def close(self) -> None:
+        """Release the connection."""
+        self._consumer.close()
+
+    def __enter__(self) -> ProfileSubscriber:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,12 @@
+"""The topic names of the contract, without the deployment's prefix (``Settings.topic`` adds it)."""
+
+from __future__ import annotations
+
+DEADLETTER = "events.deadletter"
+PROFILES = "profiles.updated"
+ERASURE = "privacy.erasure"
+
+
+def input_topic(event_type: str) -> str:
+    """The unprefixed input topic of an event type."""
+    return f"events.{event_type}"

@@ -1,0 +1,465 @@
+"""The Faust worker: one agent over the three input topics, a RocksDB-backed user-state table, and publishing.
+
+The agent takes micro-batches from faust-streaming's ``take_events()``, decodes them at once, and queues the
+valid events in an :class:`streams.worker.alignment.EventTimeAligner`, which releases them in event-time order across
+the three co-partitioned topics. Each released batch is one unit of work: fold and encode
+(:class:`streams.worker.processor.BatchProcessor`), publish changelog records, profiles and dead letters and wait for
+the broker's acknowledgement, write the local store (:class:`streams.worker.state_table.FaustStateAccess`), and only
+then acknowledge the input messages, so Kafka's committed offsets never pass an event that is not folded or
+dead-lettered. Every received message holds one extra reference until the worker acknowledges it, so faust's
+own acknowledgement after ``take_events()`` never commits a message that is still queued.
+
+Infrastructure faults (the broker away, a full disk) pause the unit and retry it with backoff; they never turn
+events into dead letters. A second agent serves erasure requests, and a timer expires users idle longer than
+the TTL in event time; both go through the same unit-of-work discipline under one lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+from aiokafka.partitioner import murmur2
+from faust.types import TP
+
+from state.codec import peek_activity
+from state.errors import StateDecodeError
+from state.expiry import is_idle
+from state.record_cache import RecordCache
+from state.spec import StateSpec
+from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
+from streams.settings import Settings
+from streams.worker.alignment import EventTimeAligner, Held
+from streams.worker.bulk_producer import BulkProducer, DeliveryError
+from streams.worker.dead_letters import dead_letter_record
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.faust_seam import hold, kafka_producer, register_store, release
+from streams.worker.gc_tuning import is_tuned, sweep_frozen_heap
+from streams.worker.lag_monitor import LagMonitor
+from streams.worker.lookup import register_lookup
+from streams.worker.metrics import InfraStage, WorkerMetrics
+from streams.worker.processor import (
+    BatchOutput,
+    BatchProcessor,
+    DeadLetter,
+    Decoded,
+    InboundMessage,
+    StateUnavailableError,
+)
+from streams.worker.state_table import FaustStateAccess
+from streams.worker.store_layout import TABLE_NAME
+
+log = logging.getLogger(__name__)
+
+LAG_REFRESH_S = 5.0
+BATCH_BYTES = 512 * 1024
+"""Upper bound of one Kafka record batch the worker produces (the broker takes up to 1 MiB by default)."""
+EXPIRY_YIELD_EVERY = 2000
+ALIGN_TICK_S = 0.05
+"""How often held events are looked at again while no new batch arrives (idle partitions time out)."""
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 5.0
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the key), as the producer SDK and faust use it."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class ProfileWorker:
+    """Builds the Faust app, its topics, table and agent for one configuration."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: EncoderRuntime,
+        metrics: WorkerMetrics,
+        spec: StateSpec,
+        processor: BatchProcessor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        # A processor can be injected (the benchmarks compare designs on the same worker).
+        self.processor = processor or BatchProcessor(
+            encoder, spec, metrics, cache=RecordCache(settings.state_cache_users)
+        )
+        partitions = settings.partitions
+        self.processor.partition_for_key = lambda key: partition_for_key(key, partitions)
+        self.app = faust.App(
+            settings.app_id,
+            broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+            store=register_store(),
+            datadir=str(settings.state_dir),
+            topic_partitions=settings.partitions,
+            topic_replication_factor=settings.replication_factor,
+            consumer_auto_offset_reset="earliest",
+            web_enabled=True,
+            web_bind=settings.web_bind,
+            web_port=settings.web_port,
+            # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
+            stream_recovery_delay=0.5,
+            broker_commit_interval=1.0,
+            broker_session_timeout=settings.consumer_session_timeout_s,
+            # faust's default of 3 s must stay well under a third of a short session timeout.
+            broker_heartbeat_interval=min(3.0, settings.consumer_session_timeout_s / 4),
+            # Held (aligned) events stay unacknowledged on purpose; a rebalance must not wait for them. The
+            # revocation handler waits for the unit in flight instead, and dropped events are delivered again.
+            stream_wait_empty=False,
+            # Records leave in batches the worker builds itself (BulkProducer): waiting for more only adds latency.
+            producer_linger_ms=0,
+            # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
+            producer_max_batch_size=BATCH_BYTES,
+        )
+        self._topic_types = {settings.topic(input_topic(t)): t for t in ("browse", "search", "purchase")}
+        self.inputs = self.app.topic(*self._topic_types, key_serializer="raw", value_serializer="raw")
+        self.table = self.app.Table(
+            TABLE_NAME,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+            default=None,
+        )
+        self.erasure = self.app.topic(settings.topic(ERASURE), key_serializer="raw", value_serializer="raw")
+        self.spec = spec
+        # State changelog records, profiles and dead letters leave in record batches (streams.worker.bulk_producer).
+        self.bulk = BulkProducer(
+            self._kafka_producer, on_failed=lambda _topic, _partition, count: metrics.count_publish_failures(count)
+        )
+        self.state = FaustStateAccess(self.table, self.bulk)
+        self.aligner: EventTimeAligner[Decoded | DeadLetter] = EventTimeAligner(
+            list(self._topic_types), settings.align_max_idle_ms, settings.align_max_queued
+        )
+        self._profiles_topic = settings.topic(PROFILES)
+        self._deadletter_topic = settings.topic(DEADLETTER)
+        self._processed: dict[tuple[str, int], int] = {}
+        self._start_positions: dict[tuple[str, int], int] = {}
+        self._watermarks_ms: dict[int, int] = {}
+        self._owned: set[int] = set()
+        self._paused: set[tuple[str, int]] = set()
+        # One unit of work at a time: a fold batch, an erasure or an expiry sweep of one partition.
+        self._unit_lock = asyncio.Lock()
+        self.app.agent(self.inputs, name="fold-events", concurrency=1)(self._fold_events)
+        self.app.agent(self.erasure, name="erase-users", concurrency=1)(self._erase_users)
+        self.app.timer(LAG_REFRESH_S)(self._refresh_lag)
+        self.app.timer(settings.expiry_interval_s)(self._expire_idle_users)
+        self.app.timer(settings.gc_sweep_interval_s)(self._sweep_heap)
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.lag_monitor = LagMonitor(settings.kafka_bootstrap, metrics, self._next_offset)
+        self.app.on_before_shutdown.connect(self._stop_lag_monitor)  # type: ignore[arg-type]
+        register_lookup(self.app, self.table, encoder, spec)
+        metrics.set_model_version(encoder.model_version)
+
+    def _kafka_producer(self) -> Any:
+        return kafka_producer(self.app)
+
+    def _inbound(self, event: Any) -> InboundMessage:
+        msg = event.message
+        return InboundMessage(
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key=msg.key,
+            value=msg.value,
+            topic_type=self._topic_types.get(msg.topic, "unknown"),
+            token=event,
+        )
+
+    # -- the fold agent -------------------------------------------------------------------------------------
+
+    async def _fold_events(self, stream: Any) -> None:
+        s = self.settings
+        batches = stream.take_events(s.batch_max_events, within=s.batch_max_ms / 1000).__aiter__()
+        next_batch: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                if next_batch is None:
+                    next_batch = asyncio.ensure_future(batches.__anext__())
+                # While events are held, look again now and then: an idle partition's wait is bounded.
+                timeout = ALIGN_TICK_S if self.aligner.held else None
+                done, _ = await asyncio.wait({next_batch}, timeout=timeout)
+                if next_batch in done:
+                    try:
+                        events = next_batch.result()
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        next_batch = None
+                    self._receive(events)
+                await self._process_released()
+        finally:
+            if next_batch is not None:
+                next_batch.cancel()
+
+    def _receive(self, events: list[Any]) -> None:
+        """Decode a batch as it arrives and queue it for alignment; every message is held until acknowledged."""
+        messages: list[InboundMessage] = []
+        for event in events:
+            # One more reference: faust's acknowledgement after take_events() no longer commits it.
+            hold(event)
+            if event.message.partition in self._owned:
+                messages.append(self._inbound(event))
+            # A message of a partition revoked meanwhile is never acknowledged: its next owner gets it again.
+        output = BatchOutput()
+        decoded = self.processor.decode(messages, output)
+        rejected = {id(letter.message): letter for letter in output.dead_letters}
+        valid = {id(item.message): item for item in decoded}
+        for message in messages:
+            item: Decoded | DeadLetter
+            if id(message) in valid:
+                item = valid[id(message)]
+                ts_ms = item.event.ts_ms
+            else:
+                item = rejected[id(message)]
+                # A rejected message takes its place in its partition's order without holding anyone back.
+                ts_ms = self.aligner.last_ts_ms(message.topic, message.partition) or 0
+            self.aligner.add(Held(message.topic, message.partition, message.offset, ts_ms, item))
+        self._apply_backpressure()
+
+    def _apply_backpressure(self) -> None:
+        pause, resume = self.aligner.over_limit()
+        consumer = self.app.consumer
+        to_pause = pause - self._paused
+        to_resume = resume & self._paused
+        if to_pause:
+            consumer.pause_partitions([TP(t, p) for t, p in to_pause])
+            self._paused |= to_pause
+        if to_resume:
+            consumer.resume_partitions([TP(t, p) for t, p in to_resume])
+            self._paused -= to_resume
+
+    def _caught_up(self, topic: str, partition: int, next_offset: int | None) -> bool:
+        highwater = self.app.consumer.highwater(TP(topic, partition))
+        if highwater is None:
+            return False
+        position = next_offset if next_offset is not None else self._start_positions.get((topic, partition))
+        return position is not None and position >= highwater
+
+    async def _process_released(self) -> None:
+        released = self.aligner.release(int(time.monotonic() * 1000), self._caught_up)
+        self._apply_backpressure()
+        self.metrics.set_events_held(self.aligner.held)
+        if not released:
+            return
+        async with self._unit_lock:
+            # A partition revoked while waiting for the lock: its events go to the next owner.
+            kept = [h for h in released if h.partition in self._owned]
+            decoded = [h.item for h in kept if isinstance(h.item, Decoded)]
+            output = BatchOutput(dead_letters=[h.item for h in kept if isinstance(h.item, DeadLetter)])
+            await self._retry("store", lambda: self._fold(decoded, output, len(kept)), (StateUnavailableError,))
+            await self._publish(output)
+            for held in kept:
+                message = held.item.message
+                self._processed[(message.topic, message.partition)] = message.offset
+                release(message.token)
+            for partition, ts_ms in output.watermarks_ms.items():
+                if ts_ms > self._watermarks_ms.get(partition, 0):
+                    self._watermarks_ms[partition] = ts_ms
+
+    def _fold(self, decoded: list[Decoded], output: BatchOutput, consumed: int) -> None:
+        """Fold and encode; on a store read failure nothing of the attempt survives, so it can run again."""
+        before = len(output.dead_letters)
+        try:
+            self.processor.fold(decoded, self.state, output, consumed=consumed)
+        except StateUnavailableError:
+            del output.dead_letters[before:]
+            output.profiles.clear()
+            output.watermarks_ms.clear()
+            self.state.discard_pending()
+            self.processor.forget()
+            raise
+
+    async def _retry(
+        self, stage: InfraStage, attempt: Callable[[], Any], faults: tuple[type[BaseException], ...]
+    ) -> Any:
+        """Run ``attempt`` until it succeeds: an infrastructure fault (one of ``faults``) pauses the stream and is
+        retried with backoff; it never drops or dead-letters events."""
+        delay = RETRY_FIRST_S
+        failures = 0
+        while True:
+            try:
+                result = attempt()
+                if asyncio.iscoroutine(result):
+                    result = await result
+                if failures:
+                    log.warning("%s works again after %d failed attempts; processing resumes", stage, failures)
+                    self.metrics.set_paused(False)
+                return result
+            except faults as exc:
+                failures += 1
+                self.metrics.count_infra_retry(stage)
+                self.metrics.set_paused(True)
+                # One line at the first failure and then every tenth: an outage must not flood the log.
+                if failures == 1 or failures % 10 == 0:
+                    log.error("%s failed (%d attempts so far), retrying in %.1f s: %r", stage, failures, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _publish(self, output: BatchOutput) -> None:
+        """Changelog records, profiles and dead letters to Kafka and acknowledged; then the local store."""
+        self.state.stage_changelog()
+        topic = self._profiles_topic
+        await self.bulk.learn_partitions(topic)
+        for key, value in output.profiles:
+            self.bulk.stage(topic, self.bulk.partition_of(topic, key), key, value)
+        if output.dead_letters:
+            await self.bulk.learn_partitions(self._deadletter_topic)
+            count = self.bulk.partition_count(self._deadletter_topic)
+            for letter in output.dead_letters:
+                letter_key, letter_value, headers = dead_letter_record(letter)
+                # Beside its source partition's number, so one user's dead letters stay together.
+                self.bulk.stage(
+                    self._deadletter_topic, letter.message.partition % count, letter_key, letter_value, headers=headers
+                )
+        delivered: dict[tuple[str, int], int] = {}
+
+        async def publish() -> None:
+            delivered.update(await self.bulk.publish())
+
+        await self._retry("publish", publish, (DeliveryError,))
+        # rocksdict reports a failed write (a full disk, an I/O error) as a plain Exception.
+        await self._retry("store", lambda: self.state.apply(delivered, self._owned.__contains__), (Exception,))
+        # Let the producer's sender and faust's commit run before the next unit holds the event loop.
+        await asyncio.sleep(0)
+        if output.profiles:
+            self.metrics.count_published(len(output.profiles))
+        if output.dead_letters:
+            self.metrics.count_deadletter(len(output.dead_letters))
+
+    # -- erasure and expiry ---------------------------------------------------------------------------------
+
+    async def _erase_users(self, stream: Any) -> None:
+        """Erasure requests: delete the user's state (changelog, then store) and publish a tombstone."""
+        async for event in stream.events():
+            key = event.message.key
+            if not key:
+                log.warning("ignored an erasure request without key (partition %s)", event.message.partition)
+                continue
+            async with self._unit_lock:
+                self.processor.forget([bytes(key).decode(errors="replace")])
+                self.state.delete(bytes(key), event.message.partition)
+                await self._stage_tombstones([bytes(key)])
+                await self._publish(BatchOutput())
+            self.metrics.count_tombstones("erasure")
+
+    async def _expire_idle_users(self) -> None:
+        """Delete users idle longer than the TTL, in event time, from the partitions this worker owns.
+
+        Reads only each record's head, and yields to the event loop every few thousand records, so a scan over
+        many users does not hold up the stream. A scan cut short (a rebalance closed a store) is retried at the
+        next interval.
+        """
+        try:
+            await self._expiry_scan()
+        except Exception:
+            log.exception("expiry scan interrupted; it runs again at the next interval")
+
+    async def _expiry_scan(self) -> None:
+        users = 0
+        for partition in sorted(self._owned & set(self.state.local_partitions())):
+            watermark_ms = self._watermarks_ms.get(partition)
+            expired: list[bytes] = []
+            for n, (key, raw) in enumerate(self.state.records(partition), start=1):
+                users += 1
+                if n % EXPIRY_YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+                try:
+                    event_count, last_event_ms = peek_activity(raw)
+                except StateDecodeError:
+                    self.metrics.count_state_decode_errors()
+                    continue
+                if watermark_ms is not None and is_idle(event_count, last_event_ms, watermark_ms, self.spec):
+                    expired.append(key)
+            if not expired:
+                continue
+            async with self._unit_lock:
+                if partition not in self._owned:
+                    continue
+                # A user may have been active again while the scan yielded: look once more under the lock.
+                expired = [key for key in expired if self._still_idle(key, partition, watermark_ms)]
+                self.processor.forget(key.decode(errors="replace") for key in expired)
+                for key in expired:
+                    self.state.delete(key, partition)
+                await self._stage_tombstones(expired)
+                await self._publish(BatchOutput())
+            self.metrics.count_tombstones("expiry", len(expired))
+            users -= len(expired)
+            log.info("expired %d idle users in partition %d", len(expired), partition)
+        self.metrics.set_users_in_state(users)
+
+    def _still_idle(self, key: bytes, partition: int, watermark_ms: int | None) -> bool:
+        raw = self.state.read(key, partition)
+        if raw is None or watermark_ms is None:
+            return False
+        try:
+            event_count, last_event_ms = peek_activity(raw)
+        except StateDecodeError:
+            return False
+        return is_idle(event_count, last_event_ms, watermark_ms, self.spec)
+
+    async def _sweep_heap(self) -> None:
+        """The full garbage-collector sweep of :mod:`streams.worker.gc_tuning` (only where that policy runs)."""
+        if not is_tuned():
+            return
+        collected, seconds = sweep_frozen_heap()
+        self.metrics.observe_gc_sweep(seconds)
+        log.info("full garbage-collector sweep: %d objects collected in %.0f ms", collected, seconds * 1000)
+
+    async def _stage_tombstones(self, keys: list[bytes]) -> None:
+        await self.bulk.learn_partitions(self._profiles_topic)
+        for key in keys:
+            self.bulk.stage(self._profiles_topic, self.bulk.partition_of(self._profiles_topic, key), key, None)
+
+    # -- rebalancing and lag --------------------------------------------------------------------------------
+
+    def _input_partitions(self, tps: Iterable[Any]) -> set[int]:
+        return {tp.partition for tp in tps if tp.topic in self._topic_types}
+
+    async def _on_revoked(self, sender: Any, revoked: Any, **_: Any) -> None:
+        # From now on the unit in flight drops the store writes of these partitions (the changelog has them),
+        # and their held events are never acknowledged: their next owner reads them again.
+        gone = self._input_partitions(revoked)
+        self._owned -= gone
+        dropped = self.aligner.drop(gone)
+        if dropped:
+            log.info("dropped %d held events of revoked partitions; they are delivered again", len(dropped))
+        async with self._unit_lock:
+            # Another worker may change these users' records from now on.
+            self.processor.forget()
+        self._paused = {tp for tp in self._paused if tp[1] not in gone}
+
+    async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:
+        # Records of newly assigned partitions come from the changelog, not from this worker's cache.
+        self.processor.forget()
+        self.metrics.count_rebalance()
+        inputs = [tp for tp in assigned if tp.topic in self._topic_types]
+        self._owned = self._input_partitions(inputs)
+        self.aligner.assign(self._owned)
+        self._paused.clear()
+        self.metrics.retain_partitions((tp.topic, tp.partition) for tp in inputs)
+        self.lag_monitor.retain((tp.topic, tp.partition) for tp in inputs)
+        # Start the progress series at the committed position, so a partition stuck from the moment it was
+        # assigned still shows up as stalled; the aligner also learns where each partition starts.
+        for tp in inputs:
+            position = await self.app.consumer.position(tp)
+            if position is None:
+                continue
+            self._start_positions[(tp.topic, tp.partition)] = position
+            if (tp.topic, tp.partition) not in self._processed:
+                self.metrics.set_consumed_offset(tp.topic, tp.partition, position - 1)
+
+    async def _next_offset(self, tp: tuple[str, int]) -> int | None:
+        position: int | None = await self.app.consumer.position(TP(*tp))
+        return position
+
+    async def _stop_lag_monitor(self, sender: Any, **_: Any) -> None:
+        await self.lag_monitor.stop()
+
+    async def _refresh_lag(self) -> None:
+        # Lag against the broker's end offsets, asked for on every refresh: during an outage it holds, never 0.
+        assigned = [(tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in self._topic_types]
+        await self.lag_monitor.refresh(assigned, self._processed)

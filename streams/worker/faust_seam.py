@@ -1,0 +1,114 @@
+"""Every use of faust-streaming's private or semi-private parts, in one module, pinned to one version.
+
+``tests/streams/test_faust_seam.py`` asserts each name and signature used here for the installed faust, so an
+upgrade fails in one place. What the worker relies on:
+
+- the RocksDB store: a partition's database (``Store._db_for_partition``), the open ones (``Store._dbs``), the
+  store registry (``faust.stores.STORES``) and the options class the tuned store subclasses
+  (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
+- faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
+- message references (``Message.incref``; ``Event.ack`` drops one): ``Stream.take_events`` acknowledges every
+  event of a batch after the batch is handed out, so the worker holds one extra reference per message until its
+  unit of work is durable;
+- the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states.
+
+The tuned store: faust-streaming applies only a few option keys from a table's ``options=`` mapping and silently
+drops the rest, compression among them. :class:`TunedStore` builds each partition database's options with
+:func:`state.rocksdb_options.rocksdict_options` instead: LZ4 with ZSTD on the last level, 16 KiB blocks, 10-bit
+bloom filters, and one block cache shared by all partitions of a worker, so memory is bounded per worker rather
+than per partition. The on-disk layout is faust's own, so the offline reader and faust's recovery are unchanged.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from typing import Any
+
+import faust.stores
+import rocksdict
+from faust.stores import rocksdb as faust_rocksdb
+
+from state.rocksdb_options import RocksDBTuning, rocksdict_options
+
+FAUST_VERSION = "0.15.3"
+"""The faust-streaming release every access below was checked against (pinned in pyproject.toml)."""
+STORE_SCHEME = "profilestream-rocksdb"
+# Partitions of one worker share this many block-cache budgets of one partition.
+SHARED_CACHE_PARTITIONS = 4
+
+
+def faust_table_options(tuning: RocksDBTuning) -> dict[str, int]:
+    """The ``options=`` mapping for faust's ``RocksDBOptions``: only the keys it applies with rocksdict.
+
+    Returns a new dict on every call: faust's store pops keys from the mapping it is given.
+    """
+    options = {
+        "block_cache_size": tuning.block_cache_bytes,
+        "write_buffer_size": tuning.write_buffer_bytes,
+        "max_write_buffer_number": tuning.max_write_buffers,
+        "target_file_size_base": tuning.target_file_bytes,
+        "bloom_filter_size": tuning.bloom_bits_per_key,
+    }
+    if tuning.max_open_files is not None:
+        options["max_open_files"] = tuning.max_open_files
+    return options
+
+
+class _TunedOptions(faust_rocksdb.RocksDBOptions):
+    """faust's options object, answering with the complete tuned rocksdict options."""
+
+    def __init__(self, tuning: RocksDBTuning, cache: rocksdict.Cache) -> None:
+        super().__init__(**faust_table_options(tuning), use_rocksdict=True)
+        self._tuning = tuning
+        self._cache = cache
+
+    def as_options(self) -> rocksdict.Options:
+        return rocksdict_options(self._tuning, self._cache)
+
+
+class TunedStore(faust_rocksdb.Store):
+    """A faust RocksDB store (rocksdict driver) with the project's tuned options."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tuning = RocksDBTuning()
+        cache = rocksdict.Cache(SHARED_CACHE_PARTITIONS * tuning.block_cache_bytes)
+        self.rocksdb_options = _TunedOptions(tuning, cache)
+
+
+def register_store() -> str:
+    """Make the tuned store available to faust; returns the store URL to give a table or the app."""
+    faust.stores.STORES.aliases[STORE_SCHEME] = f"{__name__}:TunedStore"
+    return f"{STORE_SCHEME}://"
+
+
+def installed_faust_version() -> str:
+    """The installed faust-streaming version (the canary test compares it with :data:`FAUST_VERSION`)."""
+    return version("faust-streaming")
+
+
+def partition_db(table: Any, partition: int) -> Any:
+    """The RocksDB database of one table partition, as faust's store reaches it for a key of that partition
+    (opening it if needed); going straight there skips faust's current-event lookup."""
+    return table.data._db_for_partition(partition)
+
+
+def open_partition_dbs(table: Any) -> dict[int, Any]:
+    """The partition databases the table's store holds open, by partition (assigned ones, and standbys)."""
+    return dict(table.data._dbs)
+
+
+def kafka_producer(app: Any) -> Any:
+    """faust's running ``aiokafka.AIOKafkaProducer`` (it exists once the app has started)."""
+    return app.producer._ensure_producer()
+
+
+def hold(event: Any) -> None:
+    """Take one more reference on an event's message: faust's acknowledgement after ``take_events()`` then
+    leaves it uncommitted until :func:`release`."""
+    event.message.incref()
+
+
+def release(event: Any) -> None:
+    """Drop the worker's reference: the message's offset becomes committable once faust has dropped its own."""
+    event.ack()

@@ -1,0 +1,80 @@
+"""Start-up of a worker process: metrics first, then the model, then Faust."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import torch
+from prometheus_client import CollectorRegistry
+
+from models.errors import CheckpointError
+from state.record_cache import RecordCache
+from state.spec import StateSpec
+from streams.contract.decoder import Reason
+from streams.settings import Settings
+from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.gc_tuning import restore_garbage_collector, tune_garbage_collector
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.processor import BatchProcessor
+
+log = logging.getLogger(__name__)
+
+EXIT_MODEL_LOAD_FAILED = 3
+
+
+ProcessorFactory = Callable[[EncoderRuntime, StateSpec, WorkerMetrics, RecordCache], BatchProcessor]
+
+
+def batch_processor(
+    encoder: EncoderRuntime, spec: StateSpec, metrics: WorkerMetrics, cache: RecordCache
+) -> BatchProcessor:
+    """The worker's processor as shipped."""
+    return BatchProcessor(encoder, spec, metrics, cache=cache)
+
+
+def run_worker(
+    settings: Settings, spec: StateSpec | None = None, processor_factory: ProcessorFactory = batch_processor
+) -> int:
+    """Run a worker until it is stopped (SIGINT/SIGTERM); returns the process exit code.
+
+    ``processor_factory`` lets the benchmarks run another batch design in the very same worker.
+    """
+    from faust import Worker
+
+    from streams.worker.app import ProfileWorker
+    from streams.worker.log_limits import install_log_rate_limit
+
+    # After the imports above: the filter attaches to the loggers of the Kafka clients, faust and ours.
+    install_log_rate_limit()
+
+    torch.set_num_threads(settings.torch_threads)
+    metrics = WorkerMetrics(CollectorRegistry(), reject_reasons=[reason.value for reason in Reason])
+    server = metrics.start_http_server(settings.metrics_bind, settings.metrics_port) if settings.metrics_port else None
+    try:
+        encoder = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)
+    except CheckpointError as exc:
+        metrics.count_model_load_failure()
+        log.error("cannot start: %s", exc)
+        print(f"profilestream worker: cannot load the model: {exc}", flush=True)
+        if server is not None:
+            # Keep /metrics up a little so Prometheus scrapes the failure before the process exits.
+            time.sleep(settings.model_failure_linger_s)
+            server.shutdown()
+        return EXIT_MODEL_LOAD_FAILED
+    log.info("model %s loaded", encoder.model_version)
+    spec = spec or settings.state_spec()
+    processor = processor_factory(encoder, spec, metrics, RecordCache(settings.state_cache_users))
+    worker = ProfileWorker(settings, encoder, metrics, spec, processor=processor)
+    faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)
+    tune_garbage_collector()
+    try:
+        faust_worker.execute_from_commandline()
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        restore_garbage_collector()
+        if server is not None:
+            server.shutdown()
+    return 0
