@@ -28,7 +28,7 @@ def to_state_event(event: Event, max_query_terms: int) -> StateEvent:
         category_hash = stable_hash64(event.category) if event.category else 0
         if isinstance(event, PurchaseEvent):
             quantity = event.quantity
-            price = event.price
+            price = event.price or 0.0  # absent price: no spend
     event_view = StateEvent(
         event_id_hash=stable_hash64(event.event_id),
         type_code=TYPE_CODES[event.type],

@@ -119,14 +119,14 @@ class EventProducer:
         item_id: str,
         *,
         quantity: int,
-        price: float,
-        currency: str,
+        price: float | None = None,
+        currency: str | None = None,
         category: str | None = None,
         ts_ms: int | None = None,
         session_id: str | None = None,
         event_id: str | None = None,
     ) -> Any:
-        """Send a purchase event of ``quantity`` units at unit ``price``."""
+        """Send a purchase event of ``quantity`` units at unit ``price``; give both price and currency or neither."""
         return self.send(
             PurchaseEvent(
                 **_common_fields(user_id, ts_ms, session_id, event_id),

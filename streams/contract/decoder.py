@@ -203,6 +203,35 @@ def _number(obj: dict[str, Any], name: str) -> float | int:
     return value
 
 
+def _purchase(obj: dict[str, Any], item_id: str, category: str | None, common: CommonFields) -> PurchaseEvent:
+    quantity = _integer(obj, "quantity")
+    if not 1 <= quantity <= MAX_QUANTITY:
+        raise _InvalidError(Reason.INVALID_VALUE, f"quantity must be an integer from 1 to {MAX_QUANTITY}")
+    has_price, has_currency = obj.get("price") is not None, obj.get("currency") is not None
+    if not has_price and not has_currency:
+        # Free items and producers that do not know the price: the purchase folds with no spend.
+        return PurchaseEvent(item_id=item_id, category=category, quantity=quantity, **common)
+    if has_price != has_currency:
+        missing, given = ("currency", "price") if has_price else ("price", "currency")
+        raise _InvalidError(
+            Reason.MISSING_FIELD, f"field '{missing}' is required when '{given}' is given (give both or neither)"
+        )
+    price = _number(obj, "price")
+    if not 0 <= price <= MAX_PRICE:
+        raise _InvalidError(Reason.INVALID_VALUE, f"price must be from 0 to {MAX_PRICE}")
+    currency = _required_string(obj, "currency")
+    if len(currency) != CURRENCY_CHARS or not (currency.isascii() and currency.isalpha() and currency.isupper()):
+        raise _InvalidError(Reason.INVALID_VALUE, "currency must be an ISO 4217 code such as EUR")
+    return PurchaseEvent(
+        item_id=item_id,
+        category=category,
+        quantity=quantity,
+        price=float(price) + 0.0,  # + 0.0 turns -0.0 into 0.0
+        currency=currency,
+        **common,
+    )
+
+
 def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_ms: int | None) -> Event:
     schema = obj.get("schema")
     if isinstance(schema, bool) or schema != SCHEMA_VERSION:
@@ -233,23 +262,7 @@ def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_m
     category = _string(obj, "category", required=False)
     if event_type == "browse":
         return BrowseEvent(item_id=item_id, category=category, **common)
-    quantity = _integer(obj, "quantity")
-    if not 1 <= quantity <= MAX_QUANTITY:
-        raise _InvalidError(Reason.INVALID_VALUE, f"quantity must be an integer from 1 to {MAX_QUANTITY}")
-    price = _number(obj, "price")
-    if not 0 <= price <= MAX_PRICE:
-        raise _InvalidError(Reason.INVALID_VALUE, f"price must be from 0 to {MAX_PRICE}")
-    currency = _required_string(obj, "currency")
-    if len(currency) != CURRENCY_CHARS or not (currency.isascii() and currency.isalpha() and currency.isupper()):
-        raise _InvalidError(Reason.INVALID_VALUE, "currency must be an ISO 4217 code such as EUR")
-    return PurchaseEvent(
-        item_id=item_id,
-        category=category,
-        quantity=quantity,
-        price=float(price) + 0.0,  # + 0.0 turns -0.0 into 0.0
-        currency=currency,
-        **common,
-    )
+    return _purchase(obj, item_id, category, common)
 
 
 def _decode(

@@ -101,12 +101,16 @@ class SearchEvent(BaseEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PurchaseEvent(BaseEvent):
-    """A user bought ``quantity`` units of an item at unit ``price`` in ``currency``."""
+    """A user bought ``quantity`` units of an item at unit ``price`` in ``currency``.
+
+    ``price`` and ``currency`` are absent together (``None``) for free items and for producers that do not know
+    them; such a purchase spends nothing.
+    """
 
     item_id: str
     quantity: int
-    price: float
-    currency: str
+    price: float | None = None
+    currency: str | None = None
     category: str | None = None
 
     @property
@@ -141,8 +145,10 @@ def event_to_dict(event: Event) -> dict[str, object]:
             out["category"] = event.category
     if isinstance(event, PurchaseEvent):
         out["quantity"] = event.quantity
-        out["price"] = event.price
-        out["currency"] = event.currency
+        if event.price is not None:
+            out["price"] = event.price
+        if event.currency is not None:
+            out["currency"] = event.currency
     return out
 
 

@@ -36,7 +36,7 @@ class ReadReport:
     lines: int = 0
     events: int = 0
     bad: Counter[str] = field(default_factory=Counter)
-    first_bad: list[tuple[int, str]] = field(default_factory=list)
+    first_bad: list[tuple[int, str, str]] = field(default_factory=list)  # (line, reason, detail naming the field)
     duplicates: int = 0
 
     @property
@@ -45,11 +45,14 @@ class ReadReport:
         return sum(self.bad.values())
 
     def summary(self) -> str:
-        """One line for the operator (reason codes and line numbers only, never field values)."""
+        """One line for the operator: reason codes, line numbers and the decoder's details (which name the field and
+        the rule, never a field's value)."""
         text = f"read {self.lines} lines: {self.events} events, {self.bad_lines} bad lines"
         if self.bad:
             text += " (" + ", ".join(f"{reason} {n}" for reason, n in sorted(self.bad.items())) + ")"
-            text += "; first bad lines: " + ", ".join(f"{n}:{reason}" for n, reason in self.first_bad)
+            text += "; first bad lines: " + "; ".join(
+                f"{n}: {reason} ({detail})" for n, reason, detail in self.first_bad
+            )
         if self.duplicates:
             text += f"; {self.duplicates} duplicate event ids dropped"
         return text
@@ -68,7 +71,7 @@ def read_events(path: Path, report: ReadReport | None = None) -> Iterator[Event]
             if isinstance(decoded, Rejection):
                 report.bad[decoded.reason.value] += 1
                 if len(report.first_bad) < MAX_REPORTED_BAD_LINES:
-                    report.first_bad.append((number, decoded.reason.value))
+                    report.first_bad.append((number, decoded.reason.value, decoded.detail))
                 continue
             report.events += 1
             yield decoded

@@ -49,6 +49,7 @@ VALID: list[Event] = [
     BrowseEvent(event_id="e2", user_id="u1", ts_ms=TS, item_id="i1", session_id="s1"),
     SearchEvent(event_id="e3", user_id="u2", ts_ms=TS, query="red shoes"),
     PurchaseEvent(event_id="e4", user_id="u3", ts_ms=TS, item_id="i9", quantity=2, price=9.5, currency="EUR"),
+    PurchaseEvent(event_id="e5", user_id="u3", ts_ms=TS, item_id="i9", quantity=1),  # free / price unknown
 ]
 
 
@@ -88,6 +89,8 @@ MALFORMED: list[tuple[str, bytes | None, bytes | None, Reason]] = [
     ("negative-quantity", _bytes(_valid(quantity=-1)), b"u3", Reason.INVALID_VALUE),
     ("negative-price", _bytes(_valid(price=-0.01)), b"u3", Reason.INVALID_VALUE),
     ("bad-currency", _bytes(_valid(currency="euro")), b"u3", Reason.INVALID_VALUE),
+    ("price-without-currency", _bytes(_valid(currency=None)), b"u3", Reason.MISSING_FIELD),
+    ("currency-without-price", _bytes(_valid(price=None)), b"u3", Reason.MISSING_FIELD),
     ("empty-user", _bytes(_valid(user_id=" ")), b" ", Reason.INVALID_VALUE),
     ("too-large", b"{" + b" " * 70_000 + b"}", b"u3", Reason.TOO_LARGE),
     ("null-value", None, b"u3", Reason.MISSING_FIELD),
@@ -103,6 +106,28 @@ def test_malformed_messages_are_rejected_with_their_reason(
     assert result.reason is reason
     # Details name fields, never values: no personal data leaves through them.
     assert "u3" not in result.detail
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [({"currency": None}, "'currency'"), ({"price": None}, "'price'"), ({"item_id": None}, "'item_id'")],
+)
+def test_a_missing_field_is_named_in_the_detail(changes: dict[str, object], named: str) -> None:
+    result = decode_event(_bytes(_valid(**changes)))
+    assert isinstance(result, Rejection) and result.reason is Reason.MISSING_FIELD
+    assert named in result.detail
+
+
+def test_a_purchase_without_price_and_currency_is_accepted_and_spends_nothing() -> None:
+    from streams.bridge import to_state_event
+
+    document = _valid(price=None, currency=None)
+    event = decode_event(_bytes(document), b"u3", topic_type="purchase")
+    assert isinstance(event, PurchaseEvent) and event.price is None and event.currency is None
+    jsonschema.validate(document, SCHEMA)
+    assert "price" not in event_to_dict(event) and "currency" not in event_to_dict(event)
+    stored = to_state_event(event, 8)
+    assert stored.quantity == 2 and stored.price == 0.0 and stored.spend_milli == 0
 
 
 def test_schema_file_rejects_what_the_decoder_rejects() -> None:
@@ -276,7 +301,8 @@ def test_decoder_is_total(value: bytes, key: bytes | None) -> None:
     result = decode_event(value, key, topic_type="purchase", require_key=False, now_ms=NOW)
     assert isinstance(result, Rejection | PurchaseEvent)
     if isinstance(result, PurchaseEvent):
-        assert 1 <= result.quantity <= MAX_QUANTITY and 0.0 <= result.price <= MAX_PRICE
+        assert 1 <= result.quantity <= MAX_QUANTITY and 0.0 <= (result.price or 0.0) <= MAX_PRICE
+        assert (result.price is None) == (result.currency is None)
         record = UserState.new()
         fold_event(record, to_state_event(result, 4), StateSpec())
         assert decode_state(encode_state(record)) == record

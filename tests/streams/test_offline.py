@@ -46,7 +46,14 @@ def test_bad_lines_are_counted_by_reason_and_skipped(tmp_path: Path) -> None:
     assert events == _events()
     assert report.lines == 9 and report.events == 5 and report.bad_lines == 4
     assert report.bad == {"not_json": 1, "unsupported_schema": 1, "missing_field": 1, "not_object": 1}
-    assert report.first_bad == [(2, "not_json"), (4, "unsupported_schema"), (9, "missing_field"), (10, "not_object")]
+    assert [(n, reason) for n, reason, _ in report.first_bad] == [
+        (2, "not_json"),
+        (4, "unsupported_schema"),
+        (9, "missing_field"),
+        (10, "not_object"),
+    ]
+    # The operator learns which field and why, never a value.
+    assert "9: missing_field (field 'item_id' is required)" in report.summary()
     assert "4 bad lines" in report.summary() and "i1" not in report.summary()
 
 
