@@ -1,4 +1,5 @@
-"""Worker processes under test, started as the operator would, and what the kernel says about them."""
+"""Worker processes under test, started as the operator would, and what the kernel says about them: the one
+process harness of the tests and the benchmarks."""
 
 from __future__ import annotations
 
@@ -103,8 +104,17 @@ class WorkerProcess:
         except FileNotFoundError:
             return ""
 
+    def log_text(self) -> str:
+        """What the worker wrote so far."""
+        return self.log_tail(chars=10**9)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to flush or commit."""
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self, timeout_s: float = 60) -> int:
-        """SIGTERM, then SIGKILL when it does not stop in time; returns the exit code."""
+        """SIGTERM, then SIGKILL when it does not stop in time (the caller then sees -9); returns the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

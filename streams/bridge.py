@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from models.features import EVENT_TYPES, EventInput, query_term_hashes, stable_hash64
+from models.features import EventInput, query_term_hashes, stable_hash64
 from state.events import StateEvent, event_order_key, normalise_event
-from streams.contract.events import Event, PurchaseEvent, SearchEvent
+from streams.contract.events import EVENT_TYPES, Event, PurchaseEvent, SearchEvent
 
 TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
+"""The contract's type names to the codes state stores and the model embeds (the same order in all three rooms:
+``tests/test_event_types.py`` holds them equal, since models/ and state/ may not import the contract)."""
 
 
 def to_state_event(event: Event, max_query_terms: int) -> StateEvent:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from bench.procs import free_port
+from bench.procs import WorkerProcess, free_port
+from bench.procs import start_worker as start_worker_process
 from streams.client.admin import create_topics
 from streams.settings import Settings
 
@@ -90,84 +89,17 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
     return factory
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a child process read exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROFILESTREAM_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"PROFILESTREAM_{name.upper()}"] = str(value)
-    return env
-
-
-class WorkerProcess:
-    """A real ``profilestream worker`` child process with its log in a file."""
-
-    def __init__(self, settings: Settings, log_path: Path, **env_overrides: str) -> None:
-        self.log_path = log_path
-        env = {**settings_env(settings), **env_overrides}
-        self._log = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def stop(self, timeout_s: float = 60) -> int:
-        """SIGTERM and wait; SIGKILL when it does not stop in time (which the caller sees as -9)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return int(self.proc.returncode)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash, with no chance to flush or commit."""
-        self.proc.kill()
-        self.proc.wait()
-        self._log.close()
-
-    def log_text(self) -> str:
-        """What the worker wrote so far."""
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     """A factory of worker processes; every one still running at the end of the test is stopped."""
     started: list[WorkerProcess] = []
 
     def factory(settings: Settings, name: str = "worker", **env: str) -> WorkerProcess:
-        worker = WorkerProcess(settings, tmp_path / f"{name}-{len(started)}.log", **env)
+        worker = start_worker_process("profilestream", settings, tmp_path / f"{name}-{len(started)}.log", **env)
         started.append(worker)
         return worker
 
     yield factory
     for worker in started:
-        if worker.proc.poll() is None:
+        if worker.alive():
             worker.stop()
-
-
-def wait_until(
-    predicate: Callable[[], bool],
-    timeout_s: float,
-    what: str,
-    poll_s: float = 0.2,
-    workers: tuple[WorkerProcess, ...] = (),
-) -> None:
-    """Poll ``predicate`` until it holds; fail the test with ``what`` when it does not within the timeout,
-    or at once when one of ``workers`` has died (showing the end of its log)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        for worker in workers:
-            if worker.proc.poll() is not None:
-                pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_text()[-4000:]}")
-        time.sleep(poll_s)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")

@@ -105,11 +105,6 @@ def max_query_terms() -> int:
     return StateSpec().max_query_terms
 
 
-def to_input(event: Event, terms: int | None = None) -> EventInput:
-    """The model input of one contract event, by the worker's conversion."""
-    return to_model_input(to_state_event(event, max_query_terms() if terms is None else terms))
-
-
 def group_by_user(events: Iterable[Event], report: ReadReport | None = None) -> UserHistories:
     """Group events per user in the worker's event order, dropping a user's repeated event ids."""
     return _group(((e, False) for e in events), report if report is not None else ReadReport())

@@ -29,8 +29,8 @@ from faust.types import TP
 from state.codec import peek_activity
 from state.errors import StateDecodeError
 from state.expiry import is_idle
-from state.record_cache import RecordCache
 from state.spec import StateSpec
+from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
 from streams.worker.alignment import EventTimeAligner, Held
@@ -70,6 +70,36 @@ def partition_for_key(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+def build_faust_app(settings: Settings) -> faust.App:
+    """The Faust app of one worker: broker, RocksDB store, web server, and the settings the worker relies on."""
+
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        store=register_store(),
+        datadir=str(settings.state_dir),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=True,
+        web_bind=settings.web_bind,
+        web_port=settings.web_port,
+        # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
+        stream_recovery_delay=0.5,
+        broker_commit_interval=1.0,
+        broker_session_timeout=settings.consumer_session_timeout_s,
+        # faust's default of 3 s must stay well under a third of a short session timeout.
+        broker_heartbeat_interval=min(3.0, settings.consumer_session_timeout_s / 4),
+        # Held (aligned) events stay unacknowledged on purpose; a rebalance must not wait for them. The
+        # revocation handler waits for the unit in flight instead, and dropped events are delivered again.
+        stream_wait_empty=False,
+        # Records leave in batches the worker builds itself (BulkProducer): waiting for more only adds latency.
+        producer_linger_ms=0,
+        # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
+        producer_max_batch_size=BATCH_BYTES,
+    )
+
+
 class ProfileWorker:
     """Builds the Faust app, its topics, table and agent for one configuration."""
 
@@ -79,42 +109,16 @@ class ProfileWorker:
         encoder: EncoderRuntime,
         metrics: WorkerMetrics,
         spec: StateSpec,
-        processor: BatchProcessor | None = None,
+        processor: BatchProcessor,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        # A processor can be injected (the benchmarks compare designs on the same worker).
-        self.processor = processor or BatchProcessor(
-            encoder, spec, metrics, cache=RecordCache(settings.state_cache_users)
-        )
+        # The processor is given (the benchmarks run other batch designs in the very same worker).
+        self.processor = processor
         partitions = settings.partitions
         self.processor.partition_for_key = lambda key: partition_for_key(key, partitions)
-        self.app = faust.App(
-            settings.app_id,
-            broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
-            store=register_store(),
-            datadir=str(settings.state_dir),
-            topic_partitions=settings.partitions,
-            topic_replication_factor=settings.replication_factor,
-            consumer_auto_offset_reset="earliest",
-            web_enabled=True,
-            web_bind=settings.web_bind,
-            web_port=settings.web_port,
-            # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
-            stream_recovery_delay=0.5,
-            broker_commit_interval=1.0,
-            broker_session_timeout=settings.consumer_session_timeout_s,
-            # faust's default of 3 s must stay well under a third of a short session timeout.
-            broker_heartbeat_interval=min(3.0, settings.consumer_session_timeout_s / 4),
-            # Held (aligned) events stay unacknowledged on purpose; a rebalance must not wait for them. The
-            # revocation handler waits for the unit in flight instead, and dropped events are delivered again.
-            stream_wait_empty=False,
-            # Records leave in batches the worker builds itself (BulkProducer): waiting for more only adds latency.
-            producer_linger_ms=0,
-            # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
-            producer_max_batch_size=BATCH_BYTES,
-        )
-        self._topic_types = {settings.topic(input_topic(t)): t for t in ("browse", "search", "purchase")}
+        self.app = build_faust_app(settings)
+        self._topic_types = {settings.topic(input_topic(t)): t for t in EVENT_TYPES}
         self.inputs = self.app.topic(*self._topic_types, key_serializer="raw", value_serializer="raw")
         self.table = self.app.Table(
             TABLE_NAME,

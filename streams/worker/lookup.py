@@ -42,7 +42,13 @@ def current_profile(raw: bytes, user_id: str, encoder: EncoderRuntime, spec: Sta
 
 
 def register_lookup(app: faust.App, table: Any, encoder: EncoderRuntime, spec: StateSpec) -> None:
-    """Add the lookup view to the worker's web server."""
+    """Add the lookup view and the liveness view to the worker's web server."""
+
+    @app.page("/healthz/")
+    class LivenessView(View):
+        # Served on the worker's event loop (unlike /metrics, which has its own thread): a wedged loop fails it.
+        async def get(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:
+            return self.json({"status": "ok"})
 
     @app.page("/profiles/{user_id}/")
     class ProfileView(View):

@@ -30,10 +30,11 @@ from prometheus_client import (
 )
 from prometheus_client import start_http_server as _start_http_server
 
+from streams.contract.events import EVENT_TYPES
+
 NAMESPACE: Final = "profilestream"
 
-EVENT_TYPES: Final = ("browse", "search", "purchase")
-"""Event types counted under their own label; anything else is counted as `unknown`."""
+# Event types counted under their own label (the contract's); anything else is counted as `unknown`.
 
 UNKNOWN_EVENT_TYPE: Final = "unknown"
 

@@ -248,6 +248,9 @@ def test_statefulset_wiring() -> None:
     assert metrics_service["spec"]["selector"].items() <= pod_labels.items()
     assert [p["targetPort"] for p in metrics_service["spec"]["ports"]] == ["metrics"]
     assert container["readinessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
+    # Liveness is answered on the worker's event loop, so a wedged loop restarts the pod.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz/", "port": "web"}
+    assert ports["web"] == int(config["data"]["PROFILESTREAM_WEB_PORT"])
 
     # Runs as the image's non-root user.
     assert pod["securityContext"]["runAsNonRoot"] is True

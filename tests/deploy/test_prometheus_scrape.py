@@ -14,8 +14,8 @@ import pytest
 
 from bench.procs import free_port
 from streams.settings import Settings
-from tests.conftest import REPO_ROOT, WorkerProcess, wait_until
-from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
+from tests.conftest import REPO_ROOT
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
 RULES_DIR = REPO_ROOT / "deploy" / "prometheus" / "rules"
@@ -99,10 +99,10 @@ def test_prometheus_scrapes_a_worker_and_alerts_when_it_goes_down(
 ) -> None:
     settings = make_settings(metrics_port=metrics_port)
     worker = start_worker(settings)
-    events = _events(users=50, count=600, seed=31)
+    events = demo_events(users=50, count=600, seed=31)
     log = ProfileLog(settings)
-    _send(settings, events)
-    wait_until(lambda: log.caught_up(_expected(events)), 90, "the worker to fold every event", workers=(worker,))
+    send_events(settings, events)
+    wait_until(lambda: log.caught_up(expected_counts(events)), 90, "the worker to fold every event", workers=(worker,))
 
     def scraped(query: str, want: float) -> Callable[[], bool]:
         return lambda: (prometheus.value(query) or 0) >= want
@@ -113,7 +113,7 @@ def test_prometheus_scrapes_a_worker_and_alerts_when_it_goes_down(
     assert prometheus.value("sum(profilestream_events_consumed_total)") == len(events)
     assert prometheus.value("sum(profilestream_events_rejected_total)") == 0
     published = prometheus.value("profilestream_profiles_published_total")
-    assert published is not None and len(_expected(events)) <= published <= len(events)
+    assert published is not None and len(expected_counts(events)) <= published <= len(events)
     assert prometheus.value("profilestream_end_to_end_latency_seconds_count") == len(events)
     assert (prometheus.value("profilestream_batch_size_events_sum") or 0) == len(events)
     assert prometheus.value("count(profilestream_model_info)") == 1

@@ -9,10 +9,11 @@ from collections.abc import Callable
 
 import pytest
 
+from bench.procs import settings_env
 from streams.client.admin import create_topics
 from streams.settings import Settings
-from tests.conftest import REPO_ROOT, WorkerProcess, settings_env, wait_until
-from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
+from tests.conftest import REPO_ROOT
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -43,10 +44,10 @@ def test_tail_and_state_tools_while_the_worker_runs(
 ) -> None:
     settings = make_settings()
     worker = start_worker(settings)
-    events = _events(users=30, count=300, seed=51)
-    expected = _expected(events)
+    events = demo_events(users=30, count=300, seed=51)
+    expected = expected_counts(events)
     log = ProfileLog(settings)
-    _send(settings, events)
+    send_events(settings, events)
     wait_until(lambda: log.caught_up(expected), 90, "every user's profile", workers=(worker,))
 
     tail = _cli(settings, "profiles", "tail", "--from-beginning", "--max", "5")

@@ -309,8 +309,8 @@ def test_decoder_is_total(value: bytes, key: bytes | None) -> None:
 
 
 def test_every_reason_code_is_documented() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    contract = readme[readme.index("## Input event contract, version 1") :]
+    contracts = (REPO / "docs" / "contracts.md").read_text(encoding="utf-8")
+    contract = contracts[contracts.index("## Input event contract, version 1") :]
     contract = contract[: contract.index("\n## ", 1)]
     metrics = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
     rejected = next(line for line in metrics.splitlines() if "profilestream_events_rejected_total" in line)

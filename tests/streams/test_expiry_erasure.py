@@ -14,8 +14,7 @@ from streams.contract.events import BrowseEvent, Event
 from streams.contract.profile import ProfileUpdated
 from streams.settings import Settings
 from streams.worker.store_layout import TABLE_NAME, find_partition_stores, table_dir
-from tests.conftest import WorkerProcess, wait_until
-from tests.streams.test_pipeline import _send
+from tests.harness import WorkerProcess, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
 T0 = 1_767_225_600_000
@@ -52,7 +51,7 @@ def test_idle_users_expire_in_event_time(
     settings = make_settings(user_ttl_ms=HOUR_MS, expiry_interval_s=1.0, allowed_lateness_ms=HOUR_MS)
     changes = Changes(settings)
     worker = start_worker(settings)
-    _send(settings, _browse("idle-user", 3, T0) + _browse("busy-user", 3, T0))
+    send_events(settings, _browse("idle-user", 3, T0) + _browse("busy-user", 3, T0))
     wait_until(lambda: bool(changes.of("idle-user")) and bool(changes.of("busy-user")), 90, "first profiles",
                workers=(worker,))  # fmt: skip
     assert _record_exists(settings.state_dir, "idle-user")
@@ -60,7 +59,7 @@ def test_idle_users_expire_in_event_time(
     # Both users share no partition necessarily, so every partition gets an event from a fresh user too.
     late_ts = T0 + 2 * HOUR_MS
     movers = [e for p in range(settings.partitions * 4) for e in _browse(f"mover-{p}", 1, late_ts)]
-    _send(settings, _browse("busy-user", 1, late_ts) + movers)
+    send_events(settings, _browse("busy-user", 1, late_ts) + movers)
     wait_until(lambda: any(isinstance(c, ProfileDeleted) for c in changes.of("idle-user")), 60,
                "the idle user's tombstone", workers=(worker,))  # fmt: skip
     assert not _record_exists(settings.state_dir, "idle-user")
@@ -74,7 +73,7 @@ def test_erasure_deletes_state_and_a_later_event_starts_afresh(
     settings = make_settings()
     changes = Changes(settings)
     worker = start_worker(settings)
-    _send(settings, _browse("forget-me", 5, T0) + _browse("keep-me", 5, T0))
+    send_events(settings, _browse("forget-me", 5, T0) + _browse("keep-me", 5, T0))
     wait_until(lambda: any(isinstance(c, ProfileUpdated) and c.event_count == 5 for c in changes.of("forget-me")),
                90, "the profile before erasure", workers=(worker,))  # fmt: skip
     assert _record_exists(settings.state_dir, "forget-me")
@@ -87,7 +86,7 @@ def test_erasure_deletes_state_and_a_later_event_starts_afresh(
     wait_until(lambda: not _record_exists(settings.state_dir, "forget-me"), 30, "the record to be gone")
     assert _record_exists(settings.state_dir, "keep-me")
 
-    _send(settings, _browse("forget-me", 1, T0 + 10_000))
+    send_events(settings, _browse("forget-me", 1, T0 + 10_000))
     wait_until(lambda: isinstance(changes.of("forget-me")[-1], ProfileUpdated), 60, "a fresh profile",
                workers=(worker,))  # fmt: skip
     fresh = changes.of("forget-me")[-1]

@@ -6,73 +6,17 @@ import json
 import math
 import urllib.error
 import urllib.request
-from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 
-from streams.client.producer import EventProducer
-from streams.client.subscriber import ProfileSubscriber
-from streams.contract.events import Event
 from streams.contract.profile import ProfileUpdated
-from streams.offline.demo import DemoTraffic
 from streams.settings import Settings
-from tests.conftest import WorkerProcess, wait_until
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
-
-
-def _events(users: int, count: int, seed: int) -> list[Event]:
-    traffic = DemoTraffic(users, seed=seed)
-    return list(traffic.events(count))
-
-
-def _send(settings: Settings, events: list[Event]) -> None:
-    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
-        for event in events:
-            producer.send(event)
-        producer.flush()
-
-
-class ProfileLog:
-    """Every profile update seen, per user, in arrival order."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
-        self.updates: dict[str, list[ProfileUpdated]] = defaultdict(list)
-        self.last_mismatches: dict[str, tuple[int, int] | None] = {}
-
-    def drain(self) -> None:
-        for change in self.subscriber.poll(timeout_ms=200):
-            assert isinstance(change, ProfileUpdated)
-            self.updates[change.user_id].append(change)
-
-    def count(self) -> int:
-        """Updates seen so far, after reading what arrived."""
-        self.drain()
-        return sum(map(len, self.updates.values()))
-
-    def mismatches(self, expected: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int] | None]:
-        """Users whose latest update lacks the expected (event_count, last_event_ts): what they have instead."""
-        latest = {user: (u[-1].event_count, u[-1].last_event_ts_ms) for user, u in self.updates.items() if u}
-        return {user: latest.get(user) for user, want in expected.items() if latest.get(user) != want}
-
-    def caught_up(self, expected: dict[str, tuple[int, int]]) -> bool:
-        """True when every user's latest update has the expected (event_count, last_event_ts)."""
-        self.drain()
-        self.last_mismatches = self.mismatches(expected)
-        return not self.last_mismatches
-
-
-def _expected(events: list[Event]) -> dict[str, tuple[int, int]]:
-    counts: dict[str, int] = defaultdict(int)
-    newest: dict[str, int] = {}
-    for event in events:
-        counts[event.user_id] += 1
-        newest[event.user_id] = max(newest.get(event.user_id, 0), event.ts_ms)
-    return {user: (counts[user], newest[user]) for user in counts}
 
 
 PROFILE_SCHEMA = json.loads(
@@ -97,12 +41,12 @@ def test_every_user_gets_consistent_profiles(
     make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
 ) -> None:
     settings = make_settings(embedding_dim=32)
-    events = _events(users=200, count=3000, seed=11)
-    expected = _expected(events)
+    events = demo_events(users=200, count=3000, seed=11)
+    expected = expected_counts(events)
     assert len(expected) == 200
     log = ProfileLog(settings)
     worker = start_worker(settings)
-    _send(settings, events)
+    send_events(settings, events)
     wait_until(lambda: log.caught_up(expected), 120, "every user's final profile", workers=(worker,))
     _check_versions_and_embeddings(log, dim=32)
     # The HTTP lookup answers with the same profile as the last one published.
@@ -115,6 +59,9 @@ def test_every_user_gets_consistent_profiles(
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/profiles/nobody/", timeout=10)
     assert missing.value.code == 404
+    # The liveness view answers from the worker's event loop.
+    with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/healthz/", timeout=10) as answer:
+        assert json.loads(answer.read()) == {"status": "ok"}
     assert worker.proc.poll() is None, worker.log_text()[-3000:]
     assert worker.stop() == 0
 
@@ -127,18 +74,18 @@ def test_restart_mid_stream_loses_nothing_and_folds_nothing_twice(
     takes over. Kafka redelivers what was not committed; no user's version may go back and every count must be
     exact: nothing lost, nothing folded twice."""
     settings = make_settings(embedding_dim=16)
-    events = _events(users=200, count=4000, seed=12 if how == "stop" else 13)
-    expected = _expected(events)
+    events = demo_events(users=200, count=4000, seed=12 if how == "stop" else 13)
+    expected = expected_counts(events)
     log = ProfileLog(settings)
     first = start_worker(settings, name="first")
-    _send(settings, events[:2500])
+    send_events(settings, events[:2500])
     # Go while the worker is busy: once some profiles arrived, not all.
     wait_until(lambda: log.count() > 100, 60, "first profiles", workers=(first,))
     if how == "stop":
         assert first.stop() == 0, first.log_text()[-3000:]
     else:
         first.kill()
-    _send(settings, events[2500:])
+    send_events(settings, events[2500:])
     second = start_worker(settings, name="second")
     try:
         # After a kill the new worker joins only once the group has timed out the dead member's session.

@@ -11,7 +11,7 @@ from streams.client.producer import EventProducer
 from streams.contract.decoder import InvalidEventError, Reason, decode_event
 from streams.contract.events import BrowseEvent, PurchaseEvent, SearchEvent
 from streams.settings import Settings
-from tests.conftest import wait_until
+from tests.harness import wait_until
 
 pytestmark = pytest.mark.kafka
 TS = 1_767_225_600_000

@@ -16,8 +16,7 @@ from streams.contract.events import BrowseEvent, Event, encode_event
 from streams.contract.topics import DEADLETTER, input_topic
 from streams.settings import Settings
 from streams.worker.app import partition_for_key
-from tests.conftest import WorkerProcess, wait_until
-from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -44,11 +43,11 @@ def test_a_backlog_over_all_three_topics_is_folded_without_a_too_late_event(
 ) -> None:
     settings = make_settings()
     # 12,000 events one second apart: 3.3 hours of event time, over three times the allowed lateness.
-    events = _events(users=800, count=12_000, seed=42)
-    _send(settings, events)
+    events = demo_events(users=800, count=12_000, seed=42)
+    send_events(settings, events)
     log = ProfileLog(settings)
     worker = start_worker(settings)
-    wait_until(lambda: log.caught_up(_expected(events)), 300, "every event of the backlog", workers=(worker,))
+    wait_until(lambda: log.caught_up(expected_counts(events)), 300, "every event of the backlog", workers=(worker,))
     reasons = [letter["ps.reason"] for letter in _dead_letters(settings)]
     assert reasons == [], "a valid backlog produces no dead letter"
 
@@ -74,7 +73,7 @@ def test_poison_and_a_wrong_partition_cost_only_themselves(
     settings = make_settings()
     _allow_large_messages(settings, "browse")
     worker = start_worker(settings)
-    good = _events(users=100, count=1_000, seed=5)
+    good = demo_events(users=100, count=1_000, seed=5)
     ts = good[0].ts_ms
     victim = good[0].user_id
     wrong = BrowseEvent(event_id="wrong-partition", user_id=victim, ts_ms=ts, item_id="i-1")
@@ -93,15 +92,17 @@ def test_poison_and_a_wrong_partition_cost_only_themselves(
     producer = _raw_producer(settings)
     try:
         # Poison in the middle of the valid events, so it shares micro-batches with them.
-        _send(settings, good[:500])
+        send_events(settings, good[:500])
         for key, value, partition, _ in poison:
             producer.send(settings.topic(input_topic("browse")), key=key, value=value, partition=partition)
         producer.flush()
-        _send(settings, good[500:])
+        send_events(settings, good[500:])
     finally:
         producer.close()
     log = ProfileLog(settings)
-    wait_until(lambda: log.caught_up(_expected(good)), 180, "every valid event next to the poison", workers=(worker,))
+    wait_until(
+        lambda: log.caught_up(expected_counts(good)), 180, "every valid event next to the poison", workers=(worker,)
+    )
     letters = _dead_letters(settings)
     assert sorted(str(x["ps.reason"]) for x in letters) == sorted(p[3] for p in poison)
     [big] = [x for x in letters if x["ps.reason"] == "too_large"]
@@ -151,21 +152,21 @@ def test_a_kill_between_changelog_and_store_then_a_restore_from_the_changelog_lo
     tmp_path: Path,
 ) -> None:
     settings = make_settings(state_dir=small_disk / "state")
-    events: list[Event] = _events(users=200, count=3_000, seed=9)
+    events: list[Event] = demo_events(users=200, count=3_000, seed=9)
     log = ProfileLog(settings)
     worker = start_worker(settings)
-    _send(settings, events[:1_500])
-    wait_until(lambda: log.caught_up(_expected(events[:1_500])), 180, "the first half", workers=(worker,))
+    send_events(settings, events[:1_500])
+    wait_until(lambda: log.caught_up(expected_counts(events[:1_500])), 180, "the first half", workers=(worker,))
     # The disk fills: the changelog still takes the next changes, the store cannot. The worker must pause and
     # retry, not dead-letter; then it dies in exactly that window and its disk is gone.
     _fill(small_disk)
-    _send(settings, events[1_500:])
+    send_events(settings, events[1_500:])
     wait_until(lambda: "store failed" in worker.log_text(), 120, "the worker to retry a store write")
     assert not _dead_letters(settings, timeout_ms=1000), "a full disk is no reason to dead-letter events"
     worker.kill()
     # A new worker on a new disk restores from the changelog and finishes the rest.
     fresh = settings.model_copy(update={"state_dir": tmp_path / "fresh-state"})
     worker = start_worker(fresh, name="after-restore")
-    wait_until(lambda: log.caught_up(_expected(events)), 240, "every event after the restore", workers=(worker,))
+    wait_until(lambda: log.caught_up(expected_counts(events)), 240, "every event after the restore", workers=(worker,))
     counts = {user: updates[-1].event_count for user, updates in log.updates.items()}
-    assert counts == {user: want[0] for user, want in _expected(events).items()}, "no event lost or applied twice"
+    assert counts == {user: want[0] for user, want in expected_counts(events).items()}, "no event lost or applied twice"

@@ -19,8 +19,7 @@ from state.spec import StateSpec
 from streams.bridge import model_sequence
 from streams.contract.events import Event
 from streams.settings import Settings
-from tests.conftest import WorkerProcess, wait_until
-from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
 MAX_TERMS = StateSpec().max_query_terms
@@ -45,13 +44,13 @@ def test_worker_profiles_equal_offline_encode(
     make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
     # Users with more events than the recent window, so the base vector is exercised too.
-    events = _events(users=20, count=2000, seed=41)
-    version = _trained_checkpoint(_events(users=60, count=1500, seed=40), tmp_path / "model")
+    events = demo_events(users=20, count=2000, seed=41)
+    version = _trained_checkpoint(demo_events(users=60, count=1500, seed=40), tmp_path / "model")
     settings = make_settings(model_dir=tmp_path / "model")
     log = ProfileLog(settings)
     worker = start_worker(settings)
-    _send(settings, events)
-    wait_until(lambda: log.caught_up(_expected(events)), 120, "every user's final profile", workers=(worker,))
+    send_events(settings, events)
+    wait_until(lambda: log.caught_up(expected_counts(events)), 120, "every user's final profile", workers=(worker,))
 
     model, metadata = load_checkpoint(tmp_path / "model")
     assert metadata.model_version == version

@@ -14,8 +14,7 @@ from streams.client.producer import EventProducer
 from streams.contract.events import BrowseEvent, Event, PurchaseEvent, event_to_dict
 from streams.contract.topics import DEADLETTER
 from streams.settings import Settings
-from tests.conftest import WorkerProcess, wait_until
-from tests.streams.test_pipeline import ProfileLog, _events, _expected, _send
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
 TS = 1_767_225_600_000
@@ -80,9 +79,9 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_goes_on(
         BrowseEvent(event_id=f"good-{i}", user_id=f"u-good-{i % 5}", ts_ms=TS + i, item_id=f"item-{i}")
         for i in range(50)
     ]
-    _send(settings, good)
+    send_events(settings, good)
     log = ProfileLog(settings)
-    wait_until(lambda: log.caught_up(_expected(good)), 90, "profiles of the good events sent after the bad ones")
+    wait_until(lambda: log.caught_up(expected_counts(good)), 90, "profiles of the good events sent after the bad ones")
 
     letters = _dead_letters(settings, len(BAD_INPUT))
     assert sorted(str(x["ps.reason"]) for x in letters) == sorted(b[3] for b in BAD_INPUT)
@@ -103,23 +102,23 @@ def test_two_workers_rebalance_without_losing_state(
 ) -> None:
     settings_a = make_settings(state_dir=tmp_path / "state-a")
     settings_b = settings_a.model_copy(update={"state_dir": tmp_path / "state-b", "web_port": free_port()})
-    events = _events(users=200, count=4500, seed=21)
+    events = demo_events(users=200, count=4500, seed=21)
     log = ProfileLog(settings_a)
 
     worker_a = start_worker(settings_a, name="a")
-    _send(settings_a, events[:1500])
-    wait_until(lambda: log.caught_up(_expected(events[:1500])), 120, "worker a alone")
+    send_events(settings_a, events[:1500])
+    wait_until(lambda: log.caught_up(expected_counts(events[:1500])), 120, "worker a alone")
 
     # A second worker joins: partitions move to it with their state, restored from the changelog.
     start_worker(settings_b, name="b")
     wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
-    _send(settings_a, events[1500:3000])
-    wait_until(lambda: log.caught_up(_expected(events[:3000])), 120, "both workers")
+    send_events(settings_a, events[1500:3000])
+    wait_until(lambda: log.caught_up(expected_counts(events[:3000])), 120, "both workers")
 
     # The first leaves: the second takes every partition, again with the state.
     assert worker_a.stop() == 0
-    _send(settings_a, events[3000:])
-    wait_until(lambda: log.caught_up(_expected(events)), 120, "worker b alone")
+    send_events(settings_a, events[3000:])
+    wait_until(lambda: log.caught_up(expected_counts(events)), 120, "worker b alone")
     for user, updates in log.updates.items():
         versions = [u.version for u in updates]
         assert versions == sorted(set(versions)), f"versions of {user} went backwards across the rebalance"

@@ -1,0 +1,91 @@
+"""The tests' harness beside bench/procs.py: waiting with a clear failure, the profile log of a test, and the demo
+events every pipeline test sends. Helpers live here, not in test modules."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import pytest
+
+from bench.procs import WorkerProcess
+from streams.client.producer import EventProducer
+from streams.client.subscriber import ProfileSubscriber
+from streams.contract.events import Event
+from streams.contract.profile import ProfileUpdated
+from streams.offline.demo import DemoTraffic
+from streams.settings import Settings
+
+__all__ = ["ProfileLog", "WorkerProcess", "demo_events", "expected_counts", "send_events", "wait_until"]
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    poll_s: float = 0.2,
+    workers: tuple[WorkerProcess, ...] = (),
+) -> None:
+    """Poll ``predicate`` until it holds; fail the test with ``what`` when it does not within the timeout,
+    or at once when one of ``workers`` has died (showing the end of its log)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        for worker in workers:
+            if not worker.alive():
+                pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_text()[-4000:]}")
+        time.sleep(poll_s)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def demo_events(users: int, count: int, seed: int) -> list[Event]:
+    traffic = DemoTraffic(users, seed=seed)
+    return list(traffic.events(count))
+
+
+def send_events(settings: Settings, events: list[Event]) -> None:
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        for event in events:
+            producer.send(event)
+        producer.flush()
+
+
+class ProfileLog:
+    """Every profile update seen, per user, in arrival order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+        self.updates: dict[str, list[ProfileUpdated]] = defaultdict(list)
+        self.last_mismatches: dict[str, tuple[int, int] | None] = {}
+
+    def drain(self) -> None:
+        for change in self.subscriber.poll(timeout_ms=200):
+            assert isinstance(change, ProfileUpdated)
+            self.updates[change.user_id].append(change)
+
+    def count(self) -> int:
+        """Updates seen so far, after reading what arrived."""
+        self.drain()
+        return sum(map(len, self.updates.values()))
+
+    def mismatches(self, expected: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int] | None]:
+        """Users whose latest update lacks the expected (event_count, last_event_ts): what they have instead."""
+        latest = {user: (u[-1].event_count, u[-1].last_event_ts_ms) for user, u in self.updates.items() if u}
+        return {user: latest.get(user) for user, want in expected.items() if latest.get(user) != want}
+
+    def caught_up(self, expected: dict[str, tuple[int, int]]) -> bool:
+        """True when every user's latest update has the expected (event_count, last_event_ts)."""
+        self.drain()
+        self.last_mismatches = self.mismatches(expected)
+        return not self.last_mismatches
+
+
+def expected_counts(events: list[Event]) -> dict[str, tuple[int, int]]:
+    counts: dict[str, int] = defaultdict(int)
+    newest: dict[str, int] = {}
+    for event in events:
+        counts[event.user_id] += 1
+        newest[event.user_id] = max(newest.get(event.user_id, 0), event.ts_ms)
+    return {user: (counts[user], newest[user]) for user in counts}
