@@ -19,7 +19,7 @@ started=$(date +%s)
 
 $cli data import trivago ${1:+--source "$1"} --out "$out/events.jsonl"
 # shellcheck disable=SC2086  # TRAIN_FLAGS is a list of flags
-$cli train --events "$out/events.jsonl" --out "$model" --seed "$seed" --no-progress ${TRAIN_FLAGS:-}
+$cli train --events "$out/events.jsonl" --out "$model" --seed "$seed" --test-fraction 0.2 --no-progress ${TRAIN_FLAGS:-}
 $cli evaluate --events "$out/events.jsonl" --model "$model" --json-out "$model.report.json"
 $cli model export-items --model "$model" --out "$model.item-vectors.jsonl"
 

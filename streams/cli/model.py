@@ -32,7 +32,7 @@ def _size_text(path: Path) -> str:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    """Train an encoder on the events of a file, holding out its latest `--test-fraction` for evaluation."""
+    """Train an encoder on every event of a file (or all but its latest `--test-fraction`, kept for `evaluate`)."""
     from models.checkpoint import save_checkpoint
     from models.encoder import EncoderConfig
     from models.evaluation import time_split
@@ -67,10 +67,24 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     )
     parameters = sum(p.numel() for p in model.parameters())
     print(f"model {version} written to {out}")
+    held_out = report.events - sum(map(len, sequences)) - report.duplicates
     print(
         f"trained on {sum(map(len, sequences))} events of {len(sequences)} users, {model.features.num_items - 1} "
-        f"items; best epoch {metrics['best_epoch']} of {metrics['epochs_run']}"
-        + (f", refit on all training events for {len(metrics['refit_train_loss'])} epochs" if metrics["refit"] else "")
+        + (
+            f"items: every event of {Path(args.events).name}"
+            if args.test_fraction <= 0
+            else f"items: {Path(args.events).name} without its latest {args.test_fraction:.0%} ({held_out} events, "
+            "held out for `evaluate --events`)"
+        )
+    )
+    print(
+        f"early stopping on the latest {train_config.validation_fraction:.0%} of them: best epoch "
+        f"{metrics['best_epoch']} of {metrics['epochs_run']}"
+        + (
+            f"; then refit on all of them for {len(metrics['refit_train_loss'])} epochs"
+            if metrics["refit"]
+            else "; no refit (the latest events are not trained on)"
+        )
     )
     if "best_val_mrr@20" in metrics:
         print(f"validation MRR@20 {metrics['best_val_mrr@20']:.4f}, Recall@20 {metrics['best_val_recall@20']:.4f}")
@@ -81,6 +95,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     """Evaluate a checkpoint against the baselines on a time split of one file or on explicit train/test files."""
+    if args.protocol == "standard":
+        return cmd_evaluate_standard(args)
     import torch
 
     from models.checkpoint import load_checkpoint
@@ -89,6 +105,10 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from streams.offline.histories import clickouts, read_histories, read_split_histories
     from streams.offline.trivago import impressions_path, read_impressions
 
+    if len(args.model or []) != 1:
+        _log("evaluate needs exactly one --model (several only with --protocol standard)")
+        return 2
+    args.model = args.model[0]
     if (args.events is None) == (args.train is None or args.test is None):
         _log("evaluate needs either --events FILE or both --train FILE and --test FILE")
         return 2
@@ -141,6 +161,93 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+SESSION_GAP_MS = 30 * 60 * 1000  # events without session_id: a gap longer than this starts a new session
+
+
+def _session_keys(events: list[Any]) -> list[str]:
+    """Each event's session: its `session_id`, or the user's run of events without a 30-minute gap."""
+    keys: list[str] = []
+    run, previous = 0, None
+    for e in events:
+        if previous is not None and e.ts_ms - previous > SESSION_GAP_MS:
+            run += 1
+        previous = e.ts_ms
+        keys.append(e.session_id or f"{e.user_id}#{run}")
+    return keys
+
+
+def _standard_input(path: Path) -> tuple[list[Any], list[list[str]], str]:
+    """Histories and session keys of a GRU4Rec-format (.tsv/.txt) or contract-v1 (.jsonl) file."""
+    from models.sessionrec import read_session_tsv
+    from streams.offline.histories import read_histories
+
+    if path.suffix in {".tsv", ".txt"}:
+        histories, keys = read_session_tsv(path)
+        return histories, keys, f"{path.name}: {len(histories)} sessions (GRU4Rec format)"
+    read, report = read_histories(path)
+    keys = [_session_keys(events) for events in read.events]
+    return read.inputs, keys, f"{path.name}: {report.summary()}"
+
+
+def cmd_evaluate_standard(args: argparse.Namespace) -> int:
+    """The session-based protocol of the literature (models/sessionrec.py) on explicit train and test files."""
+    import torch
+
+    from models.checkpoint import load_checkpoint
+    from models.sessionrec import SessionEncoder, baseline_scorers, evaluate_standard, prepare, write_session_tsv
+
+    if args.train is None or args.test is None:
+        _log("evaluate --protocol standard needs --train FILE and --test FILE")
+        return 2
+    started = time.monotonic()
+    torch.set_num_threads(args.threads)
+    train_h, train_k, train_text = _standard_input(Path(args.train))
+    test_h, test_k, test_text = _standard_input(Path(args.test))
+    _log(f"train {train_text}")
+    _log(f"test {test_text}")
+    # Users of both files are joined by position only for TSV input (a session is a user there); contract files
+    # are joined by user id so that the profile sees a user's training-period events before a test session.
+    histories, keys, flags = _join(args, train_h, train_k, test_h, test_k)
+    data = prepare(histories, keys, flags)
+    if args.export_tsv:
+        folder = Path(args.export_tsv)
+        rows = (
+            write_session_tsv(data, folder / "train.tsv", test=False),
+            write_session_tsv(data, folder / "test.tsv", test=True),
+        )
+        _log(f"wrote the protocol's sessions to {folder}/train.tsv ({rows[0]} rows) and test.tsv ({rows[1]} rows)")
+    scorers: list[Any] = []
+    for path in args.model or []:
+        model, metadata = load_checkpoint(Path(path))
+        name = "encoder" if len(args.model) == 1 else f"encoder {metadata.model_version[:8]}"
+        scorers.append(SessionEncoder(model, data, name))
+        _log(f"model {metadata.model_version}: {metadata.extra.get('events_file', '?')}")
+    report_ = evaluate_standard(data, [*scorers, *baseline_scorers(data)], exclude_previous=not args.keep_previous_item)
+    print(report_.format_table())
+    print(f"evaluation time: {time.monotonic() - started:.1f} s")
+    if args.json_out:
+        payload = {"models": args.model or [], **report_.to_json()}
+        Path(args.json_out).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return 0
+
+
+def _join(
+    args: argparse.Namespace, train_h: list[Any], train_k: list[list[str]], test_h: list[Any], test_k: list[list[str]]
+) -> tuple[list[Any], list[list[str]], list[list[bool]]]:
+    """One time-ordered history per user over both files, each event's session key and test flag."""
+    if Path(args.train).suffix in {".tsv", ".txt"} or Path(args.test).suffix in {".tsv", ".txt"}:
+        return (
+            [*train_h, *test_h],
+            [*train_k, *test_k],
+            [[False] * len(h) for h in train_h] + [[True] * len(h) for h in test_h],
+        )
+    from streams.offline.histories import read_split_histories
+
+    read, _, _ = read_split_histories(Path(args.train), Path(args.test))
+    keys = [_session_keys(events) for events in read.events]
+    return read.inputs, keys, read.is_test
+
+
 def cmd_export_items(args: argparse.Namespace, settings: Settings) -> int:
     """Write the item vectors of a checkpoint (docs/item-vectors.md)."""
     from models.checkpoint import load_checkpoint
@@ -164,6 +271,41 @@ def cmd_import_trivago(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_import_yoochoose(args: argparse.Namespace, settings: Settings) -> int:
+    """Convert the YOOCHOOSE 100k sample's train and test files into contract-v1 JSON lines."""
+    from streams.offline.yoochoose import default_source, import_yoochoose
+
+    source = Path(args.source) if args.source else default_source(REPO_ROOT)
+    report = import_yoochoose(source, Path(args.out_dir))
+    print(f"{report.summary()}; files: {args.out_dir}/train.jsonl, {args.out_dir}/test.jsonl")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace, settings: Settings) -> int:
+    """Split a contract-v1 file by session end time into train.jsonl and test.jsonl (the standard protocol's split)."""
+    from models.sessionrec import session_split
+    from streams.contract.events import encode_event
+    from streams.offline.histories import read_histories
+
+    read, report = read_histories(Path(args.events))
+    _log(report.summary())
+    keys = [_session_keys(events) for events in read.events]
+    flags = session_split(read.inputs, keys, args.test_fraction)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, wanted in (("train", False), ("test", True)):
+        chosen = [
+            e
+            for events, f in zip(read.events, flags, strict=True)
+            for e, t in zip(events, f, strict=True)
+            if t == wanted
+        ]
+        chosen.sort(key=lambda e: e.ts_ms)
+        (out / f"{name}.jsonl").write_bytes(b"".join(encode_event(e) + b"\n" for e in chosen))
+        print(f"{name}: {len(chosen)} events -> {out / f'{name}.jsonl'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the train, evaluate, model and data commands to the ``profilestream`` parser."""
     fraction_help = "latest share of events (by time) held out as the test part"
@@ -174,8 +316,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     train.add_argument(
         "--test-fraction",
         type=float,
-        default=DEFAULT_TEST_FRACTION,
-        help=f"{fraction_help}, never trained on; 0 trains on everything [default {DEFAULT_TEST_FRACTION}]",
+        default=0.0,
+        help=f"{fraction_help}, never trained on, for `evaluate --events` on the same file [default 0: train on "
+        "every event; early stopping uses a validation slice of them, then the model is refit on all]",
     )
     train.add_argument("--epochs", type=int, default=20, help="maximum epochs (early stopping) [default 20]")
     train.add_argument("--dim", type=int, default=64, help="profile and item-vector dimension [default 64]")
@@ -195,7 +338,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     evaluate.add_argument("--events", help="contract-v1 JSON-lines file, split by time")
     evaluate.add_argument("--train", help="explicit split: the training events")
     evaluate.add_argument("--test", help="explicit split: the test events")
-    evaluate.add_argument("--model", required=True, help="checkpoint directory")
+    evaluate.add_argument(
+        "--model", action="append", help="checkpoint directory (repeat it with --protocol standard to compare seeds)"
+    )
+    evaluate.add_argument(
+        "--protocol",
+        choices=("stream", "standard"),
+        default="stream",
+        help="stream: every next browse/purchase of the test part (docs/evaluation.md); standard: the session-based "
+        "protocol of the literature on --train/--test files, GRU4Rec format (.tsv/.txt) or contract-v1 (.jsonl) "
+        "[default stream]",
+    )
+    evaluate.add_argument(
+        "--keep-previous-item",
+        action="store_true",
+        help="standard protocol: keep x_t among the candidates (it is never the target there)",
+    )
+    evaluate.add_argument("--export-tsv", help="standard protocol: write the filtered sessions as train.tsv/test.tsv")
     evaluate.add_argument(
         "--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help=f"{fraction_help} [default 0.2]"
     )
@@ -223,3 +382,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     trivago.add_argument("--out", required=True, help="JSON-lines file to write (use var/...)")
     trivago.set_defaults(handler=cmd_import_trivago)
+    yoochoose = imports.add_parser("yoochoose", help="the YOOCHOOSE RecSys Challenge 2015 100k-click sample")
+    yoochoose.add_argument(
+        "--source", help="data folder with the two GRU4Rec-format files [default: ../shared/data/yoochoose_rsc15_100k]"
+    )
+    yoochoose.add_argument("--out-dir", required=True, help="folder for train.jsonl and test.jsonl (use var/...)")
+    yoochoose.set_defaults(handler=cmd_import_yoochoose)
+    split = data.add_parser("split", help="split a contract-v1 file by session end time into train and test files")
+    split.add_argument("--events", required=True, help="contract-v1 JSON-lines file")
+    split.add_argument("--out-dir", required=True, help="folder for train.jsonl and test.jsonl (use var/...)")
+    split.add_argument(
+        "--test-fraction",
+        type=float,
+        default=DEFAULT_TEST_FRACTION,
+        help=f"sessions ending in this latest share of event time are test sessions [default {DEFAULT_TEST_FRACTION}]",
+    )
+    split.set_defaults(handler=cmd_split)

@@ -10,8 +10,8 @@ import pytest
 
 from models import evaluation
 from models.checkpoint import load_checkpoint
-from streams.cli import model as cli_model
 from streams.cli.main import main
+from streams.cli import model as cli_model
 from streams.contract.events import PurchaseEvent, encode_event
 from streams.offline.demo import DemoTraffic
 from streams.offline.histories import read_histories
@@ -43,7 +43,8 @@ def test_cli_defaults_match_the_protocol() -> None:
 
 def test_train_evaluate_export(events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model_dir = tmp_path / "model"
-    assert main(["train", "--events", str(events_file), "--out", str(model_dir), "--seed", "1", *TINY_MODEL]) == 0
+    argv = ["train", "--events", str(events_file), "--out", str(model_dir), "--seed", "1", "--test-fraction", "0.2"]
+    assert main([*argv, *TINY_MODEL]) == 0
     printed = capsys.readouterr().out
     model, metadata = load_checkpoint(model_dir)
     assert f"model {metadata.model_version} written" in printed and "model size:" in printed
@@ -107,3 +108,59 @@ def test_import_trivago(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "wrote 7 events" in capsys.readouterr().out
     assert len(out.read_text().splitlines()) == 7
     assert (tmp_path / "var" / "trivago.impressions.jsonl").is_file()
+
+
+def test_train_defaults_to_every_event(events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model_dir = tmp_path / "all"
+    assert main(["train", "--events", str(events_file), "--out", str(model_dir), *TINY_MODEL]) == 0
+    printed = capsys.readouterr().out
+    _, metadata = load_checkpoint(model_dir)
+    assert metadata.extra["test_fraction"] == 0.0 and metadata.extra["test_cutoff_ms"] is None
+    assert f"every event of {events_file.name}" in printed and "refit on all of them" in printed
+
+
+def test_standard_protocol_on_split_and_imported_files(
+    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Demo traffic has no session_id and no 30-minute gaps: give every user's 8 events a session.
+    seen: dict[str, int] = {}
+    lines = []
+    for line in events_file.read_text().splitlines():
+        event = json.loads(line)
+        n = seen[event["user_id"]] = seen.get(event["user_id"], -1) + 1
+        lines.append(json.dumps({**event, "session_id": f"{event['user_id']}-{n // 8}"}))
+    sessions_file, split_dir = tmp_path / "sessions.jsonl", tmp_path / "split"
+    sessions_file.write_text("\n".join(lines) + "\n")
+    assert main(["data", "split", "--events", str(sessions_file), "--out-dir", str(split_dir)]) == 0
+    model_dir = tmp_path / "m"
+    assert main(["train", "--events", str(split_dir / "train.jsonl"), "--out", str(model_dir), *TINY_MODEL]) == 0
+    capsys.readouterr()
+    report_file, tsv_dir = tmp_path / "standard.json", tmp_path / "tsv"
+    argv = ["evaluate", "--protocol", "standard", "--train", str(split_dir / "train.jsonl"), "--model", str(model_dir)]
+    argv += ["--test", str(split_dir / "test.jsonl"), "--json-out", str(report_file), "--export-tsv", str(tsv_dir)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| encoder |" in printed and "| most-popular |" in printed and "| encoder - item-kNN |" in printed
+    report = json.loads(report_file.read_text())
+    assert report["counts"]["predictions"] > 0 and "mrr@20" in report["metrics"]["encoder"]
+    # The exported sessions in GRU4Rec format give the baselines the same numbers.
+    tsv = ["evaluate", "--protocol", "standard", "--train", str(tsv_dir / "train.tsv"), "--test"]
+    assert main([*tsv, str(tsv_dir / "test.tsv"), "--json-out", str(tmp_path / "tsv.json")]) == 0
+    again = json.loads((tmp_path / "tsv.json").read_text())
+    assert again["metrics"]["item-kNN"] == report["metrics"]["item-kNN"]
+    assert again["counts"]["predictions"] == report["counts"]["predictions"]
+
+
+def test_import_yoochoose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    header = "SessionId\tItemId\tTime\n"
+    (source / "yoochoose-clicks-100k_train_full.txt").write_text(header + "1\t10\t1396310000.5\n1\t11\t1396310000.5\n")
+    (source / "yoochoose-clicks-100k_test.txt").write_text(header + "2\t10\t1396400000.0\n")
+    assert main(["data", "import", "yoochoose", "--source", str(source), "--out-dir", str(tmp_path / "out")]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert [(e["user_id"], e["item_id"], e["ts"]) for e in lines] == [
+        ("yc1", "10", 1396310000500),
+        ("yc1", "11", 1396310000501),
+    ]
+    assert "train 2 browse events, test 1 browse events" in capsys.readouterr().out

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# GRU4Rec, official PyTorch code, beside the encoder on the standard protocol's files (docs/evaluation.md).
+# Not part of `make test`. Never copies GRU4Rec's code into this repository: it runs a checkout of its public
+# repository (hidasib/GRU4Rec_PyTorch_Official) in a scratch environment under var/gru4rec/.
+#
+# Usage: bench/gru4rec/run.sh CHECKOUT SHOP [RUNS]
+#   CHECKOUT  a clone of the official repository (git clone it where GitHub is reachable)
+#   SHOP      folder under var/ holding standard/train.tsv and standard/test.tsv, written by
+#             `profilestream evaluate --protocol standard ... --export-tsv var/SHOP/standard`
+#   RUNS      runs per parameter file (default 3); GRU4Rec is not seeded, runs differ by initialisation
+#   PARAMFILES  space-separated parameter files of the checkout, relative to it
+#             (default: its published best settings for RSC15, cross-entropy and BPR-max)
+#   PYTHON    interpreter with torch, numpy and pandas (default: a scratch venv var/gru4rec/venv, made with pip)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+checkout=$(cd "${1:?checkout of GRU4Rec_PyTorch_Official}" && pwd)
+shop=${2:?shop folder under var/}
+runs=${3:-3}
+data=var/$shop/standard
+out=var/gru4rec/$shop
+paramfiles=${PARAMFILES:-paramfiles/rsc15_xe_shared_best.py paramfiles/rsc15_bprmax_shared_best.py}
+mkdir -p "$out"
+if [ -z "${PYTHON:-}" ]; then
+  if [ ! -x var/gru4rec/venv/bin/python ]; then
+    python3 -m venv var/gru4rec/venv
+    var/gru4rec/venv/bin/pip install --quiet torch numpy pandas
+  fi
+  PYTHON=$(pwd)/var/gru4rec/venv/bin/python
+fi
+for paramfile in $paramfiles; do
+  name=$(basename "$paramfile" .py)
+  for run in $(seq 1 "$runs"); do
+    log=$out/$name.run$run.log
+    echo "GRU4Rec $name run $run -> $log"
+    # -m: the cut-offs of our tables; -d cpu: this machine has no GPU.
+    (cd "$checkout" && OMP_NUM_THREADS=2 "$PYTHON" run.py "$OLDPWD/$data/train.tsv" -t "$OLDPWD/$data/test.tsv" \
+      -pf "$paramfile" -m 5 10 20 -d cpu) >"$log" 2>&1
+  done
+done
+.venv/bin/python -m bench.gru4rec.summary "$out"/*.log
