@@ -10,8 +10,8 @@ import pytest
 
 from models import evaluation
 from models.checkpoint import load_checkpoint
-from streams.cli.main import main
 from streams.cli import model as cli_model
+from streams.cli.main import main
 from streams.contract.events import PurchaseEvent, encode_event
 from streams.offline.demo import DemoTraffic
 from streams.offline.histories import read_histories

@@ -19,6 +19,7 @@ from state.layout import MAX_STORED_AMOUNT
 from state.record import UserState
 from state.spec import StateSpec
 from streams.bridge import to_state_event
+from streams.contract import decoder
 from streams.contract.decoder import Reason, Rejection, decode_event
 from streams.contract.events import (
     MAX_EVENT_BYTES,
@@ -33,7 +34,6 @@ from streams.contract.events import (
     Event,
     PurchaseEvent,
     SearchEvent,
-    decoder,
     encode_event,
     event_to_dict,
 )
