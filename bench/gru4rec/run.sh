@@ -9,7 +9,7 @@
 #             `profilestream evaluate --protocol standard ... --export-tsv var/SHOP/standard`
 #   RUNS      runs per parameter file (default 3); GRU4Rec is not seeded, runs differ by initialisation
 #   PARAMFILES  space-separated parameter files of the checkout, relative to it
-#             (default: its published best settings for RSC15, cross-entropy and BPR-max)
+#             (default: its published best cross-entropy settings for YOOCHOOSE and for the RSC15 100 unit model)
 #   PYTHON    interpreter with torch, numpy and pandas (default: a scratch venv var/gru4rec/venv, made with pip)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +18,7 @@ shop=${2:?shop folder under var/}
 runs=${3:-3}
 data=var/$shop/standard
 out=var/gru4rec/$shop
-paramfiles=${PARAMFILES:-paramfiles/rsc15_xe_shared_best.py paramfiles/rsc15_bprmax_shared_best.py}
+paramfiles=${PARAMFILES:-paramfiles/yoochoose_xe_shared_best.py paramfiles/rsc15_xe_shared_100_best.py}
 mkdir -p "$out"
 if [ -z "${PYTHON:-}" ]; then
   if [ ! -x var/gru4rec/venv/bin/python ]; then
