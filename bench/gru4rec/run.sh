@@ -23,7 +23,9 @@ mkdir -p "$out"
 if [ -z "${PYTHON:-}" ]; then
   if [ ! -x var/gru4rec/venv/bin/python ]; then
     python3 -m venv var/gru4rec/venv
-    var/gru4rec/venv/bin/pip install --quiet torch numpy pandas
+    # Versions of its time: with pandas 3 its popularity vector fails to convert, with torch 2.15 its
+    # compatibility-mode weight reset fails on a float64 tensor (both seen here).
+    var/gru4rec/venv/bin/pip install --quiet "torch<2.4" "numpy<2" "pandas<2.3" joblib
   fi
   PYTHON=$(pwd)/var/gru4rec/venv/bin/python
 fi
