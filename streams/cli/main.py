@@ -56,6 +56,36 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings)
 
 
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Fold a history file into the worker table's changelog and the profile topic (before the workers start)."""
+    import torch
+
+    from models.errors import CheckpointError
+    from streams.worker.backfill import BackfillRefusedError, run_backfill
+    from streams.worker.encoder_runtime import EncoderRuntime
+
+    torch.set_num_threads(settings.torch_threads)
+    try:
+        encoder = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)
+    except CheckpointError as exc:
+        print(f"profilestream backfill: cannot load the model: {exc}", file=sys.stderr)
+        return 3
+    try:
+        report = run_backfill(
+            settings,
+            Path(args.events),
+            encoder,
+            force=args.force,
+            batch_events=args.batch_events,
+            progress=not args.no_progress and sys.stderr.isatty(),
+        )
+    except BackfillRefusedError as exc:
+        print(f"profilestream backfill: refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"backfill with model {encoder.model_version}: {report.summary()}")
+    return 0
+
+
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create the topics (idempotent)."""
     from streams.client.admin import create_topics
@@ -226,6 +256,12 @@ WORKER_SETTINGS = (
 )  # fmt: skip
 
 
+BACKFILL_SETTINGS = (
+    "app_id", "partitions", "replication_factor", "torch_threads", "embedding_dim", "user_ttl_ms",
+    "allowed_lateness_ms", "recent_window",
+)  # fmt: skip
+
+
 def _add_service_commands(sub: Subparsers) -> None:
     worker = sub.add_parser("worker", help="run a stream worker")
     _kafka_flags(worker)
@@ -233,6 +269,21 @@ def _add_service_commands(sub: Subparsers) -> None:
         _setting_flag(worker, name, type_=type(Settings.model_fields[name].default))
     _setting_flag(worker, "model_dir", type_=Path)
     worker.set_defaults(handler=cmd_worker)
+
+    backfill = sub.add_parser(
+        "backfill", help="fold a history file into the workers' state and the profile topic before they start"
+    )
+    backfill.add_argument("--events", required=True, help="contract-v1 JSON-lines file of the history")
+    backfill.add_argument(
+        "--force", action="store_true", help="write even if the worker group has members or committed offsets"
+    )
+    backfill.add_argument("--batch-events", type=int, default=50_000, help="events folded per encoder call")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _kafka_flags(backfill)
+    for name in BACKFILL_SETTINGS:
+        _setting_flag(backfill, name, type_=type(Settings.model_fields[name].default))
+    _setting_flag(backfill, "model_dir", type_=Path)
+    backfill.set_defaults(handler=cmd_backfill)
 
     topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="topics_command", required=True)
     create = topics.add_parser("create", help="create the topics (idempotent)")

@@ -35,6 +35,9 @@ from streams.worker.profile_builder import build_profile
 
 log = logging.getLogger(__name__)
 
+NO_POSITION = -1
+"""The offset of an :class:`InboundMessage` that never was on an input topic (a backfilled history event)."""
+
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
@@ -311,10 +314,13 @@ class BatchProcessor:
         processed = list(record.positions)
         for state_event, event, message in converted:
             code = state_event.type_code
-            record.positions[code] = max(record.positions[code], message.offset)
-            if message.offset <= processed[code]:
-                duplicates += 1
-                continue
+            # A message without an input position (NO_POSITION: a backfilled history event, never on an input
+            # topic) is deduplicated by its event id alone and leaves the positions as they are.
+            if message.offset != NO_POSITION:
+                record.positions[code] = max(record.positions[code], message.offset)
+                if message.offset <= processed[code]:
+                    duplicates += 1
+                    continue
             outcome = fold_event(record, state_event, self.spec, work.evicted)
             if outcome is FoldOutcome.ACCEPTED:
                 work.new_events.append(state_event)
