@@ -16,7 +16,7 @@ import torch
 
 from state.aggregates import profile_aggregates
 from state.codec import decode_state
-from state.record import UserState
+from state.record import UserState, empty_hidden
 from state.spec import StateSpec
 from streams.bridge import to_model_input
 from streams.contract.profile import ProfileUpdated
@@ -78,9 +78,11 @@ def current_records(records: Sequence[UserState], encoder: EncoderRuntime) -> li
 
 
 def _as_current(record: UserState, hidden: np.ndarray, encoder: EncoderRuntime) -> UserState:
+    # As the worker's REBUILD fold leaves a record: the window is the new model's whole history.
     rebuilt = record.copy()
     rebuilt.hidden = np.asarray(hidden, dtype=np.float32)
     rebuilt.model_version = encoder.model_version
+    rebuilt.base_hidden, rebuilt.base_prev_ts_ms, rebuilt.base_known = empty_hidden(), 0, True
     return rebuilt
 
 
