@@ -129,7 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"backfill run {n + 1}: {report.summary()}", flush=True)
     finally:
         broker.stop_and_wipe()
-    command = shlex.join(["python", "-m", "bench.backfill", *(argv if argv is not None else sys.argv[1:])])
+    # The broker's ports and data directory change nothing measured: the report shows the sizes only.
+    shown = ["--events", str(args.events), "--users", str(args.users), "--runs", str(args.runs)]
+    if args.worker_rate:
+        shown += ["--worker-rate", f"{args.worker_rate:g}"]
+    command = shlex.join(["python", "-m", "bench.backfill", *shown])
     section = render(runs, args.users, args.events, command, args.worker_rate)
     print(section)
     existing = args.results.read_text() if args.results.exists() else ""

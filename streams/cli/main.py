@@ -193,6 +193,21 @@ def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_profiles_versions(args: argparse.Namespace, settings: Settings) -> int:
+    """Count every user's latest profile on the profile topic by model version (what a new consumer reads)."""
+    from collections import Counter
+
+    from streams.client.subscriber import ProfileSubscriber
+
+    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+        latest = subscriber.bootstrap()
+    counts = Counter(profile.model_version for profile in latest.values())
+    print(json.dumps({"users": len(latest), "model_versions": dict(sorted(counts.items()))}, indent=2))
+    if args.expect is not None:
+        return 0 if set(counts) <= {args.expect} else 1
+    return 0
+
+
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     """Ask the workers to erase a user's state and profile."""
     from streams.client.producer import EventProducer
@@ -328,6 +343,13 @@ def _add_reader_commands(sub: Subparsers) -> None:
     tail.add_argument("--max", type=int, default=None, help="stop after this many updates")
     _kafka_flags(tail)
     tail.set_defaults(handler=cmd_profiles_tail)
+
+    versions = profiles.add_parser("versions", help="count the users' latest profiles by model version")
+    versions.add_argument(
+        "--expect", default=None, help="exit 1 unless every latest profile has this model version (a rollout check)"
+    )
+    _kafka_flags(versions)
+    versions.set_defaults(handler=cmd_profiles_versions)
 
     state = sub.add_parser("state", help="read a worker's state directory").add_subparsers(
         dest="state_command", required=True

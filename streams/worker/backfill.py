@@ -27,6 +27,7 @@ file's newest event, are not written: the worker's expiry would delete them at o
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaProducer
+from aiokafka import AIOKafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, TopicAlreadyExistsError
 from prometheus_client import CollectorRegistry
@@ -47,7 +48,8 @@ from streams.contract.events import EVENT_TYPES, Event
 from streams.contract.topics import PROFILES, input_topic
 from streams.offline.histories import ReadReport, read_events
 from streams.settings import Settings
-from streams.worker.app import partition_for_key
+from streams.worker.app import BATCH_BYTES, partition_for_key
+from streams.worker.bulk_producer import BulkProducer
 from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import (
@@ -240,27 +242,55 @@ def run_backfill(
     started = time.perf_counter()
     if not force:
         check_group_idle(settings)
-    spec = settings.state_spec()
     report = BackfillReport()
     changelog = ensure_changelog(settings)
+    asyncio.run(
+        _fold_and_write(
+            settings,
+            events_file,
+            encoder,
+            changelog=changelog,
+            batch_events=batch_events,
+            progress=progress,
+            report=report,
+        )
+    )
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _fold_and_write(
+    settings: Settings,
+    events_file: Path,
+    encoder: EncoderRuntime,
+    *,
+    changelog: str,
+    batch_events: int,
+    progress: bool,
+    report: BackfillReport,
+) -> None:
+    spec = settings.state_spec()
     profiles_topic = settings.topic(PROFILES)
-    producer = KafkaProducer(
+    # aiokafka builds record batches in C (kafka-python checksums them in pure Python without the crc32c
+    # package), and the worker's BulkProducer writes whole batches per partition and waits for the acks.
+    producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"{settings.app_id}-backfill",
         acks="all",
         enable_idempotence=True,
-        linger_ms=20,
-        batch_size=512 * 1024,
+        linger_ms=0,
+        max_batch_size=BATCH_BYTES,
     )
+    await producer.start()
     try:
-        profile_partitions = len(producer.partitions_for(profiles_topic) or ())
-        if not profile_partitions:
+        bulk = BulkProducer(lambda: producer)
+        await bulk.learn_partitions(profiles_topic)
+        if not bulk.partition_count(profiles_topic):
             raise RuntimeError(f"topic {profiles_topic} does not exist: run `profilestream topics create` first")
         folder = HistoryFolder(encoder, spec, settings.partitions)
         events = list(read_events(events_file, report.read))
         watermark_ms = max((e.ts_ms for e in events), default=0)
         bar = _progress_bar(len(events), progress)
-        futures: list[Any] = []
         for batch in user_batches(events, batch_events, report.read):
             fold_started = time.perf_counter()
             output = BatchOutput()
@@ -274,26 +304,16 @@ def run_backfill(
                 if is_idle(count, last_ms, watermark_ms, spec):
                     report.idle_skipped += 1
                     continue
-                futures.append(
-                    producer.send(changelog, key=key, value=raw, partition=partition_for_key(key, settings.partitions))
-                )
-                futures.append(
-                    producer.send(
-                        profiles_topic, key=key, value=value, partition=partition_for_key(key, profile_partitions)
-                    )
-                )
+                # The table's partition of the user, as the worker's state access writes it.
+                bulk.stage(changelog, partition_for_key(key, settings.partitions), key, raw)
+                bulk.stage(profiles_topic, bulk.partition_of(profiles_topic, key), key, value)
                 report.written += 1
+            # Every record of the batch acknowledged before the next folds: bounded memory, early errors.
+            await bulk.publish()
             bar.update(len(batch))
-            # Bounded memory and an early error: wait for this batch's records before folding the next.
-            producer.flush()
-            for future in futures:
-                future.get(timeout=60)
-            futures.clear()
         bar.close()
     finally:
-        producer.close()
-    report.seconds = time.perf_counter() - started
-    return report
+        await producer.stop()
 
 
 class _NoBar:

@@ -16,6 +16,7 @@ import pytest
 from bench.procs import free_port
 from models.checkpoint import save_checkpoint, untrained_model
 from models.encoder import EncoderConfig
+from streams.cli.main import main
 from streams.contract.profile import ProfileUpdated
 from streams.settings import Settings
 from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
@@ -98,3 +99,7 @@ def test_a_rollout_rebuilds_every_user_and_publishes_nothing_of_the_old_model_af
                workers=(worker,))  # fmt: skip
     assert {u[-1].model_version for u in log.updates.values()} == {new_version}
     assert worker.stop() == 0
+    # The consumers' side of the cut-over: every latest profile on the topic is of the new model.
+    flags = ["--kafka-bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix]
+    assert main(["profiles", "versions", "--expect", new_version, *flags]) == 0
+    assert main(["profiles", "versions", "--expect", old_version, *flags]) == 1
