@@ -10,6 +10,7 @@ backfill section of bench/RESULTS.md (``python -m bench`` keeps that section whe
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -26,7 +27,7 @@ from bench.procs import REPO_ROOT
 from bench.stats import median
 from streams.client.admin import create_topics
 from streams.settings import load_settings
-from streams.worker.backfill import BackfillReport, run_backfill
+from streams.worker.backfill import DEFAULT_BATCH_EVENTS, BackfillReport, run_backfill
 from streams.worker.encoder_runtime import EncoderRuntime
 
 START = "<!-- backfill: written by python -m bench.backfill -->"
@@ -35,7 +36,7 @@ END = "<!-- backfill end -->"
 
 @dataclass(frozen=True)
 class BackfillRun:
-    """One backfill run: its report and the process CPU seconds it took."""
+    """One backfill run: its report and the CPU seconds it took (fold processes included)."""
 
     report: BackfillReport
     cpu_s: float
@@ -49,7 +50,28 @@ def write_history(path: Path, users: int, events: int) -> None:
             out.write(value + b"\n")
 
 
-def render(runs: list[BackfillRun], users: int, events: int, command: str, worker_rate: float | None) -> str:
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its ended children (the fold processes end with each run)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def _processes(processes: int) -> str:
+    if processes <= 1:
+        return "process folding and writing"
+    return f"process writing and {processes} processes folding"
+
+
+def render(
+    runs: list[BackfillRun],
+    users: int,
+    events: int,
+    command: str,
+    worker_rate: float | None,
+    *,
+    processes: int,
+    batch_events: int,
+) -> str:
     """The backfill section of the results."""
     rate = median([r.report.events_per_s for r in runs])
     lines = [
@@ -58,7 +80,8 @@ def render(runs: list[BackfillRun], users: int, events: int, command: str, worke
         "",
         f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `profilestream backfill --events` over "
         f"the throughput section's history ({events:,} events, {users:,} users) written as a JSON-lines file; one "
-        "process, untrained encoder (64 dimensions), 1 torch thread, batches of 50,000 events; each run writes "
+        f"{_processes(processes)}, untrained encoder (64 dimensions), 1 torch thread each, batches of "
+        f"{batch_events:,} events; each run writes "
         "every user's state record to a fresh changelog topic and profile to a fresh profile topic (acks=all) "
         "on the same local broker. Events per second over the whole run (reading the file, folding, writing).",
         "",
@@ -101,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--processes", type=int, default=1, help="fold processes of the backfill")
+    parser.add_argument("--batch-events", type=int, default=DEFAULT_BATCH_EVENTS, help="events per fold batch")
     parser.add_argument("--worker-rate", type=float, default=None, help="the worker's drain rate, for the ratio")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--port", type=int, default=BenchBroker.port, help="the benchmark broker's port")
@@ -123,18 +148,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kafka_bootstrap=bootstrap, topic_prefix=f"bf{run_id}.", app_id=f"bench-backfill-{run_id}"
             )
             create_topics(settings)
-            cpu = time.process_time()
-            report = run_backfill(settings, history, encoder)
-            runs.append(BackfillRun(report, time.process_time() - cpu))
+            cpu = _cpu_s()
+            report = run_backfill(settings, history, encoder, processes=args.processes, batch_events=args.batch_events)
+            runs.append(BackfillRun(report, _cpu_s() - cpu))
             print(f"backfill run {n + 1}: {report.summary()}", flush=True)
     finally:
         broker.stop_and_wipe()
     # The broker's ports and data directory change nothing measured: the report shows the sizes only.
     shown = ["--events", str(args.events), "--users", str(args.users), "--runs", str(args.runs)]
+    shown += ["--processes", str(args.processes), "--batch-events", str(args.batch_events)]
     if args.worker_rate:
         shown += ["--worker-rate", f"{args.worker_rate:g}"]
     command = shlex.join(["python", "-m", "bench.backfill", *shown])
-    section = render(runs, args.users, args.events, command, args.worker_rate)
+    section = render(
+        runs,
+        args.users,
+        args.events,
+        command,
+        args.worker_rate,
+        processes=args.processes,
+        batch_events=args.batch_events,
+    )
     print(section)
     existing = args.results.read_text() if args.results.exists() else ""
     args.results.write_text(splice(existing, section))

@@ -78,6 +78,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
             force=args.force,
             batch_events=args.batch_events,
             progress=not args.no_progress and sys.stderr.isatty(),
+            processes=args.processes,
         )
     except BackfillRefusedError as exc:
         print(f"profilestream backfill: refused: {exc}", file=sys.stderr)
@@ -294,6 +295,9 @@ def _add_service_commands(sub: Subparsers) -> None:
     )
     backfill.add_argument("--batch-events", type=int, default=50_000, help="events folded per encoder call")
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backfill.add_argument(
+        "--processes", type=int, default=1, help="processes that fold batches in parallel (one core each)"
+    )
     _kafka_flags(backfill)
     for name in BACKFILL_SETTINGS:
         _setting_flag(backfill, name, type_=type(Settings.model_fields[name].default))

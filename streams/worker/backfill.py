@@ -30,12 +30,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from aiokafka import AIOKafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, TopicAlreadyExistsError
@@ -229,6 +233,52 @@ class HistoryFolder:
         return state.records
 
 
+FoldedBatch = tuple[dict[str, bytes], list[tuple[bytes, bytes]], int]
+"""One folded batch: each user's encoded record, the profiles (key, value) and the events the fold rejected."""
+
+_PROCESS_FOLDER: dict[str, HistoryFolder] = {}
+"""The folder of a fold process, set by :func:`_start_fold_process`."""
+
+
+def _start_fold_process(encoder: EncoderRuntime, spec: StateSpec, partitions: int) -> None:
+    # Each process one torch thread: the processes are the parallelism.
+    torch.set_num_threads(1)
+    _PROCESS_FOLDER["folder"] = HistoryFolder(encoder, spec, partitions)
+
+
+def _fold_in_process(batch: list[Event]) -> FoldedBatch:
+    return _fold(_PROCESS_FOLDER["folder"], batch)
+
+
+def _fold(folder: HistoryFolder, batch: list[Event]) -> FoldedBatch:
+    output = BatchOutput()
+    records = folder.fold(batch, output)
+    return records, output.profiles, len(output.dead_letters)
+
+
+def fold_batches(
+    batches: Iterable[list[Event]], encoder: EncoderRuntime, spec: StateSpec, partitions: int, processes: int = 1
+) -> Iterator[FoldedBatch]:
+    """Fold batches of whole users, in order; with ``processes`` > 1 in that many processes at once (the fold is
+    Python and holds the interpreter lock, so threads would not help). The results do not depend on it."""
+    if processes <= 1:
+        folder = HistoryFolder(encoder, spec, partitions)
+        for batch in batches:
+            yield _fold(folder, batch)
+        return
+    # fork: the children inherit the loaded modules; they touch neither the event loop nor the producer.
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(processes, context, _start_fold_process, (encoder, spec, partitions)) as pool:
+        pending: deque[Future[FoldedBatch]] = deque()
+        for batch in batches:
+            pending.append(pool.submit(_fold_in_process, batch))
+            # A few batches ahead of the writer, not the whole file: bounded memory.
+            if len(pending) > processes:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def run_backfill(
     settings: Settings,
     events_file: Path,
@@ -237,6 +287,7 @@ def run_backfill(
     force: bool = False,
     batch_events: int = DEFAULT_BATCH_EVENTS,
     progress: bool = False,
+    processes: int = 1,
 ) -> BackfillReport:
     """Fold ``events_file`` and write changelog records and profiles; see the module docstring."""
     started = time.perf_counter()
@@ -252,6 +303,7 @@ def run_backfill(
             changelog=changelog,
             batch_events=batch_events,
             progress=progress,
+            processes=processes,
             report=report,
         )
     )
@@ -267,6 +319,7 @@ async def _fold_and_write(
     changelog: str,
     batch_events: int,
     progress: bool,
+    processes: int,
     report: BackfillReport,
 ) -> None:
     spec = settings.state_spec()
@@ -287,18 +340,22 @@ async def _fold_and_write(
         await bulk.learn_partitions(profiles_topic)
         if not bulk.partition_count(profiles_topic):
             raise RuntimeError(f"topic {profiles_topic} does not exist: run `profilestream topics create` first")
-        folder = HistoryFolder(encoder, spec, settings.partitions)
         events = list(read_events(events_file, report.read))
         watermark_ms = max((e.ts_ms for e in events), default=0)
         bar = _progress_bar(len(events), progress)
-        for batch in user_batches(events, batch_events, report.read):
+        folded = fold_batches(user_batches(events, batch_events, report.read), encoder, spec, settings.partitions,
+                              processes)  # fmt: skip
+        while True:
             fold_started = time.perf_counter()
-            output = BatchOutput()
-            records = folder.fold(batch, output)
+            result = next(folded, None)
+            # With fold processes, the time waited for the next folded batch.
             report.fold_seconds += time.perf_counter() - fold_started
-            report.rejected += len(output.dead_letters)
+            if result is None:
+                break
+            records, profiles, rejected = result
+            report.rejected += rejected
             report.users += len(records)
-            for key, value in output.profiles:
+            for key, value in profiles:
                 raw = records[key.decode()]
                 count, last_ms = peek_activity(raw)
                 if is_idle(count, last_ms, watermark_ms, spec):
@@ -310,7 +367,7 @@ async def _fold_and_write(
                 report.written += 1
             # Every record of the batch acknowledged before the next folds: bounded memory, early errors.
             await bulk.publish()
-            bar.update(len(batch))
+            bar.update(sum(peek_activity(raw)[0] for raw in records.values()))
         bar.close()
     finally:
         await producer.stop()
