@@ -98,7 +98,7 @@ def test_fold_processes_give_the_same_records_and_profiles() -> None:
             a.hidden, a.base_hidden = b.hidden, b.base_hidden
             assert a == b
         assert [k for k, _ in profiles_a] == [k for k, _ in profiles_b]
-        for (_, a), (_, b) in zip(profiles_a, profiles_b, strict=True):
-            pa, pb = ProfileUpdated.from_bytes(a), ProfileUpdated.from_bytes(b)
+        for (_, value_a), (_, value_b) in zip(profiles_a, profiles_b, strict=True):
+            pa, pb = ProfileUpdated.from_bytes(value_a), ProfileUpdated.from_bytes(value_b)
             assert np.max(np.abs(np.array(pa.embedding) - np.array(pb.embedding))) <= 1e-6
             assert pa.event_count == pb.event_count
