@@ -146,3 +146,6 @@ def test_backfill_then_stream_equals_stream_from_the_beginning(
     # The profile topic holds every user once compacted reading is done, with its final profile.
     profiles = latest_values(settings.kafka_bootstrap, settings.topic(PROFILES))
     assert sorted(k.decode() for k in profiles) == sorted(expected)
+    # Told to, it writes over a used group (here: the history's state again, replacing the live one).
+    forced = run_backfill(settings, history_file, encoder, force=True)
+    assert forced.written == len(expected_counts(history))
