@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.backfill import kept_section
 from bench.broker import BenchBroker
 from bench.machine import Machine
 from bench.procs import REPO_ROOT, VARIANTS
@@ -69,7 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print(report)
     results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(report)
+    # The backfill section is written by python -m bench.backfill; a suite run keeps it.
+    kept = kept_section(results_path.read_text()) if results_path.exists() else ""
+    results_path.write_text(report.rstrip("\n") + "\n\n" + kept if kept else report)
     shown = results_path.relative_to(REPO_ROOT) if results_path.is_relative_to(REPO_ROOT) else results_path
     log(f"results written to {shown}")
     return 0

@@ -38,7 +38,15 @@ from state.spec import StateSpec
 from state.windows import BucketSeries, SeriesKind, bucket_index
 from state.wire import ByteReader, ByteWriter
 
-__all__ = ["FORMAT_V1", "FORMAT_V2", "FORMAT_VERSION", "decode_state", "encode_state", "peek_activity"]
+__all__ = [
+    "FORMAT_V1",
+    "FORMAT_V2",
+    "FORMAT_VERSION",
+    "decode_state",
+    "encode_state",
+    "peek_activity",
+    "peek_head",
+]
 
 _DEFAULT_SPEC = StateSpec()
 
@@ -169,18 +177,25 @@ def peek_activity(data: bytes) -> tuple[int, int]:
     For scans over every user (expiry, counting): about a tenth of a full decode, no checksum check. Raises
     `StateDecodeError` for anything it cannot read.
     """
+    event_count, last_event_ms, _ = peek_head(data)
+    return event_count, last_event_ms
+
+
+def peek_head(data: bytes) -> tuple[int, int, str]:
+    """``(event_count, last_event_ms, model_version)`` of a stored value, reading only the record's head, as
+    `peek_activity` does (the model version tells a scan which users a model rollout has not rebuilt yet)."""
     try:
         view = memoryview(data)
         version = view[0] if len(view) >= MIN_VALUE_BYTES else None
         if version not in (FORMAT_V2, FORMAT_VERSION):
             record = decode_state(data)
-            return record.event_count, record.last_event_ms
+            return record.event_count, record.last_event_ms, record.model_version
         r = ByteReader(view, end=len(view) - CRC_BYTES)
         r.u8()
         flags = r.u8()
         width = 2 if flags & FLAG_HIDDEN_FLOAT16 else 4
         r.uvarint()
-        r.text()
+        model_version = r.text()
         r.raw(r.count(width) * width)
         if version == FORMAT_VERSION:
             r.raw(r.count(width) * width)
@@ -188,7 +203,7 @@ def peek_activity(data: bytes) -> tuple[int, int]:
                 r.uvarint()
         first_event_ms = r.svarint()
         last_event_ms = first_event_ms + r.uvarint()
-        return r.uvarint(), last_event_ms
+        return r.uvarint(), last_event_ms, model_version
     except StateDecodeError:
         raise
     except Exception as exc:  # untrusted bytes, as in decode_state

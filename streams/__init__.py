@@ -8,8 +8,9 @@
 - ``worker/`` -- the runtime, the only package that imports faust or aiokafka: ``main`` (start-up), ``app`` (the
   Faust app, agents, units of work), ``alignment`` (event-time order across the input topics), ``processor``
   (decode, fold, encode), ``state_table`` (changelog first, store after), ``bulk_producer``, ``dead_letters``,
-  ``encoder_runtime``, ``lookup`` (HTTP), ``metrics``, ``lag_monitor``, ``log_limits``, ``gc_tuning``,
-  ``rocksdb_store``, ``store_layout`` (faust's on-disk layout), ``faust_seam`` (every private faust access).
+  ``encoder_runtime``, ``profile_builder`` (a record to a profile, for publishing and lookups), ``lookup``
+  (HTTP), ``metrics``, ``lag_monitor``, ``log_limits``, ``gc_tuning``, ``rocksdb_store``, ``store_layout``
+  (faust's on-disk layout), ``faust_seam`` (every private faust access).
 - ``offline/`` -- for data and model work: ``histories`` (event files to model input), ``trivago`` (importer),
   ``demo`` (generated traffic).
 - ``cli/`` -- the ``profilestream`` command: ``main`` (service, producer and state commands), ``model``

@@ -60,7 +60,15 @@ class Settings(BaseSettings):
     state_cache_users: int = Field(
         20_000, ge=0, description="Decoded records of recently active users kept in memory (0 disables the cache)."
     )
-    expiry_interval_s: float = Field(60.0, gt=0, description="Seconds between scans for idle users.")
+    expiry_interval_s: float = Field(
+        60.0, gt=0, description="Seconds between scans of the stored users (idle users, users of an old model)."
+    )
+    model_rebuild_per_s: int = Field(
+        200,
+        ge=0,
+        description="Users of another model version re-encoded from their windows per second in the background "
+        "after a model rollout (0: only at each user's next event).",
+    )
     gc_sweep_interval_s: float = Field(
         1800.0,
         gt=0,

@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from bench.procs import WorkerProcess
 from streams.client.producer import EventProducer
@@ -17,7 +18,15 @@ from streams.contract.profile import ProfileUpdated
 from streams.offline.demo import DemoTraffic
 from streams.settings import Settings
 
-__all__ = ["ProfileLog", "WorkerProcess", "demo_events", "expected_counts", "send_events", "wait_until"]
+__all__ = [
+    "ProfileLog",
+    "WorkerProcess",
+    "demo_events",
+    "expected_counts",
+    "latest_values",
+    "send_events",
+    "wait_until",
+]
 
 
 def wait_until(
@@ -89,3 +98,24 @@ def expected_counts(events: list[Event]) -> dict[str, tuple[int, int]]:
         counts[event.user_id] += 1
         newest[event.user_id] = max(newest.get(event.user_id, 0), event.ts_ms)
     return {user: (counts[user], newest[user]) for user in counts}
+
+
+def latest_values(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[bytes, bytes | None]:
+    """Every key's latest value in ``topic`` (a compacted topic as a consumer restoring from it sees it)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        latest: dict[bytes, bytes | None] = {}
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out reading {topic} to its end")
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    latest[record.key] = record.value
+        return latest
+    finally:
+        consumer.close()

@@ -56,6 +56,37 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return run_worker(settings)
 
 
+def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
+    """Fold a history file into the worker table's changelog and the profile topic (before the workers start)."""
+    import torch
+
+    from models.errors import CheckpointError
+    from streams.worker.backfill import BackfillRefusedError, run_backfill
+    from streams.worker.encoder_runtime import EncoderRuntime
+
+    torch.set_num_threads(settings.torch_threads)
+    try:
+        encoder = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)
+    except CheckpointError as exc:
+        print(f"profilestream backfill: cannot load the model: {exc}", file=sys.stderr)
+        return 3
+    try:
+        report = run_backfill(
+            settings,
+            Path(args.events),
+            encoder,
+            force=args.force,
+            batch_events=args.batch_events,
+            progress=not args.no_progress and sys.stderr.isatty(),
+            processes=args.processes,
+        )
+    except BackfillRefusedError as exc:
+        print(f"profilestream backfill: refused: {exc}", file=sys.stderr)
+        return 2
+    print(f"backfill with model {encoder.model_version}: {report.summary()}")
+    return 0
+
+
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create the topics (idempotent)."""
     from streams.client.admin import create_topics
@@ -163,6 +194,21 @@ def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_profiles_versions(args: argparse.Namespace, settings: Settings) -> int:
+    """Count every user's latest profile on the profile topic by model version (what a new consumer reads)."""
+    from collections import Counter
+
+    from streams.client.subscriber import ProfileSubscriber
+
+    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+        latest = subscriber.bootstrap()
+    counts = Counter(profile.model_version for profile in latest.values())
+    print(json.dumps({"users": len(latest), "model_versions": dict(sorted(counts.items()))}, indent=2))
+    if args.expect is not None:
+        return 0 if set(counts) <= {args.expect} else 1
+    return 0
+
+
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     """Ask the workers to erase a user's state and profile."""
     from streams.client.producer import EventProducer
@@ -222,7 +268,13 @@ Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 WORKER_SETTINGS = (
     "app_id", "state_dir", "partitions", "batch_max_events", "batch_max_ms", "metrics_bind", "metrics_port",
     "web_bind", "web_port", "torch_threads", "embedding_dim", "user_ttl_ms", "allowed_lateness_ms",
-    "recent_window", "expiry_interval_s", "model_failure_linger_s", "log_level",
+    "recent_window", "expiry_interval_s", "model_rebuild_per_s", "model_failure_linger_s", "log_level",
+)  # fmt: skip
+
+
+BACKFILL_SETTINGS = (
+    "app_id", "partitions", "replication_factor", "torch_threads", "embedding_dim", "user_ttl_ms",
+    "allowed_lateness_ms", "recent_window",
 )  # fmt: skip
 
 
@@ -233,6 +285,24 @@ def _add_service_commands(sub: Subparsers) -> None:
         _setting_flag(worker, name, type_=type(Settings.model_fields[name].default))
     _setting_flag(worker, "model_dir", type_=Path)
     worker.set_defaults(handler=cmd_worker)
+
+    backfill = sub.add_parser(
+        "backfill", help="fold a history file into the workers' state and the profile topic before they start"
+    )
+    backfill.add_argument("--events", required=True, help="contract-v1 JSON-lines file of the history")
+    backfill.add_argument(
+        "--force", action="store_true", help="write even if the worker group has members or committed offsets"
+    )
+    backfill.add_argument("--batch-events", type=int, default=50_000, help="events folded per encoder call")
+    backfill.add_argument("--no-progress", action="store_true", help="no progress bar")
+    backfill.add_argument(
+        "--processes", type=int, default=1, help="processes that fold batches in parallel (one core each)"
+    )
+    _kafka_flags(backfill)
+    for name in BACKFILL_SETTINGS:
+        _setting_flag(backfill, name, type_=type(Settings.model_fields[name].default))
+    _setting_flag(backfill, "model_dir", type_=Path)
+    backfill.set_defaults(handler=cmd_backfill)
 
     topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="topics_command", required=True)
     create = topics.add_parser("create", help="create the topics (idempotent)")
@@ -277,6 +347,13 @@ def _add_reader_commands(sub: Subparsers) -> None:
     tail.add_argument("--max", type=int, default=None, help="stop after this many updates")
     _kafka_flags(tail)
     tail.set_defaults(handler=cmd_profiles_tail)
+
+    versions = profiles.add_parser("versions", help="count the users' latest profiles by model version")
+    versions.add_argument(
+        "--expect", default=None, help="exit 1 unless every latest profile has this model version (a rollout check)"
+    )
+    _kafka_flags(versions)
+    versions.set_defaults(handler=cmd_profiles_versions)
 
     state = sub.add_parser("state", help="read a worker's state directory").add_subparsers(
         dest="state_command", required=True

@@ -26,9 +26,10 @@ import faust
 from aiokafka.partitioner import murmur2
 from faust.types import TP
 
-from state.codec import peek_activity
+from state.codec import decode_state, encode_state, peek_activity, peek_head
 from state.errors import StateDecodeError
 from state.expiry import is_idle
+from state.record import UserState
 from state.spec import StateSpec
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
@@ -49,7 +50,9 @@ from streams.worker.processor import (
     Decoded,
     InboundMessage,
     StateUnavailableError,
+    wall_clock_ms,
 )
+from streams.worker.profile_builder import build_profile, current_records, is_current
 from streams.worker.state_table import FaustStateAccess
 from streams.worker.store_layout import TABLE_NAME
 
@@ -62,6 +65,10 @@ EXPIRY_YIELD_EVERY = 2000
 ALIGN_TICK_S = 0.05
 """How often held events are looked at again while no new batch arrives (idle partitions time out)."""
 RETRY_FIRST_S = 0.1
+REBUILD_TICK_S = 1.0
+"""How often the background model rebuild takes its next share of users."""
+REBUILD_MAX_LISTED = 100_000
+"""Users of an old model listed per partition and scan (bounded memory; the next scan lists the rest)."""
 RETRY_MAX_S = 5.0
 
 
@@ -144,12 +151,15 @@ class ProfileWorker:
         self._watermarks_ms: dict[int, int] = {}
         self._owned: set[int] = set()
         self._paused: set[tuple[str, int]] = set()
+        self._stale: dict[int, list[bytes]] = {}
+        """Per owned partition: users the last scan found made by another model version, for the rebuild."""
         # One unit of work at a time: a fold batch, an erasure or an expiry sweep of one partition.
         self._unit_lock = asyncio.Lock()
         self.app.agent(self.inputs, name="fold-events", concurrency=1)(self._fold_events)
         self.app.agent(self.erasure, name="erase-users", concurrency=1)(self._erase_users)
         self.app.timer(LAG_REFRESH_S)(self._refresh_lag)
         self.app.timer(settings.expiry_interval_s)(self._expire_idle_users)
+        self.app.timer(REBUILD_TICK_S)(self._rebuild_old_users)
         self.app.timer(settings.gc_sweep_interval_s)(self._sweep_heap)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
@@ -364,20 +374,28 @@ class ProfileWorker:
 
     async def _expiry_scan(self) -> None:
         users = 0
+        old_model = 0
+        model_version = self.processor.encoder.model_version
         for partition in sorted(self._owned & set(self.state.local_partitions())):
             watermark_ms = self._watermarks_ms.get(partition)
             expired: list[bytes] = []
+            stale: list[bytes] = []
             for n, (key, raw) in enumerate(self.state.records(partition), start=1):
                 users += 1
                 if n % EXPIRY_YIELD_EVERY == 0:
                     await asyncio.sleep(0)
                 try:
-                    event_count, last_event_ms = peek_activity(raw)
+                    event_count, last_event_ms, record_model = peek_head(raw)
                 except StateDecodeError:
                     self.metrics.count_state_decode_errors()
                     continue
                 if watermark_ms is not None and is_idle(event_count, last_event_ms, watermark_ms, self.spec):
                     expired.append(key)
+                elif record_model != model_version:
+                    stale.append(key)
+            old_model += len(stale)
+            # The background rebuild works through these; the next scan gives it a fresh list.
+            self._stale[partition] = stale[:REBUILD_MAX_LISTED]
             if not expired:
                 continue
             async with self._unit_lock:
@@ -394,6 +412,65 @@ class ProfileWorker:
             users -= len(expired)
             log.info("expired %d idle users in partition %d", len(expired), partition)
         self.metrics.set_users_in_state(users)
+        self.metrics.set_users_old_model(old_model)
+        if old_model:
+            log.info("%d stored users of another model version than %s left to rebuild", old_model, model_version)
+
+    async def _rebuild_old_users(self) -> None:
+        """Re-encode, from their stored windows, users whose state another model version made: a model rollout
+        completes for idle users too. At most ``model_rebuild_per_s`` users a second, as units of work (changelog,
+        profiles, then the store) under the same lock as the fold; the scan above finds them and counts them."""
+        budget = int(self.settings.model_rebuild_per_s * REBUILD_TICK_S)
+        if budget <= 0 or not self._stale:
+            return
+        try:
+            rebuilt = await self._rebuild_some(budget)
+        except Exception:
+            log.exception("background model rebuild interrupted; it goes on at the next tick")
+            return
+        if rebuilt:
+            self.metrics.count_model_rebuilds(rebuilt)
+
+    async def _rebuild_some(self, budget: int) -> int:
+        encoder = self.processor.encoder
+        async with self._unit_lock:
+            picked: list[tuple[int, bytes]] = []
+            for partition in sorted(self._stale):
+                keys = self._stale[partition]
+                while keys and partition in self._owned and len(picked) < budget:
+                    picked.append((partition, keys.pop()))
+                if not keys or partition not in self._owned:
+                    del self._stale[partition]
+                if len(picked) >= budget:
+                    break
+            records: list[UserState] = []
+            owners: list[tuple[int, bytes]] = []
+            for partition, key in picked:
+                raw = self.state.read(key, partition)
+                if raw is None:
+                    continue
+                try:
+                    record = decode_state(raw, self.spec)
+                except StateDecodeError:
+                    self.metrics.count_state_decode_errors()
+                    continue
+                # An event may have rebuilt the user since the scan.
+                if record.event_count and not is_current(record, encoder):
+                    records.append(record)
+                    owners.append((partition, key))
+            if not records:
+                return 0
+            # The cache must not hand the next fold the record from before the rebuild.
+            self.processor.forget(key.decode(errors="replace") for _, key in owners)
+            output = BatchOutput()
+            now_ms = wall_clock_ms()
+            for (partition, key), (record, embedding) in zip(owners, current_records(records, encoder), strict=True):
+                record.version += 1
+                self.state.put(key, partition, encode_state(record, self.spec))
+                user_id = key.decode(errors="replace")
+                output.profiles.append((key, build_profile(user_id, record, embedding, self.spec, now_ms).to_bytes()))
+            await self._publish(output)
+        return len(records)
 
     def _still_idle(self, key: bytes, partition: int, watermark_ms: int | None) -> bool:
         raw = self.state.read(key, partition)

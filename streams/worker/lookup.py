@@ -2,7 +2,9 @@
 
 ``GET /profiles/{user_id}/`` answers from the worker that owns the user: a worker that does not own it
 forwards the request there (Faust's table routing), so a client may ask any worker. The answer is the
-profile-updated v1 object as it would be published now (``updated_at`` is the time of the lookup), or 404.
+profile-updated v1 object as it would be published now (``updated_at`` is the time of the lookup), or 404. A
+record the loaded model did not make (a model rollout in progress) is re-encoded from its stored window with
+the loaded model and answered with that model's version (:mod:`streams.worker.profile_builder`).
 """
 
 from __future__ import annotations
@@ -10,35 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 import faust
-import numpy as np
-import torch
 from faust.web import Request, Response, View
 
-from state.aggregates import profile_aggregates
-from state.codec import decode_state
 from state.errors import StateDecodeError
 from state.spec import StateSpec
-from streams.contract.profile import ProfileUpdated
-from streams.worker.encoder_runtime import EncoderRuntime, embedding_rows
+from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.processor import wall_clock_ms
-
-
-def current_profile(raw: bytes, user_id: str, encoder: EncoderRuntime, spec: StateSpec) -> ProfileUpdated:
-    """The profile of a stored record, computed as the worker publishes it."""
-    record = decode_state(raw, spec)
-    with torch.inference_mode():
-        hidden = torch.from_numpy(np.asarray(record.hidden, dtype=np.float32))[None, :]  # [1, H]
-        embedding = embedding_rows(encoder.model.profile(hidden).numpy())[0]  # [D]
-    return ProfileUpdated(
-        user_id=user_id,
-        version=record.version,
-        model_version=record.model_version,
-        embedding=embedding,
-        updated_at_ms=wall_clock_ms(),
-        last_event_ts_ms=record.last_event_ms,
-        event_count=record.event_count,
-        aggregates=profile_aggregates(record, spec),
-    )
+from streams.worker.profile_builder import current_profile
 
 
 def register_lookup(app: faust.App, table: Any, encoder: EncoderRuntime, spec: StateSpec) -> None:
@@ -59,7 +39,7 @@ def register_lookup(app: faust.App, table: Any, encoder: EncoderRuntime, spec: S
             if raw is None:
                 return self.json({"error": "not_found"}, status=404)
             try:
-                profile = current_profile(bytes(raw), user_id, encoder, spec)
+                profile = current_profile(bytes(raw), user_id, encoder, spec, wall_clock_ms())
             except StateDecodeError:
                 return self.json({"error": "state_unreadable"}, status=500)
             return self.json(profile.to_dict())

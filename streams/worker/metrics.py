@@ -199,6 +199,13 @@ class WorkerMetrics:
             "Received events waiting for event-time alignment across the input topics (not yet acknowledged).",
         )
         self.users_in_state = gauge("users_in_state", "Users held in this worker's state partitions.")
+        self.users_old_model = gauge(
+            "users_old_model",
+            "Users in this worker's state partitions whose state another model version made (not yet rebuilt); "
+            "NaN until the first scan of the stored users.",
+        )
+        # Unknown, not 0, until a scan has counted: a rollout must not look done before anyone looked.
+        self.users_old_model.set(float("nan"))
         self.model = Info("model", "Encoder model loaded by this worker.", namespace=NAMESPACE, registry=registry)
         self.model_load_failures = counter(
             "model_load_failures", "Failed attempts to load the encoder checkpoint at start-up."
@@ -325,6 +332,10 @@ class WorkerMetrics:
     def set_users_in_state(self, n: int) -> None:
         """Set the number of users held in this worker's state partitions."""
         self.users_in_state.set(n)
+
+    def set_users_old_model(self, n: int) -> None:
+        """Set the number of users whose state another model version made (a rollout's remaining work)."""
+        self.users_old_model.set(n)
 
     # -- consumer group ------------------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from typing import Protocol
 import numpy as np
 
 from models.features import EventInput
-from state.aggregates import profile_aggregates
 from state.codec import decode_state, encode_state
 from state.errors import StateDecodeError
 from state.events import StateEvent, event_order_key
@@ -30,11 +29,14 @@ from state.spec import StateSpec
 from streams.bridge import to_model_input, to_state_event
 from streams.contract.decoder import Reason, Rejection, decode_event
 from streams.contract.events import Event
-from streams.contract.profile import ProfileUpdated
 from streams.worker.encoder_runtime import EncoderRuntime, embedding_rows
 from streams.worker.metrics import StepKind, WorkerMetrics
+from streams.worker.profile_builder import build_profile
 
 log = logging.getLogger(__name__)
+
+NO_POSITION = -1
+"""The offset of an :class:`InboundMessage` that never was on an input topic (a backfilled history event)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,10 +314,13 @@ class BatchProcessor:
         processed = list(record.positions)
         for state_event, event, message in converted:
             code = state_event.type_code
-            record.positions[code] = max(record.positions[code], message.offset)
-            if message.offset <= processed[code]:
-                duplicates += 1
-                continue
+            # A message without an input position (NO_POSITION: a backfilled history event, never on an input
+            # topic) is deduplicated by its event id alone and leaves the positions as they are.
+            if message.offset != NO_POSITION:
+                record.positions[code] = max(record.positions[code], message.offset)
+                if message.offset <= processed[code]:
+                    duplicates += 1
+                    continue
             outcome = fold_event(record, state_event, self.spec, work.evicted)
             if outcome is FoldOutcome.ACCEPTED:
                 work.new_events.append(state_event)
@@ -377,16 +382,7 @@ class BatchProcessor:
             record.model_version = self.encoder.model_version
             record.version += 1
             encoded.append(encode_state(record, self.spec))
-            profile = ProfileUpdated(
-                user_id=w.user_id,
-                version=record.version,
-                model_version=record.model_version,
-                embedding=embeddings[h_index],
-                updated_at_ms=now_ms,
-                last_event_ts_ms=record.last_event_ms,
-                event_count=record.event_count,
-                aggregates=profile_aggregates(record, self.spec),
-            )
+            profile = build_profile(w.user_id, record, embeddings[h_index], self.spec, now_ms)
             profiles_out.append((w.user_id.encode(), profile.to_bytes()))
             newest.extend(w.newest_ts_ms)
         # Only once every user of the batch is encoded: a failure above leaves nothing half-stored.

@@ -72,6 +72,10 @@ class FaustStateAccess:
         """Stage the user's new record for the partition of ``message``: changelog record now, store at apply."""
         self._change(user_id.encode(), message.partition, value)
 
+    def put(self, key: bytes, partition: int, value: bytes) -> None:
+        """Stage a new record for ``key`` in ``partition`` (a background rebuild, outside any message)."""
+        self._change(key, partition, value)
+
     def delete(self, key: bytes, partition: int) -> None:
         """Stage the deletion of a user's record in ``partition`` (a changelog tombstone; store at apply)."""
         self._change(key, partition, None)

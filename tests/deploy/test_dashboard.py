@@ -118,6 +118,7 @@ def test_every_query_reads_exposed_or_recorded_metrics() -> None:
         "job:profilestream_deadletter:ratio_rate5m",  # dead letters
         "profilestream_users_in_state",  # state size
         "profilestream_model_info",  # model version
+        "profilestream_users_old_model",  # a model rollout's remaining work
     ],
 )
 def test_dashboard_shows(metric: str) -> None:

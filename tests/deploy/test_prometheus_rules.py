@@ -188,6 +188,7 @@ REQUIRED_ALERTS = {
     "ProfilestreamPublishFailing",
     "ProfilestreamBrokerUnreachable",
     "ProfilestreamProcessingPaused",
+    "ProfilestreamModelRolloutStalled",
 }
 
 

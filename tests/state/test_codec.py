@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from state.aggregates import is_compatible, profile_aggregates
-from state.codec import FORMAT_VERSION, decode_state, encode_state, peek_activity
+from state.codec import FORMAT_VERSION, decode_state, encode_state, peek_activity, peek_head
 from state.errors import CorruptStateError, StateDecodeError, TruncatedStateError, UnknownFormatVersionError
 from state.events import MAX_STORED_PRICE, StateEvent
 from state.layout import MAX_STORED_AMOUNT
@@ -260,3 +260,12 @@ def test_peek_activity_reads_the_head_of_every_readable_format() -> None:
         assert peek_activity(frozen) == (decoded.event_count, decoded.last_event_ms)
     with pytest.raises(StateDecodeError):
         peek_activity(V3_GOLDEN[:20])
+
+
+def test_peek_head_also_reads_the_model_version() -> None:
+    record = realistic_user(random.Random(4))
+    record.model_version = "v-" + "é" * 3
+    assert peek_head(encode_state(record)) == (record.event_count, record.last_event_ms, record.model_version)
+    for frozen in (V1_RECORD, V2_GOLDEN, V3_GOLDEN):
+        decoded = decode_state(frozen)
+        assert peek_head(frozen) == (decoded.event_count, decoded.last_event_ms, decoded.model_version)
