@@ -293,6 +293,7 @@ class BatchProcessor:
         state: StateAccess,
         output: BatchOutput,
     ) -> _UserWork:
+        """Load the user's record, fold the batch's events into it in event order, and choose the encoder mode."""
         last_message = events[-1][1]
         record = self._load_record(user_id, last_message, state)
         has_history = record.event_count > 0
@@ -304,8 +305,15 @@ class BatchProcessor:
             messages=events,
             prev_ts_ms=record.last_event_ms if has_history else None,
         )
+        self._fold_events(work, output)
+        work.mode = self._fold_mode(record, has_history, newest_folded, work.new_events)
+        return work
+
+    def _fold_events(self, work: _UserWork, output: BatchOutput) -> None:
+        """Fold each new event of one user, dropping redeliveries and duplicates and dead-lettering late ones."""
+        record = work.record
         converted = sorted(
-            ((to_state_event(event, self.spec.max_query_terms), event, message) for event, message in events),
+            ((to_state_event(event, self.spec.max_query_terms), event, message) for event, message in work.messages),
             key=lambda triple: event_order_key(triple[0]),
         )
         duplicates = 0
@@ -330,19 +338,40 @@ class BatchProcessor:
             elif outcome is FoldOutcome.DUPLICATE:
                 duplicates += 1
             else:
-                output.dead_letters.append(
-                    DeadLetter(message, "fold", Reason.TOO_LATE, "event is older than the allowed lateness")
-                )
-                self.metrics.count_rejected(Reason.TOO_LATE.value)
+                self._reject(message, "fold", Reason.TOO_LATE, "event is older than the allowed lateness", output)
         if duplicates:
             self.metrics.count_duplicates(duplicates)
+
+    def _fold_mode(
+        self,
+        record: UserState,
+        has_history: bool,
+        newest_folded: tuple[int, int] | None,
+        new_events: Sequence[StateEvent],
+    ) -> FoldMode:
+        """How the hidden vector is brought up to date: see :class:`FoldMode`."""
         if has_history and (record.model_version != self.encoder.model_version or not record.base_known):
-            work.mode = FoldMode.REBUILD
-        elif newest_folded is not None and any(event_order_key(e) < newest_folded for e in work.new_events):
-            work.mode = FoldMode.REPAIR
-        return work
+            return FoldMode.REBUILD
+        if newest_folded is not None and any(event_order_key(e) < newest_folded for e in new_events):
+            return FoldMode.REPAIR
+        return FoldMode.APPEND
 
     def _encode_and_publish(self, work: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
+        """One encoder call for every user of the batch, then their records and profiles."""
+        rows, hidden_row, base_row = self._encoder_rows(work)
+        rebuilds = sum(w.mode is FoldMode.REBUILD for w in work)
+        if rebuilds:
+            self.metrics.count_model_rebuilds(rebuilds)
+        self.metrics.count_encoder_steps(_step_kinds(work))
+        step_started = time.perf_counter()
+        new_hidden, profiles = self.encoder.fold(rows.hidden, rows.sequences, rows.prev_ts_ms)
+        self.metrics.observe_encoder_step(time.perf_counter() - step_started)
+        self._store_and_publish(work, new_hidden, embedding_rows(profiles), (hidden_row, base_row), state, output)
+
+    @staticmethod
+    def _encoder_rows(work: list[_UserWork]) -> tuple[_EncoderRows, list[int], list[int | None]]:
+        """The encoder's rows: per user, the row of its new hidden vector and, if events left the window, of its
+        new base vector."""
         rows = _EncoderRows()
         hidden_row: list[int] = []
         base_row: list[int | None] = []
@@ -359,18 +388,23 @@ class BatchProcessor:
             else:
                 hidden_row.append(rows.add(record.hidden, w.new_events, w.prev_ts_ms))
                 base_row.append(rows.add(base, w.evicted, record.base_prev_ts_ms) if w.evicted else None)
-        rebuilds = sum(w.mode is FoldMode.REBUILD for w in work)
-        if rebuilds:
-            self.metrics.count_model_rebuilds(rebuilds)
-        self.metrics.count_encoder_steps(_step_kinds(work))
-        step_started = time.perf_counter()
-        new_hidden, profiles = self.encoder.fold(rows.hidden, rows.sequences, rows.prev_ts_ms)
-        self.metrics.observe_encoder_step(time.perf_counter() - step_started)
+        return rows, hidden_row, base_row
+
+    def _store_and_publish(
+        self,
+        work: list[_UserWork],
+        new_hidden: Sequence[np.ndarray],
+        embeddings: list[list[float]],
+        rows: tuple[list[int], list[int | None]],
+        state: StateAccess,
+        output: BatchOutput,
+    ) -> None:
+        """Set each record's vectors and version, encode it and its profile; store them only once all are made."""
         now_ms = self.clock_ms()
         newest: list[int] = []
         encoded: list[bytes] = []
         profiles_out: list[tuple[bytes, bytes]] = []
-        embeddings = embedding_rows(profiles)
+        hidden_row, base_row = rows
         for w, h_index, b_index in zip(work, hidden_row, base_row, strict=True):
             record = w.record
             record.hidden = new_hidden[h_index]
