@@ -366,7 +366,9 @@ class BatchProcessor:
         step_started = time.perf_counter()
         new_hidden, profiles = self.encoder.fold(rows.hidden, rows.sequences, rows.prev_ts_ms)
         self.metrics.observe_encoder_step(time.perf_counter() - step_started)
-        self._store_and_publish(work, new_hidden, embedding_rows(profiles), (hidden_row, base_row), state, output)
+        self._store_and_publish(
+            work, new_hidden, embedding_rows(profiles), (hidden_row, base_row), state=state, output=output
+        )
 
     @staticmethod
     def _encoder_rows(work: list[_UserWork]) -> tuple[_EncoderRows, list[int], list[int | None]]:
@@ -396,6 +398,7 @@ class BatchProcessor:
         new_hidden: Sequence[np.ndarray],
         embeddings: list[list[float]],
         rows: tuple[list[int], list[int | None]],
+        *,
         state: StateAccess,
         output: BatchOutput,
     ) -> None:
