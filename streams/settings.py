@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Longest wait for an input partition that has unread events before the others go on without it.",
     )
+    align_max_lag_wait_ms: int = Field(
+        600_000,
+        ge=0,
+        description="Longest wait for an input partition known to hold unread events (a slow fetch, a broker coming "
+        "back) before the other topics go on without it and its older events may come too late.",
+    )
     align_max_queued: int = Field(
         20_000, ge=2, description="Events held per input partition for alignment before its fetching pauses."
     )

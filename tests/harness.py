@@ -35,6 +35,7 @@ def wait_until(
     what: str,
     poll_s: float = 0.2,
     workers: tuple[WorkerProcess, ...] = (),
+    detail: Callable[[], object] | None = None,
 ) -> None:
     """Poll ``predicate`` until it holds; fail the test with ``what`` when it does not within the timeout,
     or at once when one of ``workers`` has died (showing the end of its log)."""
@@ -46,7 +47,8 @@ def wait_until(
             if not worker.alive():
                 pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_text()[-4000:]}")
         time.sleep(poll_s)
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}")
+    extra = f": {detail()}" if detail is not None else ""
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}{extra}")
 
 
 def demo_events(users: int, count: int, seed: int) -> list[Event]:

@@ -5,8 +5,11 @@ the others, so a user's events would reach the fold far out of order, and latene
 event would refuse most of a backlog. :class:`EventTimeAligner` merges the partitions that share a partition
 number the way Kafka Streams' partition group does: it always releases the queued message with the lowest event
 time among the heads of the partitions, and it releases nothing while one of those partitions has no queued
-message but is known to hold more on the broker, for at most ``max_idle_ms`` (so an idle or slow topic delays
-the others by a bounded time, never stops them).
+message but may hold more on the broker. A partition that is caught up (an idle topic) holds nobody back. One
+whose state is unknown (no fetch answered yet) holds the others for at most ``max_idle_ms``. One known to hold
+unread events (its highwater mark is past what was received: a slow fetch, a broker coming back) holds them
+for at most ``max_lag_wait_ms``, which is long: going on without it would fold its older events after newer
+ones of the same users, and past the allowed lateness they would be refused.
 
 Within one topic partition messages leave in offset order (a queue per partition), so the offsets the worker
 acknowledges are always a prefix of what it received: Kafka's committed offset never passes a held message.
@@ -17,13 +20,27 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 TopicPartition = tuple[str, int]
-CaughtUp = Callable[[str, int, int | None], bool]
-"""Whether (topic, partition) holds nothing beyond ``next_offset`` on the broker (None: nothing received yet)."""
+
+
+class Progress(Enum):
+    """What the broker holds of a partition beyond what was received."""
+
+    CAUGHT_UP = "caught_up"
+    """Nothing: the partition holds nobody back."""
+    BEHIND = "behind"
+    """Unread events are known to be there (highwater mark past the next offset to receive)."""
+    UNKNOWN = "unknown"
+    """No fetch has answered for it yet."""
+
+
+PartitionProgress = Callable[[str, int, int | None], Progress]
+"""The :class:`Progress` of (topic, partition) given the next offset to receive (None: nothing received yet)."""
 
 
 @dataclass(slots=True)
@@ -55,9 +72,12 @@ class EventTimeAligner(Generic[T]):
     ``max_queued_per_partition`` is the queue length at which :meth:`over_limit` names a partition to pause.
     """
 
-    def __init__(self, topics: Sequence[str], max_idle_ms: int, max_queued_per_partition: int) -> None:
+    def __init__(
+        self, topics: Sequence[str], max_idle_ms: int, max_queued_per_partition: int, max_lag_wait_ms: int = 600_000
+    ) -> None:
         self.topics = tuple(topics)
         self.max_idle_ms = max_idle_ms
+        self.max_lag_wait_ms = max_lag_wait_ms
         self.max_queued_per_partition = max_queued_per_partition
         self._queues: dict[TopicPartition, _PartitionQueue[T]] = {}
         self._assigned: set[int] = set()
@@ -95,15 +115,15 @@ class EventTimeAligner(Generic[T]):
         queue = self._queues.get((topic, partition))
         return None if queue is None else queue.last_ts_ms
 
-    def release(self, now_ms: int, caught_up: CaughtUp) -> list[Held[T]]:
+    def release(self, now_ms: int, progress: PartitionProgress) -> list[Held[T]]:
         """Everything that may be processed now, in event-time order per partition number."""
         released: list[Held[T]] = []
         for partition in sorted({p for (_, p), q in self._queues.items() if q.items}):
-            released.extend(self._release_partition(partition, now_ms, caught_up))
+            released.extend(self._release_partition(partition, now_ms, progress))
         self.held -= len(released)
         return released
 
-    def _release_partition(self, partition: int, now_ms: int, caught_up: CaughtUp) -> list[Held[T]]:
+    def _release_partition(self, partition: int, now_ms: int, progress: PartitionProgress) -> list[Held[T]]:
         queues = [self._queues.setdefault((topic, partition), _PartitionQueue()) for topic in self.topics]
         out: list[Held[T]] = []
         while True:
@@ -111,13 +131,16 @@ class EventTimeAligner(Generic[T]):
             if not heads:
                 return out
             for topic, queue in zip(self.topics, queues, strict=True):
-                if queue.items or caught_up(topic, partition, queue.next_offset):
+                state = Progress.CAUGHT_UP if queue.items else progress(topic, partition, queue.next_offset)
+                if state is Progress.CAUGHT_UP:
                     queue.waiting_since_ms = None
                     continue
                 # Empty, and the broker may hold older events for it: wait, but only so long.
                 if queue.waiting_since_ms is None:
                     queue.waiting_since_ms = now_ms
-                if now_ms - queue.waiting_since_ms < self.max_idle_ms:
+                limit_ms = self.max_lag_wait_ms if state is Progress.BEHIND else self.max_idle_ms
+                waited_ms = now_ms - queue.waiting_since_ms
+                if waited_ms < limit_ms:
                     return out
             head = min(heads, key=lambda q: q.items[0].ts_ms)
             out.append(head.items.popleft())

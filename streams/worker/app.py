@@ -34,11 +34,11 @@ from state.spec import StateSpec
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
-from streams.worker.alignment import EventTimeAligner, Held
+from streams.worker.alignment import EventTimeAligner, Held, Progress
 from streams.worker.bulk_producer import BulkProducer, DeliveryError
 from streams.worker.dead_letters import dead_letter_record
 from streams.worker.encoder_runtime import EncoderRuntime
-from streams.worker.faust_seam import hold, kafka_producer, register_store, release
+from streams.worker.faust_seam import hold, is_current_generation, kafka_producer, register_store, release
 from streams.worker.gc_tuning import is_tuned, sweep_frozen_heap
 from streams.worker.lag_monitor import LagMonitor
 from streams.worker.lookup import register_lookup
@@ -142,7 +142,10 @@ class ProfileWorker:
         )
         self.state = FaustStateAccess(self.table, self.bulk)
         self.aligner: EventTimeAligner[Decoded | DeadLetter] = EventTimeAligner(
-            list(self._topic_types), settings.align_max_idle_ms, settings.align_max_queued
+            list(self._topic_types),
+            settings.align_max_idle_ms,
+            settings.align_max_queued,
+            max_lag_wait_ms=settings.align_max_lag_wait_ms,
         )
         self._profiles_topic = settings.topic(PROFILES)
         self._deadletter_topic = settings.topic(DEADLETTER)
@@ -215,9 +218,11 @@ class ProfileWorker:
         for event in events:
             # One more reference: faust's acknowledgement after take_events() no longer commits it.
             hold(event)
-            if event.message.partition in self._owned:
+            # A message of a partition revoked meanwhile, or fetched before the last rebalance (take_events()
+            # may still hold it), is never acknowledged: Kafka delivers it again from the committed offset, and
+            # folding the stale copy first would make the earlier offsets look like redeliveries.
+            if event.message.partition in self._owned and is_current_generation(self.app, event):
                 messages.append(self._inbound(event))
-            # A message of a partition revoked meanwhile is never acknowledged: its next owner gets it again.
         output = BatchOutput()
         decoded = self.processor.decode(messages, output)
         rejected = {id(letter.message): letter for letter in output.dead_letters}
@@ -246,15 +251,15 @@ class ProfileWorker:
             consumer.resume_partitions([TP(t, p) for t, p in to_resume])
             self._paused -= to_resume
 
-    def _caught_up(self, topic: str, partition: int, next_offset: int | None) -> bool:
+    def _progress(self, topic: str, partition: int, next_offset: int | None) -> Progress:
         highwater = self.app.consumer.highwater(TP(topic, partition))
-        if highwater is None:
-            return False
         position = next_offset if next_offset is not None else self._start_positions.get((topic, partition))
-        return position is not None and position >= highwater
+        if highwater is None or position is None:
+            return Progress.UNKNOWN
+        return Progress.CAUGHT_UP if position >= highwater else Progress.BEHIND
 
     async def _process_released(self) -> None:
-        released = self.aligner.release(int(time.monotonic() * 1000), self._caught_up)
+        released = self.aligner.release(int(time.monotonic() * 1000), self._progress)
         self._apply_backpressure()
         self.metrics.set_events_held(self.aligner.held)
         if not released:

@@ -10,6 +10,8 @@ upgrade fails in one place. What the worker relies on:
 - message references (``Message.incref``; ``Event.ack`` drops one): ``Stream.take_events`` acknowledges every
   event of a batch after the batch is handed out, so the worker holds one extra reference per message until its
   unit of work is durable;
+- the consumer group generation a message was fetched in (``Message.generation_id``,
+  ``App.consumer_generation_id``), to drop messages from before a rebalance;
 - the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states.
 
 The tuned store: faust-streaming applies only a few option keys from a table's ``options=`` mapping and silently
@@ -112,3 +114,10 @@ def hold(event: Any) -> None:
 def release(event: Any) -> None:
     """Drop the worker's reference: the message's offset becomes committable once faust has dropped its own."""
     event.ack()
+
+
+def is_current_generation(app: Any, event: Any) -> bool:
+    """Whether the event's message was fetched in the consumer group's current generation (faust stamps each
+    message with the generation it was fetched in and skips stale ones in its streams, but not in a
+    ``take_events()`` buffer filled before the rebalance)."""
+    return bool(event.message.generation_id == app.consumer_generation_id)

@@ -95,13 +95,17 @@ class RateLimitFilter(logging.Filter):
 
 
 def _annotate(record: logging.LogRecord, suppressed: int, seconds: float) -> None:
+    if "suppressed" in record.__dict__:
+        return  # annotated already (the same record seen by a second filter)
     try:
         message = record.getMessage()
     except Exception:
         # A record whose arguments do not fit its template: leave it to the handler's own error report.
         return
-    record.msg = f"{message} [{suppressed} similar lines suppressed in the last {seconds:.0f} s]"
-    record.args = None
+    # The text goes in as the one argument of a plain template, so formatting it again (by any handler, any
+    # number of times) gives the same line; a '%' in the text cannot be taken for a placeholder.
+    record.msg = "%s"
+    record.args = (f"{message} [{suppressed} similar lines suppressed in the last {seconds:.0f} s]",)
     # Structured handlers can read the count without parsing the text.
     record.__dict__["suppressed"] = suppressed
 

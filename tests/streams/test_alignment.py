@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.worker.alignment import EventTimeAligner, Held
+from streams.worker.alignment import EventTimeAligner, Held, Progress
 
 TOPICS = ("browse", "search", "purchase")
 
@@ -12,11 +12,15 @@ def _held(topic: str, partition: int, offset: int, ts_ms: int) -> Held[str]:
 
 
 def _caught_up_when(known_ends: dict[tuple[str, int], int]):  # type: ignore[no-untyped-def]
-    def caught_up(topic: str, partition: int, next_offset: int | None) -> bool:
-        end = known_ends.get((topic, partition), 0)
-        return (next_offset or 0) >= end
+    """Progress against known end offsets; a partition missing from ``known_ends`` has none yet (unknown)."""
 
-    return caught_up
+    def progress(topic: str, partition: int, next_offset: int | None) -> Progress:
+        end = known_ends.get((topic, partition))
+        if end is None:
+            return Progress.UNKNOWN
+        return Progress.CAUGHT_UP if (next_offset or 0) >= end else Progress.BEHIND
+
+    return progress
 
 
 def test_a_topic_that_raced_ahead_waits_for_the_older_events_of_the_others() -> None:
@@ -35,10 +39,22 @@ def test_a_topic_that_raced_ahead_waits_for_the_older_events_of_the_others() -> 
     assert aligner.held == 0
 
 
-def test_an_empty_partition_with_unread_events_holds_the_others_only_for_the_idle_bound() -> None:
+def test_an_empty_partition_with_unread_events_holds_the_others_for_the_long_lag_bound() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(
+        TOPICS, max_idle_ms=500, max_queued_per_partition=100, max_lag_wait_ms=60_000
+    )
+    aligner.assign([1])
+    ends = {("browse", 1): 1, ("search", 1): 0, ("purchase", 1): 7}  # purchase has unread events still to come
+    aligner.add(_held("browse", 1, 0, 1_000))
+    assert aligner.release(0, _caught_up_when(ends)) == []
+    assert aligner.release(59_999, _caught_up_when(ends)) == [], "a slow fetch is waited for, not overtaken"
+    assert [h.offset for h in aligner.release(60_000, _caught_up_when(ends))] == [0]
+
+
+def test_a_partition_nothing_is_known_of_holds_the_others_only_for_the_idle_bound() -> None:
     aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=500, max_queued_per_partition=100)
     aligner.assign([1])
-    ends = {("browse", 1): 1, ("purchase", 1): 7}  # purchase has unread events that never arrive
+    ends = {("browse", 1): 1, ("search", 1): 0}  # no fetch has answered for purchase yet
     aligner.add(_held("browse", 1, 0, 1_000))
     assert aligner.release(0, _caught_up_when(ends)) == []
     assert aligner.release(499, _caught_up_when(ends)) == []
@@ -49,7 +65,8 @@ def test_caught_up_partitions_hold_nobody_back() -> None:
     aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=10_000, max_queued_per_partition=100)
     aligner.assign([0])
     aligner.add(_held("purchase", 0, 41, 7))
-    assert [h.item for h in aligner.release(0, _caught_up_when({("purchase", 0): 42}))] == ["purchase:0:41"]
+    ends = {("browse", 0): 0, ("search", 0): 0, ("purchase", 0): 42}
+    assert [h.item for h in aligner.release(0, _caught_up_when(ends))] == ["purchase:0:41"]
 
 
 def test_offsets_of_one_partition_leave_in_order_even_when_their_times_do_not() -> None:
@@ -78,7 +95,7 @@ def test_partitions_are_merged_independently_and_revoked_ones_are_dropped() -> N
 def test_a_long_queue_pauses_its_partition_until_it_drains_to_half() -> None:
     aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=10_000, max_queued_per_partition=4)
     aligner.assign([0])
-    ends = {("browse", 0): 10, ("search", 0): 1}
+    ends = {("browse", 0): 10, ("search", 0): 1, ("purchase", 0): 0}
     for offset in range(4):
         aligner.add(_held("browse", 0, offset, 100 + offset))
     pause, _ = aligner.over_limit()

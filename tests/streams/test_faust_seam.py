@@ -77,6 +77,23 @@ def test_message_references_work_as_the_worker_holds_them() -> None:
     assert consumer.acked == [7]
 
 
+def test_messages_carry_the_generation_they_were_fetched_in() -> None:
+    assert "generation_id" in inspect.signature(Message.__init__).parameters
+    assert "consumer_generation_id" in faust.App("seam-generation").__dict__ or hasattr(
+        faust.App, "consumer_generation_id"
+    )
+
+    class App:
+        consumer_generation_id = 7
+
+    class Ev:
+        message = ConsumerMessage("t", 0, 1, 0.0, 0, None, b"k", b"v", None, generation_id=7)
+
+    assert faust_seam.is_current_generation(App(), Ev())
+    App.consumer_generation_id = 8
+    assert not faust_seam.is_current_generation(App(), Ev())
+
+
 def test_take_events_acknowledges_each_event_after_the_batch_is_handed_out() -> None:
     # The worker's extra reference exists because of this: if faust stops acknowledging here, or starts
     # acknowledging elsewhere, the hold/release discipline must be looked at again.

@@ -167,6 +167,14 @@ def test_a_kill_between_changelog_and_store_then_a_restore_from_the_changelog_lo
     # A new worker on a new disk restores from the changelog and finishes the rest.
     fresh = settings.model_copy(update={"state_dir": tmp_path / "fresh-state"})
     worker = start_worker(fresh, name="after-restore")
-    wait_until(lambda: log.caught_up(expected_counts(events)), 240, "every event after the restore", workers=(worker,))
+    wait_until(
+        lambda: log.caught_up(expected_counts(events)),
+        240,
+        "every event after the restore",
+        workers=(worker,),
+        detail=lambda: (
+            f"users whose latest (event_count, last_event_ts) differs: {dict(list(log.last_mismatches.items())[:5])}"
+        ),
+    )
     counts = {user: updates[-1].event_count for user, updates in log.updates.items()}
     assert counts == {user: want[0] for user, want in expected_counts(events).items()}, "no event lost or applied twice"
