@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -167,6 +167,7 @@ class ProfileWorker:
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.lag_monitor = LagMonitor(settings.kafka_bootstrap, metrics, self._next_offset)
+        self._monitored_ends: Mapping[tuple[str, int], int] = {}
         self.app.on_before_shutdown.connect(self._stop_lag_monitor)  # type: ignore[arg-type]
         register_lookup(self.app, self.table, encoder, spec)
         metrics.set_model_version(encoder.model_version)
@@ -252,13 +253,22 @@ class ProfileWorker:
             self._paused -= to_resume
 
     def _progress(self, topic: str, partition: int, next_offset: int | None) -> Progress:
-        highwater = self.app.consumer.highwater(TP(topic, partition))
+        # The consumer's highwater mark comes from its last fetch of that partition and goes stale while the
+        # partition is not fetched (after an outage another topic may be fetched first); the lag monitor asks the
+        # broker for end offsets every few seconds. The higher of the two decides: waiting too long is safe,
+        # going on too early refuses events as too late.
+        ends = [
+            end
+            for end in (self.app.consumer.highwater(TP(topic, partition)), self._monitored_ends.get((topic, partition)))
+            if end is not None
+        ]
         position = next_offset if next_offset is not None else self._start_positions.get((topic, partition))
-        if highwater is None or position is None:
+        if not ends or position is None:
             return Progress.UNKNOWN
-        return Progress.CAUGHT_UP if position >= highwater else Progress.BEHIND
+        return Progress.CAUGHT_UP if position >= max(ends) else Progress.BEHIND
 
     async def _process_released(self) -> None:
+        self._monitored_ends = self.lag_monitor.end_offsets
         released = self.aligner.release(int(time.monotonic() * 1000), self._progress)
         self._apply_backpressure()
         self.metrics.set_events_held(self.aligner.held)
