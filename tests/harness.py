@@ -19,7 +19,6 @@ from streams.offline.demo import DemoTraffic
 from streams.settings import Settings
 
 __all__ = [
-    "KILL_LOSS_BUG",
     "ProfileLog",
     "WorkerProcess",
     "demo_events",
@@ -28,14 +27,6 @@ __all__ = [
     "send_events",
     "wait_until",
 ]
-
-
-# The kill tests that have shown it are marked xfail (not strict) with this reason, so every run reports it.
-KILL_LOSS_BUG = (
-    "known open bug (issue #11, docs/reliability.md): after a kill -9 the partitions move and, now and th"
-    "en, one event of one user is neither folded nor dead-lettered; seen in 4 of about 10 runs of the kil"
-    "l tests, never in the full-size chaos kills scenario; the cause is not found yet"
-)
 
 
 def wait_until(

@@ -7,12 +7,14 @@ upgrade fails in one place. What the worker relies on:
   store registry (``faust.stores.STORES``) and the options class the tuned store subclasses
   (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
 - faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
-- message references (``Message.incref``; ``Event.ack`` drops one): ``Stream.take_events`` acknowledges every
-  event of a batch after the batch is handed out, so the worker holds one extra reference per message until its
-  unit of work is durable;
+- message references (``Message.incref``; ``Event.ack`` drops one) and the topic's compiled decoder
+  (``Topic._compile_decode``), where :class:`HeldTopic` takes the worker's reference (see there);
 - the consumer group generation a message was fetched in (``Message.generation_id``,
   ``App.consumer_generation_id``), to drop messages from before a rebalance;
-- the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states.
+- the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states;
+- the consumer's gap bookkeeping (``Consumer._add_gap``, which faust's fetch loop calls when offsets jump) and its
+  ``seek``: :class:`GapCheckedConsumer` leaves gaps of the input topics to the worker's continuity check
+  (:mod:`streams.worker.continuity`), through a transport registered like the store.
 
 The tuned store: faust-streaming applies only a few option keys from a table's ``options=`` mapping and silently
 drops the rest, compression among them. :class:`TunedStore` builds each partition database's options with
@@ -29,12 +31,16 @@ from typing import Any
 import faust.stores
 import rocksdict
 from faust.stores import rocksdb as faust_rocksdb
+from faust.transport import drivers as faust_drivers
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from state.rocksdb_options import RocksDBTuning, rocksdict_options
 
 FAUST_VERSION = "0.15.3"
 """The faust-streaming release every access below was checked against (pinned in pyproject.toml)."""
 STORE_SCHEME = "profilestream-rocksdb"
+TRANSPORT_SCHEME = "profilestream-kafka"
 # Partitions of one worker share this many block-cache budgets of one partition.
 SHARED_CACHE_PARTITIONS = 4
 
@@ -84,6 +90,61 @@ def register_store() -> str:
     return f"{STORE_SCHEME}://"
 
 
+class GapCheckedConsumer(faust_aiokafka.Consumer):
+    """faust's aiokafka consumer, except that a jump in the offsets of a topic in :attr:`checked_topics` is not
+    counted as processed.
+
+    faust's fetch loop calls ``_add_gap`` whenever a message's offset is more than one past the last one it read,
+    and its commit then passes the skipped offsets. A jump also happens when a fetch in flight crosses faust's
+    seek back to the committed offsets after a rebalance, and then the skipped messages were never processed.
+    For the checked topics the worker decides (:mod:`streams.worker.continuity`) and calls :meth:`accept_gap`
+    only for a hole the broker confirmed.
+    """
+
+    checked_topics: frozenset[str] = frozenset()
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        if tp.topic in self.checked_topics:
+            return
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    async def accept_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Count offsets ``offset_from`` to ``offset_to`` (both included) as processed: the broker holds no
+        message there."""
+        await super()._add_gap(tp, offset_from, offset_to)
+
+
+class GapCheckedTransport(faust_aiokafka.Transport):
+    """faust's aiokafka transport with :class:`GapCheckedConsumer`."""
+
+    Consumer = GapCheckedConsumer
+
+
+def register_transport() -> str:
+    """Make the gap-checked transport available to faust; returns the URL scheme for the app's broker URLs."""
+    faust_drivers.TRANSPORTS.aliases[TRANSPORT_SCHEME] = f"{__name__}:GapCheckedTransport"
+    return TRANSPORT_SCHEME
+
+
+def check_gaps_of(app: Any, topics: frozenset[str]) -> None:
+    """Leave offset gaps of ``topics`` to the worker (the app's consumer must be a :class:`GapCheckedConsumer`)."""
+    consumer = app.consumer
+    if not isinstance(consumer, GapCheckedConsumer):
+        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not a GapCheckedConsumer")
+    consumer.checked_topics = topics
+
+
+async def accept_gap(app: Any, topic: str, partition: int, offset_from: int, offset_to: int) -> None:
+    """Count a confirmed hole of an input partition as processed (see :meth:`GapCheckedConsumer.accept_gap`)."""
+    await app.consumer.accept_gap(TP(topic, partition), offset_from, offset_to)
+
+
+async def seek(app: Any, topic: str, partition: int, offset: int) -> None:
+    """Fetch ``topic``/``partition`` again from ``offset``; faust's read offset follows, so nothing from there on
+    is dropped as already read."""
+    await app.consumer.seek(TP(topic, partition), offset)
+
+
 def installed_faust_version() -> str:
     """The installed faust-streaming version (the canary test compares it with :data:`FAUST_VERSION`)."""
     return version("faust-streaming")
@@ -105,10 +166,29 @@ def kafka_producer(app: Any) -> Any:
     return app.producer._ensure_producer()
 
 
-def hold(event: Any) -> None:
-    """Take one more reference on an event's message: faust's acknowledgement after ``take_events()`` then
-    leaves it uncommitted until :func:`release`."""
-    event.message.incref()
+class HeldTopic(faust.Topic):
+    """A topic whose messages carry one reference of the worker's from the moment faust decodes them.
+
+    faust acknowledges messages the worker never sees: ``Stream.take_events`` acknowledges a batch after handing
+    it out; the stream skips *and acknowledges* a message fetched in an older consumer generation or arriving
+    while flow control is off (a rebalance, a shutdown); and once the ``take_events()`` generator is closed (at
+    shutdown) its background drainer acknowledges everything it still pulls. Any of these let faust commit an
+    offset whose event was never folded. Taking the reference here, before any stream code runs, means only
+    :func:`release` makes an offset committable.
+    """
+
+    def _compile_decode(self) -> None:
+        # faust compiles the schema's decoder into the instance attribute ``decode`` (Topic._compile_decode);
+        # the conductor calls it for every message before any stream code runs.
+        super()._compile_decode()
+        decode = self.decode
+
+        async def decode_and_hold(message: Any, *, propagate: bool = False) -> Any:
+            event = await decode(message, propagate=propagate)
+            message.incref()
+            return event
+
+        self.decode = decode_and_hold  # type: ignore[method-assign]
 
 
 def release(event: Any) -> None:
