@@ -25,6 +25,17 @@ from streams.worker import faust_seam
 from streams.worker.store_layout import OFFSET_KEY, TABLE_NAME, table_dir
 
 
+class _AckRecorder:
+    """The consumer side of ``Message.ack``: records the offsets that became committable."""
+
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    def ack(self, message: Message) -> bool:
+        self.acked.append(message.offset)
+        return True
+
+
 def test_the_installed_faust_is_the_version_the_seam_was_checked_against() -> None:
     assert faust_seam.installed_faust_version() == faust_seam.FAUST_VERSION
 
@@ -64,15 +75,7 @@ def test_message_references_work_as_the_worker_holds_them() -> None:
     assert list(inspect.signature(Message.ack).parameters) == ["self", "consumer", "n"]
     assert callable(Event.ack)
 
-    class Acks:
-        def __init__(self) -> None:
-            self.acked: list[int] = []
-
-        def ack(self, message: Message) -> bool:
-            self.acked.append(message.offset)
-            return True
-
-    consumer: Any = Acks()
+    consumer: Any = _AckRecorder()
     message = ConsumerMessage("t", 0, 7, 0.0, 0, None, b"k", b"v", None)
     message.incref()  # the stream's own reference
     message.incref()  # the worker's (faust_seam.HeldTopic)
@@ -128,15 +131,7 @@ def test_held_topic_takes_the_workers_reference_as_faust_decodes_the_message() -
     # Agents iterate over clones of their topic: the clones must hold references too.
     assert isinstance(topic.clone(is_iterator=False), faust_seam.HeldTopic)
 
-    class Acks:
-        def __init__(self) -> None:
-            self.acked: list[int] = []
-
-        def ack(self, message: Message) -> bool:
-            self.acked.append(message.offset)
-            return True
-
-    consumer: Any = Acks()
+    consumer: Any = _AckRecorder()
     message = ConsumerMessage("t", 0, 7, 0.0, 0, None, b"k", b"v", None)
     message.incref()  # the conductor's reference, for the one channel
     event = asyncio.run(topic.decode(message, propagate=True))
