@@ -85,6 +85,8 @@ REBUILD_TICK_S = 1.0
 REBUILD_MAX_LISTED = 100_000
 """Users of an old model listed per partition and scan (bounded memory; the next scan lists the rest)."""
 RETRY_MAX_S = 5.0
+PROBE_TIMEOUT_MS = 10_000
+"""How long messages past a partition's missing offsets may keep coming before the seek back is asked again."""
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:
@@ -236,6 +238,7 @@ class ProfileWorker:
         """Decode a batch as it arrives and queue it for alignment; every message is held until acknowledged."""
         messages: list[InboundMessage] = []
         refetch: dict[tuple[str, int], int] = {}
+        now_ms = int(time.monotonic() * 1000)
         for event in events:
             message = event.message
             # A message of a partition revoked meanwhile, or fetched before the last rebalance (take_events()
@@ -245,7 +248,7 @@ class ProfileWorker:
                 continue
             tp = (message.topic, message.partition)
             expected = self.continuity.expected(tp)
-            verdict = self.continuity.check(tp, message.offset)
+            verdict = self.continuity.check(tp, message.offset, now_ms)
             if verdict is Verdict.PROBE and expected is not None:
                 refetch[tp] = expected
                 continue
@@ -264,6 +267,10 @@ class ProfileWorker:
             # they are dropped unacknowledged and the partition is read again from the first missing offset.
             log.warning("a fetch of %s[%d] skipped offsets from %d on; reading them again", topic, partition, offset)
             self.metrics.count_offset_jump("refetched")
+            await seek(self.app, topic, partition, offset)
+        for (topic, partition), offset in self.continuity.overdue_probes(now_ms, PROBE_TIMEOUT_MS):
+            # Still only messages past the missing offsets: the seek did not land. Never wait forever.
+            log.warning("reading %s[%d] again from %d did not start yet; asking once more", topic, partition, offset)
             await seek(self.app, topic, partition, offset)
         output = BatchOutput()
         decoded = self.processor.decode(messages, output)

@@ -35,10 +35,12 @@ class Verdict(Enum):
     """It skips offsets: drop it and seek the partition back to :attr:`ContinuityCheck.expected`."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Probe:
     expected: int
     seen: int
+    since_ms: int
+    """When the seek back to ``expected`` was (last) asked for."""
 
 
 class ContinuityCheck:
@@ -67,8 +69,9 @@ class ContinuityCheck:
         """The offset the next message of ``tp`` must have (None: any, nothing known yet)."""
         return self._expected.get(tp)
 
-    def check(self, tp: TopicPartition, offset: int) -> Verdict:
-        """The verdict on a message of ``tp`` at ``offset``; messages of one partition come in fetch order."""
+    def check(self, tp: TopicPartition, offset: int, now_ms: int = 0) -> Verdict:
+        """The verdict on a message of ``tp`` at ``offset``; messages of one partition come in fetch order.
+        ``now_ms`` (a monotonic clock) dates a new probe, for :meth:`overdue_probes`."""
         expected = self._expected.get(tp)
         probe = self._probes.get(tp)
         if expected is None or offset == expected:
@@ -78,7 +81,7 @@ class ContinuityCheck:
         if offset < expected:
             return Verdict.DROP
         if probe is None:
-            self._probes[tp] = _Probe(expected, offset)
+            self._probes[tp] = _Probe(expected, offset, now_ms)
             return Verdict.PROBE
         if offset == probe.seen:
             # The broker, asked from the expected offset on, answered with the same later message: a real hole.
@@ -87,3 +90,13 @@ class ContinuityCheck:
             return Verdict.TAKE_AFTER_GAP
         # Fetched before the probe's seek took effect; it comes again after the seek.
         return Verdict.DROP
+
+    def overdue_probes(self, now_ms: int, timeout_ms: int) -> list[tuple[TopicPartition, int]]:
+        """Probes whose seek has not landed within ``timeout_ms``: (partition, offset to seek to again). Each is
+        dated anew, so a seek is asked for again at most once per ``timeout_ms``."""
+        overdue: list[tuple[TopicPartition, int]] = []
+        for tp, probe in self._probes.items():
+            if now_ms - probe.since_ms >= timeout_ms:
+                probe.since_ms = now_ms
+                overdue.append((tp, probe.expected))
+        return overdue

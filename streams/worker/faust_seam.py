@@ -13,7 +13,7 @@ upgrade fails in one place. What the worker relies on:
   ``App.consumer_generation_id``), to drop messages from before a rebalance;
 - the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states;
 - the consumer's gap bookkeeping (``Consumer._add_gap``, which faust's fetch loop calls when offsets jump) and its
-  ``seek``: :class:`GapCheckedConsumer` leaves gaps of the input topics to the worker's continuity check
+  ``seek_wait``: :class:`GapCheckedConsumer` leaves gaps of the input topics to the worker's continuity check
   (:mod:`streams.worker.continuity`), through a transport registered like the store.
 
 The tuned store: faust-streaming applies only a few option keys from a table's ``options=`` mapping and silently
@@ -141,8 +141,13 @@ async def accept_gap(app: Any, topic: str, partition: int, offset_from: int, off
 
 async def seek(app: Any, topic: str, partition: int, offset: int) -> None:
     """Fetch ``topic``/``partition`` again from ``offset``; faust's read offset follows, so nothing from there on
-    is dropped as already read."""
-    await app.consumer.seek(TP(topic, partition), offset)
+    is dropped as already read.
+
+    Through ``seek_wait``, which seeks inside the consumer's own thread: faust's plain ``seek`` calls aiokafka
+    from the event loop's thread, and the fetcher, whose waiters belong to the consumer thread's loop, then
+    stopped delivering anything at all (measured: a worker idle for minutes after one such seek).
+    """
+    await app.consumer.seek_wait({TP(topic, partition): offset})
 
 
 def installed_faust_version() -> str:

@@ -60,3 +60,15 @@ def test_an_unknown_start_takes_the_first_message_and_a_new_assignment_starts_ov
     # Partitions are followed apart: another partition's offsets do not disturb this one.
     assert check.check(("events.browse", 1), 0) is Verdict.TAKE
     assert check.check(TP, 32) is Verdict.TAKE
+
+
+def test_a_probe_whose_seek_does_not_land_is_asked_again_once_per_timeout() -> None:
+    check = ContinuityCheck()
+    check.start(TP, 6)
+    assert check.check(TP, 8, now_ms=1_000) is Verdict.PROBE
+    assert check.overdue_probes(now_ms=5_000, timeout_ms=10_000) == []
+    assert check.check(TP, 9, now_ms=11_000) is Verdict.DROP
+    assert check.overdue_probes(now_ms=11_000, timeout_ms=10_000) == [(TP, 6)]
+    assert check.overdue_probes(now_ms=12_000, timeout_ms=10_000) == []  # dated anew
+    assert check.check(TP, 6, now_ms=12_500) is Verdict.TAKE
+    assert check.overdue_probes(now_ms=30_000, timeout_ms=10_000) == []  # resolved

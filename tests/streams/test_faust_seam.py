@@ -155,7 +155,12 @@ def test_the_fetch_loop_counts_offset_jumps_as_processed_through_add_gap() -> No
     assert "await self._add_gap(tp, r_offset + 1, offset)" in inspect.getsource(Consumer._drain_messages)
     assert "gap_for_tp.overlap(0, max_offset)" in inspect.getsource(Consumer._new_offset)
     assert faust_aiokafka.Transport.Consumer is faust_aiokafka.Consumer
-    assert list(inspect.signature(Consumer.seek).parameters) == ["self", "partition", "offset"]
+    # The worker's seek runs in the consumer's thread and moves faust's read offset with it.
+    assert list(inspect.signature(Consumer.seek_wait).parameters) == ["self", "partitions"]
+    seek_wait = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread.seek_wait)
+    assert "await self.call_thread(self._seek_wait, consumer, partitions)" in seek_wait
+    in_thread = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._seek_wait)
+    assert "consumer.seek(tp, offset)" in in_thread and "self.consumer._read_offset[tp] = offset" in in_thread
 
 
 def test_the_gap_checked_consumer_leaves_gaps_of_checked_topics_to_the_worker() -> None:
