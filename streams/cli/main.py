@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TypeAlias
 
 from streams.cli.model import register
+from streams.contract.erasure import ERASURE_REASONS
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -39,9 +40,22 @@ def _shown(default: object) -> str:
     return repr(default) if isinstance(default, str) else str(default)
 
 
+KAFKA_SECURITY_FLAGS = (
+    "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password_file",
+    "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+)  # fmt: skip
+"""The security settings every Kafka command takes as flags. The password itself has no flag (a command line is
+visible to every user of the machine): it comes from its file or from PROFILESTREAM_KAFKA_SASL_PASSWORD."""
+
+
 def _kafka_flags(parser: argparse.ArgumentParser) -> None:
     _setting_flag(parser, "kafka_bootstrap")
     _setting_flag(parser, "topic_prefix")
+    for name in KAFKA_SECURITY_FLAGS:
+        _setting_flag(parser, name, type_=Path if name.endswith("file") else str)
+    # Otherwise argparse would take `--kafka-sasl-password SECRET` for `--kafka-sasl-password-file`, and the secret
+    # would show up as a file name in the error that follows.
+    parser.allow_abbrev = False
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -102,7 +116,7 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     from streams.contract.decoder import Rejection, decode_event
 
     sent = bad = 0
-    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+    with EventProducer.from_settings(settings) as producer:
         with Path(args.file).open("rb") as lines:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
@@ -140,7 +154,7 @@ def cmd_demo_traffic(args: argparse.Namespace, settings: Settings) -> int:
     traffic = DemoTraffic(args.users, seed=args.seed)
     sent = 0
     started = time.monotonic()
-    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+    with EventProducer.from_settings(settings) as producer:
         while not stop.stopped:
             elapsed = time.monotonic() - started
             if args.duration is not None and elapsed >= args.duration:
@@ -175,7 +189,7 @@ def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
 
     stop = _StopFlag()
-    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+    with ProfileSubscriber.from_settings(settings) as subscriber:
         if not args.from_beginning:
             subscriber.bootstrap()
         printed = 0
@@ -200,7 +214,7 @@ def cmd_profiles_versions(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.client.subscriber import ProfileSubscriber
 
-    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+    with ProfileSubscriber.from_settings(settings) as subscriber:
         latest = subscriber.bootstrap()
     counts = Counter(profile.model_version for profile in latest.values())
     print(json.dumps({"users": len(latest), "model_versions": dict(sorted(counts.items()))}, indent=2))
@@ -210,13 +224,18 @@ def cmd_profiles_versions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
-    """Ask the workers to erase a user's state and profile."""
+    """Ask the workers to erase a user's state and profile; prints the request id the worker logs."""
     from streams.client.producer import EventProducer
+    from streams.contract.erasure import InvalidErasureError
 
-    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
-        producer.request_erasure(args.user_id)
+    with EventProducer.from_settings(settings) as producer:
+        try:
+            request_id = producer.request_erasure(args.user_id, reason=args.reason)
+        except InvalidErasureError as exc:
+            print(f"profilestream erase: not sent: {exc}", file=sys.stderr)
+            return 2
         producer.flush()
-    print("erasure requested")
+    print(f"erasure requested: request id {request_id}")
     return 0
 
 
@@ -284,6 +303,7 @@ def _add_service_commands(sub: Subparsers) -> None:
     for name in WORKER_SETTINGS:
         _setting_flag(worker, name, type_=type(Settings.model_fields[name].default))
     _setting_flag(worker, "model_dir", type_=Path)
+    _setting_flag(worker, "lookup_token_file", type_=Path)
     worker.set_defaults(handler=cmd_worker)
 
     backfill = sub.add_parser(
@@ -335,6 +355,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
 
     erase = sub.add_parser("erase", help="request erasure of a user's state and profile")
     erase.add_argument("user_id", help="the user to erase")
+    erase.add_argument("--reason", choices=ERASURE_REASONS, default="user_request", help="why (default: user_request)")
     _kafka_flags(erase)
     erase.set_defaults(handler=cmd_erase)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
+from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
@@ -56,7 +57,11 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> dict[str, str
     Idempotent: running it twice changes nothing. An existing topic with another partition count is reported
     as an error, since co-partitioning would silently break.
     """
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.app_id}-admin",
+        **kafka_client_options(settings),
+    )
     try:
         present = set(admin.list_topics())
         wanted = [s.name for s in topic_specs(settings) if s.name in present]

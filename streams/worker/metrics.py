@@ -41,6 +41,11 @@ UNKNOWN_EVENT_TYPE: Final = "unknown"
 TombstoneCause = Literal["expiry", "erasure"]
 TOMBSTONE_CAUSES: Final[tuple[TombstoneCause, ...]] = ("expiry", "erasure")
 
+ErasureOutcome = Literal["executed", "unknown_user", "rejected"]
+ERASURE_OUTCOMES: Final[tuple[ErasureOutcome, ...]] = ("executed", "unknown_user", "rejected")
+"""What became of an erasure request: the user's state deleted and a tombstone published; no state for the user
+(acknowledged, nothing published); or not a valid request (dead-lettered, nothing deleted)."""
+
 StepKind = Literal["new", "refold", "base", "rebuild"]
 STEP_KINDS: Final[tuple[StepKind, ...]] = ("new", "refold", "base", "rebuild")
 InfraStage = Literal["changelog", "publish", "store", "deadletter"]
@@ -134,6 +139,9 @@ class WorkerMetrics:
         self.tombstones_published = counter(
             "tombstones_published", "Profile tombstones published, by cause.", ["cause"]
         )
+        self.erasure_requests = counter(
+            "erasure_requests", "Erasure requests handled, by outcome (executed, unknown_user, rejected).", ["outcome"]
+        )
         self.deadletter_published = counter("deadletter_published", "Records published to the dead-letter topic.")
         self.publish_failed = counter(
             "publish_failed_records",
@@ -223,6 +231,8 @@ class WorkerMetrics:
             self.events_rejected.labels(reason=reason)
         for cause in TOMBSTONE_CAUSES:
             self.tombstones_published.labels(cause=cause)
+        for outcome in ERASURE_OUTCOMES:
+            self.erasure_requests.labels(outcome=outcome)
         for stage in INFRA_STAGES:
             self.infra_retries.labels(stage=stage)
         for kind in STEP_KINDS:
@@ -270,6 +280,12 @@ class WorkerMetrics:
         if cause not in TOMBSTONE_CAUSES:
             raise ValueError(f"unknown tombstone cause {cause!r}; expected one of {TOMBSTONE_CAUSES}")
         self.tombstones_published.labels(cause=cause).inc(n)
+
+    def count_erasure_request(self, outcome: ErasureOutcome) -> None:
+        """Count one erasure request and what became of it."""
+        if outcome not in ERASURE_OUTCOMES:
+            raise ValueError(f"unknown erasure outcome {outcome!r}; expected one of {ERASURE_OUTCOMES}")
+        self.erasure_requests.labels(outcome=outcome).inc()
 
     def count_deadletter(self, n: int = 1) -> None:
         """Count `n` records published to the dead-letter topic."""
