@@ -16,11 +16,19 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeAlias
 
+from kafka.errors import KafkaError
+
 from streams.cli.model import register
+from streams.client.secret_files import SecretConfigError
 from streams.contract.erasure import ERASURE_REASONS
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+EXIT_CONFIG = 2
+"""Exit code of a command stopped by a setting that cannot be used (a secret file, TLS files)."""
+EXIT_KAFKA = 4
+"""Exit code of a command that Kafka refused or did not answer (a wrong login, a missing ACL, no broker)."""
 
 
 def _setting_flag(parser: argparse.ArgumentParser, name: str, type_: type = str, help_: str = "") -> None:
@@ -407,7 +415,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.cli_log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings_from(args)
     handler: Handler = args.handler
-    return handler(args, settings)
+    try:
+        return handler(args, settings)
+    except SecretConfigError as exc:
+        print(f"profilestream: configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KafkaError as exc:
+        # One line an operator can act on (a refused login, a missing ACL, an unreachable broker) instead of a
+        # traceback; the client's log lines above it say what the broker answered.
+        print(f"profilestream: Kafka: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_KAFKA
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 from pydantic import SecretStr
 
 from bench.procs import settings_env
-from streams.cli.main import build_parser
+from streams.cli.main import EXIT_CONFIG, build_parser, main
 from streams.client.secret_files import SecretConfigError, resolve_secret
 from streams.client.security import kafka_client_options, tls_context
 from streams.settings import load_settings
@@ -141,3 +141,16 @@ def test_every_kafka_command_takes_the_security_flags_but_no_password_flag(comma
     assert args.kafka_sasl_password_file == Path("pw")
     with pytest.raises(SystemExit):
         build_parser().parse_args([*command, "--kafka-sasl-password", PASSWORD])
+
+
+def test_a_command_with_an_unusable_secret_stops_with_one_line_naming_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-password"
+    code = main(["topics", "create", "--kafka-security-protocol", "SASL_SSL", "--kafka-sasl-username", "u",
+                 "--kafka-sasl-password-file", str(missing)])  # fmt: skip
+    assert code == EXIT_CONFIG
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"profilestream: configuration: cannot read kafka_sasl_password_file {missing}: No such file or directory"
+    ]
