@@ -5,8 +5,9 @@
   reason), ``profile`` (profile-updated v1), ``erasure`` (erasure request v1 and its decoder), ``topics`` (topic
   names), ``schemas/`` (JSON Schemas).
 - ``client/`` -- for producer and consumer teams (kafka-python): ``producer`` (the SDK), ``subscriber``
-  (bootstrap from the compacted profile topic and follow it), ``admin`` (create the topics), ``security`` (TLS
-  and SASL options of every client), ``secret_files`` (secrets from a setting or a file).
+  (bootstrap from the compacted profile topic and follow it), ``admin`` (create the topics), ``acls`` (the ACLs of
+  each role), ``security`` (TLS and SASL options of every client), ``secret_files`` (secrets from a setting or a
+  file).
 - ``worker/`` -- the runtime, the only package that imports faust or aiokafka: ``main`` (start-up), ``app`` (the
   Faust app, agents, units of work), ``alignment`` (event-time order across the input topics), ``processor``
   (decode, fold, encode), ``state_table`` (changelog first, store after), ``bulk_producer``, ``dead_letters``,

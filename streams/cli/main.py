@@ -19,6 +19,7 @@ from typing import TypeAlias
 from kafka.errors import KafkaError
 
 from streams.cli.model import register
+from streams.client.acls import ROLES
 from streams.client.secret_files import SecretConfigError
 from streams.contract.erasure import ERASURE_REASONS
 from streams.settings import ENV_PREFIX, Settings, load_settings
@@ -115,6 +116,15 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 
     for name, outcome in create_topics(settings).items():
         print(f"{name}: {outcome}")
+    return 0
+
+
+def cmd_acls_apply(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the ACLs one role needs for a principal (run with an administrator's Kafka login)."""
+    from streams.client.acls import apply_grants
+
+    count = apply_grants(settings, args.principal, args.role)
+    print(f"{count} ACLs for {args.principal} as {args.role}")
     return 0
 
 
@@ -338,6 +348,14 @@ def _add_service_commands(sub: Subparsers) -> None:
     _setting_flag(create, "partitions", type_=int)
     _setting_flag(create, "replication_factor", type_=int)
     create.set_defaults(handler=cmd_topics_create)
+
+    acls = sub.add_parser("acls", help="manage Kafka ACLs").add_subparsers(dest="acls_command", required=True)
+    apply = acls.add_parser("apply", help="allow a principal what one role needs, and nothing more")
+    apply.add_argument("--principal", required=True, help="the Kafka principal, e.g. User:profilestream-worker")
+    apply.add_argument("--role", required=True, choices=ROLES, help="worker, producer or subscriber")
+    _kafka_flags(apply)
+    _setting_flag(apply, "app_id")
+    apply.set_defaults(handler=cmd_acls_apply)
 
 
 def _add_producer_commands(sub: Subparsers) -> None:

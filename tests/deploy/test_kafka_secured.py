@@ -1,6 +1,7 @@
 """The local broker with a SASL_SSL listener, SCRAM users and ACLs (deploy/local, KAFKA_SECURITY=sasl_ssl), and
 every profilestream client against it: right credentials work end to end (CLI, admin, SDK, worker, subscriber),
-a wrong password and a principal without ACLs are refused with a clear message, and no secret is printed."""
+a wrong password and a principal without ACLs are refused with a clear message, no secret is printed, and the
+ACLs of each role (``profilestream acls apply``) let a worker and a producer do their jobs and nothing else."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kafka.errors import TopicAuthorizationFailedError
 
 from bench.procs import free_port, settings_env
 from streams.client.producer import EventProducer
@@ -73,8 +75,10 @@ def secured_broker() -> Iterator[SecuredBroker]:
         _kafka_sh("stop")
 
 
-def _settings(broker: SecuredBroker, tmp_path: Path, user: str = "app", password_of: str | None = None) -> Settings:
-    run = uuid.uuid4().hex[:8]
+def _settings(
+    broker: SecuredBroker, tmp_path: Path, user: str = "app", password_of: str | None = None, run: str | None = None
+) -> Settings:
+    run = run or uuid.uuid4().hex[:8]
     return load_settings(
         kafka_bootstrap=broker.bootstrap,
         kafka_security_protocol="SASL_SSL",
@@ -84,7 +88,7 @@ def _settings(broker: SecuredBroker, tmp_path: Path, user: str = "app", password
         kafka_ssl_cafile=broker.ca_file,
         topic_prefix=f"s{run}.",
         app_id=f"ps-secured-{run}",
-        state_dir=tmp_path / "state",
+        state_dir=tmp_path / f"state-{user}",
         partitions=2,
         metrics_port=0,
         web_port=free_port(),
@@ -154,3 +158,39 @@ def test_a_principal_without_acls_is_refused(secured_broker: SecuredBroker, tmp_
     assert done.returncode == 4, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("profilestream: Kafka: TopicAuthorizationFailedError"), done.stderr
+
+
+def test_each_role_may_do_its_job_and_nothing_else(
+    secured_broker: SecuredBroker, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    admin, worker_login, producer_login = (_settings(secured_broker, tmp_path, user, run=run)
+                                           for user in ("admin", "worker", "producer"))  # fmt: skip
+    assert _cli(admin, "topics", "create").returncode == 0
+    for principal, role in (("User:worker", "worker"), ("User:producer", "producer")):
+        applied = _cli(admin, "acls", "apply", "--principal", principal, "--role", role)
+        assert applied.returncode == 0, applied.stderr
+
+    subscriber = ProfileSubscriber.from_settings(admin)
+    worker = start_worker(worker_login, name="least-privilege-worker")
+    with EventProducer.from_settings(producer_login) as producer:
+        for i in range(2):
+            producer.send(BrowseEvent(event_id=f"e{i}", user_id="acl-user", ts_ms=T0 + i, item_id="i"))
+
+    def folded() -> bool:
+        subscriber.poll(timeout_ms=200)
+        latest = subscriber.profiles.get("acl-user")
+        return latest is not None and latest.event_count == 2
+
+    wait_until(folded, 120, "the profile, folded by the worker principal", workers=(worker,))
+    subscriber.close()
+
+    # The worker may not write events, and the producer may not create topics (nor read profiles).
+    with EventProducer.from_settings(worker_login) as as_worker:
+        future = as_worker.send(BrowseEvent(event_id="x", user_id="acl-user", ts_ms=T0 + 5, item_id="i"))
+        with pytest.raises(TopicAuthorizationFailedError):
+            future.get(timeout=60)
+    refused = _cli(producer_login, "topics", "create")
+    assert refused.returncode == 4
+    assert "TopicAuthorizationFailedError" in refused.stderr.strip().splitlines()[-1]
+    assert worker.stop() == 0
