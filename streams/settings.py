@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9308, ge=0, le=65535, description="Port of the /metrics server (0 disables it).")
     web_bind: str = Field("127.0.0.1", description="Bind address of the worker's HTTP lookup (Faust web).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP lookup (Faust web).")
+    erasure_bound_ms: int = Field(
+        24 * 3600 * 1000,
+        ge=2,
+        description="How long an erased user's old values may stay readable in the compacted topics (profiles, "
+        "state changelog); sets their compaction when the topics are created.",
+    )
     lookup_token: SecretStr | None = Field(
         None,
         description="Bearer token the HTTP lookup asks for (unset: no token asked); prefer lookup_token_file.",

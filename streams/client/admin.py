@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
+from streams.client.erasure_bound import compaction_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
@@ -30,24 +31,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
     The input topics share one partition count so one user's events land on the same partition number
     everywhere (co-partitioning). ``profiles.updated`` is compacted: a consumer that reads it from the start
-    holds every user's latest profile; tombstones are kept a day so slow consumers still see deletions.
+    holds every user's latest profile; an erased user's older values are compacted away within the erasure
+    bound, and tombstones are kept for half of it so slow consumers still see deletions.
     """
     p = settings.partitions
     specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
     specs.append(TopicSpec(settings.topic(DEADLETTER), p, {"retention.ms": str(30 * 24 * 3600 * 1000)}))
     specs.append(TopicSpec(settings.topic(ERASURE), p, {}))
-    specs.append(
-        TopicSpec(
-            settings.topic(PROFILES),
-            p,
-            {
-                "cleanup.policy": "compact",
-                "delete.retention.ms": str(24 * 3600 * 1000),
-                "min.compaction.lag.ms": "0",
-                "segment.ms": str(3600 * 1000),
-            },
-        )
-    )
+    # Compacted within the erasure bound (streams.client.erasure_bound); tombstones stay half of it.
+    specs.append(TopicSpec(settings.topic(PROFILES), p, compaction_configs(settings)))
     return specs
 
 

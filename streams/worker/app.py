@@ -31,6 +31,7 @@ from state.errors import StateDecodeError
 from state.expiry import is_idle
 from state.record import UserState
 from state.spec import StateSpec
+from streams.client.erasure_bound import compaction_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
@@ -144,6 +145,8 @@ class ProfileWorker:
             key_type=bytes,
             value_type=bytes,
             default=None,
+            # The changelog holds every user's state: compacted within the erasure bound like the profiles.
+            extra_topic_configs=compaction_configs(settings),
         )
         self.erasure = self.app.topic(settings.topic(ERASURE), key_serializer="raw", value_serializer="raw")
         self.spec = spec

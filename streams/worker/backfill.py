@@ -48,6 +48,7 @@ from prometheus_client import CollectorRegistry
 from state.codec import peek_activity
 from state.expiry import is_idle
 from state.spec import StateSpec
+from streams.client.erasure_bound import compaction_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES, Event
 from streams.contract.topics import PROFILES, input_topic
@@ -161,7 +162,7 @@ def ensure_changelog(settings: Settings) -> str:
                         topic: {
                             "num_partitions": settings.partitions,
                             "replication_factor": settings.replication_factor,
-                            "configs": {"cleanup.policy": "compact"},
+                            "configs": compaction_configs(settings),
                         }
                     },
                     wait_for_metadata=True,
