@@ -1,6 +1,7 @@
 """The local broker with a SASL_SSL listener, SCRAM users and ACLs (deploy/local, KAFKA_SECURITY=sasl_ssl), and
 every profilestream client against it: right credentials work end to end (CLI, admin, SDK, worker, subscriber),
-a wrong password and a principal without ACLs are refused with a clear message, no secret is printed, and the
+a wrong password (CLI and worker) and a principal without ACLs are refused with a clear message, no secret is
+printed, and the
 ACLs of each role (``profilestream acls apply``) let a worker and a producer do their jobs and nothing else."""
 
 from __future__ import annotations
@@ -194,3 +195,15 @@ def test_each_role_may_do_its_job_and_nothing_else(
     assert refused.returncode == 4
     assert "TopicAuthorizationFailedError" in refused.stderr.strip().splitlines()[-1]
     assert worker.stop() == 0
+
+
+def test_a_worker_with_a_wrong_password_says_so_and_never_shows_it(
+    secured_broker: SecuredBroker, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = _settings(secured_broker, tmp_path, password_of="stranger")
+    worker = start_worker(settings, name="wrong-login-worker")
+    wait_until(lambda: "invalid credentials" in worker.log_text() or not worker.alive(), 120,
+               "the worker to report the refused login", detail=lambda: worker.log_tail(2000))  # fmt: skip
+    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in worker.log_text()
+    worker.stop()
+    assert secured_broker.password_file("stranger").read_text().strip() not in worker.log_text()
