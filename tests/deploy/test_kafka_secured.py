@@ -1,8 +1,8 @@
 """The local broker with a SASL_SSL listener, SCRAM users and ACLs (deploy/local, KAFKA_SECURITY=sasl_ssl), and
 every profilestream client against it: right credentials work end to end (CLI, admin, SDK, worker, subscriber),
 a wrong password (CLI and worker) and a principal without ACLs are refused with a clear message, no secret is
-printed, and the
-ACLs of each role (``profilestream acls apply``) let a worker and a producer do their jobs and nothing else."""
+printed, and the ACLs of each role (``profilestream acls apply``) let a worker and a producer do their jobs and
+nothing else."""
 
 from __future__ import annotations
 
