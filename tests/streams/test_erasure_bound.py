@@ -10,7 +10,10 @@ from collections.abc import Callable
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
+from streams.client.admin import create_topics
+from streams.client.erasure_bound import compaction_configs
 from streams.client.producer import EventProducer
 from streams.contract.events import BrowseEvent, Event
 from streams.contract.topics import PROFILES
@@ -86,3 +89,16 @@ def test_old_values_and_then_tombstones_leave_the_compacted_topics_within_the_bo
                workers=(worker,), poll_s=0)  # fmt: skip
     producer.close()
     assert worker.stop() == 0
+
+
+def test_topics_create_sets_the_bound_on_an_existing_profile_topic(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(erasure_bound_ms=BOUND_MS)  # creates the topics
+    shorter = settings.model_copy(update={"erasure_bound_ms": BOUND_MS // 2})
+    assert create_topics(shorter)[settings.topic(PROFILES)] == "exists"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(PROFILES))])
+    finally:
+        admin.close()
+    values = {key: entry["value"] for key, entry in described["topic"][settings.topic(PROFILES)].items()}
+    assert {key: values.get(key) for key in compaction_configs(shorter)} == compaction_configs(shorter)
