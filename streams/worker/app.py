@@ -394,8 +394,9 @@ class ProfileWorker:
                 else:
                     key = request.user_id.encode()
                     known = self.state.read(key, message.partition) is not None
+                    # Whatever the store says, no cached copy of the user may outlive the request.
+                    self.processor.forget([request.user_id])
                     if known:
-                        self.processor.forget([request.user_id])
                         self.state.delete(key, message.partition)
                         await self._stage_tombstones([key])
                         await self._publish(BatchOutput())
