@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
+from pydantic import SecretStr
+
 from streams.settings import ENV_PREFIX, Settings
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
@@ -59,8 +61,10 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a child process read exactly ``settings``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+        # str() of a secret type is its mask; the child needs the secret itself.
+        shown = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if shown is not None:
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(shown)
     env.update(extra)
     return env
 

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from state.spec import StateSpec
 
 ENV_PREFIX = "PROFILESTREAM_"
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class Settings(BaseSettings):
@@ -20,6 +23,27 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port.")
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="How every client reaches the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512) of the SASL protocols."
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (the client's principal).")
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password; prefer kafka_sasl_password_file, which keeps it out of the environment."
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="File holding the SASL password (one line; surrounding whitespace is ignored)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (unset: the system's CAs)."
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="PEM client certificate, for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM private key of the client certificate.")
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to (keep on in production)."
+    )
     topic_prefix: str = Field("", description="Prefix of every topic name, to share a cluster between deployments.")
     partitions: int = Field(4, ge=1, description="Partitions of every topic; the same for all input topics.")
     replication_factor: int = Field(1, ge=1, description="Replication factor of the topics created by the admin step.")
@@ -85,6 +109,19 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9308, ge=0, le=65535, description="Port of the /metrics server (0 disables it).")
     web_bind: str = Field("127.0.0.1", description="Bind address of the worker's HTTP lookup (Faust web).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP lookup (Faust web).")
+    erasure_bound_ms: int = Field(
+        24 * 3600 * 1000,
+        ge=2,
+        description="How long an erased user's old values may stay readable in the compacted topics (profiles, "
+        "state changelog); sets their compaction when the topics are created.",
+    )
+    lookup_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the HTTP lookup asks for (unset: no token asked); prefer lookup_token_file.",
+    )
+    lookup_token_file: Path | None = Field(
+        None, description="File holding the lookup's bearer token (one line; surrounding whitespace is ignored)."
+    )
     log_level: str = Field("info", description="Log level of the worker.")
 
     def state_spec(self) -> StateSpec:

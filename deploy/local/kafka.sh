@@ -11,6 +11,8 @@
 #
 # `start` and `bootstrap` print only the bootstrap address on stdout; everything else goes to stderr,
 # so `bootstrap=$(kafka.sh start)` works. See deploy/local/README.md for the variables.
+# KAFKA_SECURITY=sasl_ssl starts a broker that clients reach only over TLS with a SCRAM login (users admin,
+# app, worker, producer and stranger; passwords, CA and certificates made at the first start in KAFKA_DATA_DIR).
 set -euo pipefail
 
 readonly KAFKA_VERSION="${KAFKA_VERSION:-3.9.2}"
@@ -23,6 +25,7 @@ readonly KAFKA_HEAP="${KAFKA_HEAP:--Xmx512m -Xms256m}"
 readonly KAFKA_JVM_OPTS="${KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true}"
 readonly KAFKA_START_TIMEOUT_S="${KAFKA_START_TIMEOUT_S:-60}"
 readonly KAFKA_STOP_TIMEOUT_S="${KAFKA_STOP_TIMEOUT_S:-30}"
+readonly KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
@@ -39,6 +42,11 @@ readonly CONFIG_DIR="$DATA_DIR/config"
 readonly STORAGE_DIR="$DATA_DIR/data"
 # Written at the first start; `wipe` refuses to delete a directory without it.
 readonly MARKER_FILE="$DATA_DIR/.local-kafka"
+# The security mode the storage was formatted for (SCRAM users are made at format time).
+readonly SECURITY_FILE="$DATA_DIR/.security"
+readonly TLS_DIR="$DATA_DIR/tls"
+readonly SECRETS_DIR="$DATA_DIR/secrets"
+readonly SCRAM_USERS=(admin app worker producer stranger)
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -115,11 +123,85 @@ cmd_fetch() {
 }
 
 render_config() {
-  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-    -e "s|@KAFKA_LOG_DIRS@|$STORAGE_DIR|g" \
-    "$SCRIPT_DIR/server.properties.template" >"$CONFIG_DIR/server.properties.tmp"
+  local templates=("$SCRIPT_DIR/server.properties.template")
+  [[ "$KAFKA_SECURITY" == sasl_ssl ]] && templates+=("$SCRIPT_DIR/security-sasl-ssl.properties.template")
+  (
+    umask 077
+    cat "${templates[@]}" | sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+      -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+      -e "s|@KAFKA_LOG_DIRS@|$STORAGE_DIR|g" \
+      -e "s|@TLS_DIR@|$TLS_DIR|g" \
+      -e "s|@ADMIN_PASSWORD@|$(secret admin)|g" \
+      -e "s|@KEYSTORE_PASSWORD@|$(secret keystore)|g" >"$CONFIG_DIR/server.properties.tmp"
+  )
   mv "$CONFIG_DIR/server.properties.tmp" "$CONFIG_DIR/server.properties"
+}
+
+# The password in $SECRETS_DIR/<name>.password, made at first use (sasl_ssl only; empty otherwise).
+secret() {
+  [[ "$KAFKA_SECURITY" == sasl_ssl ]] || return 0
+  local file="$SECRETS_DIR/$1.password"
+  if [[ ! -s "$file" ]]; then
+    mkdir -p "$SECRETS_DIR"
+    chmod 700 "$SECRETS_DIR"
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$file")
+  fi
+  cat "$file"
+}
+
+# A CA and a broker certificate for 127.0.0.1 and localhost, made with openssl at the first sasl_ssl start.
+make_tls_if_needed() {
+  [[ "$KAFKA_SECURITY" == sasl_ssl ]] || return 0
+  [[ -f "$TLS_DIR/broker.p12" ]] && return 0
+  command -v openssl >/dev/null 2>&1 || die "openssl not found on PATH (KAFKA_SECURITY=sasl_ssl makes certificates)"
+  mkdir -p "$TLS_DIR"
+  chmod 700 "$TLS_DIR"
+  log "making a CA and a broker certificate in $TLS_DIR"
+  (
+    set -e
+    umask 077
+    cd "$TLS_DIR"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=profilestream local CA" \
+      -keyout ca.key -out ca.pem
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+      -extfile broker.ext -out broker.pem
+    openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+      -passout "pass:$(secret keystore)" -out broker.p12
+    chmod 644 ca.pem
+  ) >"$LOG_DIR/tls.log" 2>&1 || { cat "$LOG_DIR/tls.log" >&2; die "making the certificates failed"; }
+}
+
+# SCRAM users for `kafka-storage format` (sasl_ssl only): every user gets both SCRAM mechanisms.
+scram_arguments() {
+  [[ "$KAFKA_SECURITY" == sasl_ssl ]] || return 0
+  local user mechanism
+  for user in "${SCRAM_USERS[@]}"; do
+    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+      printf -- '--add-scram\n%s=[name=%s,password=%s]\n' "$mechanism" "$user" "$(secret "$user")"
+    done
+  done
+}
+
+# The user "app" may do everything profilestream does (any topic, any group, the cluster's create and
+# describe); the user "stranger" has no ACL. Adding an ACL that exists changes nothing.
+grant_acls() {
+  [[ "$KAFKA_SECURITY" == sasl_ssl ]] || return 0
+  local client_config="$CONFIG_DIR/admin-client.properties"
+  (
+    umask 077
+    printf '%s\n' "security.protocol=SASL_SSL" "sasl.mechanism=SCRAM-SHA-512" \
+      "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"admin\" password=\"$(secret admin)\";" \
+      "ssl.truststore.type=PEM" "ssl.truststore.location=$TLS_DIR/ca.pem" >"$client_config"
+  )
+  if ! java -Dlog4j.configuration="file:$SCRIPT_DIR/log4j.properties" -cp "$LIBS_DIR/*" kafka.admin.AclCommand \
+    --bootstrap-server "$(bootstrap_address)" --command-config "$client_config" --add \
+    --allow-principal User:app --operation All --topic '*' --group '*' --cluster \
+    >"$LOG_DIR/acls.log" 2>&1; then
+    cat "$LOG_DIR/acls.log" >&2
+    return 1
+  fi
 }
 
 # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding; one starting with '-'
@@ -137,10 +219,12 @@ format_storage_if_needed() {
   [[ -f "$STORAGE_DIR/meta.properties" ]] && return 0
   local cluster_id
   cluster_id="$(new_cluster_id)"
-  log "formatting storage in ${STORAGE_DIR} (cluster id $cluster_id)"
+  log "formatting storage in ${STORAGE_DIR} (cluster id $cluster_id, security $KAFKA_SECURITY)"
+  local scram=()
+  mapfile -t scram < <(scram_arguments)
   if ! java -Dkafka.logs.dir="$LOG_DIR" -Dlog4j.configuration="file:$SCRIPT_DIR/log4j.properties" \
     -cp "$LIBS_DIR/*" kafka.tools.StorageTool format \
-    --cluster-id "$cluster_id" --config "$CONFIG_DIR/server.properties" \
+    --cluster-id "$cluster_id" --config "$CONFIG_DIR/server.properties" "${scram[@]}" \
     >"$LOG_DIR/format.log" 2>&1; then
     cat "$LOG_DIR/format.log" >&2
     die "formatting the storage failed (see $LOG_DIR/format.log)"
@@ -179,6 +263,18 @@ cmd_start() {
 
   mkdir -p "$LOG_DIR" "$CONFIG_DIR" "$STORAGE_DIR"
   touch "$MARKER_FILE"
+  # Storage formatted before this file existed was formatted without users: plaintext.
+  local formatted_for=""
+  if [[ -f "$SECURITY_FILE" ]]; then
+    formatted_for="$(<"$SECURITY_FILE")"
+  elif [[ -f "$STORAGE_DIR/meta.properties" ]]; then
+    formatted_for=plaintext
+  fi
+  if [[ -n "$formatted_for" && "$formatted_for" != "$KAFKA_SECURITY" ]]; then
+    die "$DATA_DIR was made with KAFKA_SECURITY=$formatted_for; wipe it or use another KAFKA_DATA_DIR"
+  fi
+  [[ -f "$STORAGE_DIR/meta.properties" ]] || printf '%s\n' "$KAFKA_SECURITY" >"$SECURITY_FILE"
+  make_tls_if_needed
   render_config
   format_storage_if_needed
 
@@ -209,7 +305,12 @@ cmd_start() {
     if [[ -f "$LOG_DIR/server.log" ]] &&
       tail -c "+$((log_offset + 1))" "$LOG_DIR/server.log" | grep -q 'Kafka Server started' &&
       port_open "$KAFKA_PORT"; then
-      log "Kafka $KAFKA_VERSION ready in $((SECONDS - started_at)) s (pid $pid, logs in $LOG_DIR)"
+      if ! grant_acls; then
+        log "granting the ACLs failed: stopping the broker"
+        cmd_stop
+        exit 1
+      fi
+      log "Kafka $KAFKA_VERSION ($KAFKA_SECURITY) ready in $((SECONDS - started_at)) s (pid $pid, logs in $LOG_DIR)"
       bootstrap_address
       return 0
     fi

@@ -16,10 +16,20 @@ from pathlib import Path
 from types import FrameType
 from typing import TypeAlias
 
+from kafka.errors import KafkaError
+
 from streams.cli.model import register
+from streams.client.acls import ROLES
+from streams.client.secret_files import SecretConfigError
+from streams.contract.erasure import ERASURE_REASONS
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+
+EXIT_CONFIG = 2
+"""Exit code of a command stopped by a setting that cannot be used (a secret file, TLS files)."""
+EXIT_KAFKA = 4
+"""Exit code of a command that Kafka refused or did not answer (a wrong login, a missing ACL, no broker)."""
 
 
 def _setting_flag(parser: argparse.ArgumentParser, name: str, type_: type = str, help_: str = "") -> None:
@@ -39,9 +49,22 @@ def _shown(default: object) -> str:
     return repr(default) if isinstance(default, str) else str(default)
 
 
+KAFKA_SECURITY_FLAGS = (
+    "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password_file",
+    "kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile",
+)  # fmt: skip
+"""The security settings every Kafka command takes as flags. The password itself has no flag (a command line is
+visible to every user of the machine): it comes from its file or from PROFILESTREAM_KAFKA_SASL_PASSWORD."""
+
+
 def _kafka_flags(parser: argparse.ArgumentParser) -> None:
     _setting_flag(parser, "kafka_bootstrap")
     _setting_flag(parser, "topic_prefix")
+    for name in KAFKA_SECURITY_FLAGS:
+        _setting_flag(parser, name, type_=Path if name.endswith("file") else str)
+    # Otherwise argparse would take `--kafka-sasl-password SECRET` for `--kafka-sasl-password-file`, and the secret
+    # would show up as a file name in the error that follows.
+    parser.allow_abbrev = False
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -96,13 +119,22 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_acls_apply(args: argparse.Namespace, settings: Settings) -> int:
+    """Create the ACLs one role needs for a principal (run with an administrator's Kafka login)."""
+    from streams.client.acls import apply_grants
+
+    count = apply_grants(settings, args.principal, args.role)
+    print(f"{count} ACLs for {args.principal} as {args.role}")
+    return 0
+
+
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     """Send the events of a JSON-lines file; invalid lines are reported by number and skipped."""
     from streams.client.producer import EventProducer
     from streams.contract.decoder import Rejection, decode_event
 
     sent = bad = 0
-    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+    with EventProducer.from_settings(settings) as producer:
         with Path(args.file).open("rb") as lines:
             for number, line in enumerate(lines, start=1):
                 if not line.strip():
@@ -140,7 +172,7 @@ def cmd_demo_traffic(args: argparse.Namespace, settings: Settings) -> int:
     traffic = DemoTraffic(args.users, seed=args.seed)
     sent = 0
     started = time.monotonic()
-    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+    with EventProducer.from_settings(settings) as producer:
         while not stop.stopped:
             elapsed = time.monotonic() - started
             if args.duration is not None and elapsed >= args.duration:
@@ -175,7 +207,7 @@ def cmd_profiles_tail(args: argparse.Namespace, settings: Settings) -> int:
     from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
 
     stop = _StopFlag()
-    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+    with ProfileSubscriber.from_settings(settings) as subscriber:
         if not args.from_beginning:
             subscriber.bootstrap()
         printed = 0
@@ -200,7 +232,7 @@ def cmd_profiles_versions(args: argparse.Namespace, settings: Settings) -> int:
 
     from streams.client.subscriber import ProfileSubscriber
 
-    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as subscriber:
+    with ProfileSubscriber.from_settings(settings) as subscriber:
         latest = subscriber.bootstrap()
     counts = Counter(profile.model_version for profile in latest.values())
     print(json.dumps({"users": len(latest), "model_versions": dict(sorted(counts.items()))}, indent=2))
@@ -210,13 +242,18 @@ def cmd_profiles_versions(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
-    """Ask the workers to erase a user's state and profile."""
+    """Ask the workers to erase a user's state and profile; prints the request id the worker logs."""
     from streams.client.producer import EventProducer
+    from streams.contract.erasure import InvalidErasureError
 
-    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
-        producer.request_erasure(args.user_id)
+    with EventProducer.from_settings(settings) as producer:
+        try:
+            request_id = producer.request_erasure(args.user_id, reason=args.reason)
+        except InvalidErasureError as exc:
+            print(f"profilestream erase: not sent: {exc}", file=sys.stderr)
+            return 2
         producer.flush()
-    print("erasure requested")
+    print(f"erasure requested: request id {request_id}")
     return 0
 
 
@@ -284,6 +321,7 @@ def _add_service_commands(sub: Subparsers) -> None:
     for name in WORKER_SETTINGS:
         _setting_flag(worker, name, type_=type(Settings.model_fields[name].default))
     _setting_flag(worker, "model_dir", type_=Path)
+    _setting_flag(worker, "lookup_token_file", type_=Path)
     worker.set_defaults(handler=cmd_worker)
 
     backfill = sub.add_parser(
@@ -311,6 +349,14 @@ def _add_service_commands(sub: Subparsers) -> None:
     _setting_flag(create, "replication_factor", type_=int)
     create.set_defaults(handler=cmd_topics_create)
 
+    acls = sub.add_parser("acls", help="manage Kafka ACLs").add_subparsers(dest="acls_command", required=True)
+    apply = acls.add_parser("apply", help="allow a principal what one role needs, and nothing more")
+    apply.add_argument("--principal", required=True, help="the Kafka principal, e.g. User:profilestream-worker")
+    apply.add_argument("--role", required=True, choices=ROLES, help="worker, producer or subscriber")
+    _kafka_flags(apply)
+    _setting_flag(apply, "app_id")
+    apply.set_defaults(handler=cmd_acls_apply)
+
 
 def _add_producer_commands(sub: Subparsers) -> None:
     produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
@@ -335,6 +381,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
 
     erase = sub.add_parser("erase", help="request erasure of a user's state and profile")
     erase.add_argument("user_id", help="the user to erase")
+    erase.add_argument("--reason", choices=ERASURE_REASONS, default="user_request", help="why (default: user_request)")
     _kafka_flags(erase)
     erase.set_defaults(handler=cmd_erase)
 
@@ -386,7 +433,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.cli_log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings_from(args)
     handler: Handler = args.handler
-    return handler(args, settings)
+    try:
+        return handler(args, settings)
+    except SecretConfigError as exc:
+        print(f"profilestream: configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KafkaError as exc:
+        # One line an operator can act on (a refused login, a missing ACL, an unreachable broker) instead of a
+        # traceback; the client's log lines above it say what the broker answered.
+        print(f"profilestream: Kafka: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_KAFKA
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "(no message)"
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
+from streams.client.erasure_bound import compaction_configs
+from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
@@ -22,6 +24,8 @@ class TopicSpec:
     name: str
     partitions: int
     configs: dict[str, str]
+    enforced: bool = False
+    """The configs are set on an existing topic too (they carry a promise, such as the erasure bound)."""
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
@@ -29,34 +33,42 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
     The input topics share one partition count so one user's events land on the same partition number
     everywhere (co-partitioning). ``profiles.updated`` is compacted: a consumer that reads it from the start
-    holds every user's latest profile; tombstones are kept a day so slow consumers still see deletions.
+    holds every user's latest profile; an erased user's older values are compacted away within the erasure
+    bound, and tombstones are kept for half of it so slow consumers still see deletions.
     """
     p = settings.partitions
     specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
     specs.append(TopicSpec(settings.topic(DEADLETTER), p, {"retention.ms": str(30 * 24 * 3600 * 1000)}))
     specs.append(TopicSpec(settings.topic(ERASURE), p, {}))
-    specs.append(
-        TopicSpec(
-            settings.topic(PROFILES),
-            p,
-            {
-                "cleanup.policy": "compact",
-                "delete.retention.ms": str(24 * 3600 * 1000),
-                "min.compaction.lag.ms": "0",
-                "segment.ms": str(3600 * 1000),
-            },
-        )
-    )
+    # Compacted within the erasure bound (streams.client.erasure_bound); tombstones stay half of it.
+    specs.append(TopicSpec(settings.topic(PROFILES), p, compaction_configs(settings), enforced=True))
     return specs
+
+
+def _set_configs(admin: KafkaAdminClient, spec: TopicSpec) -> None:
+    """Set ``spec.configs`` on the existing topic, leaving its other configs as they are (incremental alter)."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, spec.name, configs=dict(spec.configs))
+    result = admin.alter_configs([resource], incremental=True)
+    # kafka-python answers each resource with "OK" or the broker's error as text.
+    for answers in result.values():
+        for name, answer in answers.items():
+            if str(answer) != "OK":
+                raise RuntimeError(f"could not set the configs of topic {name}: {answer}")
+    log.info("topic %s: configs set (%s)", spec.name, ", ".join(f"{k}={v}" for k, v in sorted(spec.configs.items())))
 
 
 def create_topics(settings: Settings, timeout_ms: int = 30_000) -> dict[str, str]:
     """Create the topics that do not exist yet; returns each topic's outcome ('created' or 'exists').
 
     Idempotent: running it twice changes nothing. An existing topic with another partition count is reported
-    as an error, since co-partitioning would silently break.
+    as an error, since co-partitioning would silently break. An existing topic whose configs carry a promise
+    (``profiles.updated``: the erasure bound) gets them set again, its other configs left as they are.
     """
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-admin")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.app_id}-admin",
+        **kafka_client_options(settings),
+    )
     try:
         present = set(admin.list_topics())
         wanted = [s.name for s in topic_specs(settings) if s.name in present]
@@ -70,6 +82,8 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> dict[str, str
                         "all profilestream topics must share one partition count"
                     )
                 outcome[spec.name] = "exists"
+                if spec.enforced:
+                    _set_configs(admin, spec)
                 continue
             request = {
                 spec.name: {

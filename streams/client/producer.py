@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import time
 from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
 
+from streams.client.security import kafka_client_options
 from streams.contract.decoder import InvalidEventError, Rejection, decode_event
+from streams.contract.erasure import (
+    ErasureReason,
+    ErasureRequest,
+    InvalidErasureError,
+    decode_erasure,
+    encode_erasure,
+    new_request_id,
+)
 from streams.contract.events import (
     BrowseEvent,
     CommonFields,
@@ -20,6 +28,7 @@ from streams.contract.events import (
     new_event_id,
 )
 from streams.contract.topics import ERASURE, input_topic
+from streams.settings import Settings
 
 
 def now_ms() -> int:
@@ -56,6 +65,12 @@ class EventProducer:
         self._topic_prefix = topic_prefix
         self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
 
+    @classmethod
+    def from_settings(cls, settings: Settings, **kafka_config: Any) -> EventProducer:
+        """A producer for the settings' cluster, topic prefix and security (TLS, SASL)."""
+        options = {**kafka_client_options(settings), **kafka_config}
+        return cls(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, **options)
+
     def send(self, event: Event) -> Any:
         """Validate and send one event; returns kafka-python's future of the record metadata."""
         payload = encode_event(event)
@@ -70,12 +85,25 @@ class EventProducer:
         """Send already-encoded bytes unvalidated: for replaying dead letters and for tests of bad input."""
         return self._producer.send(f"{self._topic_prefix}{input_topic(topic_type)}", value=payload, key=key)
 
-    def request_erasure(self, user_id: str) -> Any:
-        """Ask the workers to delete the user's state and publish a tombstone for their profile."""
-        if not user_id.strip():
-            raise ValueError("user_id must not be empty")
-        request = json.dumps({"schema": 1, "user_id": user_id, "requested_at": now_ms()}).encode()
-        return self._producer.send(f"{self._topic_prefix}{ERASURE}", value=request, key=user_id.encode())
+    def request_erasure(
+        self, user_id: str, *, reason: ErasureReason = "user_request", request_id: str | None = None
+    ) -> str:
+        """Ask the workers to delete the user's state and publish a tombstone for their profile.
+
+        The request (contract: :mod:`streams.contract.erasure`) is checked by the worker's own decoder before it is
+        sent; an invalid one raises :class:`InvalidErasureError`. Returns the request id (a fresh UUID unless given),
+        which the worker's log names when it executes the request. Call :meth:`flush` to wait for delivery.
+        """
+        request = ErasureRequest(
+            request_id=request_id or new_request_id(), user_id=user_id, requested_at_ms=now_ms(), reason=reason
+        )
+        payload = encode_erasure(request)
+        key = user_id.encode()
+        checked = decode_erasure(payload, key, now_ms=now_ms())
+        if isinstance(checked, Rejection):
+            raise InvalidErasureError(checked)
+        self._producer.send(f"{self._topic_prefix}{ERASURE}", value=payload, key=key)
+        return request.request_id
 
     def browse(
         self,

@@ -11,8 +11,10 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from streams.client.security import kafka_client_options
 from streams.contract.profile import ProfileDecodeError, ProfileUpdated
 from streams.contract.topics import PROFILES
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,12 @@ class ProfileSubscriber:
         self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
         self._consumer.assign(self._partitions)
         self._consumer.seek_to_beginning(*self._partitions)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kafka_config: Any) -> ProfileSubscriber:
+        """A subscriber to the settings' cluster and topic prefix, with their security (TLS, SASL)."""
+        options = {**kafka_client_options(settings), **kafka_config}
+        return cls(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, **options)
 
     def _apply(self, key: bytes | None, value: bytes | None) -> ProfileChange | None:
         if key is None:

@@ -35,14 +35,18 @@ from state.errors import StateDecodeError
 from state.expiry import is_idle
 from state.record import UserState
 from state.spec import StateSpec
+from streams.client.erasure_bound import compaction_configs
+from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
 from streams.worker.alignment import EventTimeAligner, Held, Progress
+from streams.worker.broker_auth import broker_credentials
 from streams.worker.bulk_producer import BulkProducer, DeliveryError
 from streams.worker.continuity import ContinuityCheck, Verdict
 from streams.worker.dead_letters import dead_letter_record
 from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.erasure import check_erasure
 from streams.worker.faust_seam import (
     HeldTopic,
     accept_gap,
@@ -70,6 +74,7 @@ from streams.worker.processor import (
 from streams.worker.profile_builder import build_profile, current_records, is_current
 from streams.worker.state_table import FaustStateAccess
 from streams.worker.store_layout import TABLE_NAME
+from streams.worker.web_auth import BearerToken
 
 log = logging.getLogger(__name__)
 
@@ -101,12 +106,19 @@ def build_faust_app(settings: Settings) -> faust.App:
         settings.app_id,
         # faust's aiokafka transport, with offset gaps of the input topics left to the worker (faust_seam).
         broker=[f"{register_transport()}://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        # TLS and SASL of a secured cluster (None: plaintext); the same settings as every other client's.
+        broker_credentials=broker_credentials(settings),
         store=register_store(),
         datadir=str(settings.state_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
+        # faust's own views would serve raw state records (/table/...) and the worker map (/router/...) to anyone
+        # who reaches the port. Table routing of the lookup does not need them: it forwards to the owner's URL,
+        # which the consumer group's metadata carries.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         web_bind=settings.web_bind,
         web_port=settings.web_port,
         # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
@@ -152,6 +164,8 @@ class ProfileWorker:
             key_type=bytes,
             value_type=bytes,
             default=None,
+            # The changelog holds every user's state: compacted within the erasure bound like the profiles.
+            extra_topic_configs=compaction_configs(settings),
         )
         self.erasure = self.app.topic(settings.topic(ERASURE), key_serializer="raw", value_serializer="raw")
         self.spec = spec
@@ -187,11 +201,16 @@ class ProfileWorker:
         self.app.timer(settings.gc_sweep_interval_s)(self._sweep_heap)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
-        self.lag_monitor = LagMonitor(settings.kafka_bootstrap, metrics, self._next_offset)
+        self.lag_monitor = LagMonitor(
+            settings.kafka_bootstrap, metrics, self._next_offset, client_options=kafka_client_options(settings)
+        )
         self._monitored_ends: Mapping[tuple[str, int], int] = {}
         self.app.on_before_shutdown.connect(self._stop_lag_monitor)  # type: ignore[arg-type]
-        register_lookup(self.app, self.table, encoder, spec)
+        register_lookup(self.app, self.table, encoder, spec, BearerToken.from_settings(settings))
         metrics.set_model_version(encoder.model_version)
+
+    def _partition_of(self, key: bytes) -> int:
+        return partition_for_key(key, self.settings.partitions)
 
     def _kafka_producer(self) -> Any:
         return kafka_producer(self.app)
@@ -424,18 +443,41 @@ class ProfileWorker:
     # -- erasure and expiry ---------------------------------------------------------------------------------
 
     async def _erase_users(self, stream: Any) -> None:
-        """Erasure requests: delete the user's state (changelog, then store) and publish a tombstone."""
+        """Erasure requests (:mod:`streams.contract.erasure`): a valid one deletes the user's state (changelog,
+        then store) and publishes a tombstone; one for a user without state is acknowledged with nothing published;
+        an invalid one is dead-lettered and nothing is deleted. The log names the request id, never the user."""
         async for event in stream.events():
-            key = event.message.key
-            if not key:
-                log.warning("ignored an erasure request without key (partition %s)", event.message.partition)
-                continue
+            message = self._inbound(event)
+            request = check_erasure(message, self._partition_of, wall_clock_ms())
             async with self._unit_lock:
-                self.processor.forget([bytes(key).decode(errors="replace")])
-                self.state.delete(bytes(key), event.message.partition)
-                await self._stage_tombstones([bytes(key)])
-                await self._publish(BatchOutput())
-            self.metrics.count_tombstones("erasure")
+                if isinstance(request, DeadLetter):
+                    await self._publish(BatchOutput(dead_letters=[request]))
+                    known = False
+                else:
+                    key = request.user_id.encode()
+                    known = self.state.read(key, message.partition) is not None
+                    # Whatever the store says, no cached copy of the user may outlive the request.
+                    self.processor.forget([request.user_id])
+                    if known:
+                        self.state.delete(key, message.partition)
+                        await self._stage_tombstones([key])
+                        await self._publish(BatchOutput())
+            if isinstance(request, DeadLetter):
+                self.metrics.count_erasure_request("rejected")
+                log.warning(
+                    "erasure request at partition %d offset %d rejected (%s: %s); dead-lettered, nothing erased",
+                    message.partition,
+                    message.offset,
+                    request.reason.value,
+                    request.detail,
+                )
+            elif known:
+                self.metrics.count_tombstones("erasure")
+                self.metrics.count_erasure_request("executed")
+                log.info("erasure request %s executed (reason %s)", request.request_id, request.reason)
+            else:
+                self.metrics.count_erasure_request("unknown_user")
+                log.info("erasure request %s: no state for the user; nothing to erase", request.request_id)
 
     async def _expire_idle_users(self) -> None:
         """Delete users idle longer than the TTL, in event time, from the partitions this worker owns.

@@ -48,6 +48,8 @@ from prometheus_client import CollectorRegistry
 from state.codec import peek_activity
 from state.expiry import is_idle
 from state.spec import StateSpec
+from streams.client.erasure_bound import compaction_configs
+from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES, Event
 from streams.contract.topics import PROFILES, input_topic
 from streams.offline.histories import ReadReport, read_events
@@ -110,7 +112,11 @@ class BackfillReport:
 
 def check_group_idle(settings: Settings, timeout_s: float = COORDINATOR_TIMEOUT_S) -> None:
     """Raise :class:`BackfillRefusedError` when the worker group has members or committed input offsets."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-backfill")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.app_id}-backfill",
+        **kafka_client_options(settings),
+    )
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -143,7 +149,11 @@ def ensure_changelog(settings: Settings) -> str:
     """Create the table's changelog topic as faust would (compacted, the table's partitions); check an existing
     one has the table's partition count. Returns its name."""
     topic = changelog_topic(settings)
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.app_id}-backfill")
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id=f"{settings.app_id}-backfill",
+        **kafka_client_options(settings),
+    )
     try:
         if topic not in set(admin.list_topics()):
             with contextlib.suppress(TopicAlreadyExistsError):
@@ -152,7 +162,7 @@ def ensure_changelog(settings: Settings) -> str:
                         topic: {
                             "num_partitions": settings.partitions,
                             "replication_factor": settings.replication_factor,
-                            "configs": {"cleanup.policy": "compact"},
+                            "configs": compaction_configs(settings),
                         }
                     },
                     wait_for_metadata=True,
@@ -333,6 +343,7 @@ async def _fold_and_write(
         enable_idempotence=True,
         linger_ms=0,
         max_batch_size=BATCH_BYTES,
+        **kafka_client_options(settings),
     )
     await producer.start()
     try:

@@ -78,8 +78,11 @@ class KafkaEndOffsets:
         request_timeout_s: float = DEFAULT_TIMEOUT_S,
         client_id: str = DEFAULT_CLIENT_ID,
         isolation_level: str = "read_uncommitted",
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        # TLS and SASL options of a secured cluster (streams.client.security).
+        self.client_options = dict(client_options or {})
         self.request_timeout_s = request_timeout_s
         self.client_id = client_id
         self.isolation_level = isolation_level
@@ -94,6 +97,7 @@ class KafkaEndOffsets:
             enable_auto_commit=False,
             request_timeout_ms=max(1, int(self.request_timeout_s * 1000)),
             isolation_level=self.isolation_level,
+            **self.client_options,
         )
         try:
             await consumer.start()
@@ -148,12 +152,17 @@ class LagMonitor:
         isolation_level: str = "read_uncommitted",
         source: EndOffsetSource | None = None,
         clock: Callable[[], float] = time.monotonic,
+        client_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.metrics = metrics
         self.timeout_s = timeout_s
         self._next_offset = next_offset
         self._source: EndOffsetSource = source or KafkaEndOffsets(
-            bootstrap_servers, request_timeout_s=timeout_s, client_id=client_id, isolation_level=isolation_level
+            bootstrap_servers,
+            request_timeout_s=timeout_s,
+            client_id=client_id,
+            isolation_level=isolation_level,
+            client_options=client_options,
         )
         self._clock = clock
         self._connected = False

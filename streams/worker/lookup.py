@@ -5,6 +5,9 @@ forwards the request there (Faust's table routing), so a client may ask any work
 profile-updated v1 object as it would be published now (``updated_at`` is the time of the lookup), or 404. A
 record the loaded model did not make (a model rollout in progress) is re-encoded from its stored window with
 the loaded model and answered with that model's version (:mod:`streams.worker.profile_builder`).
+
+With a bearer token configured, the lookup answers 401 to a request without it (:mod:`streams.worker.web_auth`),
+before any routing or table read. ``/healthz/`` stays open: it holds no personal data and probes carry no token.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ from state.spec import StateSpec
 from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.processor import wall_clock_ms
 from streams.worker.profile_builder import current_profile
+from streams.worker.web_auth import BearerToken
 
 
-def register_lookup(app: faust.App, table: Any, encoder: EncoderRuntime, spec: StateSpec) -> None:
-    """Add the lookup view and the liveness view to the worker's web server."""
+def register_lookup(
+    app: faust.App, table: Any, encoder: EncoderRuntime, spec: StateSpec, token: BearerToken | None = None
+) -> None:
+    """Add the lookup view (behind ``token`` when one is required) and the liveness view to the web server."""
+    checker = token or BearerToken(None)
 
     @app.page("/healthz/")
     class LivenessView(View):
@@ -32,8 +39,16 @@ def register_lookup(app: faust.App, table: Any, encoder: EncoderRuntime, spec: S
 
     @app.page("/profiles/{user_id}/")
     class ProfileView(View):
-        @app.table_route(table=table, match_info="user_id")
         async def get(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:
+            # Checked before routing: a request without the token never reaches another worker or the table.
+            if not checker.allows(request.headers.get("Authorization")):
+                return self.json(
+                    {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="profiles"'}
+                )
+            return await self.routed(request, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
+
+        @app.table_route(table=table, match_info="user_id")
+        async def routed(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:
             user_id = request.match_info["user_id"]
             raw = table.get(user_id.encode())
             if raw is None:

@@ -43,6 +43,10 @@ TOMBSTONE_CAUSES: Final[tuple[TombstoneCause, ...]] = ("expiry", "erasure")
 
 OffsetJumpOutcome = Literal["refetched", "confirmed"]
 OFFSET_JUMP_OUTCOMES: Final[tuple[OffsetJumpOutcome, ...]] = ("refetched", "confirmed")
+ErasureOutcome = Literal["executed", "unknown_user", "rejected"]
+ERASURE_OUTCOMES: Final[tuple[ErasureOutcome, ...]] = ("executed", "unknown_user", "rejected")
+"""What became of an erasure request: the user's state deleted and a tombstone published; no state for the user
+(acknowledged, nothing published); or not a valid request (dead-lettered, nothing deleted)."""
 
 StepKind = Literal["new", "refold", "base", "rebuild"]
 STEP_KINDS: Final[tuple[StepKind, ...]] = ("new", "refold", "base", "rebuild")
@@ -148,6 +152,9 @@ class WorkerMetrics:
         self.tombstones_published = counter(
             "tombstones_published", "Profile tombstones published, by cause.", ["cause"]
         )
+        self.erasure_requests = counter(
+            "erasure_requests", "Erasure requests handled, by outcome (executed, unknown_user, rejected).", ["outcome"]
+        )
         self.deadletter_published = counter("deadletter_published", "Records published to the dead-letter topic.")
         self.publish_failed = counter(
             "publish_failed_records",
@@ -250,6 +257,8 @@ class WorkerMetrics:
             self.tombstones_published.labels(cause=cause)
         for outcome in OFFSET_JUMP_OUTCOMES:
             self.offset_jumps.labels(outcome=outcome)
+        for erasure_outcome in ERASURE_OUTCOMES:
+            self.erasure_requests.labels(outcome=erasure_outcome)
         for stage in INFRA_STAGES:
             self.infra_retries.labels(stage=stage)
         for kind in STEP_KINDS:
@@ -298,6 +307,12 @@ class WorkerMetrics:
         if cause not in TOMBSTONE_CAUSES:
             raise ValueError(f"unknown tombstone cause {cause!r}; expected one of {TOMBSTONE_CAUSES}")
         self.tombstones_published.labels(cause=cause).inc(n)
+
+    def count_erasure_request(self, outcome: ErasureOutcome) -> None:
+        """Count one erasure request and what became of it."""
+        if outcome not in ERASURE_OUTCOMES:
+            raise ValueError(f"unknown erasure outcome {outcome!r}; expected one of {ERASURE_OUTCOMES}")
+        self.erasure_requests.labels(outcome=outcome).inc()
 
     def count_deadletter(self, n: int = 1) -> None:
         """Count `n` records published to the dead-letter topic."""

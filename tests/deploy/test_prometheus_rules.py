@@ -189,6 +189,7 @@ REQUIRED_ALERTS = {
     "ProfilestreamBrokerUnreachable",
     "ProfilestreamProcessingPaused",
     "ProfilestreamModelRolloutStalled",
+    "ProfilestreamErasureRequestRejected",
 }
 
 

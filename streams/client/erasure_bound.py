@@ -1,0 +1,29 @@
+"""Topic settings that bound how long an erased user's old values stay readable in the compacted topics.
+
+A compacted topic (``profiles.updated``, the worker table's changelog) keeps a user's older values until the log
+cleaner runs over them, and with Kafka's defaults that is when half the partition is dirty: days on a quiet topic.
+``max.compaction.lag.ms`` makes the cleaner take any record older than it, and lowers the time after which the
+segment being written is rolled (only a rolled segment is cleaned); ``delete.retention.ms`` is how long the
+tombstone itself, which still carries the user id as its key, stays after its first cleaning. Each gets half the
+bound. The roll happens when a record is appended, so the bound holds for a partition that keeps receiving
+records, as the service's topics do (docs/security.md).
+"""
+
+from __future__ import annotations
+
+from streams.settings import Settings
+
+PROFILE_SEGMENT_MS = 3600 * 1000
+"""Longest a segment of a compacted topic stays open when the bound allows more."""
+
+
+def compaction_configs(settings: Settings) -> dict[str, str]:
+    """Topic configs of a compacted topic that holds personal data, for the settings' erasure bound."""
+    half_ms = max(1, settings.erasure_bound_ms // 2)
+    return {
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "0",
+        "max.compaction.lag.ms": str(half_ms),
+        "segment.ms": str(min(PROFILE_SEGMENT_MS, half_ms)),
+        "delete.retention.ms": str(half_ms),
+    }

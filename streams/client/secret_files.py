@@ -1,0 +1,38 @@
+"""Secrets from the settings: a value given directly (a secret type) or a file that holds it, never both.
+
+A secret is read when a client or server is built, not when the settings are, so a rotated file is picked up at the
+next start. Errors name the setting and the file, never the secret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+
+class SecretConfigError(ValueError):
+    """A secret setting that cannot be used: fix the named setting (or its file) and start again."""
+
+
+def resolve_secret(name: str, value: SecretStr | None, path: Path | None) -> str | None:
+    """The secret of setting ``name``: ``value``, or the stripped text of the file ``path``; None when neither.
+
+    Both given is an error (which one wins would be a guess); so is an unreadable or empty file.
+    """
+    if value is not None and path is not None:
+        raise SecretConfigError(f"set either {name} or {name}_file, not both")
+    if value is not None:
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise SecretConfigError(f"{name} is empty")
+        return secret
+    if path is None:
+        return None
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SecretConfigError(f"cannot read {name}_file {path}: {exc.strerror or type(exc).__name__}") from None
+    if not text:
+        raise SecretConfigError(f"{name}_file {path} is empty")
+    return text

@@ -1,0 +1,209 @@
+"""The local broker with a SASL_SSL listener, SCRAM users and ACLs (deploy/local, KAFKA_SECURITY=sasl_ssl), and
+every profilestream client against it: right credentials work end to end (CLI, admin, SDK, worker, subscriber),
+a wrong password (CLI and worker) and a principal without ACLs are refused with a clear message, no secret is
+printed, and the ACLs of each role (``profilestream acls apply``) let a worker and a producer do their jobs and
+nothing else."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kafka.errors import TopicAuthorizationFailedError
+
+from bench.procs import free_port, settings_env
+from streams.client.producer import EventProducer
+from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
+from streams.contract.events import BrowseEvent
+from streams.settings import Settings, load_settings
+from tests.conftest import KAFKA_SCRIPT, REPO_ROOT
+from tests.harness import WorkerProcess, wait_until
+
+pytestmark = pytest.mark.kafka
+T0 = 1_767_225_600_000
+SECURED_ENV = {
+    "KAFKA_SECURITY": "sasl_ssl",
+    "KAFKA_PORT": os.environ.get("TEST_SECURED_KAFKA_PORT", "19192"),
+    "KAFKA_CONTROLLER_PORT": os.environ.get("TEST_SECURED_KAFKA_CONTROLLER_PORT", "19193"),
+    "KAFKA_DATA_DIR": os.environ.get("TEST_SECURED_KAFKA_DATA_DIR", "var/kafka-test-secured"),
+}
+
+
+@dataclass(frozen=True)
+class SecuredBroker:
+    """Where the secured broker listens and where kafka.sh left its CA and the users' password files."""
+
+    bootstrap: str
+    data_dir: Path
+
+    @property
+    def ca_file(self) -> Path:
+        return self.data_dir / "tls" / "ca.pem"
+
+    def password_file(self, user: str) -> Path:
+        return self.data_dir / "secrets" / f"{user}.password"
+
+
+def _kafka_sh(command: str) -> str:
+    done = subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), command],
+        env={**os.environ, **SECURED_ENV},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"kafka.sh {command} (sasl_ssl) failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def secured_broker() -> Iterator[SecuredBroker]:
+    """A fresh SASL_SSL broker for this module; stopped at the end."""
+    _kafka_sh("wipe")
+    bootstrap = _kafka_sh("start").splitlines()[-1]
+    data_dir = Path(SECURED_ENV["KAFKA_DATA_DIR"])
+    try:
+        yield SecuredBroker(bootstrap, data_dir if data_dir.is_absolute() else REPO_ROOT / data_dir)
+    finally:
+        _kafka_sh("stop")
+
+
+def _settings(
+    broker: SecuredBroker, tmp_path: Path, user: str = "app", password_of: str | None = None, run: str | None = None
+) -> Settings:
+    run = run or uuid.uuid4().hex[:8]
+    return load_settings(
+        kafka_bootstrap=broker.bootstrap,
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=user,
+        kafka_sasl_password_file=broker.password_file(password_of or user),
+        kafka_ssl_cafile=broker.ca_file,
+        topic_prefix=f"s{run}.",
+        app_id=f"ps-secured-{run}",
+        state_dir=tmp_path / f"state-{user}",
+        partitions=2,
+        metrics_port=0,
+        web_port=free_port(),
+        model_failure_linger_s=0.0,
+        consumer_session_timeout_s=10.0,
+    )
+
+
+def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "--cli-log-level", "warning", *args],
+        env=settings_env(settings),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_right_credentials_work_end_to_end(
+    secured_broker: SecuredBroker, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = _settings(secured_broker, tmp_path)
+    password = secured_broker.password_file("app").read_text().strip()
+    created = _cli(settings, "topics", "create")
+    assert created.returncode == 0, created.stderr
+    assert created.stdout.count(": created") == 6
+
+    subscriber = ProfileSubscriber.from_settings(settings)
+    worker = start_worker(settings, name="secured-worker")
+    with EventProducer.from_settings(settings) as producer:
+        for i in range(3):
+            producer.send(BrowseEvent(event_id=f"e{i}", user_id="secured-user", ts_ms=T0 + i, item_id="i"))
+    seen: list[object] = []
+
+    def profile_count() -> int:
+        seen.extend(subscriber.poll(timeout_ms=200))
+        latest = subscriber.profiles.get("secured-user")
+        return latest.event_count if latest is not None else 0
+
+    wait_until(lambda: profile_count() == 3, 120, "the profile over SASL_SSL", workers=(worker,))
+
+    erased = _cli(settings, "erase", "secured-user")
+    assert erased.returncode == 0, erased.stderr
+    wait_until(lambda: profile_count() == 0 and isinstance(seen[-1], ProfileDeleted), 60, "the tombstone",
+               workers=(worker,))  # fmt: skip
+    subscriber.close()
+
+    assert worker.stop() == 0
+    for output in (created.stdout, created.stderr, erased.stdout, erased.stderr, worker.log_text()):
+        assert password not in output
+
+
+def test_a_wrong_password_is_refused_with_a_clear_message(secured_broker: SecuredBroker, tmp_path: Path) -> None:
+    settings = _settings(secured_broker, tmp_path, password_of="stranger")
+    done = _cli(settings, "topics", "create")
+    assert done.returncode == 4, done.stderr
+    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("profilestream: Kafka: ")
+    assert secured_broker.password_file("stranger").read_text().strip() not in done.stderr
+
+
+def test_a_principal_without_acls_is_refused(secured_broker: SecuredBroker, tmp_path: Path) -> None:
+    settings = _settings(secured_broker, tmp_path, user="stranger")
+    done = _cli(settings, "topics", "create")
+    assert done.returncode == 4, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("profilestream: Kafka: TopicAuthorizationFailedError"), done.stderr
+
+
+def test_each_role_may_do_its_job_and_nothing_else(
+    secured_broker: SecuredBroker, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    admin, worker_login, producer_login = (_settings(secured_broker, tmp_path, user, run=run)
+                                           for user in ("admin", "worker", "producer"))  # fmt: skip
+    assert _cli(admin, "topics", "create").returncode == 0
+    for principal, role in (("User:worker", "worker"), ("User:producer", "producer")):
+        applied = _cli(admin, "acls", "apply", "--principal", principal, "--role", role)
+        assert applied.returncode == 0, applied.stderr
+
+    subscriber = ProfileSubscriber.from_settings(admin)
+    worker = start_worker(worker_login, name="least-privilege-worker")
+    with EventProducer.from_settings(producer_login) as producer:
+        for i in range(2):
+            producer.send(BrowseEvent(event_id=f"e{i}", user_id="acl-user", ts_ms=T0 + i, item_id="i"))
+
+    def folded() -> bool:
+        subscriber.poll(timeout_ms=200)
+        latest = subscriber.profiles.get("acl-user")
+        return latest is not None and latest.event_count == 2
+
+    wait_until(folded, 120, "the profile, folded by the worker principal", workers=(worker,))
+    subscriber.close()
+
+    # The worker may not write events, and the producer may not create topics (nor read profiles).
+    with EventProducer.from_settings(worker_login) as as_worker:
+        future = as_worker.send(BrowseEvent(event_id="x", user_id="acl-user", ts_ms=T0 + 5, item_id="i"))
+        with pytest.raises(TopicAuthorizationFailedError):
+            future.get(timeout=60)
+    refused = _cli(producer_login, "topics", "create")
+    assert refused.returncode == 4
+    assert "TopicAuthorizationFailedError" in refused.stderr.strip().splitlines()[-1]
+    assert worker.stop() == 0
+
+
+def test_a_worker_with_a_wrong_password_says_so_and_never_shows_it(
+    secured_broker: SecuredBroker, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = _settings(secured_broker, tmp_path, password_of="stranger")
+    worker = start_worker(settings, name="wrong-login-worker")
+    wait_until(lambda: "invalid credentials" in worker.log_text() or not worker.alive(), 120,
+               "the worker to report the refused login", detail=lambda: worker.log_tail(2000))  # fmt: skip
+    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in worker.log_text()
+    worker.stop()
+    assert secured_broker.password_file("stranger").read_text().strip() not in worker.log_text()

@@ -1,0 +1,36 @@
+"""The lookup's bearer token: who passes, who does not, and that the token never shows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from streams.settings import load_settings
+from streams.worker.web_auth import BearerToken
+
+TOKEN = "tok-Zm9vYmFy-1234567890"
+
+
+def test_without_a_token_every_request_passes() -> None:
+    token = BearerToken.from_settings(load_settings())
+    assert not token.required
+    assert token.allows(None)
+
+
+def test_only_the_configured_bearer_token_passes(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n", encoding="utf-8")
+    for token in (BearerToken.from_settings(load_settings(lookup_token_file=path)),
+                  BearerToken.from_settings(load_settings(lookup_token=SecretStr(TOKEN)))):  # fmt: skip
+        assert token.required
+        assert token.allows(f"Bearer {TOKEN}")
+        assert token.allows(f"bearer {TOKEN}")  # the scheme is case-insensitive (RFC 9110)
+        assert not token.allows(None)
+        assert not token.allows("")
+        assert not token.allows(TOKEN)
+        assert not token.allows(f"Basic {TOKEN}")
+        assert not token.allows(f"Bearer {TOKEN[:-1]}")
+        assert not token.allows(f"Bearer {TOKEN}x")
+        assert not token.allows("Bearer ")
+        assert TOKEN not in repr(token)
