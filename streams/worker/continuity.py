@@ -1,16 +1,18 @@
 """Offset continuity of the input partitions, free of Faust: no offset is skipped unless the broker says so.
 
-faust-streaming fetches ahead, drops what it fetched while a rebalance suspends the flow, and seeks back to the
-committed offsets after recovery; a fetch in flight across that seek can then hand over a message *past* offsets
-that never reached the worker. faust takes such a jump for a hole in the log (as transaction markers or
-compaction leave) and counts the skipped offsets as processed, so its next commit passes events that were never
-folded (measured: one or two events of a partition lost after a restart, in about half of the kill tests).
+faust-streaming's fetch loop drops every message below a partition's *read offset* as already read, and counts a
+jump past it as a hole in the log whose offsets its commit may pass. After a rebalance faust seeks back to the
+committed offsets while the fetch loop is still handing over the rest of a batch fetched before; that rest moves
+the read offset up again, the messages fetched afresh are dropped until they pass it, and the commit then passes
+events that were never folded (measured: one or two events of a partition lost per restart, in about half of
+the kill tests). The worker's consumer (:class:`streams.worker.faust_seam.GapCheckedConsumer`) turns both off for
+the input topics and leaves the job to :class:`ContinuityCheck`.
 
-:class:`ContinuityCheck` follows, per topic partition, the offset the next message must have. A message past it
-is not taken: the partition is sought back to the expected offset (a *probe*). If the broker then delivers the
-expected offset, the jump was a loss upstream and nothing is skipped; if it delivers the same later offset again,
-the hole is real (control records of a transactional producer) and is accepted. Messages below the expected
-offset were received already (a seek back over them) and are dropped.
+:class:`ContinuityCheck` follows, per topic partition, the offset the next message must have. A message below it
+was received already (a seek back over it) and is dropped. A message past it is not taken: the partition is
+sought back to the expected offset (a *probe*). If the broker then delivers the expected offset, nothing is
+skipped; if it delivers the same later offset again, the hole is real (control records of a transactional
+producer) and is accepted.
 """
 
 from __future__ import annotations

@@ -151,8 +151,13 @@ def test_the_consumer_has_the_flow_control_the_aligner_uses() -> None:
 
 
 def test_the_fetch_loop_counts_offset_jumps_as_processed_through_add_gap() -> None:
-    # Why GapCheckedConsumer exists: a jump in the offsets a fetch hands over becomes a gap faust's commit passes.
-    assert "await self._add_gap(tp, r_offset + 1, offset)" in inspect.getsource(Consumer._drain_messages)
+    # Why GapCheckedConsumer exists: the fetch loop drops messages below its read offset, and a jump in the
+    # offsets it hands over becomes a gap faust's commit passes; both read the offsets through __getitem__.
+    drain = inspect.getsource(Consumer._drain_messages)
+    assert "get_read_offset = self._read_offset.__getitem__" in drain
+    assert "if r_offset is None or offset >= r_offset:" in drain
+    assert "await self._add_gap(tp, r_offset + 1, offset)" in drain
+    assert "self._read_offset = defaultdict(lambda: None)" in inspect.getsource(Consumer.__init__)
     assert "gap_for_tp.overlap(0, max_offset)" in inspect.getsource(Consumer._new_offset)
     assert faust_aiokafka.Transport.Consumer is faust_aiokafka.Consumer
     # The worker's seek runs in the consumer's thread and moves faust's read offset with it.
@@ -184,3 +189,15 @@ def test_the_gap_checked_consumer_leaves_gaps_of_checked_topics_to_the_worker() 
     finally:
         Consumer._add_gap = original  # type: ignore[method-assign]
     assert added == [("erasure", 3, 8), ("events.browse", 6, 7)]
+
+
+def test_the_read_offsets_of_checked_topics_never_gate_the_fetch_loop() -> None:
+    checked = frozenset({"events.browse"})
+    offsets = faust_seam._ReadOffsets(lambda: checked)
+    offsets[TP("events.browse", 0)] = 41
+    offsets[TP("erasure", 0)] = 7
+    offsets.update({TP("events.browse", 1): 3})
+    assert offsets[TP("events.browse", 0)] is None  # every message reaches the worker's continuity check
+    assert offsets[TP("erasure", 0)] == 7  # other topics keep faust's own gating
+    assert offsets[TP("erasure", 1)] is None  # nothing read yet, as faust's defaultdict answers
+    assert offsets.pop(TP("events.browse", 1)) == 3
