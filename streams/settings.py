@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     web_bind: str = Field("127.0.0.1", description="Bind address of the worker's HTTP lookup (Faust web).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP lookup (Faust web).")
     log_level: str = Field("info", description="Log level of the worker.")
+    recommend_bind: str = Field("127.0.0.1", description="Bind address of the recommender's HTTP server.")
+    recommend_port: int = Field(
+        8088, ge=1, le=65535, description="Port of the recommender's HTTP server (/recommendations, /metrics)."
+    )
 
     def state_spec(self) -> StateSpec:
         """The state parameters these settings choose; the rest keep the defaults of ``state.spec``."""

@@ -9,7 +9,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
 from streams.contract.events import EVENT_TYPES
-from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
+from streams.contract.topics import DEADLETTER, ERASURE, MODEL_ITEMS, PROFILES, input_topic
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     The input topics share one partition count so one user's events land on the same partition number
     everywhere (co-partitioning). ``profiles.updated`` is compacted: a consumer that reads it from the start
     holds every user's latest profile; tombstones are kept a day so slow consumers still see deletions.
+    ``models.items`` is compacted too: every published model version's item vectors stay until tombstoned.
     """
     p = settings.partitions
     specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
@@ -45,6 +46,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
                 "min.compaction.lag.ms": "0",
                 "segment.ms": str(3600 * 1000),
             },
+        )
+    )
+    specs.append(
+        TopicSpec(
+            settings.topic(MODEL_ITEMS),
+            p,
+            {"cleanup.policy": "compact", "delete.retention.ms": str(24 * 3600 * 1000), "segment.ms": str(3600 * 1000)},
         )
     )
     return specs
