@@ -1,2 +1,3 @@
 """The client SDK for producer and consumer teams: ``producer`` (send events), ``subscriber`` (read profiles),
-``admin`` (create the topics). Needs only the base install: kafka-python, no torch, faust or RocksDB."""
+``items`` (publish a model's item vectors), ``admin`` (create the topics). Needs only the base install:
+kafka-python, no torch, faust or RocksDB."""
