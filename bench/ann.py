@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -92,15 +93,18 @@ def _usearch(vectors: np.ndarray, connectivity: int, expansion_search: int) -> S
     return lambda q, k: np.asarray(index.search(q, k, threads=1).keys)
 
 
-def candidates(vectors: np.ndarray) -> list[tuple[str, Callable[[], Search]]]:
-    """Every candidate that can run here, with the parameters measured."""
-    found: list[tuple[str, Callable[[], Search]]] = [
-        ("exact numpy (matmul + argpartition)", functools.partial(_exact, vectors))
-    ]
-    if importlib.util.find_spec("faiss") is not None:
+LIBRARIES = ("exact", "faiss", "usearch")
+
+
+def candidates(vectors: np.ndarray, libraries: tuple[str, ...] = LIBRARIES) -> list[tuple[str, Callable[[], Search]]]:
+    """Every candidate of ``libraries`` that can run here, with the parameters measured."""
+    found: list[tuple[str, Callable[[], Search]]] = []
+    if "exact" in libraries:
+        found.append(("exact numpy (matmul + argpartition)", functools.partial(_exact, vectors)))
+    if "faiss" in libraries and importlib.util.find_spec("faiss") is not None:
         for ef in (64, 256):
             found.append((f"faiss-cpu HNSWFlat M=32 efSearch={ef}", functools.partial(_faiss_hnsw, vectors, 32, ef)))
-    if importlib.util.find_spec("usearch") is not None:
+    if "usearch" in libraries and importlib.util.find_spec("usearch") is not None:
         for ef in (64, 256):
             found.append((f"usearch HNSW M=32 ef={ef}", functools.partial(_usearch, vectors, 32, ef)))
     return found
@@ -143,14 +147,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument(
+        "--libraries", default=",".join(LIBRARIES), help="comma-separated subset of exact,faiss,usearch"
+    )
     args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    load_before = os.getloadavg()[0]
     vectors = item_vectors(args.items, args.dim, args.seed)
     qs = queries(vectors, args.queries, args.seed)
     exact = ExactIndex(vectors)
     truth = np.stack([exact.search(q, args.k)[0] for q in qs])
-    rows = [measure(name, build, qs, truth, args.k) for name, build in candidates(vectors)]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    print(f"commit {commit.stdout.strip() or 'unknown'}; seed {args.seed}; {args.queries} queries, one at a time")
+    libraries = tuple(name.strip() for name in args.libraries.split(","))
+    rows = [measure(name, build, qs, truth, args.k) for name, build in candidates(vectors, libraries)]
+    # The load average says whether other work shared the cores (latency percentiles suffer, recall does not).
+    print(
+        f"commit {commit.stdout.strip() or 'unknown'}; seed {args.seed}; {args.queries} queries, one at a time; "
+        f"{os.cpu_count()} cores, 1-minute load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after"
+    )
     print(table(rows, args.items, args.dim, args.k))
     return 0
 
