@@ -56,15 +56,15 @@ class Recommendation:
         return {
             "user_id": self.user_id,
             "model_version": self.model_version,
-            "source": "popular" if self.fallback else "profile",
-            "fallback_reason": self.fallback.value if self.fallback else None,
+            "source": "profile" if self.fallback is None else "popular",
+            "fallback_reason": None if self.fallback is None else self.fallback.value,
             "items": [{"item_id": i.item_id, "score": i.score} for i in self.items],
         }
 
 
 class Recommender:
     """Holds profiles, purchases and item indexes; the follower thread applies changes under :attr:`lock` and
-    request threads read under it, so a request never sees a half-applied version."""
+    request threads look up under it, so a request never sees a half-applied version."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -88,12 +88,14 @@ class Recommender:
                 return self._popular(user_id, k, bought, Fallback.NO_INDEX)
             if len(profile.embedding) != version.index.dim:
                 return self._popular(user_id, k, bought, Fallback.DIMENSION)
-            exclude = [version.rows[item] for item in bought if item in version.rows]
-            rows, scores = version.index.search(profile.embedding, k, exclude)
-            items = tuple(
-                ScoredItem(version.item_ids[r], float(s)) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
-            )
-            return Recommendation(user_id, items, version.model_version, None)
+        # A loaded version is never changed, only replaced: the search runs outside the lock, so requests
+        # (numpy releases the GIL in the matrix product) and the follower do not wait for each other.
+        exclude = [version.rows[item] for item in bought if item in version.rows]
+        rows, scores = version.index.search(profile.embedding, k, exclude)
+        items = tuple(
+            ScoredItem(version.item_ids[r], float(s)) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
+        )
+        return Recommendation(user_id, items, version.model_version, None)
 
     def _popular(self, user_id: str, k: int, bought: frozenset[str], reason: Fallback) -> Recommendation:
         counts = self.purchases.counts
