@@ -2,7 +2,7 @@
 
 Exact search, not an ANN library: at our catalogue sizes (up to tens of thousands of items, 64 dimensions)
 one matrix-vector product plus a partial sort answers a query in about a millisecond with recall 1. The HNSW
-indexes measured beside it (faiss-cpu, usearch) were as fast only at a recall of 0.995, faster only by
+indexes measured beside it (faiss-cpu, usearch) were no faster at a recall of 0.995, faster only by
 missing 7 % of the top 20, and took 20 to 75 s to build per model version (docs/recommend.md has the table and
 its command). Exact search also makes exclusion exact: excluded rows are masked before the top k is taken, so
 a user with many purchases still gets k answers.
