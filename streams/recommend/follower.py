@@ -13,7 +13,7 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
+from streams.client.subscriber import ProfileSubscriber
 from streams.contract.topics import MODEL_ITEMS, input_topic
 from streams.recommend.metrics import RecommendMetrics
 from streams.recommend.service import Recommender
@@ -84,13 +84,7 @@ class Follower:
         """Read and apply what arrived on any of the topics."""
         self._apply_items(self._items.poll(timeout_ms // 4))
         self._apply_purchases(self._purchases.poll(timeout_ms // 4))
-        changes = self._profiles.poll(timeout_ms // 2)
-        if changes:
-            with self._recommender.lock:
-                for change in changes:
-                    if isinstance(change, ProfileDeleted):
-                        # Erasure or expiry: what the recommender knows of the user goes with the profile.
-                        self._recommender.purchases.forget(change.user_id)
+        self._recommender.profiles_changed(self._profiles.poll(timeout_ms // 2))
         self._refresh_gauges()
 
     def _apply_items(self, records: list[tuple[bytes | None, bytes | None]]) -> None:

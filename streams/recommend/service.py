@@ -17,6 +17,7 @@ import enum
 import threading
 from dataclasses import dataclass
 
+from streams.client.subscriber import ProfileChange, ProfileDeleted
 from streams.contract.profile import ProfileUpdated
 from streams.recommend.catalog import ItemCatalog
 from streams.recommend.purchases import PurchaseLog
@@ -96,6 +97,14 @@ class Recommender:
             ScoredItem(version.item_ids[r], float(s)) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
         )
         return Recommendation(user_id, items, version.model_version, None)
+
+    def profiles_changed(self, changes: list[ProfileChange]) -> None:
+        """Apply what follows from profile changes (the profiles themselves are kept by the subscriber): a
+        tombstone (expiry or erasure) ends everything held about the user, their purchases included."""
+        with self.lock:
+            for change in changes:
+                if isinstance(change, ProfileDeleted):
+                    self.purchases.forget(change.user_id)
 
     def _popular(self, user_id: str, k: int, bought: frozenset[str], reason: Fallback) -> Recommendation:
         counts = self.purchases.counts

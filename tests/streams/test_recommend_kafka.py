@@ -18,6 +18,8 @@ from models.checkpoint import load_checkpoint, save_checkpoint
 from models.encoder import EncoderConfig
 from models.training import TrainConfig, train
 from streams.cli.main import main as cli_main
+from streams.client.items import publish_item_vectors
+from streams.client.producer import EventProducer
 from streams.contract.events import Event, PurchaseEvent, encode_event
 from streams.contract.profile import ProfileUpdated
 from streams.contract.topics import PROFILES
@@ -147,4 +149,37 @@ def test_a_profile_of_an_unpublished_model_version_is_not_scored(
     assert len(answer["items"]) == 5
     counted = re.search(r'profilestream_recommend_fallbacks_total\{reason="no_index"\} (\S+)', recommender.metrics())
     assert counted is not None and float(counted.group(1)) >= 2
+    recommender.stop()
+
+
+def test_a_profile_tombstone_ends_what_the_recommender_holds_of_the_user(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(recommend_port=free_port())
+    vectors = np.random.default_rng(8).standard_normal((10, 4)).astype(np.float32)
+    ids = [f"item-{i}" for i in range(10)]
+    publish_item_vectors(settings.kafka_bootstrap, "m-small", ids, vectors.tolist(), topic_prefix=settings.topic_prefix)
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as events:
+        events.purchase("leaver", "item-3", quantity=5)
+        events.flush()
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    profile = ProfileUpdated("leaver", 1, "m-small", [0.5, 0.5, 0.5, 0.5], 1, 1, 1)
+    producer.send(settings.topic(PROFILES), key=b"leaver", value=profile.to_bytes()).get(timeout=30)
+    recommender = RecommenderThread(settings)
+    wait_until(recommender.ready, 60, "the recommender to start")
+    status, answer = recommender.get("/recommendations/leaver?k=10")
+    assert status == 200 and answer["source"] == "profile" and answer["model_version"] == "m-small"
+    assert [i["item_id"] for i in answer["items"]] == [
+        ids[i] for i in np.argsort(-(vectors @ np.full(4, 0.5, dtype=np.float32))) if i != 3
+    ]
+
+    producer.send(settings.topic(PROFILES), key=b"leaver", value=None).get(timeout=30)
+    producer.close()
+
+    def forgotten() -> bool:
+        return bool(recommender.get("/recommendations/leaver?k=3")[1]["fallback_reason"] == "unknown_user")
+
+    wait_until(forgotten, 60, "the tombstone to be followed")
+    # The purchase went with the profile: the item is no longer excluded, and as the most bought it comes first.
+    assert recommender.get("/recommendations/leaver?k=3")[1]["items"][0] == {"item_id": "item-3", "score": 5.0}
     recommender.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from streams.client.subscriber import ProfileDeleted
 from streams.contract.events import PurchaseEvent, encode_event
 from streams.contract.items import ItemsManifest, ItemVector, item_key, manifest_key
 from streams.contract.profile import ProfileUpdated
@@ -138,11 +139,14 @@ def test_the_popularity_ranking_follows_new_purchases() -> None:
     assert recommender.recommend("nobody", 1).items[0].item_id == "item-9"
 
 
-def test_forgetting_a_user_drops_their_purchases() -> None:
+def test_a_profile_tombstone_drops_the_users_purchases_and_only_theirs() -> None:
     recommender = Recommender()
     recommender.purchases.apply(*_purchase("a", "item-1"))
-    recommender.purchases.forget("a")
+    recommender.purchases.apply(*_purchase("b", "item-2"))
+    recommender.profiles_changed([ProfileDeleted("a"), _profile("b", "m1", [1.0] * DIM)])
     assert recommender.purchases.bought("a") == frozenset()
+    assert recommender.purchases.bought("b") == {"item-2"}
+    assert recommender.purchases.counts["item-1"] == 1  # counts name nobody and stay
 
 
 def test_invalid_purchase_records_are_skipped() -> None:
