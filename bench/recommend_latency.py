@@ -116,7 +116,7 @@ class Recommender:
             )
         self.started = time.monotonic()
 
-    def wait_ready(self, timeout_s: float = 600) -> float:
+    def wait_ready(self, timeout_s: float = 1200) -> float:
         """Seconds until /healthz answers (start-up has read every topic)."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -316,7 +316,7 @@ def _add_service_commands(sub: Subparsers) -> None:
         "recommend", help="serve recommendations from the profile topic and the published item vectors"
     )
     _kafka_flags(recommend)
-    for name in ("recommend_bind", "recommend_port", "log_level"):
+    for name in ("recommend_bind", "recommend_port", "recommend_bootstrap_timeout_s", "log_level"):
         _setting_flag(recommend, name, type_=type(Settings.model_fields[name].default))
     recommend.set_defaults(handler=cmd_recommend)
 

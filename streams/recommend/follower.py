@@ -59,11 +59,20 @@ class Follower:
         self._recommender = recommender
         self._metrics = metrics
         self._items = _TopicReader(bootstrap_servers, f"{topic_prefix}{MODEL_ITEMS}")
-        self._purchases = _TopicReader(bootstrap_servers, f"{topic_prefix}{input_topic('purchase')}")
-        self._profiles = ProfileSubscriber(bootstrap_servers, topic_prefix=topic_prefix)
+        try:
+            self._purchases = _TopicReader(bootstrap_servers, f"{topic_prefix}{input_topic('purchase')}")
+        except RuntimeError:
+            self._items.close()
+            raise
+        try:
+            self._profiles = ProfileSubscriber(bootstrap_servers, topic_prefix=topic_prefix)
+        except RuntimeError:
+            self._items.close()
+            self._purchases.close()
+            raise
         self._skipped = {"items": 0, "purchases": 0, "profiles": 0}
 
-    def bootstrap(self, timeout_s: float = 120.0) -> None:
+    def bootstrap(self, timeout_s: float) -> None:
         """Read every topic up to the end offsets seen now (items, purchases, then profiles)."""
         deadline = time.monotonic() + timeout_s
         for reader, apply in ((self._items, self._apply_items), (self._purchases, self._apply_purchases)):

@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def run_recommender(settings: Settings, stop: threading.Event | None = None) -> int:
-    """Bootstrap from the compacted topics, serve HTTP, follow the topics until SIGINT/SIGTERM (or ``stop``)."""
+    """Bootstrap from the compacted topics, serve HTTP, follow the topics until SIGINT/SIGTERM (or ``stop``).
+
+    Returns 0 after a stop, 2 when a topic is missing or cannot be read to its end in time (logged)."""
     stop = stop or threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
@@ -31,9 +33,17 @@ def run_recommender(settings: Settings, stop: threading.Event | None = None) -> 
     registry = CollectorRegistry()
     metrics = RecommendMetrics(registry)
     recommender = Recommender()
-    follower = Follower(recommender, metrics, settings.kafka_bootstrap, settings.topic_prefix)
     try:
-        follower.bootstrap()
+        follower = Follower(recommender, metrics, settings.kafka_bootstrap, settings.topic_prefix)
+    except RuntimeError as exc:  # a topic is missing
+        log.error("cannot start: %s", exc)
+        return 2
+    try:
+        try:
+            follower.bootstrap(settings.recommend_bootstrap_timeout_s)
+        except TimeoutError as exc:
+            log.error("cannot start: %s; raise PROFILESTREAM_RECOMMEND_BOOTSTRAP_TIMEOUT_S", exc)
+            return 2
         with recommender.lock:
             versions = sorted(recommender.catalog.loaded)
             users = len(recommender.profiles)

@@ -24,6 +24,7 @@ from streams.contract.events import Event, PurchaseEvent, encode_event
 from streams.contract.profile import ProfileUpdated
 from streams.contract.topics import PROFILES
 from streams.offline.histories import read_histories
+from streams.recommend.main import run_recommender
 from streams.settings import Settings
 from tests.harness import (
     ProfileLog,
@@ -183,3 +184,10 @@ def test_a_profile_tombstone_ends_what_the_recommender_holds_of_the_user(
     # The purchase went with the profile: the item is no longer excluded, and as the most bought it comes first.
     assert recommender.get("/recommendations/leaver?k=3")[1]["items"][0] == {"item_id": "item-3", "score": 5.0}
     recommender.stop()
+
+
+def test_missing_topics_end_start_up_with_a_clear_exit_code(kafka_bootstrap: str) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        kafka_bootstrap=kafka_bootstrap, topic_prefix="never-created.", recommend_port=free_port()
+    )
+    assert run_recommender(settings) == 2
