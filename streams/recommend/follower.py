@@ -65,7 +65,8 @@ class Follower:
             self._items.close()
             raise
         try:
-            self._profiles = ProfileSubscriber(bootstrap_servers, topic_prefix=topic_prefix)
+            # hold=False: the recommender keeps a compact vector per user, not the whole profile.
+            self._profiles = ProfileSubscriber(bootstrap_servers, topic_prefix=topic_prefix, hold=False)
         except RuntimeError:
             self._items.close()
             self._purchases.close()
@@ -82,11 +83,9 @@ class Follower:
                     raise TimeoutError(f"could not read {reader.topic} to its end within {timeout_s} s")
                 apply(reader.poll(200))
         end_profiles = max(1.0, deadline - time.monotonic())
-        profiles = self._profiles.bootstrap(timeout_ms=int(end_profiles * 1000))
-        with self._recommender.lock:
-            # The subscriber's own dict: it stays current as :meth:`poll_once` follows the topic (a request
-            # reads one user with one dict lookup, which needs no lock).
-            self._recommender.profiles = profiles
+        self._profiles.bootstrap(
+            timeout_ms=int(end_profiles * 1000), on_change=lambda change: self._recommender.profiles_changed([change])
+        )
         self._refresh_gauges()
 
     def poll_once(self, timeout_ms: int = 200) -> None:

@@ -27,7 +27,7 @@ def served() -> Iterator[tuple[str, Recommender, CollectorRegistry]]:
             item_key("m1", f"item-{i}"), ItemVector("m1", f"item-{i}", i, row.tolist()).to_bytes()
         )
     recommender.catalog.apply(manifest_key("m1"), ItemsManifest("m1", 4, 40, 1).to_bytes())
-    recommender.profiles["user/ü 1"] = ProfileUpdated("user/ü 1", 1, "m1", [0.5, 0.5, 0.5, 0.5], 1, 1, 1)
+    recommender.profiles_changed([ProfileUpdated("user/ü 1", 1, "m1", [0.5, 0.5, 0.5, 0.5], 1, 1, 1)])
     registry = CollectorRegistry()
     server = start_server(recommender, RecommendMetrics(registry), registry, "127.0.0.1", 0)
     try:

@@ -80,7 +80,7 @@ def test_a_profile_is_scored_against_its_own_version_only() -> None:
     v1, v2 = _vectors(50, 1), _vectors(50, 2)
     recommender = _recommender({"m1": v1, "m2": v2})
     query = v2[7] / np.linalg.norm(v2[7])
-    recommender.profiles["u"] = _profile("u", "m2", query.tolist())
+    recommender.profiles_changed([_profile("u", "m2", query.tolist())])
     answer = recommender.recommend("u", 5)
     expected = np.argsort(-(v2 @ query))[:5]
     assert answer.fallback is None and answer.model_version == "m2"
@@ -90,7 +90,7 @@ def test_a_profile_is_scored_against_its_own_version_only() -> None:
 
 def test_a_profile_of_an_unloaded_version_gets_the_fallback_never_another_versions_scores() -> None:
     recommender = _recommender({"m1": _vectors(20, 1)})
-    recommender.profiles["u"] = _profile("u", "m-unknown", [0.5] * DIM)
+    recommender.profiles_changed([_profile("u", "m-unknown", [0.5] * DIM)])
     answer = recommender.recommend("u", 5)
     assert answer.fallback is Fallback.NO_INDEX
     assert answer.model_version is None
@@ -98,7 +98,7 @@ def test_a_profile_of_an_unloaded_version_gets_the_fallback_never_another_versio
 
 def test_a_profile_of_another_dimension_gets_the_fallback() -> None:
     recommender = _recommender({"m1": _vectors(20, 1)})
-    recommender.profiles["u"] = _profile("u", "m1", [0.5] * (DIM + 1))
+    recommender.profiles_changed([_profile("u", "m1", [0.5] * (DIM + 1))])
     assert recommender.recommend("u", 5).fallback is Fallback.DIMENSION
 
 
@@ -106,7 +106,7 @@ def test_purchased_items_are_never_recommended() -> None:
     vectors = _vectors(30, 3)
     recommender = _recommender({"m1": vectors})
     query = vectors[4] / np.linalg.norm(vectors[4])
-    recommender.profiles["u"] = _profile("u", "m1", query.tolist())
+    recommender.profiles_changed([_profile("u", "m1", query.tolist())])
     best = [i.item_id for i in recommender.recommend("u", 10).items]
     for item in best[:5]:
         recommender.purchases.apply(*_purchase("u", item))
@@ -139,11 +139,13 @@ def test_the_popularity_ranking_follows_new_purchases() -> None:
     assert recommender.recommend("nobody", 1).items[0].item_id == "item-9"
 
 
-def test_a_profile_tombstone_drops_the_users_purchases_and_only_theirs() -> None:
+def test_a_profile_tombstone_drops_the_users_profile_and_purchases_and_only_theirs() -> None:
     recommender = Recommender()
     recommender.purchases.apply(*_purchase("a", "item-1"))
     recommender.purchases.apply(*_purchase("b", "item-2"))
+    recommender.profiles_changed([_profile("a", "m1", [1.0] * DIM)])
     recommender.profiles_changed([ProfileDeleted("a"), _profile("b", "m1", [1.0] * DIM)])
+    assert "a" not in recommender.profiles and recommender.recommend("a", 3).fallback is Fallback.UNKNOWN_USER
     assert recommender.purchases.bought("a") == frozenset()
     assert recommender.purchases.bought("b") == {"item-2"}
     assert recommender.purchases.counts["item-1"] == 1  # counts name nobody and stay
