@@ -25,7 +25,6 @@ from streams.recommend.main import run_recommender
 from streams.settings import Settings
 
 __all__ = [
-    "KILL_LOSS_BUG",
     "ProfileLog",
     "RecommenderThread",
     "WorkerProcess",
@@ -35,14 +34,6 @@ __all__ = [
     "send_events",
     "wait_until",
 ]
-
-
-# The kill tests that have shown it are marked xfail (not strict) with this reason, so every run reports it.
-KILL_LOSS_BUG = (
-    "known open bug (issue #11, docs/reliability.md): after a kill -9 the partitions move and, now and th"
-    "en, one event of one user is neither folded nor dead-lettered; seen in 4 of about 10 runs of the kil"
-    "l tests, never in the full-size chaos kills scenario; the cause is not found yet"
-)
 
 
 def wait_until(

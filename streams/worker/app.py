@@ -3,11 +3,15 @@
 The agent takes micro-batches from faust-streaming's ``take_events()``, decodes them at once, and queues the
 valid events in an :class:`streams.worker.alignment.EventTimeAligner`, which releases them in event-time order across
 the three co-partitioned topics. Each released batch is one unit of work: fold and encode
-(:class:`streams.worker.processor.BatchProcessor`), publish changelog records, profiles and dead letters and wait for
-the broker's acknowledgement, write the local store (:class:`streams.worker.state_table.FaustStateAccess`), and only
-then acknowledge the input messages, so Kafka's committed offsets never pass an event that is not folded or
-dead-lettered. Every received message holds one extra reference until the worker acknowledges it, so faust's
-own acknowledgement after ``take_events()`` never commits a message that is still queued.
+(:class:`streams.worker.processor.BatchProcessor`), publish changelog records and dead letters and wait for the
+broker's acknowledgement, write the local store (:class:`streams.worker.state_table.FaustStateAccess`), publish the
+profiles and wait again, and only then acknowledge the input messages, so Kafka's committed offsets never pass an
+event that is not folded or dead-lettered, and no profile is out before the state that made it is durable.
+
+Every input message holds one extra reference from the moment faust decodes it until the worker acknowledges it
+ (:class:`streams.worker.faust_seam.HeldTopic`), so none of faust's own acknowledgements (after ``take_events()``,
+of skipped messages during a rebalance or a shutdown) commits an event that was not folded; and no offset is
+skipped unless the broker confirms the hole (:mod:`streams.worker.continuity`).
 
 Infrastructure faults (the broker away, a full disk) pause the unit and retry it with backoff; they never turn
 events into dead letters. A second agent serves erasure requests, and a timer expires users idle longer than
@@ -36,9 +40,20 @@ from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
 from streams.worker.alignment import EventTimeAligner, Held, Progress
 from streams.worker.bulk_producer import BulkProducer, DeliveryError
+from streams.worker.continuity import ContinuityCheck, Verdict
 from streams.worker.dead_letters import dead_letter_record
 from streams.worker.encoder_runtime import EncoderRuntime
-from streams.worker.faust_seam import hold, is_current_generation, kafka_producer, register_store, release
+from streams.worker.faust_seam import (
+    HeldTopic,
+    accept_gap,
+    check_gaps_of,
+    is_current_generation,
+    kafka_producer,
+    register_store,
+    register_transport,
+    release,
+    seek,
+)
 from streams.worker.gc_tuning import is_tuned, sweep_frozen_heap
 from streams.worker.lag_monitor import LagMonitor
 from streams.worker.lookup import register_lookup
@@ -70,6 +85,8 @@ REBUILD_TICK_S = 1.0
 REBUILD_MAX_LISTED = 100_000
 """Users of an old model listed per partition and scan (bounded memory; the next scan lists the rest)."""
 RETRY_MAX_S = 5.0
+PROBE_TIMEOUT_MS = 10_000
+"""How long messages past a partition's missing offsets may keep coming before the seek back is asked again."""
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:
@@ -82,7 +99,8 @@ def build_faust_app(settings: Settings) -> faust.App:
 
     return faust.App(
         settings.app_id,
-        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        # faust's aiokafka transport, with offset gaps of the input topics left to the worker (faust_seam).
+        broker=[f"{register_transport()}://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         store=register_store(),
         datadir=str(settings.state_dir),
         topic_partitions=settings.partitions,
@@ -126,7 +144,8 @@ class ProfileWorker:
         self.processor.partition_for_key = lambda key: partition_for_key(key, partitions)
         self.app = build_faust_app(settings)
         self._topic_types = {settings.topic(input_topic(t)): t for t in EVENT_TYPES}
-        self.inputs = self.app.topic(*self._topic_types, key_serializer="raw", value_serializer="raw")
+        # Every input message holds a reference of the worker's until its unit of work is durable (HeldTopic).
+        self.inputs = HeldTopic(self.app, topics=list(self._topic_types), key_serializer="raw", value_serializer="raw")
         self.table = self.app.Table(
             TABLE_NAME,
             partitions=settings.partitions,
@@ -154,6 +173,8 @@ class ProfileWorker:
         self._watermarks_ms: dict[int, int] = {}
         self._owned: set[int] = set()
         self._paused: set[tuple[str, int]] = set()
+        # No input offset is skipped unless the broker confirms the hole (streams.worker.continuity).
+        self.continuity = ContinuityCheck()
         self._stale: dict[int, list[bytes]] = {}
         """Per owned partition: users the last scan found made by another model version, for the rebuild."""
         # One unit of work at a time: a fold batch, an erasure or an expiry sweep of one partition.
@@ -207,23 +228,50 @@ class ProfileWorker:
                         return
                     finally:
                         next_batch = None
-                    self._receive(events)
+                    await self._receive(events)
                 await self._process_released()
         finally:
             if next_batch is not None:
                 next_batch.cancel()
 
-    def _receive(self, events: list[Any]) -> None:
+    async def _receive(self, events: list[Any]) -> None:
         """Decode a batch as it arrives and queue it for alignment; every message is held until acknowledged."""
         messages: list[InboundMessage] = []
+        refetch: dict[tuple[str, int], int] = {}
+        now_ms = int(time.monotonic() * 1000)
         for event in events:
-            # One more reference: faust's acknowledgement after take_events() no longer commits it.
-            hold(event)
+            message = event.message
             # A message of a partition revoked meanwhile, or fetched before the last rebalance (take_events()
             # may still hold it), is never acknowledged: Kafka delivers it again from the committed offset, and
             # folding the stale copy first would make the earlier offsets look like redeliveries.
-            if event.message.partition in self._owned and is_current_generation(self.app, event):
-                messages.append(self._inbound(event))
+            if message.partition not in self._owned or not is_current_generation(self.app, event):
+                continue
+            tp = (message.topic, message.partition)
+            expected = self.continuity.expected(tp)
+            verdict = self.continuity.check(tp, message.offset, now_ms)
+            if verdict is Verdict.PROBE and expected is not None:
+                refetch[tp] = expected
+                continue
+            if verdict is Verdict.DROP:
+                continue
+            if verdict is Verdict.TAKE_AFTER_GAP and expected is not None:
+                log.warning(
+                    "offsets %d to %d of %s[%d] hold no message (the broker confirmed it); going on after them",
+                    expected, message.offset - 1, *tp,
+                )  # fmt: skip
+                self.metrics.count_offset_jump("confirmed")
+                await accept_gap(self.app, *tp, expected, message.offset - 1)
+            messages.append(self._inbound(event))
+        for (topic, partition), offset in refetch.items():
+            # Messages past offsets that never arrived (a fetch that crossed faust's seek after a rebalance):
+            # they are dropped unacknowledged and the partition is read again from the first missing offset.
+            log.warning("a fetch of %s[%d] skipped offsets from %d on; reading them again", topic, partition, offset)
+            self.metrics.count_offset_jump("refetched")
+            await seek(self.app, topic, partition, offset)
+        for (topic, partition), offset in self.continuity.overdue_probes(now_ms, PROBE_TIMEOUT_MS):
+            # Still only messages past the missing offsets: the seek did not land. Never wait forever.
+            log.warning("reading %s[%d] again from %d did not start yet; asking once more", topic, partition, offset)
+            await seek(self.app, topic, partition, offset)
         output = BatchOutput()
         decoded = self.processor.decode(messages, output)
         rejected = {id(letter.message): letter for letter in output.dead_letters}
@@ -329,12 +377,15 @@ class ProfileWorker:
                 delay = min(delay * 2, RETRY_MAX_S)
 
     async def _publish(self, output: BatchOutput) -> None:
-        """Changelog records, profiles and dead letters to Kafka and acknowledged; then the local store."""
+        """Changelog records and dead letters, acknowledged; the local store; then profiles, acknowledged.
+
+        Profiles go last so that a profile version is never out before the state that made it is durable: after
+        a crash between the two, the restored state is at least that version, redelivered events find it, and
+        the processor publishes it again under a newer version (see ``BatchProcessor.fold``). Consumers never
+        see a version twice, and no change of state goes without its profile. Dead letters go with the
+        changelog: a redelivered event that was refused as too late is a duplicate once its position is stored.
+        """
         self.state.stage_changelog()
-        topic = self._profiles_topic
-        await self.bulk.learn_partitions(topic)
-        for key, value in output.profiles:
-            self.bulk.stage(topic, self.bulk.partition_of(topic, key), key, value)
         if output.dead_letters:
             await self.bulk.learn_partitions(self._deadletter_topic)
             count = self.bulk.partition_count(self._deadletter_topic)
@@ -344,20 +395,31 @@ class ProfileWorker:
                 self.bulk.stage(
                     self._deadletter_topic, letter.message.partition % count, letter_key, letter_value, headers=headers
                 )
-        delivered: dict[tuple[str, int], int] = {}
-
-        async def publish() -> None:
-            delivered.update(await self.bulk.publish())
-
-        await self._retry("publish", publish, (DeliveryError,))
+        delivered = await self._deliver()
         # rocksdict reports a failed write (a full disk, an I/O error) as a plain Exception.
         await self._retry("store", lambda: self.state.apply(delivered, self._owned.__contains__), (Exception,))
+        if output.profiles:
+            topic = self._profiles_topic
+            await self.bulk.learn_partitions(topic)
+            for key, value in output.profiles:
+                self.bulk.stage(topic, self.bulk.partition_of(topic, key), key, value)
+            await self._deliver()
         # Let the producer's sender and faust's commit run before the next unit holds the event loop.
         await asyncio.sleep(0)
         if output.profiles:
             self.metrics.count_published(len(output.profiles))
         if output.dead_letters:
             self.metrics.count_deadletter(len(output.dead_letters))
+
+    async def _deliver(self) -> dict[tuple[str, int], int]:
+        """Everything staged, acknowledged by the broker (retried while it is away); the last offset per partition."""
+        delivered: dict[tuple[str, int], int] = {}
+
+        async def publish() -> None:
+            delivered.update(await self.bulk.publish())
+
+        await self._retry("publish", publish, (DeliveryError,))
+        return delivered
 
     # -- erasure and expiry ---------------------------------------------------------------------------------
 
@@ -521,6 +583,7 @@ class ProfileWorker:
         gone = self._input_partitions(revoked)
         self._owned -= gone
         dropped = self.aligner.drop(gone)
+        self.continuity.forget(gone)
         if dropped:
             log.info("dropped %d held events of revoked partitions; they are delivered again", len(dropped))
         async with self._unit_lock:
@@ -533,6 +596,7 @@ class ProfileWorker:
         self.processor.forget()
         self.metrics.count_rebalance()
         inputs = [tp for tp in assigned if tp.topic in self._topic_types]
+        check_gaps_of(self.app, frozenset(self._topic_types))
         self._owned = self._input_partitions(inputs)
         self.aligner.assign(self._owned)
         self._paused.clear()
@@ -542,6 +606,7 @@ class ProfileWorker:
         # assigned still shows up as stalled; the aligner also learns where each partition starts.
         for tp in inputs:
             position = await self.app.consumer.position(tp)
+            self.continuity.start((tp.topic, tp.partition), position)
             if position is None:
                 continue
             self._start_positions[(tp.topic, tp.partition)] = position

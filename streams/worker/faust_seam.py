@@ -7,12 +7,14 @@ upgrade fails in one place. What the worker relies on:
   store registry (``faust.stores.STORES``) and the options class the tuned store subclasses
   (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
 - faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
-- message references (``Message.incref``; ``Event.ack`` drops one): ``Stream.take_events`` acknowledges every
-  event of a batch after the batch is handed out, so the worker holds one extra reference per message until its
-  unit of work is durable;
+- message references (``Message.incref``; ``Event.ack`` drops one) and the topic's compiled decoder
+  (``Topic._compile_decode``), where :class:`HeldTopic` takes the worker's reference (see there);
 - the consumer group generation a message was fetched in (``Message.generation_id``,
   ``App.consumer_generation_id``), to drop messages from before a rebalance;
-- the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states.
+- the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states;
+- the consumer's read offsets and gap bookkeeping (``Consumer._read_offset``, ``Consumer._add_gap``, both used by
+  faust's fetch loop) and its ``seek_wait``: :class:`GapCheckedConsumer` leaves both, for the input topics, to
+  the worker's continuity check (:mod:`streams.worker.continuity`), through a transport registered like the store.
 
 The tuned store: faust-streaming applies only a few option keys from a table's ``options=`` mapping and silently
 drops the rest, compression among them. :class:`TunedStore` builds each partition database's options with
@@ -23,18 +25,23 @@ than per partition. The on-disk layout is faust's own, so the offline reader and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
 
 import faust.stores
 import rocksdict
 from faust.stores import rocksdb as faust_rocksdb
+from faust.transport import drivers as faust_drivers
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 from state.rocksdb_options import RocksDBTuning, rocksdict_options
 
 FAUST_VERSION = "0.15.3"
 """The faust-streaming release every access below was checked against (pinned in pyproject.toml)."""
 STORE_SCHEME = "profilestream-rocksdb"
+TRANSPORT_SCHEME = "profilestream-kafka"
 # Partitions of one worker share this many block-cache budgets of one partition.
 SHARED_CACHE_PARTITIONS = 4
 
@@ -84,6 +91,87 @@ def register_store() -> str:
     return f"{STORE_SCHEME}://"
 
 
+class _ReadOffsets(dict[TP, int | None]):
+    """faust's per-partition read offsets, answering None (nothing read yet) for the checked topics.
+
+    faust's fetch loop drops a message below the partition's read offset as already read, and takes one more
+    than one past it for a gap. After a rebalance faust seeks back to the committed offsets while its fetch
+    loop is still handing over the rest of a batch fetched before: that rest moves the read offset up again, and
+    the messages fetched afresh from the committed offset are then dropped until they pass it, so the worker
+    sees a jump over messages it never got (measured: one or two events of a partition lost per restart, in
+    about half of the kill tests). For the checked topics the worker's continuity check does that job instead.
+    """
+
+    def __init__(self, checked: Callable[[], frozenset[str]]) -> None:
+        super().__init__()
+        self._checked = checked
+
+    def __getitem__(self, tp: TP) -> int | None:
+        if tp.topic in self._checked():
+            return None
+        return self.get(tp)
+
+
+class GapCheckedConsumer(faust_aiokafka.Consumer):
+    """faust's aiokafka consumer, except that on the topics in :attr:`checked_topics` it neither drops messages
+    below its read offset nor counts a jump in the offsets as processed (see :class:`_ReadOffsets`): every
+    message reaches the worker, whose :mod:`streams.worker.continuity` drops copies, reads skipped offsets
+    again, and calls :meth:`accept_gap` only for a hole the broker confirmed.
+    """
+
+    checked_topics: frozenset[str] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = _ReadOffsets(lambda: self.checked_topics)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        if tp.topic in self.checked_topics:
+            return
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    async def accept_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Count offsets ``offset_from`` to ``offset_to`` (both included) as processed: the broker holds no
+        message there."""
+        await super()._add_gap(tp, offset_from, offset_to)
+
+
+class GapCheckedTransport(faust_aiokafka.Transport):
+    """faust's aiokafka transport with :class:`GapCheckedConsumer`."""
+
+    Consumer = GapCheckedConsumer
+
+
+def register_transport() -> str:
+    """Make the gap-checked transport available to faust; returns the URL scheme for the app's broker URLs."""
+    faust_drivers.TRANSPORTS.aliases[TRANSPORT_SCHEME] = f"{__name__}:GapCheckedTransport"
+    return TRANSPORT_SCHEME
+
+
+def check_gaps_of(app: Any, topics: frozenset[str]) -> None:
+    """Leave offset gaps of ``topics`` to the worker (the app's consumer must be a :class:`GapCheckedConsumer`)."""
+    consumer = app.consumer
+    if not isinstance(consumer, GapCheckedConsumer):
+        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not a GapCheckedConsumer")
+    consumer.checked_topics = topics
+
+
+async def accept_gap(app: Any, topic: str, partition: int, offset_from: int, offset_to: int) -> None:
+    """Count a confirmed hole of an input partition as processed (see :meth:`GapCheckedConsumer.accept_gap`)."""
+    await app.consumer.accept_gap(TP(topic, partition), offset_from, offset_to)
+
+
+async def seek(app: Any, topic: str, partition: int, offset: int) -> None:
+    """Fetch ``topic``/``partition`` again from ``offset``; faust's read offset follows, so nothing from there on
+    is dropped as already read.
+
+    Through ``seek_wait``, which seeks inside the consumer's own thread: faust's plain ``seek`` calls aiokafka
+    from the event loop's thread, and the fetcher, whose waiters belong to the consumer thread's loop, then
+    stopped delivering anything at all (measured: a worker idle for minutes after one such seek).
+    """
+    await app.consumer.seek_wait({TP(topic, partition): offset})
+
+
 def installed_faust_version() -> str:
     """The installed faust-streaming version (the canary test compares it with :data:`FAUST_VERSION`)."""
     return version("faust-streaming")
@@ -105,10 +193,29 @@ def kafka_producer(app: Any) -> Any:
     return app.producer._ensure_producer()
 
 
-def hold(event: Any) -> None:
-    """Take one more reference on an event's message: faust's acknowledgement after ``take_events()`` then
-    leaves it uncommitted until :func:`release`."""
-    event.message.incref()
+class HeldTopic(faust.Topic):
+    """A topic whose messages carry one reference of the worker's from the moment faust decodes them.
+
+    faust acknowledges messages the worker never sees: ``Stream.take_events`` acknowledges a batch after handing
+    it out; the stream skips *and acknowledges* a message fetched in an older consumer generation or arriving
+    while flow control is off (a rebalance, a shutdown); and once the ``take_events()`` generator is closed (at
+    shutdown) its background drainer acknowledges everything it still pulls. Any of these let faust commit an
+    offset whose event was never folded. Taking the reference here, before any stream code runs, means only
+    :func:`release` makes an offset committable.
+    """
+
+    def _compile_decode(self) -> None:
+        # faust compiles the schema's decoder into the instance attribute ``decode`` (Topic._compile_decode);
+        # the conductor calls it for every message before any stream code runs.
+        super()._compile_decode()
+        decode = self.decode
+
+        async def decode_and_hold(message: Any, *, propagate: bool = False) -> Any:
+            event = await decode(message, propagate=propagate)
+            message.incref()
+            return event
+
+        self.decode = decode_and_hold  # type: ignore[method-assign]
 
 
 def release(event: Any) -> None:

@@ -41,6 +41,9 @@ UNKNOWN_EVENT_TYPE: Final = "unknown"
 TombstoneCause = Literal["expiry", "erasure"]
 TOMBSTONE_CAUSES: Final[tuple[TombstoneCause, ...]] = ("expiry", "erasure")
 
+OffsetJumpOutcome = Literal["refetched", "confirmed"]
+OFFSET_JUMP_OUTCOMES: Final[tuple[OffsetJumpOutcome, ...]] = ("refetched", "confirmed")
+
 StepKind = Literal["new", "refold", "base", "rebuild"]
 STEP_KINDS: Final[tuple[StepKind, ...]] = ("new", "refold", "base", "rebuild")
 InfraStage = Literal["changelog", "publish", "store", "deadletter"]
@@ -131,6 +134,17 @@ class WorkerMetrics:
         )
         self.events_duplicate = counter("events_duplicate", "Events dropped because already folded (same event_id).")
         self.profiles_published = counter("profiles_published", "Profile-updated events published.")
+        self.offset_jumps = counter(
+            "input_offset_jumps",
+            "Fetches of an input partition that skipped offsets: read again (refetched) or a hole the broker "
+            "confirmed (confirmed).",
+            ["outcome"],
+        )
+        self.profiles_republished = counter(
+            "profiles_republished",
+            "Profiles published again under a new version because all of a user's events in a batch were "
+            "redelivered (a crash may have stored the state without its profile).",
+        )
         self.tombstones_published = counter(
             "tombstones_published", "Profile tombstones published, by cause.", ["cause"]
         )
@@ -217,16 +231,7 @@ class WorkerMetrics:
             "last_publish_timestamp_seconds", "Wall time of the last profile publication, Unix seconds."
         )
 
-        for event_type in (*EVENT_TYPES, UNKNOWN_EVENT_TYPE):
-            self.events_consumed.labels(type=event_type)
-        for reason in reject_reasons:
-            self.events_rejected.labels(reason=reason)
-        for cause in TOMBSTONE_CAUSES:
-            self.tombstones_published.labels(cause=cause)
-        for stage in INFRA_STAGES:
-            self.infra_retries.labels(stage=stage)
-        for kind in STEP_KINDS:
-            self.encoder_steps.labels(kind=kind)
+        self._precreate_series(reject_reasons)
         # No request has failed yet: a worker that is still restoring its tables (before its first lag
         # refresh) must not look cut off from Kafka. The lag monitor sets it from its first request on.
         self.broker_up.set(1)
@@ -234,6 +239,21 @@ class WorkerMetrics:
         self._partitions: set[tuple[str, str]] = set()
 
     # -- input ---------------------------------------------------------------------------------------
+
+    def _precreate_series(self, reject_reasons: Iterable[str]) -> None:
+        # Every labelled series a dashboard or alert divides by exists from start-up at 0.
+        for event_type in (*EVENT_TYPES, UNKNOWN_EVENT_TYPE):
+            self.events_consumed.labels(type=event_type)
+        for reason in reject_reasons:
+            self.events_rejected.labels(reason=reason)
+        for cause in TOMBSTONE_CAUSES:
+            self.tombstones_published.labels(cause=cause)
+        for outcome in OFFSET_JUMP_OUTCOMES:
+            self.offset_jumps.labels(outcome=outcome)
+        for stage in INFRA_STAGES:
+            self.infra_retries.labels(stage=stage)
+        for kind in STEP_KINDS:
+            self.encoder_steps.labels(kind=kind)
 
     def count_consumed(self, event_type: str, n: int = 1) -> None:
         """Count `n` records read from the input topic of `event_type`, before decoding.
@@ -264,6 +284,14 @@ class WorkerMetrics:
         """Count `n` profiles published and stamp the last-publication time (wall clock unless `now_s`)."""
         self.profiles_published.inc(n)
         self.last_publish_timestamp.set(time.time() if now_s is None else now_s)
+
+    def count_offset_jump(self, outcome: OffsetJumpOutcome) -> None:
+        """Count a fetch that skipped input offsets, by what the worker did about it."""
+        self.offset_jumps.labels(outcome=outcome).inc()
+
+    def count_republished(self, n: int = 1) -> None:
+        """Count `n` profiles published again after redeliveries (they are in `count_published` too)."""
+        self.profiles_republished.inc(n)
 
     def count_tombstones(self, cause: TombstoneCause, n: int = 1) -> None:
         """Count `n` tombstones published because of `cause` (expiry or erasure)."""

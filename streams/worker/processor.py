@@ -31,7 +31,7 @@ from streams.contract.decoder import Reason, Rejection, decode_event
 from streams.contract.events import Event
 from streams.worker.encoder_runtime import EncoderRuntime, embedding_rows
 from streams.worker.metrics import StepKind, WorkerMetrics
-from streams.worker.profile_builder import build_profile
+from streams.worker.profile_builder import build_profile, current_records
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,8 @@ class _UserWork:
     new_events: list[StateEvent] = field(default_factory=list)
     evicted: list[StateEvent] = field(default_factory=list)
     newest_ts_ms: list[int] = field(default_factory=list)
+    redelivered: int = 0
+    """Messages at or below the positions the record had already processed (Kafka delivered them again)."""
 
 
 @dataclass(slots=True)
@@ -233,6 +235,7 @@ class BatchProcessor:
         for item in decoded:
             by_user.setdefault(item.event.user_id, []).append((item.event, item.message))
         work: list[_UserWork] = []
+        refresh: list[_UserWork] = []
         for user_id, events in by_user.items():
             try:
                 user_work = self._fold_user(user_id, events, state, output)
@@ -246,6 +249,8 @@ class BatchProcessor:
                 continue
             if user_work.new_events or user_work.mode is FoldMode.REBUILD:
                 work.append(user_work)
+            elif user_work.redelivered:
+                refresh.append(user_work)
             else:
                 # Nothing to store (duplicates, too-late events); the record may have changed in memory.
                 self.cache.discard(user_id)
@@ -257,6 +262,8 @@ class BatchProcessor:
                 for w in work:
                     self.cache.discard(w.user_id)
                     self._dead_letter_all(w.messages, "encode", output)
+        if refresh:
+            self._republish(refresh, state, output)
         # Every cache miss was a store read (see _load_record); counted once per batch, not per user.
         self.metrics.count_state_cache_hits(self.cache.hits - hits)
         self.metrics.count_state_reads(self.cache.misses - misses)
@@ -327,6 +334,7 @@ class BatchProcessor:
             if message.offset != NO_POSITION:
                 record.positions[code] = max(record.positions[code], message.offset)
                 if message.offset <= processed[code]:
+                    work.redelivered += 1
                     duplicates += 1
                     continue
             outcome = fold_event(record, state_event, self.spec, work.evicted)
@@ -341,6 +349,33 @@ class BatchProcessor:
                 self._reject(message, "fold", Reason.TOO_LATE, "event is older than the allowed lateness", output)
         if duplicates:
             self.metrics.count_duplicates(duplicates)
+
+    def _republish(self, refresh: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
+        """Publish again, under a new version, the stored profile of users whose events were all redeliveries.
+
+        Kafka redelivers what was not committed, and a crash may have come after the state change was durable
+        but before its profile was published (profiles go last): without this the profile topic would lag the
+        state until the user's next event. A new version keeps versions strictly increasing for consumers who
+        did get the first copy. No GRU step runs: the stored hidden vector goes through the model's head.
+        """
+        try:
+            current = current_records([w.record for w in refresh], self.encoder)
+        except Exception:
+            # A bug here must not stop the partition; the profile goes out with the user's next event.
+            log.exception("re-publishing the profiles of redelivered users failed")
+            for w in refresh:
+                self.cache.discard(w.user_id)
+            return
+        now_ms = self.clock_ms()
+        for w, (record, embedding) in zip(refresh, current, strict=True):
+            record.version += 1
+            state.store(w.user_id, w.last_message, encode_state(record, self.spec))
+            self.cache.put(w.user_id, record)
+            output.profiles.append(
+                (w.user_id.encode(), build_profile(w.user_id, record, embedding, self.spec, now_ms).to_bytes())
+            )
+        self.metrics.count_state_writes(len(refresh))
+        self.metrics.count_republished(len(refresh))
 
     def _fold_mode(
         self,

@@ -14,7 +14,7 @@ from bench.chaos.hostile import SMALL_KINDS
 from bench.chaos.scenarios import ChaosContext
 from streams.client.producer import now_ms
 from streams.settings import Settings
-from tests.harness import KILL_LOSS_BUG, WorkerProcess
+from tests.harness import WorkerProcess
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -50,8 +50,6 @@ def test_backlog_with_hostile_messages_loses_nothing_and_dead_letters_every_bad_
     assert result.dead.too_late == 0
 
 
-# Not strict: it passes more often than not; a pass shows as XPASS, a failure as XFAIL with the reason above.
-@pytest.mark.xfail(reason=KILL_LOSS_BUG, strict=False)
 def test_kill_9_and_a_lost_state_directory_lose_nothing_and_apply_nothing_twice(
     chaos: ChaosContext, events: EventFile
 ) -> None:

@@ -84,10 +84,19 @@ def test_one_profile_per_user_and_batch_with_every_event_folded_once() -> None:
     profiles = _profiles(first.profiles)
     assert sorted(profiles) == ["u0", "u1", "u2"]
     assert all(p.event_count == 4 and p.version == 1 for p in profiles.values())
-    # A replay of the same batch (Kafka redelivers after a crash) folds nothing and publishes nothing.
+    # A replay of the same batch (Kafka redelivers after a crash) folds nothing; since the crash may have come
+    # between the state change and its profile, each user's stored profile goes out again, under a new version.
     again = processor.process([_message(e, i) for i, e in enumerate(events)], state)
-    assert again.profiles == [] and again.dead_letters == []
+    assert again.dead_letters == []
     assert registry.get_sample_value("profilestream_events_duplicate_total") == 12
+    republished = _profiles(again.profiles)
+    assert sorted(republished) == ["u0", "u1", "u2"]
+    for user, profile in republished.items():
+        assert (profile.version, profile.event_count) == (2, 4)
+        assert profile.last_event_ts_ms == profiles[user].last_event_ts_ms
+        assert np.max(np.abs(np.array(profile.embedding) - np.array(profiles[user].embedding))) < 1e-6
+        assert decode_state(state.records[user], SPEC).version == 2
+    assert registry.get_sample_value("profilestream_profiles_republished_total") == 3
     # The same events sent again by a producer (new offsets, same event ids) are dropped by their ids.
     resent = processor.process([_message(e, 100 + i) for i, e in enumerate(events)], state)
     assert resent.profiles == []
@@ -104,7 +113,8 @@ def test_a_redelivery_older_than_the_event_id_memory_is_still_a_duplicate() -> N
     first = processor.process([_message(e, i) for i, e in enumerate(events)], state)
     assert _profiles(first.profiles)["hot"].event_count == 40
     replay = processor.process([_message(e, i) for i, e in enumerate(events)], state)
-    assert replay.profiles == []
+    [(_, value)] = replay.profiles  # published again, nothing folded
+    assert (ProfileUpdated.from_bytes(value).event_count, ProfileUpdated.from_bytes(value).version) == (40, 2)
     assert registry.get_sample_value("profilestream_events_duplicate_total") == 40
 
 
@@ -264,9 +274,14 @@ def test_a_user_with_nothing_to_store_or_a_failed_fold_leaves_the_cache() -> Non
     batch = [_message(_browse("u", i, T0 + i), i) for i in range(3)]
     processor.process(batch, state)
     assert cache.get("u") is not None
-    # A redelivery folds nothing: the user's record is not stored, so the cache must not keep a changed copy.
-    processor.process(batch, state)
+    # A producer's resend (new offsets, same event ids) folds nothing: the user's record is not stored, so the
+    # cache must not keep a changed copy.
+    processor.process([_message(_browse("u", i, T0 + i), 100 + i) for i in range(3)], state)
     assert cache.get("u") is None
+    # A redelivery (same offsets) stores the record under a new version: the cache holds that one.
+    processor.process(batch, state)
+    cached = cache.get("u")
+    assert cached is not None and cached.version == decode_state(state.records["u"], SPEC).version == 2
     processor.process([_message(_browse("u", 9, T0 + 9), 9)], state)
     assert cache.get("u") is not None
     state.broken = frozenset({"v"})

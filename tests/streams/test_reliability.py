@@ -17,7 +17,6 @@ from streams.contract.topics import DEADLETTER, input_topic
 from streams.settings import Settings
 from streams.worker.app import partition_for_key
 from tests.harness import (
-    KILL_LOSS_BUG,
     ProfileLog,
     WorkerProcess,
     demo_events,
@@ -153,8 +152,6 @@ def _fill(directory: Path) -> None:
         pass
 
 
-# Not strict: it passes more often than not; a pass shows as XPASS, a failure as XFAIL with the reason.
-@pytest.mark.xfail(reason=KILL_LOSS_BUG, strict=False)
 def test_a_kill_between_changelog_and_store_then_a_restore_from_the_changelog_loses_nothing(
     make_settings: Callable[..., Settings],
     start_worker: Callable[..., WorkerProcess],
