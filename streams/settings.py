@@ -123,6 +123,16 @@ class Settings(BaseSettings):
         None, description="File holding the lookup's bearer token (one line; surrounding whitespace is ignored)."
     )
     log_level: str = Field("info", description="Log level of the worker.")
+    recommend_bind: str = Field("127.0.0.1", description="Bind address of the recommender's HTTP server.")
+    recommend_port: int = Field(
+        8088, ge=1, le=65535, description="Port of the recommender's HTTP server (/recommendations, /metrics)."
+    )
+    recommend_bootstrap_timeout_s: float = Field(
+        900.0,
+        gt=0,
+        description="Longest the recommender may take to read its topics to their end at start-up before it gives "
+        "up (a profile topic of 100,000 users took over 90 s on a busy 2-core machine).",
+    )
 
     def state_spec(self) -> StateSpec:
         """The state parameters these settings choose; the rest keep the defaults of ``state.spec``."""

@@ -3,9 +3,14 @@ events every pipeline test sends. Helpers live here, not in test modules."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -16,10 +21,12 @@ from streams.client.subscriber import ProfileSubscriber
 from streams.contract.events import Event
 from streams.contract.profile import ProfileUpdated
 from streams.offline.demo import DemoTraffic
+from streams.recommend.main import run_recommender
 from streams.settings import Settings
 
 __all__ = [
     "ProfileLog",
+    "RecommenderThread",
     "WorkerProcess",
     "demo_events",
     "expected_counts",
@@ -121,3 +128,51 @@ def latest_values(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[b
         return latest
     finally:
         consumer.close()
+
+
+class RecommenderThread:
+    """``profilestream recommend`` run in a thread of the test process (its start-up, HTTP and follower as the
+    command runs them), asked over HTTP like any client."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.base = f"http://{settings.recommend_bind}:{settings.recommend_port}"
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(settings,), name="recommender", daemon=True)
+        self._thread.start()
+
+    def _run(self, settings: Settings) -> None:
+        try:
+            run_recommender(settings, self._stop)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """Status and JSON body of ``GET path``."""
+        try:
+            with urllib.request.urlopen(self.base + path, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def ready(self) -> bool:
+        """True once start-up has read the topics and the server answers; fails the test if the thread died."""
+        if self.error is not None:
+            pytest.fail(f"the recommender failed: {self.error!r}")
+        try:
+            return self.get("/healthz")[0] == 200
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def metrics(self) -> str:
+        """The /metrics text."""
+        with urllib.request.urlopen(self.base + "/metrics", timeout=10) as answer:
+            return str(answer.read().decode())
+
+    def stop(self) -> None:
+        """Stop serving and following, and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            pytest.fail("the recommender did not stop within 60 s")

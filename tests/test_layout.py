@@ -45,7 +45,9 @@ def _stdlib() -> set[str]:
     return set(sys.stdlib_module_names)
 
 
-@pytest.mark.parametrize("folder", ["models", "state", "streams/contract", "streams/client", "streams/offline"])
+@pytest.mark.parametrize(
+    "folder", ["models", "state", "streams/contract", "streams/client", "streams/offline", "streams/recommend"]
+)
 def test_only_the_worker_imports_faust_or_aiokafka(folder: str) -> None:
     assert _violations(_modules(folder), None, FRAMEWORK) == []
 

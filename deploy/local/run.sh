@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# `make run`: a local broker, the topics, one worker and demo traffic, then profile updates printed as they arrive.
+# `make run`: a local broker, the topics, one worker, the reference recommender and demo traffic, then profile
+# updates printed as they arrive and, every DEMO_SHOW_EVERY_S seconds, the recommendations for DEMO_USER.
 # Ctrl-C (or SIGTERM) stops every process this script started, the broker included.
 #
-# Variables: DEMO_USERS (500), DEMO_RATE events/s (50), PROFILESTREAM_* settings (see the README),
-# and the broker's KAFKA_* variables (deploy/local/README.md).
+# Variables: DEMO_USERS (500), DEMO_RATE events/s (50), DEMO_USER (user-000000, the busiest demo user),
+# DEMO_SHOW_EVERY_S (15), PROFILESTREAM_* settings (see the README), and the broker's KAFKA_* variables
+# (deploy/local/README.md).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -16,16 +18,21 @@ mkdir -p "$RUN_DIR"
 export PROFILESTREAM_KAFKA_BOOTSTRAP="${PROFILESTREAM_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
 DEMO_USERS="${DEMO_USERS:-500}"
 DEMO_RATE="${DEMO_RATE:-50}"
+DEMO_USER="${DEMO_USER:-user-000000}"
+DEMO_SHOW_EVERY_S="${DEMO_SHOW_EVERY_S:-15}"
+RECOMMEND_URL="http://127.0.0.1:${PROFILESTREAM_RECOMMEND_PORT:-8088}"
 
 worker_pid=""
 traffic_pid=""
+recommend_pid=""
 
 stop_all() {
   trap - INT TERM EXIT
-  echo "run.sh: stopping demo traffic, worker and broker" >&2
+  echo "run.sh: stopping demo traffic, recommender, worker and broker" >&2
   [[ -n "$traffic_pid" ]] && kill -TERM "$traffic_pid" 2>/dev/null || true
+  [[ -n "$recommend_pid" ]] && kill -TERM "$recommend_pid" 2>/dev/null || true
   [[ -n "$worker_pid" ]] && kill -TERM "$worker_pid" 2>/dev/null || true
-  for pid in $traffic_pid $worker_pid; do
+  for pid in $traffic_pid $recommend_pid $worker_pid; do
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL "$pid" 2>/dev/null || true
   done
@@ -40,6 +47,13 @@ trap stop_all INT TERM EXIT
 echo "run.sh: worker log in var/run/worker.log; metrics on http://127.0.0.1:${PROFILESTREAM_METRICS_PORT:-9308}/metrics" >&2
 "$BIN/profilestream" worker >"$RUN_DIR/worker.log" 2>&1 &
 worker_pid=$!
+if [[ -n "${PROFILESTREAM_MODEL_DIR:-}" ]]; then
+  # The recommender scores a profile only with its own model's item vectors: publish them (idempotent).
+  "$BIN/profilestream" --cli-log-level warning model publish --model "$PROFILESTREAM_MODEL_DIR" >&2
+fi
+echo "run.sh: recommender log in var/run/recommend.log; $RECOMMEND_URL/recommendations/$DEMO_USER?k=5" >&2
+"$BIN/profilestream" recommend >"$RUN_DIR/recommend.log" 2>&1 &
+recommend_pid=$!
 "$BIN/profilestream" --cli-log-level warning demo-traffic --users "$DEMO_USERS" --rate "$DEMO_RATE" \
   >"$RUN_DIR/demo-traffic.log" 2>&1 &
 traffic_pid=$!
@@ -47,7 +61,16 @@ echo "run.sh: demo traffic: $DEMO_USERS users, $DEMO_RATE events/s; profile upda
 "$BIN/profilestream" --cli-log-level warning profiles tail &
 tail_pid=$!
 # Wait on the tail in the background so the INT/TERM trap runs at once; stop when the worker dies.
+ticks=0
 while kill -0 "$tail_pid" 2>/dev/null; do
+  ticks=$((ticks + 1))
+  if ((ticks % DEMO_SHOW_EVERY_S == 0)); then
+    if shown=$(curl -sf "$RECOMMEND_URL/recommendations/$DEMO_USER?k=5"); then
+      echo "run.sh: recommendations for $DEMO_USER: $shown" >&2
+    else
+      echo "run.sh: the recommender does not answer yet (var/run/recommend.log)" >&2
+    fi
+  fi
   if ! kill -0 "$worker_pid" 2>/dev/null; then
     echo "run.sh: the worker exited; last lines of var/run/worker.log:" >&2
     tail -n 20 "$RUN_DIR/worker.log" >&2

@@ -110,6 +110,14 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the reference recommender (docs/recommend.md)."""
+    logging.getLogger().setLevel(settings.log_level.upper())
+    from streams.recommend.main import run_recommender
+
+    return run_recommender(settings)
+
+
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create the topics (idempotent)."""
     from streams.client.admin import create_topics
@@ -342,6 +350,14 @@ def _add_service_commands(sub: Subparsers) -> None:
     _setting_flag(backfill, "model_dir", type_=Path)
     backfill.set_defaults(handler=cmd_backfill)
 
+    recommend = sub.add_parser(
+        "recommend", help="serve recommendations from the profile topic and the published item vectors"
+    )
+    _kafka_flags(recommend)
+    for name in ("recommend_bind", "recommend_port", "recommend_bootstrap_timeout_s", "log_level"):
+        _setting_flag(recommend, name, type_=type(Settings.model_fields[name].default))
+    recommend.set_defaults(handler=cmd_recommend)
+
     topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="topics_command", required=True)
     create = topics.add_parser("create", help="create the topics (idempotent)")
     _kafka_flags(create)
@@ -422,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_service_commands(sub)
     _add_producer_commands(sub)
     _add_reader_commands(sub)
-    register(sub)
+    register(sub, _kafka_flags)
     return parser
 
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,39 @@ def cmd_export_items(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_publish_items(args: argparse.Namespace, settings: Settings) -> int:
+    """Publish a checkpoint's item vectors to the compacted items topic (docs/item-vectors.md, "On Kafka")."""
+    import numpy as np
+
+    from models.checkpoint import load_checkpoint
+    from models.errors import CheckpointError
+    from streams.client.items import publish_item_vectors
+    from streams.contract.topics import MODEL_ITEMS
+
+    try:
+        model, metadata = load_checkpoint(Path(args.model))
+    except CheckpointError as exc:
+        _log(f"profilestream model publish: cannot load the model: {exc}")
+        return 3
+    ids = model.features.item_ids
+    if not ids or any(not i for i in ids):
+        _log("profilestream model publish: the checkpoint's vocabulary has no item ids (train it with `train`)")
+        return 2
+    vectors = model.item_vectors()[1:].numpy().astype(np.float32)  # [N, D]; row 0 is the unknown item
+    manifest = publish_item_vectors(
+        settings.kafka_bootstrap,
+        metadata.model_version,
+        list(ids),
+        vectors.tolist(),
+        topic_prefix=settings.topic_prefix,
+    )
+    print(
+        f"published {manifest.count} item vectors (dim {manifest.dim}) of model {manifest.model_version} "
+        f"to {settings.topic(MODEL_ITEMS)}"
+    )
+    return 0
+
+
 def cmd_import_trivago(args: argparse.Namespace, settings: Settings) -> int:
     """Convert the trivago RecSys 2019 slice into contract-v1 JSON lines plus the impressions side file."""
     from streams.offline.trivago import default_source, import_trivago, impressions_path
@@ -306,8 +340,30 @@ def cmd_split(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add the train, evaluate, model and data commands to the ``profilestream`` parser."""
+def _add_model_commands(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    kafka_flags: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """``profilestream model ...``: export or publish a checkpoint's item vectors."""
+    model = sub.add_parser("model", help="work with checkpoints").add_subparsers(dest="model_command", required=True)
+    export = model.add_parser("export-items", help="write a checkpoint's item vectors (docs/item-vectors.md)")
+    export.add_argument("--model", required=True, help="checkpoint directory")
+    export.add_argument("--out", required=True, help="JSON-lines file to write")
+    export.set_defaults(handler=cmd_export_items)
+    publish = model.add_parser(
+        "publish", help="publish a checkpoint's item vectors to the compacted models.items topic (idempotent)"
+    )
+    publish.add_argument("--model", required=True, help="checkpoint directory")
+    kafka_flags(publish)
+    publish.set_defaults(handler=cmd_publish_items)
+
+
+def register(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    kafka_flags: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    """Add the train, evaluate, model and data commands to the ``profilestream`` parser; ``kafka_flags`` adds
+    the broker and topic-prefix flags to the commands that reach Kafka."""
     fraction_help = "latest share of events (by time) held out as the test part"
     train = sub.add_parser("train", help="train the profile encoder on a contract-v1 JSON-lines file")
     train.add_argument("--events", required=True, help="contract-v1 JSON-lines file")
@@ -366,11 +422,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     evaluate.add_argument("--json-out", help="also write the report as JSON to this file")
     evaluate.set_defaults(handler=cmd_evaluate)
 
-    model = sub.add_parser("model", help="work with checkpoints").add_subparsers(dest="model_command", required=True)
-    export = model.add_parser("export-items", help="write a checkpoint's item vectors (docs/item-vectors.md)")
-    export.add_argument("--model", required=True, help="checkpoint directory")
-    export.add_argument("--out", required=True, help="JSON-lines file to write")
-    export.set_defaults(handler=cmd_export_items)
+    _add_model_commands(sub, kafka_flags)
 
     data = sub.add_parser("data", help="import data sets").add_subparsers(dest="data_command", required=True)
     imports = data.add_parser("import", help="convert a data set to contract-v1 JSON lines").add_subparsers(

@@ -11,7 +11,7 @@ from kafka.errors import TopicAlreadyExistsError
 from streams.client.erasure_bound import compaction_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
-from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
+from streams.contract.topics import DEADLETTER, ERASURE, MODEL_ITEMS, PROFILES, input_topic
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     everywhere (co-partitioning). ``profiles.updated`` is compacted: a consumer that reads it from the start
     holds every user's latest profile; an erased user's older values are compacted away within the erasure
     bound, and tombstones are kept for half of it so slow consumers still see deletions.
+    ``models.items`` is compacted too: every published model version's item vectors stay until tombstoned.
     """
     p = settings.partitions
     specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
@@ -42,6 +43,13 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     specs.append(TopicSpec(settings.topic(ERASURE), p, {}))
     # Compacted within the erasure bound (streams.client.erasure_bound); tombstones stay half of it.
     specs.append(TopicSpec(settings.topic(PROFILES), p, compaction_configs(settings), enforced=True))
+    specs.append(
+        TopicSpec(
+            settings.topic(MODEL_ITEMS),
+            p,
+            {"cleanup.policy": "compact", "delete.retention.ms": str(24 * 3600 * 1000), "segment.ms": str(3600 * 1000)},
+        )
+    )
     return specs
 
 

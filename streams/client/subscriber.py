@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -34,12 +34,17 @@ class ProfileSubscriber:
     :meth:`follow` yields each change as it arrives and keeps :attr:`profiles` current.
 
     It assigns itself every partition (no consumer group), so every subscriber sees every user. A message that
-    is not a valid profile is counted in :attr:`skipped` and logged without its content.
+    is not a valid profile is counted in :attr:`skipped` and logged without its content. With ``hold=False``
+    it keeps nothing (:attr:`profiles` stays empty): a consumer that keeps its own, smaller view takes every
+    change from :meth:`poll` and from :meth:`bootstrap`'s ``on_change``.
     """
 
-    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "", **kafka_config: Any) -> None:
+    def __init__(
+        self, bootstrap_servers: str, *, topic_prefix: str = "", hold: bool = True, **kafka_config: Any
+    ) -> None:
         self.topic = f"{topic_prefix}{PROFILES}"
         self.profiles: dict[str, ProfileUpdated] = {}
+        self._hold = hold
         self.skipped = 0
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
@@ -68,7 +73,8 @@ class ProfileSubscriber:
             return None
         user_id = key.decode("utf-8", errors="replace")
         if value is None:
-            self.profiles.pop(user_id, None)
+            if self._hold:
+                self.profiles.pop(user_id, None)
             return ProfileDeleted(user_id)
         try:
             profile = ProfileUpdated.from_bytes(value)
@@ -76,7 +82,8 @@ class ProfileSubscriber:
             self.skipped += 1
             log.warning("skipped an invalid profile message: %s", exc)
             return None
-        self.profiles[user_id] = profile
+        if self._hold:
+            self.profiles[user_id] = profile
         return profile
 
     def poll(self, timeout_ms: int = 500) -> list[ProfileChange]:
@@ -89,14 +96,19 @@ class ProfileSubscriber:
                     changes.append(change)
         return changes
 
-    def bootstrap(self, timeout_ms: int = 60_000) -> dict[str, ProfileUpdated]:
-        """Read the topic up to the end offsets seen now; returns every user's latest profile."""
+    def bootstrap(
+        self, timeout_ms: int = 60_000, on_change: Callable[[ProfileChange], None] | None = None
+    ) -> dict[str, ProfileUpdated]:
+        """Read the topic up to the end offsets seen now, passing each change to ``on_change`` if given; returns
+        every user's latest profile (empty when the subscriber does not hold them)."""
         end = self._consumer.end_offsets(self._partitions)
         deadline = time.monotonic() + timeout_ms / 1000
         while any(self._consumer.position(tp) < end[tp] for tp in self._partitions):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"could not read {self.topic} to its end within {timeout_ms} ms")
-            self.poll(timeout_ms=200)
+            for change in self.poll(timeout_ms=200):
+                if on_change is not None:
+                    on_change(change)
         return self.profiles
 
     def follow(self, timeout_ms: int = 500) -> Iterator[ProfileChange]:

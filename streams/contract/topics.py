@@ -5,6 +5,8 @@ from __future__ import annotations
 DEADLETTER = "events.deadletter"
 PROFILES = "profiles.updated"
 ERASURE = "privacy.erasure"
+MODEL_ITEMS = "models.items"
+"""Every model version's item vectors (compacted; streams/contract/items.py)."""
 
 
 def input_topic(event_type: str) -> str:

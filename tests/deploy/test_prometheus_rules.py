@@ -1,5 +1,5 @@
 """deploy/prometheus: the rules and configs pass promtool, every alert is unit-tested both ways, links a
-runbook section, and reads only metrics that WorkerMetrics exposes.
+runbook section, and reads only metrics that WorkerMetrics or the recommender's RecommendMetrics expose.
 
 promtool comes from Debian's `prometheus` package (`make promtool`); without it these tests fail.
 The helpers at the top are shared with test_dashboard.py.
@@ -18,6 +18,7 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.contract.decoder import Reason
+from streams.recommend.metrics import RecommendMetrics
 from streams.worker.metrics import WorkerMetrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,9 +76,10 @@ def recorded_names() -> set[str]:
 
 
 def exposed_metric_names() -> set[str]:
-    """Every sample name a worker can expose, including label-only series that start empty."""
+    """Every sample name a worker or the recommender can expose, including label-only series that start empty."""
     registry = CollectorRegistry()
     WorkerMetrics(registry)
+    RecommendMetrics(registry)
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_count", "_sum", "_created"),
@@ -173,6 +175,18 @@ def test_worker_exposition_passes_promtool_metric_lint() -> None:
     assert done.stdout.strip() == ""  # no lint findings
 
 
+def test_recommender_exposition_passes_promtool_metric_lint() -> None:
+    registry = CollectorRegistry()
+    metrics = RecommendMetrics(registry)
+    metrics.set_versions({"3e6d72bafdc3420f": 11218})
+    metrics.request_seconds.observe(0.002)
+    metrics.requests.labels("ok").inc()
+    metrics.fallbacks.labels("no_index").inc()
+    done = run_promtool("check", "metrics", stdin=generate_latest(registry).decode())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == ""  # no lint findings
+
+
 # -- coverage and hygiene of the alerts ----------------------------------------------------------------
 
 
@@ -190,6 +204,7 @@ REQUIRED_ALERTS = {
     "ProfilestreamProcessingPaused",
     "ProfilestreamModelRolloutStalled",
     "ProfilestreamErasureRequestRejected",
+    "ProfilestreamRecommendNoIndex",
 }
 
 

@@ -34,7 +34,7 @@ def test_topics_create_is_idempotent_and_refuses_a_partition_mismatch(make_setti
     settings = make_settings()  # creates the topics once
     done = _cli(settings, "topics", "create")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.count(": exists") == 6
+    assert done.stdout.count(": exists") == 7  # three inputs, dead letters, erasure, profiles, model items
     with pytest.raises(RuntimeError, match="partitions"):
         create_topics(settings.model_copy(update={"partitions": settings.partitions + 1}))
 

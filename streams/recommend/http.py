@@ -1,0 +1,112 @@
+"""The recommender's HTTP interface (standard library server, one thread per request).
+
+- ``GET /recommendations/{user_id}?k=20``: JSON (:meth:`Recommendation.to_json`); 400 with ``{"error": ...}`` for
+  a bad ``k`` or an empty user id.
+- ``GET /metrics``: Prometheus text format.
+- ``GET /healthz``: 200 once the topics were read to their end at start-up.
+
+Request paths hold user ids, so the server logs no request lines; errors are logged without the path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from streams.recommend.metrics import RecommendMetrics
+from streams.recommend.service import MAX_K, Recommender
+
+log = logging.getLogger(__name__)
+
+DEFAULT_K = 20
+PREFIX = "/recommendations/"
+
+
+class BadRequestError(ValueError):
+    """The request cannot be answered as asked; the message is safe to return (it quotes no input)."""
+
+
+def parse_k(query: str) -> int:
+    """``k`` from a query string (default 20); raises :class:`BadRequestError` unless it is 1..MAX_K."""
+    values = parse_qs(query, keep_blank_values=True).get("k")
+    if not values:
+        return DEFAULT_K
+    try:
+        k = int(values[-1])
+    except ValueError:
+        raise BadRequestError("k must be an integer") from None
+    if not 1 <= k <= MAX_K:
+        raise BadRequestError(f"k must be between 1 and {MAX_K}")
+    return k
+
+
+def _handler(recommender: Recommender, metrics: RecommendMetrics, registry: CollectorRegistry) -> type:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "profilestream-recommend"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Silenced: request lines carry user ids."""
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            if url.path == "/metrics":
+                self._send(HTTPStatus.OK, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif url.path == "/healthz":
+                self._send(HTTPStatus.OK, b'{"status":"ok"}\n', "application/json")
+            elif url.path.startswith(PREFIX):
+                self._recommend(url.path[len(PREFIX) :], url.query)
+            else:
+                self._send(HTTPStatus.NOT_FOUND, orjson.dumps({"error": "not found"}), "application/json")
+
+        def _recommend(self, segment: str, query: str) -> None:
+            started = time.perf_counter()
+            try:
+                # One path segment; a user id holding "/" arrives percent-encoded (%2F).
+                if not segment or "/" in segment:
+                    raise BadRequestError("the path is /recommendations/{user_id} with a non-empty user id")
+                answer = recommender.recommend(unquote(segment, errors="strict"), parse_k(query))
+            except UnicodeDecodeError:
+                metrics.requests.labels("bad_request").inc()
+                self._send(HTTPStatus.BAD_REQUEST, b'{"error":"the user id is not UTF-8"}', "application/json")
+                return
+            except BadRequestError as exc:
+                metrics.requests.labels("bad_request").inc()
+                self._send(HTTPStatus.BAD_REQUEST, orjson.dumps({"error": str(exc)}), "application/json")
+                return
+            except Exception as exc:  # a bug must cost one request, never the service
+                metrics.requests.labels("error").inc()
+                log.exception("recommendation failed with %s", type(exc).__name__)
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, b'{"error":"internal error"}', "application/json")
+                return
+            metrics.request_seconds.observe(time.perf_counter() - started)
+            metrics.requests.labels("ok").inc()
+            if answer.fallback is not None:
+                metrics.fallbacks.labels(answer.fallback.value).inc()
+            self._send(HTTPStatus.OK, orjson.dumps(answer.to_json()), "application/json")
+
+        def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    return Handler
+
+
+def start_server(
+    recommender: Recommender, metrics: RecommendMetrics, registry: CollectorRegistry, bind: str, port: int
+) -> ThreadingHTTPServer:
+    """Serve in a daemon thread; the caller stops it with ``shutdown()``."""
+    server = ThreadingHTTPServer((bind, port), _handler(recommender, metrics, registry))
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="recommend-http", daemon=True).start()
+    return server

@@ -1,0 +1,61 @@
+"""Start-up of ``profilestream recommend``: read the topics to their end, then serve and follow until stopped."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from prometheus_client import CollectorRegistry
+
+from streams.recommend.follower import Follower
+from streams.recommend.http import start_server
+from streams.recommend.metrics import RecommendMetrics
+from streams.recommend.service import Recommender
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_recommender(settings: Settings, stop: threading.Event | None = None) -> int:
+    """Bootstrap from the compacted topics, serve HTTP, follow the topics until SIGINT/SIGTERM (or ``stop``).
+
+    Returns 0 after a stop, 2 when a topic is missing or cannot be read to its end in time (logged)."""
+    stop = stop or threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+    registry = CollectorRegistry()
+    metrics = RecommendMetrics(registry)
+    recommender = Recommender()
+    try:
+        follower = Follower(recommender, metrics, settings.kafka_bootstrap, settings.topic_prefix)
+    except RuntimeError as exc:  # a topic is missing
+        log.error("cannot start: %s", exc)
+        return 2
+    try:
+        try:
+            follower.bootstrap(settings.recommend_bootstrap_timeout_s)
+        except TimeoutError as exc:
+            log.error("cannot start: %s; raise PROFILESTREAM_RECOMMEND_BOOTSTRAP_TIMEOUT_S", exc)
+            return 2
+        with recommender.lock:
+            versions = sorted(recommender.catalog.loaded)
+            users = len(recommender.profiles)
+        log.info("bootstrapped: %d profiles, model versions %s", users, versions or "none")
+        server = start_server(recommender, metrics, registry, settings.recommend_bind, settings.recommend_port)
+        log.info("serving on http://%s:%d/recommendations/USER", settings.recommend_bind, settings.recommend_port)
+        try:
+            while not stop.is_set():
+                follower.poll_once()
+        finally:
+            server.shutdown()
+            server.server_close()
+    finally:
+        follower.close()
+    return 0

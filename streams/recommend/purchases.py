@@ -1,0 +1,52 @@
+"""What each user bought, read from the purchase topic: the exclusion rule and the popularity signal.
+
+The profile's aggregates count purchases but do not name the items, so the recommender reads
+``events.purchase`` itself (from the start of its retention) and never recommends an item a user bought within
+that retention. The sets are personal data: they live only in memory, for as long as the purchase topic keeps
+the events, and a user's set is dropped with the user's profile tombstone (expiry or erasure).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from streams.contract.decoder import Rejection, decode_event
+from streams.contract.events import PurchaseEvent
+
+
+class PurchaseLog:
+    """Per-user purchased item ids and per-item purchase counts."""
+
+    def __init__(self) -> None:
+        self._bought: dict[str, set[str]] = {}
+        self.counts: Counter[str] = Counter()
+        self.skipped = 0
+        self.generation = 0
+        """Bumped by every counted purchase, so a cached popularity ranking knows it is stale."""
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """Fold one record of the purchase topic; anything the worker would reject is skipped and counted."""
+        if value is None:
+            self.skipped += 1
+            return
+        # now_ms=None: an old purchase still counts; only the contract's shape is checked here.
+        decoded = decode_event(value, key, topic_type="purchase", now_ms=None)
+        if isinstance(decoded, Rejection) or not isinstance(decoded, PurchaseEvent):
+            self.skipped += 1
+            return
+        self._bought.setdefault(decoded.user_id, set()).add(decoded.item_id)
+        self.counts[decoded.item_id] += decoded.quantity
+        self.generation += 1
+
+    def bought(self, user_id: str) -> frozenset[str]:
+        """The items ``user_id`` bought (empty for a user without purchases)."""
+        return frozenset(self._bought.get(user_id, ()))
+
+    def forget(self, user_id: str) -> None:
+        """Drop a user's purchases (their profile was deleted); the item counts stay, they name nobody."""
+        self._bought.pop(user_id, None)
+
+    @property
+    def users(self) -> int:
+        """Users with at least one purchase held."""
+        return len(self._bought)

@@ -1,0 +1,147 @@
+"""Answering one request: a user's profile scored against its own model version's items, or the fallback.
+
+Rules (docs/recommend.md):
+
+- A known user whose profile's ``model_version`` is loaded is scored by dot product against that version's
+  items only. A profile whose version has no loaded index, or whose dimension does not match it, is never scored
+  against another version: it gets the popularity fallback, counted by reason.
+- An unknown user (no profile) gets the popularity fallback.
+- Items the user bought (:mod:`streams.recommend.purchases`) are never returned, by either path.
+- Popularity: purchase count over the purchase topic's retention, then the newest loaded version's vocabulary
+  rank (its training frequency), so the fallback is never empty once a model is published.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from streams.client.subscriber import ProfileChange, ProfileDeleted
+from streams.recommend.catalog import ItemCatalog
+from streams.recommend.purchases import PurchaseLog
+
+MAX_K = 200
+
+
+class Fallback(enum.StrEnum):
+    """Why a request was answered by popularity (the metric label)."""
+
+    UNKNOWN_USER = "unknown_user"
+    NO_INDEX = "no_index"
+    """The profile's model version has no loaded item vectors."""
+    DIMENSION = "dimension_mismatch"
+
+
+class ProfileVector(NamedTuple):
+    """What the recommender keeps of a profile: its model version and its embedding as float32. A whole
+    ``ProfileUpdated`` (64 Python floats and the aggregates) took about 9 KiB per user."""
+
+    model_version: str
+    embedding: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredItem:
+    """One recommended item; ``score`` is the dot product, or the purchase count for the fallback."""
+
+    item_id: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """The answer to one request."""
+
+    user_id: str
+    items: tuple[ScoredItem, ...]
+    model_version: str | None
+    """The version the items were scored with; None for the fallback."""
+    fallback: Fallback | None
+
+    def to_json(self) -> dict[str, object]:
+        """The HTTP response body."""
+        return {
+            "user_id": self.user_id,
+            "model_version": self.model_version,
+            "source": "profile" if self.fallback is None else "popular",
+            "fallback_reason": None if self.fallback is None else self.fallback.value,
+            "items": [{"item_id": i.item_id, "score": i.score} for i in self.items],
+        }
+
+
+class Recommender:
+    """Holds profiles, purchases and item indexes; the follower thread applies changes under :attr:`lock` and
+    request threads look up under it, so a request never sees a half-applied version."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.profiles: dict[str, ProfileVector] = {}
+        self.catalog = ItemCatalog()
+        self.purchases = PurchaseLog()
+        self._popular_key: tuple[int, str | None] | None = None
+        self._popular_ranked: list[str] = []
+
+    def recommend(self, user_id: str, k: int) -> Recommendation:
+        """The top ``k`` (1..MAX_K) items for ``user_id``; raises ``ValueError`` for a k out of range."""
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}")
+        with self.lock:
+            bought = self.purchases.bought(user_id)
+            profile = self.profiles.get(user_id)
+            if profile is None:
+                return self._popular(user_id, k, bought, Fallback.UNKNOWN_USER)
+            version = self.catalog.loaded.get(profile.model_version)
+            if version is None:
+                return self._popular(user_id, k, bought, Fallback.NO_INDEX)
+            if len(profile.embedding) != version.index.dim:
+                return self._popular(user_id, k, bought, Fallback.DIMENSION)
+        # A loaded version and a kept vector are never changed, only replaced: the search runs outside the lock,
+        # so requests (numpy releases the GIL in the matrix product) and the follower do not wait for each other.
+        exclude = [version.rows[item] for item in bought if item in version.rows]
+        rows, scores = version.index.search(profile.embedding, k, exclude)
+        items = tuple(
+            ScoredItem(version.item_ids[r], float(s)) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
+        )
+        return Recommendation(user_id, items, version.model_version, None)
+
+    def profiles_changed(self, changes: list[ProfileChange]) -> None:
+        """Apply profile changes: keep each user's latest vector; a tombstone (expiry or erasure) ends everything
+        held about the user, their purchases included."""
+        with self.lock:
+            for change in changes:
+                if isinstance(change, ProfileDeleted):
+                    self.profiles.pop(change.user_id, None)
+                    self.purchases.forget(change.user_id)
+                else:
+                    embedding = np.asarray(change.embedding, dtype=np.float32)
+                    self.profiles[change.user_id] = ProfileVector(change.model_version, embedding)
+
+    def _popular(self, user_id: str, k: int, bought: frozenset[str], reason: Fallback) -> Recommendation:
+        counts = self.purchases.counts
+        items: list[ScoredItem] = []
+        for item in self._popular_ranking():
+            if item not in bought:
+                items.append(ScoredItem(item, float(counts[item])))
+                if len(items) == k:
+                    break
+        return Recommendation(user_id, tuple(items), None, reason)
+
+    def _popular_ranking(self) -> list[str]:
+        """Items by popularity, recomputed only after a purchase or a version change (sorting a large
+        catalogue per request would cost more than the exact search)."""
+        newest = self.catalog.newest()
+        key = (self.purchases.generation, newest.model_version if newest else None)
+        if key != self._popular_key:
+            counts = self.purchases.counts
+            if newest is not None:
+                # Every item of the newest version: most bought first, then the model's training frequency.
+                ranked = sorted(newest.item_ids, key=lambda item: (-counts[item], newest.rows[item]))
+            else:
+                ranked = [item for item, _ in counts.most_common()]
+            self._popular_key, self._popular_ranked = key, ranked
+        return self._popular_ranked
