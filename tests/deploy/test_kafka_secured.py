@@ -117,7 +117,7 @@ def test_right_credentials_work_end_to_end(
     password = secured_broker.password_file("app").read_text().strip()
     created = _cli(settings, "topics", "create")
     assert created.returncode == 0, created.stderr
-    assert created.stdout.count(": created") == 6
+    assert created.stdout.count(": created") == 7  # the six of the worker and models.items
 
     subscriber = ProfileSubscriber.from_settings(settings)
     worker = start_worker(settings, name="secured-worker")
