@@ -4,6 +4,8 @@ events every pipeline test sends. Helpers live here, not in test modules."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.procs import WorkerProcess
+from bench.procs import REPO_ROOT, WorkerProcess, settings_env
 from streams.client.producer import EventProducer
 from streams.client.subscriber import ProfileSubscriber
 from streams.contract.events import Event
@@ -31,6 +33,7 @@ __all__ = [
     "demo_events",
     "expected_counts",
     "latest_values",
+    "run_cli",
     "send_events",
     "wait_until",
 ]
@@ -56,6 +59,19 @@ def wait_until(
         time.sleep(poll_s)
     extra = f": {detail()}" if detail is not None else ""
     pytest.fail(f"timed out after {timeout_s} s waiting for {what}{extra}")
+
+
+def run_cli(settings: Settings, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    """``profilestream ARGS`` in a child process that reads exactly ``settings``; output captured, never raises."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", "--cli-log-level", "warning", *args],
+        env=settings_env(settings),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 def demo_events(users: int, count: int, seed: int) -> list[Event]:

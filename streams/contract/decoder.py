@@ -265,15 +265,9 @@ def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_m
     return _purchase(obj, item_id, category, common)
 
 
-def _decode(
-    value: bytes | None, key: bytes | None, topic_type: str | None, require_key: bool, now_ms: int | None
-) -> Event | Rejection:
-    if value is None:
-        return Rejection(Reason.MISSING_FIELD, "message has no value")
-    if len(value) > MAX_EVENT_BYTES:
-        return Rejection(Reason.TOO_LARGE, f"message is larger than {MAX_EVENT_BYTES} bytes")
-    if require_key and not key:
-        return Rejection(Reason.MISSING_KEY, "message has no key; producers must key by user_id")
+def json_object(value: bytes) -> dict[str, Any] | Rejection:
+    """The JSON object a message's bytes hold, or why they hold none: not UTF-8, nested too deep, not JSON (or
+    JSON that parsers read differently), or JSON that is not an object. Shared by every contract's decoder."""
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
@@ -288,6 +282,21 @@ def _decode(
         return Rejection(Reason.NOT_JSON, "message is not JSON")
     if not isinstance(obj, dict):
         return Rejection(Reason.NOT_OBJECT, "message is not a JSON object")
+    return obj
+
+
+def _decode(
+    value: bytes | None, key: bytes | None, topic_type: str | None, require_key: bool, now_ms: int | None
+) -> Event | Rejection:
+    if value is None:
+        return Rejection(Reason.MISSING_FIELD, "message has no value")
+    if len(value) > MAX_EVENT_BYTES:
+        return Rejection(Reason.TOO_LARGE, f"message is larger than {MAX_EVENT_BYTES} bytes")
+    if require_key and not key:
+        return Rejection(Reason.MISSING_KEY, "message has no key; producers must key by user_id")
+    obj = json_object(value)
+    if isinstance(obj, Rejection):
+        return obj
     try:
         return _parse(obj, key, topic_type, now_ms)
     except _InvalidError as invalid:

@@ -26,11 +26,10 @@ from streams.contract.decoder import (
     Rejection,
     _integer,
     _InvalidError,
-    _parse_json,
     _required_string,
-    _too_deep,
+    json_object,
 )
-from streams.contract.events import MAX_FUTURE_SKEW_MS, MAX_JSON_DEPTH, MAX_TS_MS, MIN_TS_MS
+from streams.contract.events import MAX_FUTURE_SKEW_MS, MAX_TS_MS, MIN_TS_MS
 
 ERASURE_SCHEMA_VERSION: Final = 1
 MAX_ERASURE_BYTES: Final = 4096
@@ -128,18 +127,9 @@ def _decode(value: bytes | None, key: bytes | None, now_ms: int | None) -> Erasu
         return Rejection(Reason.MISSING_FIELD, "an erasure request needs a value; a key alone is not a request")
     if len(value) > MAX_ERASURE_BYTES:
         return Rejection(Reason.TOO_LARGE, f"an erasure request is larger than {MAX_ERASURE_BYTES} bytes")
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return Rejection(Reason.NOT_UTF8, "message is not UTF-8")
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _too_deep(text):
-        return Rejection(Reason.NOT_JSON, f"message nests deeper than {MAX_JSON_DEPTH} levels")
-    try:
-        obj = _parse_json(text)
-    except (ValueError, RecursionError):
-        return Rejection(Reason.NOT_JSON, "message is not interoperable JSON")
-    if not isinstance(obj, dict):
-        return Rejection(Reason.NOT_OBJECT, "message is not a JSON object")
+    obj = json_object(value)
+    if isinstance(obj, Rejection):
+        return obj
     try:
         return _parse(obj, key, now_ms)
     except _InvalidError as invalid:

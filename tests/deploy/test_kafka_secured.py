@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,13 +16,13 @@ from pathlib import Path
 import pytest
 from kafka.errors import TopicAuthorizationFailedError
 
-from bench.procs import free_port, settings_env
+from bench.procs import free_port
 from streams.client.producer import EventProducer
 from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
 from streams.contract.events import BrowseEvent
 from streams.settings import Settings, load_settings
 from tests.conftest import KAFKA_SCRIPT, REPO_ROOT
-from tests.harness import WorkerProcess, wait_until
+from tests.harness import WorkerProcess, run_cli, wait_until
 
 pytestmark = pytest.mark.kafka
 T0 = 1_767_225_600_000
@@ -98,24 +97,12 @@ def _settings(
     )
 
 
-def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "--cli-log-level", "warning", *args],
-        env=settings_env(settings),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-
-
 def test_right_credentials_work_end_to_end(
     secured_broker: SecuredBroker, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     settings = _settings(secured_broker, tmp_path)
     password = secured_broker.password_file("app").read_text().strip()
-    created = _cli(settings, "topics", "create")
+    created = run_cli(settings, "topics", "create")
     assert created.returncode == 0, created.stderr
     assert created.stdout.count(": created") == 7  # the six of the worker and models.items
 
@@ -133,7 +120,7 @@ def test_right_credentials_work_end_to_end(
 
     wait_until(lambda: profile_count() == 3, 120, "the profile over SASL_SSL", workers=(worker,))
 
-    erased = _cli(settings, "erase", "secured-user")
+    erased = run_cli(settings, "erase", "secured-user")
     assert erased.returncode == 0, erased.stderr
     wait_until(lambda: profile_count() == 0 and isinstance(seen[-1], ProfileDeleted), 60, "the tombstone",
                workers=(worker,))  # fmt: skip
@@ -146,7 +133,7 @@ def test_right_credentials_work_end_to_end(
 
 def test_a_wrong_password_is_refused_with_a_clear_message(secured_broker: SecuredBroker, tmp_path: Path) -> None:
     settings = _settings(secured_broker, tmp_path, password_of="stranger")
-    done = _cli(settings, "topics", "create")
+    done = run_cli(settings, "topics", "create")
     assert done.returncode == 4, done.stderr
     assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("profilestream: Kafka: ")
@@ -155,7 +142,7 @@ def test_a_wrong_password_is_refused_with_a_clear_message(secured_broker: Secure
 
 def test_a_principal_without_acls_is_refused(secured_broker: SecuredBroker, tmp_path: Path) -> None:
     settings = _settings(secured_broker, tmp_path, user="stranger")
-    done = _cli(settings, "topics", "create")
+    done = run_cli(settings, "topics", "create")
     assert done.returncode == 4, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("profilestream: Kafka: TopicAuthorizationFailedError"), done.stderr
@@ -167,9 +154,9 @@ def test_each_role_may_do_its_job_and_nothing_else(
     run = uuid.uuid4().hex[:8]
     admin, worker_login, producer_login = (_settings(secured_broker, tmp_path, user, run=run)
                                            for user in ("admin", "worker", "producer"))  # fmt: skip
-    assert _cli(admin, "topics", "create").returncode == 0
+    assert run_cli(admin, "topics", "create").returncode == 0
     for principal, role in (("User:worker", "worker"), ("User:producer", "producer")):
-        applied = _cli(admin, "acls", "apply", "--principal", principal, "--role", role)
+        applied = run_cli(admin, "acls", "apply", "--principal", principal, "--role", role)
         assert applied.returncode == 0, applied.stderr
 
     subscriber = ProfileSubscriber.from_settings(admin)
@@ -191,7 +178,7 @@ def test_each_role_may_do_its_job_and_nothing_else(
         future = as_worker.send(BrowseEvent(event_id="x", user_id="acl-user", ts_ms=T0 + 5, item_id="i"))
         with pytest.raises(TopicAuthorizationFailedError):
             future.get(timeout=60)
-    refused = _cli(producer_login, "topics", "create")
+    refused = run_cli(producer_login, "topics", "create")
     assert refused.returncode == 4
     assert "TopicAuthorizationFailedError" in refused.stderr.strip().splitlines()[-1]
     assert worker.stop() == 0

@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 
-from bench.procs import settings_env
 from streams.client.admin import create_topics
 from streams.settings import Settings
-from tests.conftest import REPO_ROOT
-from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, run_cli, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
 
 
-def _cli(settings: Settings, *args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "streams.cli", "--cli-log-level", "warning", *args],
-        env=settings_env(settings),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-
-
 def test_topics_create_is_idempotent_and_refuses_a_partition_mismatch(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()  # creates the topics once
-    done = _cli(settings, "topics", "create")
+    done = run_cli(settings, "topics", "create")
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(": exists") == 7  # three inputs, dead letters, erasure, profiles, model items
     with pytest.raises(RuntimeError, match="partitions"):
@@ -50,19 +34,19 @@ def test_tail_and_state_tools_while_the_worker_runs(
     send_events(settings, events)
     wait_until(lambda: log.caught_up(expected), 90, "every user's profile", workers=(worker,))
 
-    tail = _cli(settings, "profiles", "tail", "--from-beginning", "--max", "5")
+    tail = run_cli(settings, "profiles", "tail", "--from-beginning", "--max", "5")
     assert tail.returncode == 0, tail.stderr
     printed = [json.loads(line) for line in tail.stdout.splitlines()]
     assert len(printed) == 5 and all(p["schema"] == 1 and p["user_id"] in expected for p in printed)
 
     # The state tools open the worker's RocksDB read-only while the worker keeps running.
-    stats = _cli(settings, "state", "stats", "--check")
+    stats = run_cli(settings, "state", "stats", "--check")
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["users"] == len(expected)
     user = sorted(expected)[0]
-    inspect = _cli(settings, "state", "inspect", user)
+    inspect = run_cli(settings, "state", "inspect", user)
     assert inspect.returncode == 0, inspect.stderr
     record = json.loads(inspect.stdout)
     assert (record["event_count"], record["last_event_ms"]) == expected[user]
-    assert _cli(settings, "state", "inspect", "nobody").returncode == 1
+    assert run_cli(settings, "state", "inspect", "nobody").returncode == 1
     assert worker.proc.poll() is None
