@@ -1,8 +1,8 @@
 """Bench-only worker entry point: the framework floor, profilestream's worker with everything of its own removed.
 
-``python -m bench.floor_worker`` runs the very same Faust app (topics, agent, micro-batches, bulk publishing) as
-``profilestream worker``, with a processor that only decodes the events and publishes, per user and batch, a
-minimal profile carrying the counters the benchmark reads. No state store, no record codec, no encoder, no
+``python -m bench.floor_worker`` runs the very same Faust app (topics, batch delivery, units of work, bulk
+publishing) as ``profilestream worker``, with a processor that only decodes the events and publishes, per user
+and batch, a minimal profile carrying the counters the benchmark reads. No state store, no record codec, no encoder, no
 aggregates: what it reaches is what Faust, Kafka and event decoding leave for the rest on this machine.
 The counters live in memory, so this worker is a measurement, not a product.
 """

@@ -75,14 +75,22 @@ class RocksDBTuning:
                 raise StateSpecError(f"RocksDB tuning {name} must be one of {sorted(_COMPRESSION)}")
 
 
-def rocksdict_options(tuning: RocksDBTuning, cache: rocksdict.Cache | None = None) -> rocksdict.Options:
+def rocksdict_options(
+    tuning: RocksDBTuning,
+    cache: rocksdict.Cache | None = None,
+    write_buffers: rocksdict.WriteBufferManager | None = None,
+) -> rocksdict.Options:
     """Complete options for one partition database, in raw mode like faust's store.
 
-    Pass the same `cache` for every partition to bound the block cache per worker rather than per partition.
+    Pass the same `cache` for every partition to bound the block cache per worker rather than per partition, and
+    the same `write_buffers` to bound the memtables of all partitions together: a worker owning many partitions
+    then flushes earlier instead of holding a full set of memtables for each.
     """
     options = rocksdict.Options(raw_mode=True)
     options.create_if_missing(True)
     options.set_write_buffer_size(tuning.write_buffer_bytes)
+    if write_buffers is not None:
+        options.set_write_buffer_manager(write_buffers)
     options.set_max_write_buffer_number(tuning.max_write_buffers)
     options.set_target_file_size_base(tuning.target_file_bytes)
     options.set_max_background_jobs(tuning.background_jobs)

@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     embedding_dim: int = Field(
         64, ge=2, description="Profile dimension of the untrained encoder (a checkpoint has its own)."
     )
-    batch_max_events: int = Field(2000, ge=1, description="Micro-batch size limit in events.")
-    batch_max_ms: int = Field(20, ge=1, description="Micro-batch time limit in milliseconds.")
+    batch_max_events: int = Field(
+        2000, ge=1, description="Most events in one unit of work (a poll result is cut into units; none waits to fill)."
+    )
     user_ttl_ms: int = Field(30 * 24 * 3600 * 1000, ge=1, description="Users idle this long (event time) are expired.")
     allowed_lateness_ms: int = Field(3600 * 1000, ge=0, description="How far behind a user's newest event one may be.")
     recent_window: int = Field(50, ge=1, description="Recent events kept per user, to rebuild the hidden vector.")

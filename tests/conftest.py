@@ -77,7 +77,6 @@ def make_settings(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Setting
             "metrics_port": 0,
             "web_port": free_port(),
             "model_failure_linger_s": 0.0,
-            "batch_max_ms": 20,
             # A killed worker's partitions move after this; production keeps the default of 60 s.
             "consumer_session_timeout_s": 10.0,
         }

@@ -186,7 +186,7 @@ def make_settings_summary(bootstrap: str) -> str:
     """The worker settings that shape the results, as the runs used them (defaults unless PROFILESTREAM_* says)."""
     s = load_settings(kafka_bootstrap=bootstrap)
     return (
-        f"{s.partitions} partitions, batches of up to {s.batch_max_events} events / {s.batch_max_ms} ms, "
+        f"{s.partitions} partitions, units of up to {s.batch_max_events} events, "
         f"allowed lateness {s.allowed_lateness_ms // 60_000} min, "
         + ("a trained checkpoint" if s.model_dir else f"the untrained encoder of {s.embedding_dim} dimensions")
     )

@@ -311,7 +311,7 @@ def cmd_state_stats(args: argparse.Namespace, settings: Settings) -> int:
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 WORKER_SETTINGS = (
-    "app_id", "state_dir", "partitions", "batch_max_events", "batch_max_ms", "metrics_bind", "metrics_port",
+    "app_id", "state_dir", "partitions", "batch_max_events", "metrics_bind", "metrics_port",
     "web_bind", "web_port", "torch_threads", "embedding_dim", "user_ttl_ms", "allowed_lateness_ms",
     "recent_window", "expiry_interval_s", "model_rebuild_per_s", "model_failure_linger_s", "log_level",
 )  # fmt: skip

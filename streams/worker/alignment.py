@@ -115,18 +115,23 @@ class EventTimeAligner(Generic[T]):
         queue = self._queues.get((topic, partition))
         return None if queue is None else queue.last_ts_ms
 
-    def release(self, now_ms: int, progress: PartitionProgress) -> list[Held[T]]:
-        """Everything that may be processed now, in event-time order per partition number."""
+    def release(self, now_ms: int, progress: PartitionProgress, limit: int | None = None) -> list[Held[T]]:
+        """What may be processed now, in event-time order per partition number: at most ``limit`` messages
+        (None: all), shared out evenly between the partition numbers that hold any."""
         released: list[Held[T]] = []
-        for partition in sorted({p for (_, p), q in self._queues.items() if q.items}):
-            released.extend(self._release_partition(partition, now_ms, progress))
+        partitions = sorted({p for (_, p), q in self._queues.items() if q.items})
+        for n, partition in enumerate(partitions):
+            room = None if limit is None else -(-(limit - len(released)) // (len(partitions) - n))
+            released.extend(self._release_partition(partition, now_ms, progress, room))
         self.held -= len(released)
         return released
 
-    def _release_partition(self, partition: int, now_ms: int, progress: PartitionProgress) -> list[Held[T]]:
+    def _release_partition(
+        self, partition: int, now_ms: int, progress: PartitionProgress, room: int | None
+    ) -> list[Held[T]]:
         queues = [self._queues.setdefault((topic, partition), _PartitionQueue()) for topic in self.topics]
         out: list[Held[T]] = []
-        while True:
+        while room is None or len(out) < room:
             heads = [q for q in queues if q.items]
             if not heads:
                 return out
@@ -144,6 +149,7 @@ class EventTimeAligner(Generic[T]):
                     return out
             head = min(heads, key=lambda q: q.items[0].ts_ms)
             out.append(head.items.popleft())
+        return out
 
     def over_limit(self) -> tuple[set[TopicPartition], set[TopicPartition]]:
         """(partitions to pause, partitions to resume): a queue longer than the limit pauses its partition's

@@ -1,17 +1,18 @@
-"""The Faust worker: one agent over the three input topics, a RocksDB-backed user-state table, and publishing.
+"""The Faust worker: one fold loop over the three input topics, a RocksDB-backed user-state table, and publishing.
 
-The agent takes micro-batches from faust-streaming's ``take_events()``, decodes them at once, and queues the
-valid events in an :class:`streams.worker.alignment.EventTimeAligner`, which releases them in event-time order across
-the three co-partitioned topics. Each released batch is one unit of work: fold and encode
-(:class:`streams.worker.processor.BatchProcessor`), publish changelog records and dead letters and wait for the
-broker's acknowledgement, write the local store (:class:`streams.worker.state_table.FaustStateAccess`), publish the
-profiles and wait again, and only then acknowledge the input messages, so Kafka's committed offsets never pass an
-event that is not folded or dead-lettered, and no profile is out before the state that made it is durable.
+The worker's consumer hands it each poll result of the input topics as one list
+(:class:`streams.worker.faust_seam.InputBatchConsumer`, past faust's per-message path); the fold loop decodes it at
+once and queues the valid events in an :class:`streams.worker.alignment.EventTimeAligner`, which releases them in
+event-time order across the three co-partitioned topics, at most ``batch_max_events`` at a time. Each released
+batch is one unit of work: fold and encode (:class:`streams.worker.processor.BatchProcessor`), publish changelog
+records and dead letters and wait for the broker's acknowledgement, write the local store
+(:class:`streams.worker.state_table.FaustStateAccess`), publish the profiles and wait again, and only then
+acknowledge the input messages, so Kafka's committed offsets never pass an event that is not folded or
+dead-lettered, and no profile is out before the state that made it is durable.
 
-Every input message holds one extra reference from the moment faust decodes it until the worker acknowledges it
- (:class:`streams.worker.faust_seam.HeldTopic`), so none of faust's own acknowledgements (after ``take_events()``,
-of skipped messages during a rebalance or a shutdown) commits an event that was not folded; and no offset is
-skipped unless the broker confirms the hole (:mod:`streams.worker.continuity`).
+No faust stream sees the input messages, so only the worker acknowledges them: an offset becomes committable when
+its unit of work is durable, and no offset is skipped unless the broker confirms the hole
+(:mod:`streams.worker.continuity`).
 
 Infrastructure faults (the broker away, a full disk) pause the unit and retry it with backoff; they never turn
 events into dead letters. A second agent serves erasure requests, and a timer expires users idle longer than
@@ -48,15 +49,15 @@ from streams.worker.dead_letters import dead_letter_record
 from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.erasure import check_erasure
 from streams.worker.faust_seam import (
-    HeldTopic,
     accept_gap,
-    check_gaps_of,
     is_current_generation,
     kafka_producer,
     register_store,
     register_transport,
     release,
     seek,
+    subscribe,
+    take_inputs,
 )
 from streams.worker.gc_tuning import is_tuned, sweep_frozen_heap
 from streams.worker.lag_monitor import LagMonitor
@@ -92,6 +93,8 @@ REBUILD_MAX_LISTED = 100_000
 RETRY_MAX_S = 5.0
 PROBE_TIMEOUT_MS = 10_000
 """How long messages past a partition's missing offsets may keep coming before the seek back is asked again."""
+INBOX_POLLS = 4
+"""Poll results waiting for the fold loop; the consumer's fetch waits (and the broker's data stays there) beyond."""
 
 
 def partition_for_key(key: bytes, partitions: int) -> int:
@@ -156,8 +159,10 @@ class ProfileWorker:
         self.processor.partition_for_key = lambda key: partition_for_key(key, partitions)
         self.app = build_faust_app(settings)
         self._topic_types = {settings.topic(input_topic(t)): t for t in EVENT_TYPES}
-        # Every input message holds a reference of the worker's until its unit of work is durable (HeldTopic).
-        self.inputs = HeldTopic(self.app, topics=list(self._topic_types), key_serializer="raw", value_serializer="raw")
+        # Subscribed without a stream: the consumer hands poll results to the fold loop (faust_seam.take_inputs).
+        self.inputs = self.app.topic(*self._topic_types, key_serializer="raw", value_serializer="raw")
+        subscribe(self.app, self.inputs)
+        self._inbox: asyncio.Queue[list[Any]] = asyncio.Queue(maxsize=INBOX_POLLS)
         self.table = self.app.Table(
             TABLE_NAME,
             partitions=settings.partitions,
@@ -193,7 +198,7 @@ class ProfileWorker:
         """Per owned partition: users the last scan found made by another model version, for the rebuild."""
         # One unit of work at a time: a fold batch, an erasure or an expiry sweep of one partition.
         self._unit_lock = asyncio.Lock()
-        self.app.agent(self.inputs, name="fold-events", concurrency=1)(self._fold_events)
+        self.app.task(self._fold_inbox)
         self.app.agent(self.erasure, name="erase-users", concurrency=1)(self._erase_users)
         self.app.timer(LAG_REFRESH_S)(self._refresh_lag)
         self.app.timer(settings.expiry_interval_s)(self._expire_idle_users)
@@ -215,8 +220,7 @@ class ProfileWorker:
     def _kafka_producer(self) -> Any:
         return kafka_producer(self.app)
 
-    def _inbound(self, event: Any) -> InboundMessage:
-        msg = event.message
+    def _inbound(self, msg: Any) -> InboundMessage:
         return InboundMessage(
             topic=msg.topic,
             partition=msg.partition,
@@ -224,46 +228,51 @@ class ProfileWorker:
             key=msg.key,
             value=msg.value,
             topic_type=self._topic_types.get(msg.topic, "unknown"),
-            token=event,
+            token=msg,
         )
 
     # -- the fold agent -------------------------------------------------------------------------------------
 
-    async def _fold_events(self, stream: Any) -> None:
-        s = self.settings
-        batches = stream.take_events(s.batch_max_events, within=s.batch_max_ms / 1000).__aiter__()
-        next_batch: asyncio.Future[Any] | None = None
+    async def _fold_inbox(self) -> None:
+        """The fold loop: receive poll results, release aligned events and run them as units of work.
+
+        A fault this loop does not handle (the store's and the broker's are retried inside) stops the worker
+        rather than the loop alone: a worker that consumes nothing while it looks alive is worse than a restart,
+        which reads every unfinished event again.
+        """
         try:
             while True:
-                if next_batch is None:
-                    next_batch = asyncio.ensure_future(batches.__anext__())
                 # While events are held, look again now and then: an idle partition's wait is bounded.
                 timeout = ALIGN_TICK_S if self.aligner.held else None
-                done, _ = await asyncio.wait({next_batch}, timeout=timeout)
-                if next_batch in done:
-                    try:
-                        events = next_batch.result()
-                    except StopAsyncIteration:
-                        return
-                    finally:
-                        next_batch = None
-                    await self._receive(events)
-                await self._process_released()
-        finally:
-            if next_batch is not None:
-                next_batch.cancel()
+                try:
+                    messages = await asyncio.wait_for(self._inbox.get(), timeout)
+                except TimeoutError:
+                    messages = None
+                if messages:
+                    await self._receive(messages)
+                # A capped unit leaves releasable events behind: run them now, not at the next tick.
+                while await self._process_released() >= self.settings.batch_max_events:
+                    pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("the fold loop failed; stopping the worker (unfinished events are read again)")
+            await self.app.crash(exc)
 
-    async def _receive(self, events: list[Any]) -> None:
-        """Decode a batch as it arrives and queue it for alignment; every message is held until acknowledged."""
+    async def _take_poll(self, messages: list[Any]) -> None:
+        """The consumer's sink for poll results of the input topics (waits while the inbox is full)."""
+        await self._inbox.put(messages)
+
+    async def _receive(self, polled: list[Any]) -> None:
+        """Decode a poll result as it arrives and queue it for alignment; nothing is acknowledged before its unit."""
         messages: list[InboundMessage] = []
         refetch: dict[tuple[str, int], int] = {}
         now_ms = int(time.monotonic() * 1000)
-        for event in events:
-            message = event.message
-            # A message of a partition revoked meanwhile, or fetched before the last rebalance (take_events()
-            # may still hold it), is never acknowledged: Kafka delivers it again from the committed offset, and
+        for message in polled:
+            # A message of a partition revoked meanwhile, or fetched before the last rebalance (the inbox may
+            # still hold it), is never acknowledged: Kafka delivers it again from the committed offset, and
             # folding the stale copy first would make the earlier offsets look like redeliveries.
-            if message.partition not in self._owned or not is_current_generation(self.app, event):
+            if message.partition not in self._owned or not is_current_generation(self.app, message):
                 continue
             tp = (message.topic, message.partition)
             expected = self.continuity.expected(tp)
@@ -280,7 +289,7 @@ class ProfileWorker:
                 )  # fmt: skip
                 self.metrics.count_offset_jump("confirmed")
                 await accept_gap(self.app, *tp, expected, message.offset - 1)
-            messages.append(self._inbound(event))
+            messages.append(self._inbound(message))
         for (topic, partition), offset in refetch.items():
             # Messages past offsets that never arrived (a fetch that crossed faust's seek after a rebalance):
             # they are dropped unacknowledged and the partition is read again from the first missing offset.
@@ -334,13 +343,14 @@ class ProfileWorker:
             return Progress.UNKNOWN
         return Progress.CAUGHT_UP if position >= max(ends) else Progress.BEHIND
 
-    async def _process_released(self) -> None:
+    async def _process_released(self) -> int:
+        """Run the events the aligner releases now (at most ``batch_max_events``) as one unit; returns how many."""
         self._monitored_ends = self.lag_monitor.end_offsets
-        released = self.aligner.release(int(time.monotonic() * 1000), self._progress)
+        released = self.aligner.release(int(time.monotonic() * 1000), self._progress, self.settings.batch_max_events)
         self._apply_backpressure()
         self.metrics.set_events_held(self.aligner.held)
         if not released:
-            return
+            return 0
         async with self._unit_lock:
             # A partition revoked while waiting for the lock: its events go to the next owner.
             kept = [h for h in released if h.partition in self._owned]
@@ -351,10 +361,11 @@ class ProfileWorker:
             for held in kept:
                 message = held.item.message
                 self._processed[(message.topic, message.partition)] = message.offset
-                release(message.token)
+            release(self.app, (held.item.message.token for held in kept))
             for partition, ts_ms in output.watermarks_ms.items():
                 if ts_ms > self._watermarks_ms.get(partition, 0):
                     self._watermarks_ms[partition] = ts_ms
+        return len(released)
 
     def _fold(self, decoded: list[Decoded], output: BatchOutput, consumed: int) -> None:
         """Fold and encode; on a store read failure nothing of the attempt survives, so it can run again."""
@@ -447,7 +458,7 @@ class ProfileWorker:
         then store) and publishes a tombstone; one for a user without state is acknowledged with nothing published;
         an invalid one is dead-lettered and nothing is deleted. The log names the request id, never the user."""
         async for event in stream.events():
-            message = self._inbound(event)
+            message = self._inbound(event.message)
             request = check_erasure(message, self._partition_of, wall_clock_ms())
             async with self._unit_lock:
                 if isinstance(request, DeadLetter):
@@ -638,7 +649,7 @@ class ProfileWorker:
         self.processor.forget()
         self.metrics.count_rebalance()
         inputs = [tp for tp in assigned if tp.topic in self._topic_types]
-        check_gaps_of(self.app, frozenset(self._topic_types))
+        take_inputs(self.app, frozenset(self._topic_types), self._take_poll)
         self._owned = self._input_partitions(inputs)
         self.aligner.assign(self._owned)
         self._paused.clear()

@@ -5,7 +5,7 @@ jump past it as a hole in the log whose offsets its commit may pass. After a reb
 committed offsets while the fetch loop is still handing over the rest of a batch fetched before; that rest moves
 the read offset up again, the messages fetched afresh are dropped until they pass it, and the commit then passes
 events that were never folded (measured: one or two events of a partition lost per restart, in about half of
-the kill tests). The worker's consumer (:class:`streams.worker.faust_seam.GapCheckedConsumer`) turns both off for
+the kill tests). The worker's consumer (:class:`streams.worker.faust_seam.InputBatchConsumer`) turns both off for
 the input topics and leaves the job to :class:`ContinuityCheck`.
 
 :class:`ContinuityCheck` follows, per topic partition, the offset the next message must have. A message below it

@@ -7,25 +7,35 @@ upgrade fails in one place. What the worker relies on:
   store registry (``faust.stores.STORES``) and the options class the tuned store subclasses
   (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
 - faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
-- message references (``Message.incref``; ``Event.ack`` drops one) and the topic's compiled decoder
-  (``Topic._compile_decode``), where :class:`HeldTopic` takes the worker's reference (see there);
-- the consumer group generation a message was fetched in (``Message.generation_id``,
-  ``App.consumer_generation_id``), to drop messages from before a rebalance;
+- message acknowledgement (``Message.ack``, ``Message.generation_id``, ``App.consumer_generation_id``) for the
+  input messages the worker takes itself;
+- the consumer's poll (``Consumer._wait_next_records``, ``_to_message``, ``_buffered_partitions``,
+  ``suspend_flow``, ``perform_seek``, ``highwater``), where :class:`InputBatchConsumer` hands each poll result
+  of the input topics to the worker as one list instead of faust's per-message path, and the conductor's
+  subscription (``App.topics.add``), which subscribes the input topics without a stream;
 - the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states;
 - the consumer's read offsets and gap bookkeeping (``Consumer._read_offset``, ``Consumer._add_gap``, both used by
-  faust's fetch loop) and its ``seek_wait``: :class:`GapCheckedConsumer` leaves both, for the input topics, to
+  faust's fetch loop) and its ``seek_wait``: :class:`InputBatchConsumer` leaves both, for the input topics, to
   the worker's continuity check (:mod:`streams.worker.continuity`), through a transport registered like the store.
+
+Why not a supported route: faust-streaming has no batch delivery (``Stream.take`` and ``take_events`` build an
+``Event`` per message after the conductor's per-message task), and its per-message path cost about 90 µs of the
+100 µs an event that 10,000 events/s allow on our machine. The consumer's ``getmany`` is the narrowest place to
+divert whole poll results while faust keeps the group, assignor, table, changelog, recovery, commits, web and
+timers.
 
 The tuned store: faust-streaming applies only a few option keys from a table's ``options=`` mapping and silently
 drops the rest, compression among them. :class:`TunedStore` builds each partition database's options with
 :func:`state.rocksdb_options.rocksdict_options` instead: LZ4 with ZSTD on the last level, 16 KiB blocks, 10-bit
 bloom filters, and one block cache shared by all partitions of a worker, so memory is bounded per worker rather
-than per partition. The on-disk layout is faust's own, so the offline reader and faust's recovery are unchanged.
+than per partition; their memtables share one write-buffer budget the same way. The on-disk layout is faust's
+own, so the offline reader and faust's recovery are unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib.metadata import version
 from typing import Any
 
@@ -38,11 +48,14 @@ from faust.types import TP
 
 from state.rocksdb_options import RocksDBTuning, rocksdict_options
 
+log = logging.getLogger(__name__)
+
 FAUST_VERSION = "0.15.3"
 """The faust-streaming release every access below was checked against (pinned in pyproject.toml)."""
 STORE_SCHEME = "profilestream-rocksdb"
 TRANSPORT_SCHEME = "profilestream-kafka"
-# Partitions of one worker share this many block-cache budgets of one partition.
+# Partitions of one worker share this many block-cache and memtable budgets of one partition, however many it
+# owns.
 SHARED_CACHE_PARTITIONS = 4
 
 
@@ -66,13 +79,16 @@ def faust_table_options(tuning: RocksDBTuning) -> dict[str, int]:
 class _TunedOptions(faust_rocksdb.RocksDBOptions):
     """faust's options object, answering with the complete tuned rocksdict options."""
 
-    def __init__(self, tuning: RocksDBTuning, cache: rocksdict.Cache) -> None:
+    def __init__(
+        self, tuning: RocksDBTuning, cache: rocksdict.Cache, write_buffers: rocksdict.WriteBufferManager
+    ) -> None:
         super().__init__(**faust_table_options(tuning), use_rocksdict=True)
         self._tuning = tuning
         self._cache = cache
+        self._write_buffers = write_buffers
 
     def as_options(self) -> rocksdict.Options:
-        return rocksdict_options(self._tuning, self._cache)
+        return rocksdict_options(self._tuning, self._cache, self._write_buffers)
 
 
 class TunedStore(faust_rocksdb.Store):
@@ -82,7 +98,10 @@ class TunedStore(faust_rocksdb.Store):
         super().__init__(*args, **kwargs)
         tuning = RocksDBTuning()
         cache = rocksdict.Cache(SHARED_CACHE_PARTITIONS * tuning.block_cache_bytes)
-        self.rocksdb_options = _TunedOptions(tuning, cache)
+        memtables = SHARED_CACHE_PARTITIONS * tuning.write_buffer_bytes * tuning.max_write_buffers
+        # allow_stall off: past the limit RocksDB flushes sooner; it never blocks the worker's writes.
+        write_buffers = rocksdict.WriteBufferManager(memtables, False)
+        self.rocksdb_options = _TunedOptions(tuning, cache, write_buffers)
 
 
 def register_store() -> str:
@@ -92,41 +111,91 @@ def register_store() -> str:
 
 
 class _ReadOffsets(dict[TP, int | None]):
-    """faust's per-partition read offsets, answering None (nothing read yet) for the checked topics.
+    """faust's per-partition read offsets, answering None (nothing read yet) for the input topics.
 
     faust's fetch loop drops a message below the partition's read offset as already read, and takes one more
     than one past it for a gap. After a rebalance faust seeks back to the committed offsets while its fetch
     loop is still handing over the rest of a batch fetched before: that rest moves the read offset up again, and
     the messages fetched afresh from the committed offset are then dropped until they pass it, so the worker
     sees a jump over messages it never got (measured: one or two events of a partition lost per restart, in
-    about half of the kill tests). For the checked topics the worker's continuity check does that job instead.
+    about half of the kill tests). For the input topics the worker's continuity check does that job instead.
     """
 
-    def __init__(self, checked: Callable[[], frozenset[str]]) -> None:
+    def __init__(self, inputs: Callable[[], frozenset[str]]) -> None:
         super().__init__()
-        self._checked = checked
+        self._inputs = inputs
 
     def __getitem__(self, tp: TP) -> int | None:
-        if tp.topic in self._checked():
+        if tp.topic in self._inputs():
             return None
         return self.get(tp)
 
 
-class GapCheckedConsumer(faust_aiokafka.Consumer):
-    """faust's aiokafka consumer, except that on the topics in :attr:`checked_topics` it neither drops messages
-    below its read offset nor counts a jump in the offsets as processed (see :class:`_ReadOffsets`): every
-    message reaches the worker, whose :mod:`streams.worker.continuity` drops copies, reads skipped offsets
-    again, and calls :meth:`accept_gap` only for a hole the broker confirmed.
+InputSink = Callable[[list[Any]], Awaitable[None]]
+"""Takes one poll result of the input topics: faust ``ConsumerMessage`` objects, in offset order per partition."""
+
+
+class InputBatchConsumer(faust_aiokafka.Consumer):
+    """faust's aiokafka consumer, except for the worker's input topics (:attr:`input_topics`).
+
+    Their messages skip faust's per-message path: each poll result goes to :attr:`deliver_inputs` as one list,
+    with no per-message task, lock, channel or ``Event`` (that path cost about 90 µs an event, most of the
+    worker's framework floor). Nothing of faust touches those messages afterwards, so only the worker
+    acknowledges them (:func:`release`), and faust's commits never pass an event the worker did not finish.
+    On those topics the consumer neither drops messages below its read offset nor counts a jump in the offsets
+    as processed (see :class:`_ReadOffsets`): the worker's :mod:`streams.worker.continuity` drops copies, reads
+    skipped offsets again, and calls :meth:`accept_gap` only for a hole the broker confirmed. Every other topic
+    (erasure requests, changelogs during recovery) keeps faust's own path.
     """
 
-    checked_topics: frozenset[str] = frozenset()
+    input_topics: frozenset[str] = frozenset()
+    deliver_inputs: InputSink | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._read_offset = _ReadOffsets(lambda: self.checked_topics)
+        self._read_offset = _ReadOffsets(lambda: self.input_topics)
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+        """One poll: the input topics' messages go to :attr:`deliver_inputs` at once; the rest are yielded to
+        faust's fetch loop one by one, as ``Consumer.getmany`` does."""
+        deliver = self.deliver_inputs
+        records, active = await self._wait_next_records(timeout)
+        if records is None or self.should_stop:
+            return
+        if not self.flow_active:
+            # A rebalance started after the fetch: what it brought may belong to another owner now. As faust
+            # does, nothing of it is handed on and the partitions go back to their committed offsets.
+            try:
+                await self.perform_seek()
+            except Exception as exc:
+                log.warning("seeking back to the committed offsets failed: %r", exc)
+            return
+        generation = self.app.consumer_generation_id
+        inputs: list[Any] = []
+        others: list[tuple[TP, list[Any]]] = []
+        for tp, tp_records in records.items():
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            if tp.topic in self.input_topics:
+                if deliver is None:
+                    # Not wired yet: nothing is taken, so the continuity check reads these offsets again.
+                    continue
+                to_message = self._to_message
+                inputs.extend([to_message(tp, record) for record in tp_records])
+            else:
+                others.append((tp, tp_records))
+        if inputs and deliver is not None:
+            # A rebalance (suspend_flow) or a stop ends the wait; the batch is then dropped unacknowledged.
+            await self.wait_first(deliver(inputs), self.suspend_flow.wait())
+        for tp, tp_records in others:
+            for record in tp_records:
+                if not self.flow_active or self.app.consumer_generation_id != generation:
+                    return
+                yield tp, self._to_message(tp, record)
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        if tp.topic in self.checked_topics:
+        if tp.topic in self.input_topics:
             return
         await super()._add_gap(tp, offset_from, offset_to)
 
@@ -136,28 +205,35 @@ class GapCheckedConsumer(faust_aiokafka.Consumer):
         await super()._add_gap(tp, offset_from, offset_to)
 
 
-class GapCheckedTransport(faust_aiokafka.Transport):
-    """faust's aiokafka transport with :class:`GapCheckedConsumer`."""
+class InputBatchTransport(faust_aiokafka.Transport):
+    """faust's aiokafka transport with :class:`InputBatchConsumer`."""
 
-    Consumer = GapCheckedConsumer
+    Consumer = InputBatchConsumer
 
 
 def register_transport() -> str:
-    """Make the gap-checked transport available to faust; returns the URL scheme for the app's broker URLs."""
-    faust_drivers.TRANSPORTS.aliases[TRANSPORT_SCHEME] = f"{__name__}:GapCheckedTransport"
+    """Make the input-batching transport available to faust; returns the URL scheme for the app's broker URLs."""
+    faust_drivers.TRANSPORTS.aliases[TRANSPORT_SCHEME] = f"{__name__}:InputBatchTransport"
     return TRANSPORT_SCHEME
 
 
-def check_gaps_of(app: Any, topics: frozenset[str]) -> None:
-    """Leave offset gaps of ``topics`` to the worker (the app's consumer must be a :class:`GapCheckedConsumer`)."""
+def take_inputs(app: Any, topics: frozenset[str], deliver: InputSink) -> None:
+    """Have poll results of ``topics`` delivered to ``deliver`` as lists, their offset gaps left to the worker
+    (the app's consumer must be an :class:`InputBatchConsumer`)."""
     consumer = app.consumer
-    if not isinstance(consumer, GapCheckedConsumer):
-        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not a GapCheckedConsumer")
-    consumer.checked_topics = topics
+    if not isinstance(consumer, InputBatchConsumer):
+        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not an InputBatchConsumer")
+    consumer.input_topics = topics
+    consumer.deliver_inputs = deliver
+
+
+def subscribe(app: Any, topic: Any) -> None:
+    """Have the consumer subscribe to ``topic`` (acknowledgements on) without any agent or stream reading it."""
+    app.topics.add(topic)
 
 
 async def accept_gap(app: Any, topic: str, partition: int, offset_from: int, offset_to: int) -> None:
-    """Count a confirmed hole of an input partition as processed (see :meth:`GapCheckedConsumer.accept_gap`)."""
+    """Count a confirmed hole of an input partition as processed (see :meth:`InputBatchConsumer.accept_gap`)."""
     await app.consumer.accept_gap(TP(topic, partition), offset_from, offset_to)
 
 
@@ -193,38 +269,14 @@ def kafka_producer(app: Any) -> Any:
     return app.producer._ensure_producer()
 
 
-class HeldTopic(faust.Topic):
-    """A topic whose messages carry one reference of the worker's from the moment faust decodes them.
-
-    faust acknowledges messages the worker never sees: ``Stream.take_events`` acknowledges a batch after handing
-    it out; the stream skips *and acknowledges* a message fetched in an older consumer generation or arriving
-    while flow control is off (a rebalance, a shutdown); and once the ``take_events()`` generator is closed (at
-    shutdown) its background drainer acknowledges everything it still pulls. Any of these let faust commit an
-    offset whose event was never folded. Taking the reference here, before any stream code runs, means only
-    :func:`release` makes an offset committable.
-    """
-
-    def _compile_decode(self) -> None:
-        # faust compiles the schema's decoder into the instance attribute ``decode`` (Topic._compile_decode);
-        # the conductor calls it for every message before any stream code runs.
-        super()._compile_decode()
-        decode = self.decode
-
-        async def decode_and_hold(message: Any, *, propagate: bool = False) -> Any:
-            event = await decode(message, propagate=propagate)
-            message.incref()
-            return event
-
-        self.decode = decode_and_hold  # type: ignore[method-assign]
+def release(app: Any, messages: Iterable[Any]) -> None:
+    """Acknowledge input messages: their offsets become committable (nothing else holds a reference)."""
+    consumer = app.consumer
+    for message in messages:
+        message.ack(consumer)
 
 
-def release(event: Any) -> None:
-    """Drop the worker's reference: the message's offset becomes committable once faust has dropped its own."""
-    event.ack()
-
-
-def is_current_generation(app: Any, event: Any) -> bool:
-    """Whether the event's message was fetched in the consumer group's current generation (faust stamps each
-    message with the generation it was fetched in and skips stale ones in its streams, but not in a
-    ``take_events()`` buffer filled before the rebalance)."""
-    return bool(event.message.generation_id == app.consumer_generation_id)
+def is_current_generation(app: Any, message: Any) -> bool:
+    """Whether the message was fetched in the consumer group's current generation (one fetched before the last
+    rebalance may still wait in the worker's inbox)."""
+    return bool(message.generation_id == app.consumer_generation_id)

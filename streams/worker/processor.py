@@ -1,9 +1,9 @@
 """The worker's batch logic, free of Faust: decode a micro-batch, fold it into per-user state, run one batched
 encoder call, and say what to publish.
 
-The Faust agent (:mod:`streams.worker.app`) hands messages in and carries the output to Kafka; the state store is
-reached through :class:`StateAccess`, which lets the agent pin each user's reads and writes to the partition
-that owns the user.
+The worker's fold loop (:mod:`streams.worker.app`) hands messages in and carries the output to Kafka; the state
+store is reached through :class:`StateAccess`, which lets the worker pin each user's reads and writes to the
+partition that owns the user.
 """
 
 from __future__ import annotations
@@ -41,7 +41,8 @@ NO_POSITION = -1
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """One Kafka message as the processor sees it; ``token`` is opaque to it (the agent's Faust event)."""
+    """One Kafka message as the processor sees it; ``token`` is opaque to it (the consumer's message, which the
+    worker acknowledges after the unit)."""
 
     topic: str
     partition: int

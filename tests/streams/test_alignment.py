@@ -105,3 +105,20 @@ def test_a_long_queue_pauses_its_partition_until_it_drains_to_half() -> None:
     pause, resume = aligner.over_limit()
     assert ("browse", 0) in resume
     assert not pause
+
+
+def test_a_limited_release_shares_the_limit_between_partitions_and_keeps_the_order() -> None:
+    aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=0, max_queued_per_partition=100)
+    aligner.assign([0, 1])
+    ends = {(topic, partition): 100 for topic in TOPICS for partition in (0, 1)}
+    for offset in range(6):
+        aligner.add(_held("browse", 0, offset, 1_000 + offset))
+    aligner.add(_held("browse", 1, 0, 5))
+    caught_up = _caught_up_when({key: 0 for key in ends})
+    first = aligner.release(0, caught_up, limit=4)
+    # Partition 0 gets its half of the limit; partition 1 needs only one, and the rest is not handed out.
+    assert [(h.partition, h.offset) for h in first] == [(0, 0), (0, 1), (1, 0)]
+    assert aligner.held == 4
+    rest = aligner.release(0, caught_up, limit=4)
+    assert [h.offset for h in rest] == [2, 3, 4, 5]
+    assert aligner.held == 0

@@ -10,12 +10,9 @@ from typing import Any
 
 import faust
 import faust.stores
-from faust import streams as faust_streams
-from faust.events import Event
+import pytest
 from faust.stores import rocksdb as faust_rocksdb
-from faust.streams import Stream
 from faust.transport import conductor as faust_conductor
-from faust.transport.conductor import ConductorCompiler
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -32,6 +29,7 @@ class _AckRecorder:
         self.acked: list[int] = []
 
     def ack(self, message: Message) -> bool:
+        message.acked = True  # as faust's Consumer.ack marks it
         self.acked.append(message.offset)
         return True
 
@@ -70,19 +68,17 @@ def test_the_producer_exposes_its_aiokafka_producer() -> None:
     assert callable(faust_aiokafka.Producer._ensure_producer)
 
 
-def test_message_references_work_as_the_worker_holds_them() -> None:
-    assert list(inspect.signature(Message.incref).parameters) == ["self", "n"]
+def test_messages_the_worker_releases_become_committable() -> None:
     assert list(inspect.signature(Message.ack).parameters) == ["self", "consumer", "n"]
-    assert callable(Event.ack)
 
-    consumer: Any = _AckRecorder()
-    message = ConsumerMessage("t", 0, 7, 0.0, 0, None, b"k", b"v", None)
-    message.incref()  # the stream's own reference
-    message.incref()  # the worker's (faust_seam.HeldTopic)
-    assert not message.ack(consumer)  # take_events() acknowledges after the batch: not committable yet
-    assert consumer.acked == []
-    message.ack(consumer)  # faust_seam.release
-    assert consumer.acked == [7]
+    class App:
+        consumer: Any = _AckRecorder()
+
+    messages = [ConsumerMessage("t", 0, offset, 0.0, 0, None, b"k", b"v", None) for offset in (7, 8)]
+    faust_seam.release(App(), messages)
+    assert App.consumer.acked == [7, 8]
+    faust_seam.release(App(), messages)  # a second acknowledgement changes nothing
+    assert App.consumer.acked == [7, 8]
 
 
 def test_messages_carry_the_generation_they_were_fetched_in() -> None:
@@ -94,52 +90,135 @@ def test_messages_carry_the_generation_they_were_fetched_in() -> None:
     class App:
         consumer_generation_id = 7
 
-    class Ev:
-        message = ConsumerMessage("t", 0, 1, 0.0, 0, None, b"k", b"v", None, generation_id=7)
-
-    assert faust_seam.is_current_generation(App(), Ev())
+    message = ConsumerMessage("t", 0, 1, 0.0, 0, None, b"k", b"v", None, generation_id=7)
+    assert faust_seam.is_current_generation(App(), message)
     App.consumer_generation_id = 8
-    assert not faust_seam.is_current_generation(App(), Ev())
+    assert not faust_seam.is_current_generation(App(), message)
 
 
-def test_faust_acknowledges_messages_the_worker_never_sees() -> None:
-    # Why HeldTopic exists: take_events() acknowledges each batch after handing it out, and the stream skips and
-    # acknowledges messages of an older generation or arriving while flow control is off. If faust stops
-    # acknowledging there, or starts elsewhere, the reference discipline must be looked at again.
-    take_events = inspect.getsource(Stream.take_events)
-    assert "for event in events:\n                            await self.ack(event)" in take_events
-    stream_iteration = inspect.getsource(Stream._py_aiter)
-    assert "message.generation_id != self.app.consumer_generation_id" in stream_iteration
-    assert "if event is not None and (do_ack or value is skipped_value):" in stream_iteration
-    # The conductor decodes every message with its first channel's decode() before any stream sees it.
-    assert "event = await chan.decode(message, propagate=True)" in inspect.getsource(ConductorCompiler.build)
-    # faust's compiled twins of both (used when built) do the same.
-    package = Path(faust.__file__).parent
-    if vars(faust_streams)["_CStreamIterator"] is not None:
-        assert "it.after(event, do_ack or value is skipped_value, sensor_state)" in inspect.getsource(Stream._c_aiter)
-        compiled_stream = (package / "_cython" / "streams.pyx").read_text()
-        assert "message.generation_id != self.app.consumer_generation_id" in compiled_stream
-    if vars(faust_conductor)["ConductorHandler"] is not None:
-        compiled_conductor = (package / "transport" / "_cython" / "conductor.pyx").read_text()
-        assert "event = await chan.decode(message, propagate=True)" in compiled_conductor
+def test_the_poll_parts_the_input_consumer_takes_over_are_faust_s() -> None:
+    # InputBatchConsumer.getmany replaces Consumer.getmany: the fetch loop must still pull everything through it,
+    # and getmany's own steps (wait for records, skip inactive partitions, seek back when flow stopped, stamp
+    # the generation) must be the ones it repeats.
+    drain = inspect.getsource(Consumer._drain_messages)
+    assert "getmany = self.getmany" in drain and "ait = cast(AsyncIterator, getmany(timeout=1.0))" in drain
+    getmany = inspect.getsource(Consumer.getmany)
+    assert "records, active_partitions = await self._wait_next_records(timeout)" in getmany
+    assert "or tp in self._buffered_partitions" in getmany
+    assert "await self.perform_seek()" in getmany
+    assert "self.app.monitor.track_tp_end_offset(tp, highwater_mark)" in getmany
+    assert "generation_id=self.app.consumer_generation_id" in inspect.getsource(faust_aiokafka.Consumer._to_message)
+    assert list(inspect.signature(faust_aiokafka.Consumer._to_message).parameters) == ["self", "tp", "record"]
+    assert callable(Consumer.perform_seek) and callable(Consumer.wait_first)
+    assert "self.suspend_flow = Event()" in inspect.getsource(Consumer.__init__)
+    # Subscribing a topic with acknowledgements on, without any stream reading it.
+    assert callable(faust_conductor.Conductor.add)
+    assert "self._acking_topics.add(topic)" in inspect.getsource(faust_conductor.Conductor._update_indices)
+    # The message's final acknowledgement goes to the consumer's bookkeeping (what commits use).
+    assert "return consumer.ack(self)" in inspect.getsource(ConsumerMessage.on_final_ack)
 
 
-def test_held_topic_takes_the_workers_reference_as_faust_decodes_the_message() -> None:
-    app = faust.App("seam-held", broker="kafka://localhost:1")
-    topic = faust_seam.HeldTopic(app, topics=["t"], key_serializer="raw", value_serializer="raw")
-    assert callable(faust.Topic._compile_decode)
-    # Agents iterate over clones of their topic: the clones must hold references too.
-    assert isinstance(topic.clone(is_iterator=False), faust_seam.HeldTopic)
+class _PollingConsumer(faust_seam.InputBatchConsumer):
+    """An InputBatchConsumer with faust's poll replaced by canned records (no broker, no thread)."""
 
-    consumer: Any = _AckRecorder()
-    message = ConsumerMessage("t", 0, 7, 0.0, 0, None, b"k", b"v", None)
-    message.incref()  # the conductor's reference, for the one channel
-    event = asyncio.run(topic.decode(message, propagate=True))
-    assert event.message is message and event.value == b"v"
-    assert not message.ack(consumer)  # faust's own acknowledgement (a skipped message, a batch handed out)
-    assert consumer.acked == []
-    assert message.ack(consumer)  # faust_seam.release
-    assert consumer.acked == [7]
+    flow = True
+
+    def __init__(self, records: dict[TP, list[Any]], generation: int = 1) -> None:  # no super(): no app needed
+        self._records = records
+        self._buffered_partitions = set()
+        self.delivered: list[list[Any]] = []
+        self.app: Any = type(
+            "App",
+            (),
+            {
+                "consumer_generation_id": generation,
+                "monitor": type("Monitor", (), {"track_tp_end_offset": staticmethod(lambda tp, offset: None)})(),
+            },
+        )()
+
+    @property
+    def should_stop(self) -> bool:
+        return False
+
+    @property
+    def flow_active(self) -> bool:  # type: ignore[override]
+        return self.flow
+
+    async def _wait_next_records(self, timeout: float) -> Any:
+        return self._records, set(self._records) - {TP("events.browse", 3)}
+
+    def highwater(self, tp: TP) -> int:
+        return 0
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        coros[1].close()  # the rebalance never comes here
+        await coros[0]
+
+    @property
+    def suspend_flow(self) -> Any:  # type: ignore[override]
+        return asyncio.Event()
+
+    async def perform_seek(self) -> None:
+        self.delivered.append(["seek"])
+
+
+def _record(topic: str, partition: int, offset: int) -> Any:
+    return type(
+        "Record",
+        (),
+        {
+            "topic": topic, "partition": partition, "offset": offset, "timestamp": 0, "timestamp_type": 0,
+            "headers": [], "key": b"k", "value": b"v", "checksum": None, "serialized_key_size": 1,
+            "serialized_value_size": 1,
+        },
+    )()  # fmt: skip
+
+
+def test_the_input_consumer_delivers_a_poll_of_the_input_topics_as_one_list() -> None:
+    browse, search, erasure = TP("events.browse", 0), TP("events.search", 0), TP("privacy.erasure", 0)
+    paused = TP("events.browse", 3)
+    records = {
+        browse: [_record(*browse, 5), _record(*browse, 6)],
+        search: [_record(*search, 9)],
+        erasure: [_record(*erasure, 1)],
+        paused: [_record(*paused, 4)],
+    }
+    consumer = _PollingConsumer(records)
+
+    async def sink(messages: list[Any]) -> None:
+        consumer.delivered.append(messages)
+
+    async def poll() -> list[tuple[TP, Any]]:
+        return [item async for item in consumer.getmany(1.0)]
+
+    # Before the worker wires its sink, input records are not taken (the continuity check reads them again).
+    consumer.input_topics = frozenset({"events.browse", "events.search"})
+    assert [(tp, m.offset) for tp, m in asyncio.run(poll())] == [(erasure, 1)]
+    assert consumer.delivered == []
+
+    consumer.deliver_inputs = sink
+    others = asyncio.run(poll())
+    delivered = [(m.topic, m.offset) for m in consumer.delivered[0]]
+    assert delivered == [("events.browse", 5), ("events.browse", 6), ("events.search", 9)]  # not the paused one
+    assert all(m.generation_id == 1 for m in consumer.delivered[0])
+    assert [(tp, m.offset) for tp, m in others] == [(erasure, 1)]  # faust's own path, one message at a time
+
+    consumer.delivered.clear()
+    consumer.flow = False  # a rebalance started after the fetch: nothing handed on, back to the committed offsets
+    assert asyncio.run(poll()) == []
+    assert consumer.delivered == [["seek"]]
+
+
+def test_take_inputs_needs_the_input_batch_consumer() -> None:
+    class App:
+        consumer = object()
+
+    with pytest.raises(TypeError, match="not an InputBatchConsumer"):
+        faust_seam.take_inputs(App(), frozenset({"t"}), _no_sink)
+
+
+async def _no_sink(messages: list[Any]) -> None:
+    raise AssertionError("never called")
 
 
 def test_the_consumer_has_the_flow_control_the_aligner_uses() -> None:
@@ -151,8 +230,9 @@ def test_the_consumer_has_the_flow_control_the_aligner_uses() -> None:
 
 
 def test_the_fetch_loop_counts_offset_jumps_as_processed_through_add_gap() -> None:
-    # Why GapCheckedConsumer exists: the fetch loop drops messages below its read offset, and a jump in the
-    # offsets it hands over becomes a gap faust's commit passes; both read the offsets through __getitem__.
+    # Why InputBatchConsumer leaves gaps to the worker: the fetch loop drops messages below its read offset, and a
+    # jump in the offsets it hands over becomes a gap faust's commit passes; both read the offsets through
+    # __getitem__.
     drain = inspect.getsource(Consumer._drain_messages)
     assert "get_read_offset = self._read_offset.__getitem__" in drain
     assert "if r_offset is None or offset >= r_offset:" in drain
@@ -168,18 +248,18 @@ def test_the_fetch_loop_counts_offset_jumps_as_processed_through_add_gap() -> No
     assert "consumer.seek(tp, offset)" in in_thread and "self.consumer._read_offset[tp] = offset" in in_thread
 
 
-def test_the_gap_checked_consumer_leaves_gaps_of_checked_topics_to_the_worker() -> None:
+def test_the_input_consumer_leaves_gaps_of_the_input_topics_to_the_worker() -> None:
     scheme = faust_seam.register_transport()
-    assert faust.transport.by_url(f"{scheme}://localhost:9092") is faust_seam.GapCheckedTransport
-    assert faust_seam.GapCheckedTransport.Consumer is faust_seam.GapCheckedConsumer
+    assert faust.transport.by_url(f"{scheme}://localhost:9092") is faust_seam.InputBatchTransport
+    assert faust_seam.InputBatchTransport.Consumer is faust_seam.InputBatchConsumer
 
     added: list[tuple[str, int, int]] = []
 
     async def record(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
         added.append((tp.topic, offset_from, offset_to))
 
-    consumer: Any = object.__new__(faust_seam.GapCheckedConsumer)
-    consumer.checked_topics = frozenset({"events.browse"})
+    consumer: Any = object.__new__(faust_seam.InputBatchConsumer)
+    consumer.input_topics = frozenset({"events.browse"})
     original = Consumer._add_gap
     try:
         Consumer._add_gap = record  # type: ignore[method-assign]
@@ -191,7 +271,7 @@ def test_the_gap_checked_consumer_leaves_gaps_of_checked_topics_to_the_worker() 
     assert added == [("erasure", 3, 8), ("events.browse", 6, 7)]
 
 
-def test_the_read_offsets_of_checked_topics_never_gate_the_fetch_loop() -> None:
+def test_the_read_offsets_of_the_input_topics_never_gate_the_fetch_loop() -> None:
     checked = frozenset({"events.browse"})
     offsets = faust_seam._ReadOffsets(lambda: checked)
     offsets[TP("events.browse", 0)] = 41
