@@ -16,6 +16,7 @@ from pathlib import Path
 
 from bench.backfill import kept_section
 from bench.broker import BenchBroker
+from bench.checkout import checkout_of, remove_checkout
 from bench.machine import Machine
 from bench.procs import REPO_ROOT, VARIANTS
 from bench.report import render
@@ -34,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, help="variants of the side-by-side")
     parser.add_argument("--results", type=Path, help="where to write the report (Markdown)")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also drain with the worker of this earlier commit (side by side, as a ratio)"
+    )
     return parser
 
 
@@ -61,11 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     bootstrap = broker.start_fresh()
     # PROFILESTREAM_* variables still apply (e.g. to measure another batch size); the report shows the command.
     base = load_settings(kafka_bootstrap=bootstrap, log_level="warning")
-    env = BenchEnv(bootstrap, workdir, base, log)
+    baseline = checkout_of(args.baseline, workdir) if args.baseline else None
+    env = BenchEnv(bootstrap, workdir, base, log, baseline)
     try:
         results = run_suite(env, config, sections, log)
+        results.baseline_commit = args.baseline
     finally:
         broker.stop_and_wipe()
+        if baseline is not None:
+            remove_checkout(baseline)
     report = render(results, machine, command, settings=base)
     print()
     print(report)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import re
+import subprocess
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from bench.broker import KAFKA_SCRIPT
+from bench.procs import REPO_ROOT
 
 
 def _cpu_model() -> str:
@@ -44,6 +46,25 @@ def _kafka_version() -> str:
     return os.environ.get("KAFKA_VERSION") or (found.group(1) if found else "unknown")
 
 
+def _commit() -> str:
+    """The checked-out commit, and whether the working tree differs from it."""
+    root = REPO_ROOT
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head} with uncommitted changes" if changed else head
+
+
 @dataclass(frozen=True)
 class Machine:
     """The facts printed at the top of the results."""
@@ -55,6 +76,7 @@ class Machine:
     python: str
     versions: dict[str, str]
     load_average: tuple[float, float, float]
+    commit: str = "unknown"
 
     @classmethod
     def describe(cls) -> Machine:
@@ -68,4 +90,5 @@ class Machine:
             python=platform.python_version(),
             versions={"kafka": _kafka_version(), **{p: _version(p) for p in packages}},
             load_average=os.getloadavg(),
+            commit=_commit(),
         )

@@ -19,7 +19,7 @@ from streams.settings import ENV_PREFIX, Settings
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 
-Variant = Literal["profilestream", "naive", "quix", "floor"]
+Variant = Literal["profilestream", "naive", "quix", "floor", "limit", "baseline"]
 VARIANTS: Final[tuple[Variant, ...]] = ("profilestream", "naive", "quix")
 """The variants of the side-by-side; the floor runs in the throughput section."""
 
@@ -32,6 +32,10 @@ COMMANDS: Final[dict[Variant, list[str]]] = {
     "quix": ["-m", "bench.peers.quix_profiles"],
     # The same worker app with only decoding and publishing: the framework's floor.
     "floor": ["-m", "bench.floor_worker"],
+    # No framework: a bare aiokafka consume-decode-produce loop, the limit of one Python process.
+    "limit": ["-m", "bench.python_limit"],
+    # The worker as shipped at an earlier commit (python -m bench --baseline REV), run from a checkout of it.
+    "baseline": ["-m", "streams.cli", "worker"],
 }
 
 _CLOCK_TICKS: Final = os.sysconf("SC_CLK_TCK")
@@ -129,14 +133,19 @@ class WorkerProcess:
         return int(self.proc.returncode)
 
 
-def start_worker(variant: Variant, settings: Settings, log_path: Path, **env: str) -> WorkerProcess:
-    """Start a worker of ``variant`` reading ``settings`` from its environment."""
+def start_worker(
+    variant: Variant, settings: Settings, log_path: Path, *, checkout: Path | None = None, **env: str
+) -> WorkerProcess:
+    """Start a worker of ``variant`` reading ``settings`` from its environment; from ``checkout`` (another
+    commit's tree) instead of this one when given."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    if checkout is not None:
+        env = {**env, "PYTHONPATH": str(checkout)}
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, *COMMANDS[variant]],
             env=settings_env(settings, **env),
-            cwd=REPO_ROOT,
+            cwd=checkout or REPO_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )

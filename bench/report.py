@@ -25,7 +25,13 @@ LABELS: dict[Variant, str] = {
     "naive": "(b) naive: window re-encoded per event",
     "quix": "(c) Quix Streams peer",
     "floor": "framework floor",
+    "limit": "Python limit",
+    "baseline": "profilestream at an earlier commit",
 }
+BASELINE_RATIO_TARGET = 3.0
+"""One worker at least this many times the worker before the batch delivery, in the same run (issue 13)."""
+SCALE_OUT_TARGET = 1.7
+"""Two worker processes at least this many times one (issue 13)."""
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -70,7 +76,7 @@ def render(
         "Written by the command below; do not edit by hand (run it again instead).",
         "",
         f"- Date: {stamp}",
-        f"- Command: `{command}`",
+        f"- Command: `{command}`, on commit `{machine.commit}`",
         f"- Machine: {machine.cpu}, {machine.cores} cores, {machine.memory_gib:.0f} GiB, {machine.system}",
         f"- Load average when the suite started: {', '.join(f'{x:.2f}' for x in machine.load_average)}"
         " (other work on the machine makes timings noisy)",
@@ -78,8 +84,8 @@ def render(
         f"- Figures are medians of {cfg.runs} run(s) (the CPU profile and the state size are one run each: a sample "
         f"and a deterministic count); the suite took {results.seconds / 60:.1f} minutes.",
         "- Broker: the local Kafka of deploy/local (one broker, KRaft) on the same machine; one worker process, "
-        f"{worker.partitions} partitions, batch_max_events {worker.batch_max_events}, batch_max_ms "
-        f"{worker.batch_max_ms}, state_cache_users {worker.state_cache_users:,}, {worker.torch_threads} torch "
+        f"{worker.partitions} partitions, batch_max_events {worker.batch_max_events}, "
+        f"state_cache_users {worker.state_cache_users:,}, {worker.torch_threads} torch "
         f"thread(s), untrained encoder ({worker.embedding_dim} dimensions).",
         "",
     ]
@@ -148,25 +154,75 @@ def _throughput(results: SuiteResults) -> list[str]:
 
 
 def _floor(results: SuiteResults) -> list[str]:
-    floor, runs = results.floor, results.drains
+    floor, runs, limit = results.floor, results.drains, results.limit
     if not floor or not runs:
         return []
     rate, floor_rate = _med(runs, "events_per_s"), _med(floor, "events_per_s")
     cpu, floor_cpu = _med(runs, "cpu_s_per_1k"), _med(floor, "cpu_s_per_1k")
+    rows = []
+    if limit:
+        limit_rate, limit_cpu = _med(limit, "events_per_s"), _med(limit, "cpu_s_per_1k")
+        rows.append(["Python limit (no framework)", _num(limit_rate), _num(limit_cpu, 3), "1.00x"])
+    else:
+        limit_rate = math.nan
+    rows += [
+        ["framework floor", _num(floor_rate), _num(floor_cpu, 3), _times(ratio(floor_rate, limit_rate))],
+        ["profilestream", _num(rate), _num(cpu, 3), _times(ratio(rate, limit_rate))],
+        ["profilestream ÷ floor", _times(ratio(rate, floor_rate)), _times(ratio(cpu, floor_cpu)), ""],
+    ]
+    if results.baseline:
+        before, before_cpu = _med(results.baseline, "events_per_s"), _med(results.baseline, "cpu_s_per_1k")
+        rows += [
+            [
+                f"profilestream at `{results.baseline_commit}` (before)",
+                _num(before),
+                _num(before_cpu, 3),
+                _times(ratio(before, limit_rate)),
+            ],
+            ["profilestream ÷ before", _times(ratio(rate, before)), _times(ratio(cpu, before_cpu)), ""],
+        ]
     return [
-        "The framework floor, in the same runs on the same backlog: the same worker app (Faust agent, micro-batches, "
-        "bulk publishing) with a processor that only decodes the events and publishes each user's counters, "
-        "no state, no encoder (bench/floor_worker.py):",
+        "The same backlog in the same runs, beside two references: the framework floor, the same worker app "
+        "(Faust app and consumer, batch delivery, alignment, units of work, bulk publishing) with a processor that "
+        "only decodes the events and publishes each user's counters, no state, no encoder (bench/floor_worker.py); "
+        "and the Python limit, a bare aiokafka loop that consumes, decodes with the same decoder and produces one "
+        "record per event, committing after each poll, no framework at all (bench/python_limit.py):",
+        "",
+        *_table(["worker", "events/s", "CPU s / 1k events", "÷ Python limit"], rows),
+        *_scale_out(results),
+    ]
+
+
+def _scale_out(results: SuiteResults) -> list[str]:
+    one, two = results.drains, results.two_processes
+    if not one or not two:
+        return []
+    rate1, rate2 = _med(one, "events_per_s"), _med(two, "events_per_s")
+    cpu1, cpu2 = _med(one, "cpu_s_per_1k"), _med(two, "cpu_s_per_1k")
+    return [
+        "Scale-out, in the same runs: two worker processes of one consumer group (each owns half of the "
+        "partitions) drain the same backlog. CPU counts both processes. The broker and the benchmark's own "
+        "consumer share the same two cores.",
         "",
         *_table(
-            ["worker", "events/s", "CPU s / 1k events"],
+            ["worker processes", "events/s", "CPU s / 1k events", "÷ one process"],
             [
-                ["framework floor", _num(floor_rate), _num(floor_cpu, 3)],
-                ["profilestream", _num(rate), _num(cpu, 3)],
-                ["profilestream ÷ floor", _times(ratio(rate, floor_rate)), _times(ratio(cpu, floor_cpu))],
+                ["1", _num(rate1), _num(cpu1, 3), "1.00x"],
+                ["2", _num(rate2), _num(cpu2, 3), _times(ratio(rate2, rate1))],
             ],
         ),
     ]
+
+
+def live_maximum(results: SuiteResults) -> float | None:
+    """The highest offered rate whose median p99 freshness stayed under the target (None: none did)."""
+    best: float | None = None
+    for i in range(len(results.freshness[0]) if results.freshness else 0):
+        phase_runs = [run[i] for run in results.freshness]
+        if median([r.latency.p99_ms for r in phase_runs]) < P99_TARGET_MS:
+            rate = median([r.achieved_per_s for r in phase_runs])
+            best = rate if best is None else max(best, rate)
+    return best
 
 
 def _freshness(results: SuiteResults) -> list[str]:
@@ -204,7 +260,17 @@ def _freshness(results: SuiteResults) -> list[str]:
                 str(max(r.missing for r in phase_runs)),
             ]
         )
-    return out + _table(header, rows)
+    best = live_maximum(results)
+    shown = "none of the loads" if best is None else f"{_num(best)} events/s"
+    out += _table(header, rows)
+    return [
+        *out,
+        f"Live-traffic maximum (the highest load above whose p99 stayed under {P99_TARGET_MS:.0f} ms): {shown}. "
+        f"The load spreads over {_num(float(results.drain_dataset.users)) if results.drain_dataset else 'n/a'} "
+        "users, so nearly every user in a unit of work has one event: the expensive case, one GRU step and one "
+        "state record per event.",
+        "",
+    ]
 
 
 def _cost(results: SuiteResults) -> list[str]:
@@ -333,6 +399,24 @@ def _targets(results: SuiteResults) -> list[str]:
                 verdict(rate >= THROUGHPUT_TARGET, f"{_times(ratio(THROUGHPUT_TARGET, rate))} short"),
             ]
         )
+        if results.baseline:
+            gain = ratio(rate, _med(results.baseline, "events_per_s"))
+            rows.append(
+                [
+                    f"one worker >= {BASELINE_RATIO_TARGET:.0f}x the worker at `{results.baseline_commit}`, same run",
+                    _times(gain),
+                    verdict(gain >= BASELINE_RATIO_TARGET, f"{_times(ratio(BASELINE_RATIO_TARGET, gain))} short"),
+                ]
+            )
+        if results.two_processes:
+            scale = ratio(_med(results.two_processes, "events_per_s"), rate)
+            rows.append(
+                [
+                    f"two worker processes >= {SCALE_OUT_TARGET:.1f}x one",
+                    _times(scale),
+                    verdict(scale >= SCALE_OUT_TARGET, f"{_times(ratio(SCALE_OUT_TARGET, scale))} short"),
+                ]
+            )
         share = _med(results.drains, "encoder_cpu_share")
         rows.append(
             [
@@ -353,6 +437,14 @@ def _targets(results: SuiteResults) -> list[str]:
                     verdict(p99 < P99_TARGET_MS, f"{_times(ratio(p99, P99_TARGET_MS))} over"),
                 ]
             )
+        best = live_maximum(results)
+        rows.append(
+            [
+                f"live-traffic maximum at p99 < {P99_TARGET_MS:.0f} ms (reported)",
+                "none of the loads" if best is None else f"{_num(best)} events/s",
+                "reported",
+            ]
+        )
     sbs = results.side_by_side
     if "profilestream" in sbs:
         a = _med(sbs["profilestream"], "events_per_s")
@@ -379,7 +471,7 @@ def _targets(results: SuiteResults) -> list[str]:
         )
     if not rows:
         return []
-    out = ["## Targets of issue 6", ""]
+    out = ["## Targets (issues 6 and 13)", ""]
     out += _table(["target", "measured", "verdict"], rows)
     if results.profile is not None and results.profile.parts:
         biggest = sorted(results.profile.parts[1:], key=lambda s: s.share, reverse=True)[:4]
@@ -398,10 +490,10 @@ def _targets(results: SuiteResults) -> list[str]:
                 f"{budget_us:.0f} µs per event for everything beyond it ({_times(own_us / budget_us)} less than now)."
             )
         out += [
-            f"The framework floor (the same Faust worker doing nothing but decode and publish) takes {floor_us:.0f} "
+            f"The framework floor (the same worker doing nothing but decode and publish) takes {floor_us:.0f} "
             f"µs per event here ({_num(floor_rate)} events/s); profilestream's own work adds {own_us:.0f} µs. "
-            f"The throughput target leaves {reach} Faust's per-message path bounds one process; beyond it, "
-            "throughput comes from more worker processes on more cores, each owning some of the partitions.",
+            f"The throughput target leaves {reach} Beyond one process, throughput comes from more worker "
+            "processes on more cores, each owning some of the partitions (the scale-out table).",
             "",
         ]
     return out

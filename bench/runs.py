@@ -42,6 +42,8 @@ class BenchEnv:
     workdir: Path
     base: Settings
     log: Callable[[str], None]
+    baseline: Path | None = None
+    """A checkout of an earlier commit whose worker runs as the ``baseline`` variant (None: not measured)."""
 
     def settings(self, prefix: str, app_id: str) -> Settings:
         """Settings of one worker: the dataset's topics, a fresh group and state directory, free ports."""
@@ -178,15 +180,24 @@ def run_drain(
     from_total: int = 1,
     spy_s: float | None = None,
     spy_out: Path | None = None,
+    processes: int = 1,
 ) -> tuple[DrainResult | None, ProfileSummary | None]:
-    """Start a fresh ``variant`` worker on the dataset and measure it until every user's events are folded.
+    """Start ``processes`` fresh ``variant`` workers (one consumer group) on the dataset and measure them until
+    every user's events are folded.
 
-    The rate, the CPU time and the encoder's share count from the first profile at which ``from_total`` events
-    were folded. With ``spy_s``, py-spy
-    records the worker for that many seconds from the first profile and the run stops there (no result).
+    The rate, the CPU time (of all processes) and the encoder's share (of the first) count from the first profile
+    at which ``from_total`` events were folded. With ``spy_s``, py-spy records the first worker for that many
+    seconds from the first profile and the run stops there (no result).
     """
-    app_id = f"bench-{dataset.name}-{variant}-{run}-{time.time_ns() % 10**8}"
+    app_id = f"bench-{dataset.name}-{variant}-{processes}p-{run}-{time.time_ns() % 10**8}"
     settings = env.settings(dataset.prefix, app_id)
+    others = [
+        settings.model_copy(
+            update={"state_dir": settings.state_dir.with_name(f"{app_id}-{n}"), "metrics_port": free_port(),
+                    "web_port": free_port()}
+        )
+        for n in range(1, processes)
+    ]  # fmt: skip
     profiles_topic = settings.topic(PROFILES)
     deadletter_topic = settings.topic(DEADLETTER)
     dead_before = sum(end_offsets(env.bootstrap, deadletter_topic).values())
@@ -194,7 +205,13 @@ def run_drain(
         env.bootstrap, profiles_topic, end_offsets(env.bootstrap, profiles_topic), dataset.schedule.spec.users
     )
     recorder.expect(dataset.schedule.events_per_user())
-    worker = start_worker(variant, settings, env.workdir / "logs" / f"{app_id}.log")
+    checkout = env.baseline if variant == "baseline" else None
+    worker = start_worker(variant, settings, env.workdir / "logs" / f"{app_id}.log", checkout=checkout)
+    helpers = [
+        start_worker(variant, other, env.workdir / "logs" / f"{app_id}-{n}.log", checkout=checkout)
+        for n, other in enumerate(others, 1)
+    ]
+    workers = [worker, *helpers]
     spy: SpyRecording | None = None
     try:
         cpu0 = 0.0
@@ -205,28 +222,31 @@ def run_drain(
                 last_progress = time.monotonic()
                 if metrics0 is None and recorder.folded >= from_total:
                     # CPU and encoder time are counted from the same point as the rate.
-                    cpu0 = cpu_seconds(worker.pid)
+                    cpu0 = sum(cpu_seconds(w.pid) for w in workers)
                     metrics0 = MetricsSample.scrape(settings.metrics_port) or MetricsSample(0.0, 0.0)
                 if spy is None and spy_s is not None and spy_out is not None:
                     spy = SpyRecording.start(worker.pid, spy_s, spy_out)
             if spy is not None and not spy.running():
                 return None, spy.result()
-            _check_alive(worker, last_progress, recorder)
+            for each in workers:
+                _check_alive(each, last_progress, recorder)
         if spy is not None:
             # The backlog ran out before the recording did: stopping the worker ends the recording too.
             worker.stop()
             return None, spy.result()
-        cpu1 = cpu_seconds(worker.pid)
-        rss = peak_rss_bytes(worker.pid)
+        cpu1 = sum(cpu_seconds(w.pid) for w in workers)
+        rss = max(peak_rss_bytes(w.pid) for w in workers)
         metrics1 = MetricsSample.scrape(settings.metrics_port)
     finally:
         code = worker.stop()
+        for each in helpers:
+            each.stop()
         recorder.close()
     if code != 0:
         env.log(f"warning: {variant} worker exited with {code}; log: {worker.log_path}")
     rate, events, seconds = drain_rate(recorder.updated_ms, recorder.folded_total, from_total)
     encoder_share = mean_batch = refold_share = None
-    if metrics0 is not None and metrics1 is not None and cpu1 > cpu0:
+    if metrics0 is not None and metrics1 is not None and cpu1 > cpu0 and processes == 1:
         encoder_share = (metrics1.encoder_s - metrics0.encoder_s) / (cpu1 - cpu0)
     if metrics0 is not None and metrics1 is not None and metrics1.batches > metrics0.batches:
         mean_batch = (metrics1.batch_events - metrics0.batch_events) / (metrics1.batches - metrics0.batches)
@@ -234,11 +254,12 @@ def run_drain(
         refold_share = (metrics1.refold_steps - metrics0.refold_steps) / (metrics1.steps - metrics0.steps)
     users = dataset.users
     value_per_user: float | None = None
-    if variant in ("profilestream", "naive") and table_dir(settings.state_dir).is_dir():
+    if variant in ("profilestream", "naive") and processes == 1 and table_dir(settings.state_dir).is_dir():
         stores = worker_stores(settings.state_dir)
         value_per_user = store_stats(stores, skip_keys=frozenset({OFFSET_KEY})).value_bytes_per_user
-    state_bytes = _state_dir_bytes(settings.state_dir)
-    shutil.rmtree(settings.state_dir, ignore_errors=True)
+    state_bytes = sum(_state_dir_bytes(s.state_dir) for s in (settings, *others))
+    for each_settings in (settings, *others):
+        shutil.rmtree(each_settings.state_dir, ignore_errors=True)
     result = DrainResult(
         variant=variant,
         events=events,

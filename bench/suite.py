@@ -33,7 +33,7 @@ class SuiteConfig:
     profile_s: float
     state_users: int
     state_events_per_user: int
-    load_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    load_fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 0.75, 1.0)
     variants: tuple[Variant, ...] = VARIANTS
 
     def with_sizes(
@@ -90,6 +90,13 @@ class SuiteResults:
     """Runs of profilestream on the drain dataset."""
     floor: list[DrainResult] = field(default_factory=list)
     """Runs of the framework floor (bench/floor_worker.py) on the drain dataset."""
+    limit: list[DrainResult] = field(default_factory=list)
+    """Runs of the Python limit (bench/python_limit.py, no framework) on the drain dataset."""
+    baseline: list[DrainResult] = field(default_factory=list)
+    """Runs of the worker of an earlier commit (``--baseline``) on the drain dataset."""
+    baseline_commit: str | None = None
+    two_processes: list[DrainResult] = field(default_factory=list)
+    """Runs of two profilestream worker processes (one consumer group) on the drain dataset."""
     side_by_side: dict[Variant, list[DrainResult]] = field(default_factory=dict)
     max_rate_per_s: float = 0.0
     freshness: list[list[PhaseResult]] = field(default_factory=list)
@@ -116,6 +123,19 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
             assert floor is not None
             log(f"throughput run {run + 1}, framework floor: {floor.events_per_s:,.0f} events/s")
             results.floor.append(floor)
+            limit, _ = run_drain(env, results.drain_dataset, "limit", run)
+            assert limit is not None
+            log(f"throughput run {run + 1}, Python limit: {limit.events_per_s:,.0f} events/s")
+            results.limit.append(limit)
+            if env.baseline is not None:
+                before, _ = run_drain(env, results.drain_dataset, "baseline", run)
+                assert before is not None
+                log(f"throughput run {run + 1}, baseline worker: {before.events_per_s:,.0f} events/s")
+                results.baseline.append(before)
+            pair, _ = run_drain(env, results.drain_dataset, "profilestream", run, processes=2)
+            assert pair is not None
+            log(f"throughput run {run + 1}, two worker processes: {pair.events_per_s:,.0f} events/s")
+            results.two_processes.append(pair)
         results.max_rate_per_s = median([d.events_per_s for d in results.drains])
     if "side-by-side" in sections:
         rounds = max(config.window_rounds, WINDOW + 1)
