@@ -133,14 +133,19 @@ class WorkerProcess:
         return int(self.proc.returncode)
 
 
-def start_worker(
-    variant: Variant, settings: Settings, log_path: Path, *, checkout: Path | None = None, **env: str
+def start_worker(variant: Variant, settings: Settings, log_path: Path, **env: str) -> WorkerProcess:
+    """Start a worker of ``variant`` reading ``settings`` from its environment (``env`` adds variables)."""
+    return start_worker_from(None, variant, settings, log_path, env)
+
+
+def start_worker_from(
+    checkout: Path | None, variant: Variant, settings: Settings, log_path: Path, env: dict[str, str] | None = None
 ) -> WorkerProcess:
-    """Start a worker of ``variant`` reading ``settings`` from its environment; from ``checkout`` (another
-    commit's tree) instead of this one when given."""
+    """:func:`start_worker` from ``checkout`` (another commit's tree), or from this tree when it is None."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(env or {})
     if checkout is not None:
-        env = {**env, "PYTHONPATH": str(checkout)}
+        env["PYTHONPATH"] = str(checkout)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
             [sys.executable, *COMMANDS[variant]],

@@ -3,7 +3,9 @@
 ``python -m bench.python_limit`` reads the worker's settings from ``PROFILESTREAM_*`` like ``profilestream worker``,
 consumes the three input topics as one consumer group member, decodes every event with the contract's decoder,
 and produces one minimal profile per event (the counters the benchmark reads, as the framework floor publishes
-them), committing each poll's offsets once its records are acknowledged. No Faust, no state store, no encoder,
+them) as whole record batches (the worker's :class:`~streams.worker.bulk_producer.BulkProducer`; aiokafka's
+per-record ``send`` costs more than everything else here), committing each poll's offsets once its records are
+acknowledged. No Faust, no state store, no encoder,
 no alignment: what one Python process reaches on this machine when it does nothing but move events through.
 The counters live in memory, so this is a measurement, not a product.
 """
@@ -24,6 +26,7 @@ from streams.contract.decoder import Rejection, decode_event
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import PROFILES, input_topic
 from streams.settings import Settings, load_settings
+from streams.worker.bulk_producer import BulkProducer
 
 POLL_TIMEOUT_MS = 100
 MAX_POLL_RECORDS = 5000
@@ -42,20 +45,19 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
         max_poll_records=MAX_POLL_RECORDS,
         **options,
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, linger_ms=5, max_batch_size=512 * 1024, **options
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, max_batch_size=512 * 1024, **options)
+    bulk = BulkProducer(lambda: producer)
     profiles_topic = settings.topic(PROFILES)
     counts: dict[str, tuple[int, int]] = {}
     await consumer.start()
     await producer.start()
+    await bulk.learn_partitions(profiles_topic)
     try:
         while not stop.is_set():
             polled = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS)
             if not polled:
                 continue
             now_ms = time.time_ns() // 1_000_000
-            sends = []
             for tp, records in polled.items():
                 topic_type = topics[tp.topic]
                 for record in records:
@@ -69,9 +71,10 @@ async def run(settings: Settings, stop: asyncio.Event) -> None:
                         f'{{"user_id":{json.dumps(event.user_id)},"updated_at":{now_ms},'
                         f'"last_event_ts":{newest},"event_count":{count}}}'
                     )
-                    sends.append(await producer.send(profiles_topic, value.encode(), key=event.user_id.encode()))
+                    key = event.user_id.encode()
+                    bulk.stage(profiles_topic, bulk.partition_of(profiles_topic, key), key, value.encode())
             # At least once, as the worker: offsets are committed only once the poll's records are acknowledged.
-            await asyncio.gather(*sends)
+            await bulk.publish()
             await consumer.commit()
     finally:
         await consumer.stop()

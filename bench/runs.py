@@ -20,7 +20,15 @@ from bench.freshness import event_latencies_ms
 from bench.kafka_io import LoadResult, ProfileRecorder, end_offsets, preload
 from bench.load import EventEncoder, LoadSpec, Schedule, build_schedule
 from bench.paced import PacedLoad, PacedLog, PacedPlan
-from bench.procs import Variant, WorkerProcess, cpu_seconds, free_port, peak_rss_bytes, start_worker
+from bench.procs import (
+    Variant,
+    WorkerProcess,
+    cpu_seconds,
+    free_port,
+    peak_rss_bytes,
+    start_worker,
+    start_worker_from,
+)
 from bench.pyspy import ProfileSummary, SpyRecording
 from bench.stats import LatencySummary, drain_rate
 from state.reader import store_stats
@@ -206,9 +214,9 @@ def run_drain(
     )
     recorder.expect(dataset.schedule.events_per_user())
     checkout = env.baseline if variant == "baseline" else None
-    worker = start_worker(variant, settings, env.workdir / "logs" / f"{app_id}.log", checkout=checkout)
+    worker = start_worker_from(checkout, variant, settings, env.workdir / "logs" / f"{app_id}.log")
     helpers = [
-        start_worker(variant, other, env.workdir / "logs" / f"{app_id}-{n}.log", checkout=checkout)
+        start_worker_from(checkout, variant, other, env.workdir / "logs" / f"{app_id}-{n}.log")
         for n, other in enumerate(others, 1)
     ]
     workers = [worker, *helpers]

@@ -45,7 +45,12 @@ class Settings(BaseSettings):
         True, description="Check that a broker's certificate names the host connected to (keep on in production)."
     )
     topic_prefix: str = Field("", description="Prefix of every topic name, to share a cluster between deployments.")
-    partitions: int = Field(4, ge=1, description="Partitions of every topic; the same for all input topics.")
+    partitions: int = Field(
+        24,
+        ge=1,
+        description="Partitions of every topic (the most worker processes that can share the work); the same for all "
+        "input topics. 24 divides evenly among 1, 2, 3, 4, 6, 8, 12 and 24 workers; see docs/operations.md.",
+    )
     replication_factor: int = Field(1, ge=1, description="Replication factor of the topics created by the admin step.")
     app_id: str = Field("profilestream", description="Faust app id: the consumer group and changelog topic prefix.")
     state_dir: Path = Field(Path("var/state"), description="Directory of the workers' RocksDB state.")

@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
-from aiokafka.partitioner import murmur2
 from faust.types import TP
 
 from state.codec import decode_state, encode_state, peek_activity, peek_head
@@ -63,6 +62,7 @@ from streams.worker.gc_tuning import is_tuned, sweep_frozen_heap
 from streams.worker.lag_monitor import LagMonitor
 from streams.worker.lookup import register_lookup
 from streams.worker.metrics import InfraStage, WorkerMetrics
+from streams.worker.partitioner import partition_for_key
 from streams.worker.processor import (
     BatchOutput,
     BatchProcessor,
@@ -95,11 +95,6 @@ PROBE_TIMEOUT_MS = 10_000
 """How long messages past a partition's missing offsets may keep coming before the seek back is asked again."""
 INBOX_POLLS = 4
 """Poll results waiting for the fold loop; the consumer's fetch waits (and the broker's data stays there) beyond."""
-
-
-def partition_for_key(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 of the key), as the producer SDK and faust use it."""
-    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def build_faust_app(settings: Settings) -> faust.App:

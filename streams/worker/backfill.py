@@ -54,10 +54,11 @@ from streams.contract.events import EVENT_TYPES, Event
 from streams.contract.topics import PROFILES, input_topic
 from streams.offline.histories import ReadReport, read_events
 from streams.settings import Settings
-from streams.worker.app import BATCH_BYTES, partition_for_key
+from streams.worker.app import BATCH_BYTES
 from streams.worker.bulk_producer import BulkProducer
 from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.partitioner import partition_for_key
 from streams.worker.processor import (
     NO_POSITION,
     BatchOutput,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
+from streams.worker.partitioner import key_hash
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,6 @@ class BulkProducer:
         self._on_failed = on_failed
         self._queues: dict[TopicPartition, _PartitionQueue] = {}
         self._partitions: dict[str, list[int]] = {}
-        self._partitioner = DefaultPartitioner()
         self._lock = asyncio.Lock()
         self.batches_sent = 0
 
@@ -96,7 +95,7 @@ class BulkProducer:
         """The partition Kafka's default partitioner (murmur2 of the key) gives ``key``, as faust's sends do;
         :meth:`learn_partitions` must have run for ``topic``."""
         partitions = self._partitions[topic]
-        return int(self._partitioner(key, partitions, partitions))
+        return partitions[key_hash(key) % len(partitions)]
 
     async def publish(self) -> dict[TopicPartition, int]:
         """Send everything staged and wait until the broker has acknowledged it.

@@ -18,8 +18,8 @@ from streams.client.producer import EventProducer
 from streams.contract.events import BrowseEvent, Event
 from streams.contract.topics import PROFILES
 from streams.settings import Settings
-from streams.worker.app import partition_for_key
 from streams.worker.backfill import changelog_topic
+from streams.worker.partitioner import partition_for_key
 from tests.harness import ProfileLog, WorkerProcess, send_events, wait_until
 
 pytestmark = pytest.mark.kafka

@@ -15,7 +15,7 @@ from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from streams.contract.events import BrowseEvent, Event, encode_event
 from streams.contract.topics import DEADLETTER, input_topic
 from streams.settings import Settings
-from streams.worker.app import partition_for_key
+from streams.worker.partitioner import partition_for_key
 from tests.harness import (
     ProfileLog,
     WorkerProcess,
