@@ -7,6 +7,8 @@ changelog topic, so they are untrusted input.
 
 from __future__ import annotations
 
+import functools
+import struct
 import zlib
 
 import numpy as np
@@ -137,7 +139,11 @@ def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> N
     previous = bucket_index(last_event_ms, series.bucket_ms)
     buf = w.buf
     for index in sorted(series.buckets, reverse=True):
-        w.uvarint(previous - index)
+        step = previous - index
+        if 0 <= step < 0x80:  # one byte: adjacent buckets, the common case
+            buf.append(step)
+        else:
+            w.uvarint(step)
         previous = index
         for value in series.buckets[index]:
             if 0 <= value < 0x40:  # zigzag(value) < 0x80: one byte
@@ -153,9 +159,14 @@ def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) ->
     w.svarint(last_event_ms - table.reference_ms)
     w.uvarint(len(table.weights))
     weights = table.weights
-    for key in sorted(weights):
-        w.i64(key)
-        w.f32(weights[key])
+    # One packed call for every (8-byte key, 4-byte weight) pair: the same bytes as i64 then f32 for each.
+    keys = sorted(weights)
+    w.raw(_weight_pairs(len(keys)).pack(*[x for key in keys for x in (key, weights[key])]))
+
+
+@functools.cache
+def _weight_pairs(count: int) -> struct.Struct:
+    return struct.Struct("<" + "qf" * count)
 
 
 def decode_state(data: bytes, spec: StateSpec | None = None) -> UserState:
