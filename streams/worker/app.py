@@ -93,8 +93,9 @@ REBUILD_MAX_LISTED = 100_000
 RETRY_MAX_S = 5.0
 PROBE_TIMEOUT_MS = 10_000
 """How long messages past a partition's missing offsets may keep coming before the seek back is asked again."""
-INBOX_POLLS = 4
-"""Poll results waiting for the fold loop; the consumer's fetch waits (and the broker's data stays there) beyond."""
+INBOX_POLLS = 2
+"""Poll results waiting for the fold loop; beyond them the consumer's fetch loop waits. A poll result can hold
+up to a MiB per input partition (aiokafka's fetch size), so this bounds the worker's memory in a backlog."""
 
 
 def build_faust_app(settings: Settings) -> faust.App:
@@ -226,7 +227,7 @@ class ProfileWorker:
             token=msg,
         )
 
-    # -- the fold agent -------------------------------------------------------------------------------------
+    # -- the fold loop --------------------------------------------------------------------------------------
 
     async def _fold_inbox(self) -> None:
         """The fold loop: receive poll results, release aligned events and run them as units of work.
