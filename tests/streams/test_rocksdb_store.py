@@ -47,7 +47,8 @@ def test_the_partitions_of_a_worker_share_one_memtable_budget(tmp_path: Path) ->
     store: Any = table.data
     assert isinstance(store, TunedStore)
     tuning = RocksDBTuning()
-    budget = store.rocksdb_options._write_buffers
+    options: Any = store.rocksdb_options
+    budget = options._write_buffers
     # However many partitions the worker owns: SHARED_CACHE_PARTITIONS partitions' worth of memtables.
     assert budget.get_buffer_size() == SHARED_CACHE_PARTITIONS * tuning.write_buffer_bytes * tuning.max_write_buffers
     for partition in (0, 23):
