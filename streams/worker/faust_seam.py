@@ -6,9 +6,7 @@ upgrade fails in one place. What the worker relies on:
 - the RocksDB store: a partition's database (``Store._db_for_partition``), the open ones (``Store._dbs``), the
   store registry (``faust.stores.STORES``) and the options class the tuned store subclasses
   (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
-- faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on, and
-  the producer's extra aiokafka settings (``Producer._settings_extra``), where :class:`IdempotentProducer` turns
-  idempotence on;
+- faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
 - message acknowledgement (``Message.ack``, ``Message.generation_id``, ``App.consumer_generation_id``) for the
   input messages the worker takes itself;
 - the consumer's poll (``Consumer._wait_next_records``, ``_to_message``, ``_buffered_partitions``,
@@ -37,7 +35,7 @@ own, so the offline reader and faust's recovery are unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from importlib.metadata import version
 from typing import Any
 
@@ -207,24 +205,10 @@ class InputBatchConsumer(faust_aiokafka.Consumer):
         await super()._add_gap(tp, offset_from, offset_to)
 
 
-class IdempotentProducer(faust_aiokafka.Producer):
-    """faust's aiokafka producer with idempotence on (faust turns it on only for exactly-once transactions).
-
-    aiokafka retries a batch whose acknowledgement did not come (a broker restart, a leader moving): without
-    idempotence a batch the broker had written is written again, and consumers of the profile topic saw the
-    same profile version twice (measured: 839 times in one run of the chaos suite's broker scenario). With it
-    the broker drops such a retry by its sequence number. Idempotence needs ``acks=all``, the worker's setting.
-    """
-
-    def _settings_extra(self) -> Mapping[str, Any]:
-        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-
 class InputBatchTransport(faust_aiokafka.Transport):
-    """faust's aiokafka transport with :class:`InputBatchConsumer` and :class:`IdempotentProducer`."""
+    """faust's aiokafka transport with :class:`InputBatchConsumer`."""
 
     Consumer = InputBatchConsumer
-    Producer = IdempotentProducer
 
 
 def register_transport() -> str:

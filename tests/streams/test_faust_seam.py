@@ -68,17 +68,6 @@ def test_the_producer_exposes_its_aiokafka_producer() -> None:
     assert callable(faust_aiokafka.Producer._ensure_producer)
 
 
-def test_the_workers_producer_is_idempotent() -> None:
-    # faust builds the aiokafka producer from these three, the last one winning.
-    new_producer = inspect.getsource(faust_aiokafka.Producer._new_producer)
-    assert "**self._settings_default()" in new_producer and "**self._settings_extra()" in new_producer
-    assert new_producer.index("_settings_default") < new_producer.index("_settings_extra")
-    assert faust_seam.InputBatchTransport.Producer is faust_seam.IdempotentProducer
-    producer: Any = object.__new__(faust_seam.IdempotentProducer)
-    producer.app = type("App", (), {"in_transaction": False})()
-    assert producer._settings_extra() == {"acks": "all", "enable_idempotence": True}
-
-
 def test_messages_the_worker_releases_become_committable() -> None:
     assert list(inspect.signature(Message.ack).parameters) == ["self", "consumer", "n"]
 
