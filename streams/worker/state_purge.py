@@ -5,14 +5,17 @@ the SST files until RocksDB compacts them (:mod:`state.purge`). Every :func:`pur
 bound) the worker looks at each partition database it holds open, its own and its standbys (whose deletes come
 from the changelog), and purges those that hold tombstones: a flush and a full compaction, in a thread, while the
 worker goes on. Nothing is purged where nothing was deleted, so a quiet worker does no work, and one that deletes
-all the time compacts each partition at most once an interval.
+all the time compacts each partition at most once an interval. At start, before faust opens anything, partition
+databases left on disk longer than the changelog keeps tombstones are dropped (:func:`drop_stale_stores`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from state.purge import pending_deletes, purge_deleted
@@ -76,3 +79,28 @@ class StatePurger:
             partition, result.deletes, result.seconds, result.bytes_before, result.bytes_after,
         )  # fmt: skip
         return True
+
+
+def stale_store_age_s(settings: Settings) -> float:
+    """Age past which a partition database left on disk can no longer be caught up from the changelog: the
+    changelog keeps a tombstone only ``delete.retention.ms`` (half the bound) after its first cleaning."""
+    return settings.erasure_bound_ms / 2 / 1000
+
+
+def drop_stale_stores(stores: list[Path], max_age_s: float, now_s: float) -> list[Path]:
+    """Delete the partition databases in ``stores`` whose newest file is older than ``max_age_s``; returns them.
+
+    faust reopens a partition database it finds on disk and replays the changelog from the offset the database
+    recorded. If the database was left untouched longer than the changelog keeps tombstones (a worker down for
+    a day, a partition that moved away and comes back), a user erased meanwhile has no tombstone left to
+    replay and would come back from the old files. Run before faust starts: a dropped partition is restored
+    whole from the changelog.
+    """
+    dropped: list[Path] = []
+    for store in stores:
+        files = [f for f in store.rglob("*") if f.is_file()]
+        newest_s = max((f.stat().st_mtime for f in files), default=0.0)
+        if now_s - newest_s > max_age_s:
+            shutil.rmtree(store)
+            dropped.append(store)
+    return dropped

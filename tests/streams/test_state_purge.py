@@ -78,6 +78,7 @@ def test_an_erased_user_leaves_every_file_of_the_state_store_within_the_bound(
     assert read_user(worker_stores(settings.state_dir), kept) is not None
     assert user not in worker.log_text(), "no user id in the worker's log"
     deletions.close()
+    profiles.subscriber.close()
     assert worker.stop() == 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from prometheus_client import CollectorRegistry
 from state.rocksdb_options import RocksDBTuning, rocksdict_options
 from streams.settings import load_settings
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.state_purge import StatePurger, purge_interval_s
+from streams.worker.state_purge import StatePurger, drop_stale_stores, purge_interval_s, stale_store_age_s
 
 
 def _db(path: Path) -> rocksdict.Rdict:
@@ -67,3 +68,19 @@ def test_a_failed_purge_is_counted_and_the_round_goes_on(tmp_path: Path) -> None
 def test_the_interval_is_half_the_erasure_bound() -> None:
     assert purge_interval_s(load_settings(erasure_bound_ms=6000)) == 3.0
     assert purge_interval_s(load_settings(erasure_bound_ms=24 * 3600 * 1000)) == 12 * 3600
+
+
+def test_partition_databases_older_than_the_tombstones_are_dropped_before_faust_opens_them(tmp_path: Path) -> None:
+    now_s = 1_800_000_000.0
+    fresh, stale = tmp_path / "user-state-0.db", tmp_path / "user-state-1.db"
+    for store in (fresh, stale):
+        db = _db(store)
+        db[b"user-a"] = b"v"
+        db.close()
+    for store, age_s in ((fresh, 100.0), (stale, 5000.0)):
+        for f in store.rglob("*"):
+            os.utime(f, (now_s - age_s, now_s - age_s))
+    assert drop_stale_stores([fresh, stale], max_age_s=3000.0, now_s=now_s) == [stale]
+    assert fresh.is_dir()
+    assert not stale.exists()
+    assert stale_store_age_s(load_settings(erasure_bound_ms=6000)) == 3.0
