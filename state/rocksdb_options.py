@@ -56,6 +56,12 @@ class RocksDBTuning:
     """Concurrent flushes and compactions per database."""
     max_open_files: int | None = None
     """Open file limit per database; None keeps faust's default (90 % of the process limit)."""
+    max_manifest_bytes: int = 1
+    """A MANIFEST larger than this is replaced, at the next flush or compaction, by a new one listing only the
+    live files. The MANIFEST records every SST file's first and last key, which are user ids, and is otherwise
+    only replaced once it reaches 1 GiB: at 1 byte every change starts a new one, so a purge (`state.purge`)
+    leaves no erased user's id there either. The cost is a MANIFEST of a few KiB written per flush or
+    compaction."""
 
     def __post_init__(self) -> None:
         sizes = {
@@ -66,6 +72,7 @@ class RocksDBTuning:
             "bloom_bits_per_key": self.bloom_bits_per_key,
             "block_bytes": self.block_bytes,
             "background_jobs": self.background_jobs,
+            "max_manifest_bytes": self.max_manifest_bytes,
         }
         for name, value in sizes.items():
             if value <= 0:
@@ -100,6 +107,11 @@ def rocksdict_options(
     options.set_bottommost_compression_type(_COMPRESSION[tuning.bottommost_compression]())
     if tuning.max_open_files is not None:
         options.set_max_open_files(tuning.max_open_files)
+    options.set_max_manifest_file_size(tuning.max_manifest_bytes)
+    # No archive of write-ahead logs (RocksDB's defaults, pinned): a log is deleted once the memtable it backs
+    # is flushed, which is what lets a purge take a deleted value out of the logs too.
+    options.set_wal_ttl_seconds(0)
+    options.set_wal_size_limit_mb(0)
     table = rocksdict.BlockBasedOptions()
     table.set_block_size(tuning.block_bytes)
     table.set_bloom_filter(tuning.bloom_bits_per_key, False)

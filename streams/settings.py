@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     state_cache_users: int = Field(
         20_000, ge=0, description="Decoded records of recently active users kept in memory (0 disables the cache)."
     )
+    state_compression: bool = Field(
+        True,
+        description="Compress the RocksDB state (LZ4, ZSTD on the last level); off, its files can be searched "
+        "for a value, e.g. to check on disk that an erased user is gone.",
+    )
     expiry_interval_s: float = Field(
         60.0, gt=0, description="Seconds between scans of the stored users (idle users, users of an old model)."
     )

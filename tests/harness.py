@@ -30,6 +30,7 @@ __all__ = [
     "ProfileLog",
     "RecommenderThread",
     "WorkerProcess",
+    "all_records",
     "demo_events",
     "expected_counts",
     "latest_values",
@@ -142,6 +143,28 @@ def latest_values(bootstrap: str, topic: str, timeout_s: float = 30.0) -> dict[b
                 for record in records:
                     latest[record.key] = record.value
         return latest
+    finally:
+        consumer.close()
+
+
+def all_records(
+    bootstrap: str, topic: str, timeout_s: float = 30.0
+) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
+    """Every record ``topic`` still holds, read from the start: (key, value, headers)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        found: list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out reading {topic} to its end")
+            for records in consumer.poll(timeout_ms=500).values():
+                found.extend((r.key, r.value, list(r.headers or [])) for r in records)
+        return found
     finally:
         consumer.close()
 

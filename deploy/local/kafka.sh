@@ -12,7 +12,7 @@
 # `start` and `bootstrap` print only the bootstrap address on stdout; everything else goes to stderr,
 # so `bootstrap=$(kafka.sh start)` works. See deploy/local/README.md for the variables.
 # KAFKA_SECURITY=sasl_ssl starts a broker that clients reach only over TLS with a SCRAM login (users admin,
-# app, worker, producer and stranger; passwords, CA and certificates made at the first start in KAFKA_DATA_DIR).
+# app, worker, producer, eraser and stranger; passwords, CA and certificates made at the first start in KAFKA_DATA_DIR).
 set -euo pipefail
 
 readonly KAFKA_VERSION="${KAFKA_VERSION:-3.9.2}"
@@ -46,7 +46,7 @@ readonly MARKER_FILE="$DATA_DIR/.local-kafka"
 readonly SECURITY_FILE="$DATA_DIR/.security"
 readonly TLS_DIR="$DATA_DIR/tls"
 readonly SECRETS_DIR="$DATA_DIR/secrets"
-readonly SCRAM_USERS=(admin app worker producer stranger)
+readonly SCRAM_USERS=(admin app worker producer eraser stranger)
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -30,6 +30,8 @@ EXIT_CONFIG = 2
 """Exit code of a command stopped by a setting that cannot be used (a secret file, TLS files)."""
 EXIT_KAFKA = 4
 """Exit code of a command that Kafka refused or did not answer (a wrong login, a missing ACL, no broker)."""
+ERASE_WAIT_S = 60.0
+"""How long ``profilestream erase`` waits for the broker to acknowledge the request."""
 
 
 def _setting_flag(parser: argparse.ArgumentParser, name: str, type_: type = str, help_: str = "") -> None:
@@ -256,11 +258,11 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
 
     with EventProducer.from_settings(settings) as producer:
         try:
-            request_id = producer.request_erasure(args.user_id, reason=args.reason)
+            # Waits for the broker: a refused request (no ACL for privacy.erasure) must not read as requested.
+            request_id = producer.request_erasure(args.user_id, reason=args.reason, wait_s=ERASE_WAIT_S)
         except InvalidErasureError as exc:
             print(f"profilestream erase: not sent: {exc}", file=sys.stderr)
             return 2
-        producer.flush()
     print(f"erasure requested: request id {request_id}")
     return 0
 
@@ -368,7 +370,7 @@ def _add_service_commands(sub: Subparsers) -> None:
     acls = sub.add_parser("acls", help="manage Kafka ACLs").add_subparsers(dest="acls_command", required=True)
     apply = acls.add_parser("apply", help="allow a principal what one role needs, and nothing more")
     apply.add_argument("--principal", required=True, help="the Kafka principal, e.g. User:profilestream-worker")
-    apply.add_argument("--role", required=True, choices=ROLES, help="worker, producer or subscriber")
+    apply.add_argument("--role", required=True, choices=ROLES, help="worker, producer, eraser or subscriber")
     _kafka_flags(apply)
     _setting_flag(apply, "app_id")
     apply.set_defaults(handler=cmd_acls_apply)

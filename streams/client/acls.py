@@ -2,9 +2,10 @@
 
 A role is what one principal does: the ``worker`` reads the input and erasure topics and writes profiles, dead
 letters and its own changelog (faust creates that, and its assignor's leader topic, under the app id); a
-``producer`` writes events and erasure requests; a ``subscriber`` reads profiles. On a broker that refuses
-everything without an ACL (``allow.everyone.if.no.acl.found=false``), each principal can then do its job and
-nothing else.
+``producer`` writes events; an ``eraser`` writes erasure requests (whoever may erase any user is a smaller set
+than whoever sends events: a privacy team's tool, not every producer app); a ``subscriber`` reads profiles. On a
+broker that refuses everything without an ACL (``allow.everyone.if.no.acl.found=false``), each principal can then
+do its job and nothing else.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
 
-Role = Literal["worker", "producer", "subscriber"]
-ROLES: Final[tuple[Role, ...]] = ("worker", "producer", "subscriber")
+Role = Literal["worker", "producer", "eraser", "subscriber"]
+ROLES: Final[tuple[Role, ...]] = ("worker", "producer", "eraser", "subscriber")
 Operation = Literal["read", "write", "create", "describe"]
 
 
@@ -46,7 +47,9 @@ def grants(settings: Settings, role: Role) -> list[Grant]:
     """What ``role`` needs on the settings' topics and group."""
     inputs = [settings.topic(input_topic(t)) for t in EVENT_TYPES]
     if role == "producer":
-        return [Grant("topic", name, ("write", "describe")) for name in (*inputs, settings.topic(ERASURE))]
+        return [Grant("topic", name, ("write", "describe")) for name in inputs]
+    if role == "eraser":
+        return [Grant("topic", settings.topic(ERASURE), ("write", "describe"))]
     if role == "subscriber":
         return [Grant("topic", settings.topic(PROFILES), ("read", "describe"))]
     return [

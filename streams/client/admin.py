@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.client.erasure_bound import compaction_configs
+from streams.client.erasure_bound import compaction_configs, deadletter_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
-from streams.contract.topics import DEADLETTER, ERASURE, MODEL_ITEMS, PROFILES, input_topic
+from streams.contract.topics import DEADLETTER, ERASURE, MODEL_ITEMS, PROFILES, input_topic, state_changelog
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -29,20 +29,25 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic profilestream needs, with the prefix applied.
+    """Every topic profilestream needs, with the prefix applied (the state changelog is named after the app id).
 
     The input topics share one partition count so one user's events land on the same partition number
-    everywhere (co-partitioning). ``profiles.updated`` is compacted: a consumer that reads it from the start
-    holds every user's latest profile; an erased user's older values are compacted away within the erasure
-    bound, and tombstones are kept for half of it so slow consumers still see deletions.
-    ``models.items`` is compacted too: every published model version's item vectors stay until tombstoned.
+    everywhere (co-partitioning). ``profiles.updated`` and the workers' state changelog are compacted: a consumer
+    that reads them from the start holds every user's latest value; an erased user's older values are compacted
+    away within the erasure bound, and tombstones are kept for half of it so slow consumers still see deletions.
+    ``events.deadletter`` deletes every record within the erasure bound. Those three carry the bound, so their
+    configs are set on an existing topic too. ``models.items`` is compacted: every published model version's item
+    vectors stay until tombstoned.
     """
     p = settings.partitions
     specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
-    specs.append(TopicSpec(settings.topic(DEADLETTER), p, {"retention.ms": str(30 * 24 * 3600 * 1000)}))
+    # Raw bytes of rejected messages, personal data included: deleted by time within the erasure bound.
+    specs.append(TopicSpec(settings.topic(DEADLETTER), p, deadletter_configs(settings), enforced=True))
     specs.append(TopicSpec(settings.topic(ERASURE), p, {}))
     # Compacted within the erasure bound (streams.client.erasure_bound); tombstones stay half of it.
     specs.append(TopicSpec(settings.topic(PROFILES), p, compaction_configs(settings), enforced=True))
+    # Faust creates the changelog with these configs when it is missing, but never changes an existing one.
+    specs.append(TopicSpec(state_changelog(settings.app_id), p, compaction_configs(settings), enforced=True))
     specs.append(
         TopicSpec(
             settings.topic(MODEL_ITEMS),
@@ -70,7 +75,8 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> dict[str, str
 
     Idempotent: running it twice changes nothing. An existing topic with another partition count is reported
     as an error, since co-partitioning would silently break. An existing topic whose configs carry a promise
-    (``profiles.updated``: the erasure bound) gets them set again, its other configs left as they are.
+    (the erasure bound: ``profiles.updated``, the state changelog, ``events.deadletter``) gets them set again,
+    its other configs left as they are.
     """
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,

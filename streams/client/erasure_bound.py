@@ -7,6 +7,9 @@ segment being written is rolled (only a rolled segment is cleaned); ``delete.ret
 tombstone itself, which still carries the user id as its key, stays after its first cleaning. Each gets half the
 bound. The roll happens when a record is appended, so the bound holds for a partition that keeps receiving
 records, as the service's topics do (docs/security.md).
+
+The dead-letter topic keeps the original bytes of rejected messages, personal data included, so it is not
+compacted but deleted by time within the bound (:func:`deadletter_configs`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from streams.settings import Settings
 
 PROFILE_SEGMENT_MS = 3600 * 1000
-"""Longest a segment of a compacted topic stays open when the bound allows more."""
+"""Longest a segment of a compacted topic (or of the dead-letter topic) stays open when the bound allows more."""
 
 
 def compaction_configs(settings: Settings) -> dict[str, str]:
@@ -26,4 +29,21 @@ def compaction_configs(settings: Settings) -> dict[str, str]:
         "max.compaction.lag.ms": str(half_ms),
         "segment.ms": str(min(PROFILE_SEGMENT_MS, half_ms)),
         "delete.retention.ms": str(half_ms),
+    }
+
+
+def deadletter_configs(settings: Settings) -> dict[str, str]:
+    """Topic configs of the dead-letter topic: every record deleted within the settings' erasure bound.
+
+    A segment is deleted once its newest record is older than ``retention.ms`` (half the bound), and a segment
+    takes records for at most ``segment.ms`` (a quarter of the bound, at most an hour), so a dead letter lives at
+    most three quarters of the bound plus the broker's retention check interval
+    (``log.retention.check.interval.ms``, 5 min by default). The broker stamps each record with its append time:
+    a producer's timestamp from the future must not keep a segment alive.
+    """
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(max(1, settings.erasure_bound_ms // 2)),
+        "segment.ms": str(min(PROFILE_SEGMENT_MS, max(1, settings.erasure_bound_ms // 4))),
+        "message.timestamp.type": "LogAppendTime",
     }

@@ -86,13 +86,20 @@ class EventProducer:
         return self._producer.send(f"{self._topic_prefix}{input_topic(topic_type)}", value=payload, key=key)
 
     def request_erasure(
-        self, user_id: str, *, reason: ErasureReason = "user_request", request_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        reason: ErasureReason = "user_request",
+        request_id: str | None = None,
+        wait_s: float | None = None,
     ) -> str:
         """Ask the workers to delete the user's state and publish a tombstone for their profile.
 
         The request (contract: :mod:`streams.contract.erasure`) is checked by the worker's own decoder before it is
         sent; an invalid one raises :class:`InvalidErasureError`. Returns the request id (a fresh UUID unless given),
-        which the worker's log names when it executes the request. Call :meth:`flush` to wait for delivery.
+        which the worker's log names when it executes the request. Call :meth:`flush` to wait for delivery, or
+        give ``wait_s`` to wait for the broker's acknowledgement of this request: a refusal (a principal without
+        the ``eraser`` role's ACL, say) then raises the broker's ``KafkaError`` instead of passing unnoticed.
         """
         request = ErasureRequest(
             request_id=request_id or new_request_id(), user_id=user_id, requested_at_ms=now_ms(), reason=reason
@@ -102,7 +109,9 @@ class EventProducer:
         checked = decode_erasure(payload, key, now_ms=now_ms())
         if isinstance(checked, Rejection):
             raise InvalidErasureError(checked)
-        self._producer.send(f"{self._topic_prefix}{ERASURE}", value=payload, key=key)
+        future = self._producer.send(f"{self._topic_prefix}{ERASURE}", value=payload, key=key)
+        if wait_s is not None:
+            future.get(timeout=wait_s)
         return request.request_id
 
     def browse(

@@ -73,6 +73,7 @@ from streams.worker.processor import (
     wall_clock_ms,
 )
 from streams.worker.profile_builder import build_profile, current_records, is_current
+from streams.worker.state_purge import StatePurger, purge_interval_s
 from streams.worker.state_table import FaustStateAccess
 from streams.worker.store_layout import TABLE_NAME
 from streams.worker.web_auth import BearerToken
@@ -107,7 +108,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         broker=[f"{register_transport()}://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         # TLS and SASL of a secured cluster (None: plaintext); the same settings as every other client's.
         broker_credentials=broker_credentials(settings),
-        store=register_store(),
+        store=register_store(compression=settings.state_compression),
         datadir=str(settings.state_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -200,6 +201,9 @@ class ProfileWorker:
         self.app.timer(settings.expiry_interval_s)(self._expire_idle_users)
         self.app.timer(REBUILD_TICK_S)(self._rebuild_old_users)
         self.app.timer(settings.gc_sweep_interval_s)(self._sweep_heap)
+        # Deleted users (erasure, expiry) leave the state files within the erasure bound (streams.worker.state_purge).
+        self.purger = StatePurger(self.state.local_partitions, metrics)
+        self.app.timer(purge_interval_s(settings))(self._purge_state)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.lag_monitor = LagMonitor(
@@ -615,6 +619,10 @@ class ProfileWorker:
         collected, seconds = sweep_frozen_heap()
         self.metrics.observe_gc_sweep(seconds)
         log.info("full garbage-collector sweep: %d objects collected in %.0f ms", collected, seconds * 1000)
+
+    async def _purge_state(self) -> None:
+        """Take deleted records out of the state files (:class:`streams.worker.state_purge.StatePurger`)."""
+        await self.purger.run_once()
 
     async def _stage_tombstones(self, keys: list[bytes]) -> None:
         await self.bulk.learn_partitions(self._profiles_topic)

@@ -51,7 +51,7 @@ from state.spec import StateSpec
 from streams.client.erasure_bound import compaction_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES, Event
-from streams.contract.topics import PROFILES, input_topic
+from streams.contract.topics import PROFILES, input_topic, state_changelog
 from streams.offline.histories import ReadReport, read_events
 from streams.settings import Settings
 from streams.worker.app import BATCH_BYTES
@@ -67,7 +67,6 @@ from streams.worker.processor import (
     InboundMessage,
     wall_clock_ms,
 )
-from streams.worker.store_layout import TABLE_NAME
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ class BackfillRefusedError(RuntimeError):
 
 def changelog_topic(settings: Settings) -> str:
     """The worker table's changelog topic (faust names it ``<app_id>-<table>-changelog``, without the prefix)."""
-    return f"{settings.app_id}-{TABLE_NAME}-changelog"
+    return state_changelog(settings.app_id)
 
 
 @dataclass

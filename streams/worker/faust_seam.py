@@ -45,6 +45,7 @@ from faust.stores import rocksdb as faust_rocksdb
 from faust.transport import drivers as faust_drivers
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from yarl import URL
 
 from state.rocksdb_options import RocksDBTuning, rocksdict_options
 
@@ -92,11 +93,17 @@ class _TunedOptions(faust_rocksdb.RocksDBOptions):
 
 
 class TunedStore(faust_rocksdb.Store):
-    """A faust RocksDB store (rocksdict driver) with the project's tuned options."""
+    """A faust RocksDB store (rocksdict driver) with the project's tuned options.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        tuning = RocksDBTuning()
+    The store URL's query may turn compression off (``?compression=none``, see :func:`register_store`): faust
+    hands a store nothing but its URL, the app and the table.
+    """
+
+    def __init__(self, url: str | URL, *args: Any, **kwargs: Any) -> None:
+        compressed = URL(str(url)).query.get("compression") != "none"
+        super().__init__(url, *args, **kwargs)
+        tuning = RocksDBTuning() if compressed else RocksDBTuning(compression="none", bottommost_compression="none")
+        self.tuning = tuning
         cache = rocksdict.Cache(SHARED_CACHE_PARTITIONS * tuning.block_cache_bytes)
         memtables = SHARED_CACHE_PARTITIONS * tuning.write_buffer_bytes * tuning.max_write_buffers
         # allow_stall off: past the limit RocksDB flushes sooner; it never blocks the worker's writes.
@@ -104,10 +111,13 @@ class TunedStore(faust_rocksdb.Store):
         self.rocksdb_options = _TunedOptions(tuning, cache, write_buffers)
 
 
-def register_store() -> str:
-    """Make the tuned store available to faust; returns the store URL to give a table or the app."""
+def register_store(compression: bool = True) -> str:
+    """Make the tuned store available to faust; returns the store URL to give a table or the app.
+
+    ``compression=False`` stores records uncompressed (greppable files, for checking what the disk holds).
+    """
     faust.stores.STORES.aliases[STORE_SCHEME] = f"{__name__}:TunedStore"
-    return f"{STORE_SCHEME}://"
+    return f"{STORE_SCHEME}://" if compression else f"{STORE_SCHEME}://?compression=none"
 
 
 class _ReadOffsets(dict[TP, int | None]):

@@ -34,6 +34,23 @@ def batch_processor(
     return BatchProcessor(encoder, spec, metrics, cache=cache)
 
 
+def _drop_stale_stores(settings: Settings) -> None:
+    """Partition databases too old to be caught up from the changelog are dropped (streams.worker.state_purge)."""
+    from streams.worker.state_purge import drop_stale_stores, stale_store_age_s
+    from streams.worker.store_layout import table_dir, worker_stores
+
+    if not table_dir(settings.state_dir).is_dir():
+        return
+    max_age_s = stale_store_age_s(settings)
+    for store in drop_stale_stores(worker_stores(settings.state_dir), max_age_s, time.time()):
+        log.warning(
+            "state partition database %s untouched for more than %.0f s (the changelog may no longer hold the "
+            "deletions since): dropped, faust restores it from the changelog",
+            store.name,
+            max_age_s,
+        )
+
+
 def run_worker(
     settings: Settings, spec: StateSpec | None = None, processor_factory: ProcessorFactory = batch_processor
 ) -> int:
@@ -65,6 +82,7 @@ def run_worker(
         return EXIT_MODEL_LOAD_FAILED
     log.info("model %s loaded", encoder.model_version)
     spec = spec or settings.state_spec()
+    _drop_stale_stores(settings)
     processor = processor_factory(encoder, spec, metrics, RecordCache(settings.state_cache_users))
     worker = ProfileWorker(settings, encoder, metrics, spec, processor=processor)
     faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -64,6 +64,8 @@ END_TO_END_LATENCY_BUCKETS_S: Final = (
 """Event time -> profile publication, 5 ms .. 5 min. 1.0 s is the latency SLO threshold (99% within 1 s)."""
 
 GC_SWEEP_BUCKETS_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+STATE_PURGE_BUCKETS_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Flush and full compaction of one partition database after deletes, 10 ms .. 5 min."""
 BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 """Events per micro-batch, 1 .. 10000 (the largest batch size the worker can be configured with)."""
 
@@ -174,6 +176,7 @@ class WorkerMetrics:
             "Pause of each full garbage-collector sweep (the worker's only long collector pauses).",
             GC_SWEEP_BUCKETS_S,
         )
+        self._register_purge_metrics(counter, gauge, histogram)
         self.encoder_step = histogram(
             "encoder_step_seconds", "Wall time of one batched encoder fold call.", ENCODER_STEP_BUCKETS_S
         )
@@ -244,6 +247,31 @@ class WorkerMetrics:
         self.broker_up.set(1)
         self._newest_event_ts_ms: int | None = None
         self._partitions: set[tuple[str, str]] = set()
+
+    def _register_purge_metrics(
+        self,
+        counter: Callable[..., Counter],
+        gauge: Callable[..., Gauge],
+        histogram: Callable[..., Histogram],
+    ) -> None:
+        """The metrics of the state purge (streams.worker.state_purge)."""
+        self.state_purges = counter(
+            "state_purges",
+            "Partition databases flushed and compacted to take deleted users out of the state files.",
+        )
+        self.state_purged_deletes = counter(
+            "state_purged_deletes", "Deleted records (erasure, expiry) taken out of the state files by purges."
+        )
+        self.state_purge_failures = counter(
+            "state_purge_failures", "Purges of a partition database that failed (retried at the next interval)."
+        )
+        self.state_purge_failing = gauge(
+            "state_purge_failing_partitions",
+            "Partition databases whose last purge failed: deleted users may outlive the erasure bound on disk.",
+        )
+        self.state_purge = histogram(
+            "state_purge_seconds", "Wall time of one purge of a partition database.", STATE_PURGE_BUCKETS_S
+        )
 
     # -- input ---------------------------------------------------------------------------------------
 
@@ -325,6 +353,20 @@ class WorkerMetrics:
     def observe_gc_sweep(self, seconds: float) -> None:
         """Observe one full garbage-collector sweep that paused the worker for `seconds`."""
         self.gc_sweep.observe(seconds)
+
+    def observe_state_purge(self, deletes: int, seconds: float) -> None:
+        """Observe one purge of a partition database that removed `deletes` deleted records in `seconds`."""
+        self.state_purges.inc()
+        self.state_purged_deletes.inc(deletes)
+        self.state_purge.observe(seconds)
+
+    def count_state_purge_failure(self) -> None:
+        """Count one purge of a partition database that failed."""
+        self.state_purge_failures.inc()
+
+    def set_state_purge_failing(self, partitions: int) -> None:
+        """Set how many partition databases' last purge failed (0 once each has been purged since)."""
+        self.state_purge_failing.set(partitions)
 
     def observe_end_to_end_latency_ms(self, event_ts_ms: Iterable[int], published_at_ms: int) -> None:
         """Observe, for each event folded into a publication at `published_at_ms`, its latency.

@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from state.errors import StoreNotFoundError
+from streams.contract.topics import STATE_TABLE
 
-TABLE_NAME = "user-state"
+TABLE_NAME = STATE_TABLE
 """The worker's state table (its changelog topic is ``<app_id>-user-state-changelog``)."""
 OFFSET_KEY = b"__faust\x00offset__"
 """Where faust's rocksdb store records the last changelog offset written to a partition database."""

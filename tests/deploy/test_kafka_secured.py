@@ -104,7 +104,8 @@ def test_right_credentials_work_end_to_end(
     password = secured_broker.password_file("app").read_text().strip()
     created = run_cli(settings, "topics", "create")
     assert created.returncode == 0, created.stderr
-    assert created.stdout.count(": created") == 7  # the six of the worker and models.items
+    # The six of the worker, the state changelog and models.items.
+    assert created.stdout.count(": created") == 8
 
     subscriber = ProfileSubscriber.from_settings(settings)
     worker = start_worker(settings, name="secured-worker")
@@ -152,10 +153,12 @@ def test_each_role_may_do_its_job_and_nothing_else(
     secured_broker: SecuredBroker, tmp_path: Path, start_worker: Callable[..., WorkerProcess]
 ) -> None:
     run = uuid.uuid4().hex[:8]
-    admin, worker_login, producer_login = (_settings(secured_broker, tmp_path, user, run=run)
-                                           for user in ("admin", "worker", "producer"))  # fmt: skip
+    logins = {
+        user: _settings(secured_broker, tmp_path, user, run=run) for user in ("admin", "worker", "producer", "eraser")
+    }
+    admin, worker_login, producer_login, eraser_login = logins.values()
     assert run_cli(admin, "topics", "create").returncode == 0
-    for principal, role in (("User:worker", "worker"), ("User:producer", "producer")):
+    for principal, role in (("User:worker", "worker"), ("User:producer", "producer"), ("User:eraser", "eraser")):
         applied = run_cli(admin, "acls", "apply", "--principal", principal, "--role", role)
         assert applied.returncode == 0, applied.stderr
 
@@ -171,7 +174,25 @@ def test_each_role_may_do_its_job_and_nothing_else(
         return latest is not None and latest.event_count == 2
 
     wait_until(folded, 120, "the profile, folded by the worker principal", workers=(worker,))
+
+    # Erasure is the eraser's alone: the producer may send events but not erase anybody.
+    refused = run_cli(producer_login, "erase", "acl-user")
+    assert refused.returncode == 4, refused.stderr
+    assert "TopicAuthorizationFailedError" in refused.stderr.strip().splitlines()[-1]
+    erased = run_cli(eraser_login, "erase", "acl-user")
+    assert erased.returncode == 0, erased.stderr
+
+    def erased_from_profiles() -> bool:
+        subscriber.poll(timeout_ms=200)
+        return "acl-user" not in subscriber.profiles
+
+    wait_until(erased_from_profiles, 60, "the eraser's erasure to be executed", workers=(worker,))
     subscriber.close()
+    # ... and the eraser may not send events.
+    with EventProducer.from_settings(eraser_login) as as_eraser:
+        future = as_eraser.send(BrowseEvent(event_id="y", user_id="acl-user", ts_ms=T0 + 6, item_id="i"))
+        with pytest.raises(TopicAuthorizationFailedError):
+            future.get(timeout=60)
 
     # The worker may not write events, and the producer may not create topics (nor read profiles).
     with EventProducer.from_settings(worker_login) as as_worker:

@@ -204,6 +204,7 @@ REQUIRED_ALERTS = {
     "ProfilestreamProcessingPaused",
     "ProfilestreamModelRolloutStalled",
     "ProfilestreamErasureRequestRejected",
+    "ProfilestreamStatePurgeFailing",
     "ProfilestreamRecommendNoIndex",
 }
 

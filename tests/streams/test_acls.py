@@ -14,12 +14,16 @@ def _allowed(role: Role) -> set[tuple[str, str, bool]]:
     return {(g.name, op, g.prefixed) for g in grants(SETTINGS, role) for op in g.operations}
 
 
-def test_the_producer_writes_events_and_erasure_requests_only() -> None:
+def test_the_producer_writes_events_only() -> None:
     assert _allowed("producer") == {
         (name, op, False)
-        for name in ("p.events.browse", "p.events.search", "p.events.purchase", "p.privacy.erasure")
+        for name in ("p.events.browse", "p.events.search", "p.events.purchase")
         for op in ("write", "describe")
     }
+
+
+def test_the_eraser_writes_erasure_requests_only() -> None:
+    assert _allowed("eraser") == {("p.privacy.erasure", "write", False), ("p.privacy.erasure", "describe", False)}
 
 
 def test_the_subscriber_reads_profiles_only() -> None:

@@ -1,26 +1,29 @@
-"""The erasure bound in the compacted topics, against the real broker: after an erasure, the user's old profile
-and state values are compacted away from ``profiles.updated`` and the changelog, and then the tombstones too,
-once the bound has passed and the partitions received more records (the log cleaner forced by the topics'
-``max.compaction.lag.ms``, not waited for by the dirty ratio)."""
+"""The erasure bound in the topics, against the real broker: after an erasure, the user's old profile and state
+values are compacted away from ``profiles.updated`` and the changelog, and then the tombstones too, once the
+bound has passed and the partitions received more records (the log cleaner forced by the topics'
+``max.compaction.lag.ms``, not waited for by the dirty ratio); the user's dead letters are deleted by retention;
+and ``topics create`` sets the bound's configs on existing topics."""
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from streams.client.admin import create_topics
-from streams.client.erasure_bound import compaction_configs
+from streams.client.erasure_bound import compaction_configs, deadletter_configs
 from streams.client.producer import EventProducer
 from streams.contract.events import BrowseEvent, Event
-from streams.contract.topics import PROFILES
+from streams.contract.topics import DEADLETTER, PROFILES, input_topic
 from streams.settings import Settings
 from streams.worker.backfill import changelog_topic
 from streams.worker.partitioner import partition_for_key
-from tests.harness import ProfileLog, WorkerProcess, send_events, wait_until
+from tests.harness import ProfileLog, WorkerProcess, all_records, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
 T0 = 1_767_225_600_000
@@ -91,14 +94,88 @@ def test_old_values_and_then_tombstones_leave_the_compacted_topics_within_the_bo
     assert worker.stop() == 0
 
 
+def test_the_dead_letters_of_an_erased_user_are_deleted_within_the_bound(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    settings = make_settings(erasure_bound_ms=BOUND_MS)
+    user = f"dead-letter-user-{uuid.uuid4().hex}"
+    query = f"a search text only this user typed {uuid.uuid4().hex}"
+    worker = start_worker(settings)
+    # A search event without its event id: rejected, and dead-lettered with its original bytes.
+    bad = {"schema": 1, "user_id": user, "type": "search", "ts": T0, "query": query}
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer.send(settings.topic(input_topic("search")), key=user.encode(), value=json.dumps(bad).encode())
+    producer.flush()
+    producer.close()
+    needles = (user.encode(), query.encode())
+    topic = settings.topic(DEADLETTER)
+
+    def holding_the_user() -> list[bytes | None]:
+        return [
+            key
+            for key, value, headers in all_records(settings.kafka_bootstrap, topic)
+            if any(n in (key or b"") + (value or b"") + b"".join(v for _, v in headers) for n in needles)
+        ]
+
+    wait_until(lambda: bool(holding_the_user()), 90, "the dead letter", workers=(worker,))
+    with EventProducer.from_settings(settings) as erasures:
+        erasures.request_erasure(user)
+        erasures.flush()
+    # Retention deletes the segment once its newest record is older than the retention (the broker checks
+    # every log.retention.check.interval.ms: a minute on the local broker).
+    wait_until(lambda: not holding_the_user(), 180, "no dead letter naming the erased user", workers=(worker,),
+               poll_s=2, detail=holding_the_user)  # fmt: skip
+    assert worker.stop() == 0
+
+
+def _topic_configs(settings: Settings, topic: str) -> dict[str, str]:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        admin.close()
+    return {key: entry["value"] for key, entry in described["topic"][topic].items()}
+
+
+def _alter(settings: Settings, topic: str, configs: dict[str, str]) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)], incremental=True)
+    finally:
+        admin.close()
+
+
 def test_topics_create_sets_the_bound_on_an_existing_profile_topic(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(erasure_bound_ms=BOUND_MS)  # creates the topics
     shorter = settings.model_copy(update={"erasure_bound_ms": BOUND_MS // 2})
     assert create_topics(shorter)[settings.topic(PROFILES)] == "exists"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, settings.topic(PROFILES))])
-    finally:
-        admin.close()
-    values = {key: entry["value"] for key, entry in described["topic"][settings.topic(PROFILES)].items()}
+    values = _topic_configs(settings, settings.topic(PROFILES))
     assert {key: values.get(key) for key in compaction_configs(shorter)} == compaction_configs(shorter)
+
+
+def test_topics_create_makes_the_changelog_and_sets_the_bound_on_an_existing_one(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(erasure_bound_ms=BOUND_MS)  # creates the topics, the changelog among them
+    topic = changelog_topic(settings)
+    values = _topic_configs(settings, topic)
+    assert {key: values.get(key) for key in compaction_configs(settings)} == compaction_configs(settings)
+    # A changelog as faust made it before the bound was set (its defaults), then topics create once more.
+    day_ms = str(24 * 3600 * 1000)
+    _alter(settings, topic, {"max.compaction.lag.ms": "9223372036854775807", "delete.retention.ms": day_ms})
+    assert _topic_configs(settings, topic)["delete.retention.ms"] == day_ms
+    assert create_topics(settings)[topic] == "exists"
+    values = _topic_configs(settings, topic)
+    assert {key: values.get(key) for key in compaction_configs(settings)} == compaction_configs(settings)
+
+
+def test_topics_create_sets_the_bound_on_an_existing_dead_letter_topic(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(erasure_bound_ms=BOUND_MS)
+    topic = settings.topic(DEADLETTER)
+    values = _topic_configs(settings, topic)
+    assert {key: values.get(key) for key in deadletter_configs(settings)} == deadletter_configs(settings)
+    # The topic as topics create made it before: 30 days, the producer's timestamps.
+    _alter(settings, topic, {"retention.ms": str(30 * 24 * 3600 * 1000), "message.timestamp.type": "CreateTime"})
+    assert create_topics(settings)[topic] == "exists"
+    values = _topic_configs(settings, topic)
+    assert {key: values.get(key) for key in deadletter_configs(settings)} == deadletter_configs(settings)

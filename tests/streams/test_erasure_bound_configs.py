@@ -1,10 +1,10 @@
-"""The compaction settings the erasure bound chooses for the compacted topics."""
+"""The topic settings the erasure bound chooses: compaction of the compacted topics, retention of the dead letters."""
 
 from __future__ import annotations
 
 from streams.client.admin import topic_specs
-from streams.client.erasure_bound import PROFILE_SEGMENT_MS, compaction_configs
-from streams.contract.topics import PROFILES
+from streams.client.erasure_bound import PROFILE_SEGMENT_MS, compaction_configs, deadletter_configs
+from streams.contract.topics import DEADLETTER, PROFILES, state_changelog
 from streams.settings import load_settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -26,7 +26,29 @@ def test_a_short_bound_shortens_the_segments_too() -> None:
     assert configs["segment.ms"] == configs["max.compaction.lag.ms"] == configs["delete.retention.ms"] == "30000"
 
 
-def test_the_profile_topic_is_created_with_them() -> None:
-    settings = load_settings(erasure_bound_ms=10 * 60_000, topic_prefix="x.")
-    [profiles] = [spec for spec in topic_specs(settings) if spec.name == f"x.{PROFILES}"]
-    assert profiles.configs == compaction_configs(settings)
+def test_the_profile_topic_and_the_changelog_are_created_with_them_and_kept_so() -> None:
+    settings = load_settings(erasure_bound_ms=10 * 60_000, topic_prefix="x.", app_id="ps")
+    specs = {spec.name: spec for spec in topic_specs(settings)}
+    for name in (f"x.{PROFILES}", "ps-user-state-changelog"):
+        assert specs[name].configs == compaction_configs(settings)
+        assert specs[name].enforced
+    assert state_changelog("ps") == "ps-user-state-changelog"
+
+
+def test_a_dead_letter_lives_at_most_three_quarters_of_a_day_bound() -> None:
+    configs = deadletter_configs(load_settings(erasure_bound_ms=DAY_MS))
+    assert configs == {
+        "cleanup.policy": "delete",
+        "retention.ms": str(DAY_MS // 2),
+        "segment.ms": str(PROFILE_SEGMENT_MS),
+        "message.timestamp.type": "LogAppendTime",
+    }
+    short = deadletter_configs(load_settings(erasure_bound_ms=6000))
+    assert (short["retention.ms"], short["segment.ms"]) == ("3000", "1500")
+
+
+def test_the_dead_letter_topic_is_created_with_them_and_kept_so() -> None:
+    settings = load_settings(erasure_bound_ms=DAY_MS, topic_prefix="x.")
+    [spec] = [spec for spec in topic_specs(settings) if spec.name == f"x.{DEADLETTER}"]
+    assert spec.configs == deadletter_configs(settings)
+    assert spec.enforced

@@ -64,6 +64,18 @@ def test_the_store_registry_and_the_options_class_take_the_tuned_store() -> None
     assert issubclass(faust_seam.TunedStore, faust_rocksdb.Store)
 
 
+def test_the_store_url_carries_the_compression_to_the_tuned_store(tmp_path: Path) -> None:
+    # faust hands a store only its URL, the app and the table: the query is how the setting reaches it.
+    for compression, expected in ((True, ("lz4", "zstd")), (False, ("none", "none"))):
+        store_url = faust_seam.register_store(compression=compression)
+        app = faust.App("seam-store-url", broker="kafka://localhost:1", datadir=str(tmp_path), store=store_url)
+        table = app.Table(TABLE_NAME, partitions=1, key_type=bytes, value_type=bytes)
+        store: Any = table.data
+        assert isinstance(store, faust_seam.TunedStore)
+        assert (store.tuning.compression, store.tuning.bottommost_compression) == expected
+        assert store.url.path.endswith(TABLE_NAME)
+
+
 def test_the_producer_exposes_its_aiokafka_producer() -> None:
     assert callable(faust_aiokafka.Producer._ensure_producer)
 
