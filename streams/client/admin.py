@@ -11,10 +11,13 @@ from kafka.errors import TopicAlreadyExistsError
 from streams.client.erasure_bound import compaction_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
-from streams.contract.topics import DEADLETTER, ERASURE, MODEL_ITEMS, PROFILES, input_topic
+from streams.contract.topics import DEADLETTER, ERASURE, IMPRESSIONS, MODEL_ITEMS, PROFILES, input_topic
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+IMPRESSION_RETENTION_MS = 7 * 24 * 3600 * 1000
+"""Impressions are needed for the attribution window (30 minutes) and for replays; a week covers both."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     holds every user's latest profile; an erased user's older values are compacted away within the erasure
     bound, and tombstones are kept for half of it so slow consumers still see deletions.
     ``models.items`` is compacted too: every published model version's item vectors stay until tombstoned.
+    ``events.impression`` shares the inputs' partition count, so a user's impressions and clicks meet in one
+    feedback consumer; it is kept 7 days (personal data: who was shown what).
     """
     p = settings.partitions
     specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
@@ -50,6 +55,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             {"cleanup.policy": "compact", "delete.retention.ms": str(24 * 3600 * 1000), "segment.ms": str(3600 * 1000)},
         )
     )
+    specs.append(TopicSpec(settings.topic(IMPRESSIONS), p, {"retention.ms": str(IMPRESSION_RETENTION_MS)}))
     return specs
 
 

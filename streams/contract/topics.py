@@ -12,3 +12,7 @@ MODEL_ITEMS = "models.items"
 def input_topic(event_type: str) -> str:
     """The unprefixed input topic of an event type."""
     return f"events.{event_type}"
+
+
+IMPRESSIONS = "events.impression"
+"""What recommenders showed, one impression per response, keyed by user_id (streams/contract/feedback.py)."""

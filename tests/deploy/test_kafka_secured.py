@@ -104,7 +104,7 @@ def test_right_credentials_work_end_to_end(
     password = secured_broker.password_file("app").read_text().strip()
     created = run_cli(settings, "topics", "create")
     assert created.returncode == 0, created.stderr
-    assert created.stdout.count(": created") == 7  # the six of the worker and models.items
+    assert created.stdout.count(": created") == 8  # the six of the worker, models.items and events.impression
 
     subscriber = ProfileSubscriber.from_settings(settings)
     worker = start_worker(settings, name="secured-worker")
