@@ -65,6 +65,11 @@ from streams.offline.histories import read_histories
 from streams.settings import Settings
 
 VAR = REPO_ROOT / "var" / "bench-loop"
+TRAIN_USERS = 2000
+"""The training population (40 organic browses each). With 400 users and 3 epochs the model's top 10 were no
+better than most-popular's (expected CTR@10 0.17 against 0.17 under the click model, item vectors' 10 nearest
+neighbours of the same category 4 %); with 2,000 users, up to 20 epochs and lr 0.005: 0.66 against 0.16, and
+99.7 %, in about three minutes of training on the shared machine."""
 
 
 @dataclass
@@ -93,7 +98,7 @@ class Memory:
 def train_model(catalogue: Catalogue, seed: int, directory: Path) -> str:
     """A small encoder trained on a separate population's organic browsing; returns its model version."""
     rng = np.random.default_rng(seed + 1000)
-    users = population(400, catalogue, rng, prefix="train")
+    users = population(TRAIN_USERS, catalogue, rng, prefix="train")
     events_file = directory / "train.jsonl"
     directory.mkdir(parents=True, exist_ok=True)
     start = 1_767_225_600_000
@@ -110,7 +115,7 @@ def train_model(catalogue: Catalogue, seed: int, directory: Path) -> str:
     histories, _ = read_histories(events_file)
     model, metrics = train(
         [h for h in histories.inputs if h],
-        TrainConfig(seed=seed, epochs=3, batch_size=32, negatives=256, patience=1, num_threads=1),
+        TrainConfig(seed=seed, epochs=20, batch_size=32, lr=0.005, negatives=256, patience=3, num_threads=1),
         EncoderConfig(embedding_dim=32, hidden_dim=32),
         progress=False,
         item_ids=histories.item_ids(),
