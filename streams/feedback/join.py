@@ -122,9 +122,12 @@ class FeedbackJoin:
     def impression(self, impression: Impression, *, partition: int, counted: bool, now_ms: int) -> list[Outcome]:
         """Hold one impression; ``counted=False`` for one read again after a restart (it was counted before, and is
         held only so its clicks can be attributed). Clicks that were waiting for it are attributed now."""
-        if impression.ts_ms + self.window_ms < now_ms or impression.request_id in self._held:
-            return []  # too old to attract clicks, or read twice
+        if impression.request_id in self._held:
+            return []  # read twice
         version = impression.model_version if impression.source == "profile" and impression.model_version else None
+        if impression.ts_ms + self.window_ms < now_ms:
+            # Too old to attract clicks (a consumer that fell behind by more than the window): counted, not held.
+            return [Shown(version or POPULAR_VERSION, impression.source)] if counted else []
         held = _Held(
             impression.user_id,
             impression.ts_ms,

@@ -82,9 +82,12 @@ def test_an_impression_read_again_after_a_restart_is_held_but_not_counted() -> N
     join = FeedbackJoin(window_ms=WINDOW)
     assert join.impression(_impression(), partition=0, counted=False, now_ms=T) == []
     assert join.click(_browse("item-0"), partition=0, now_ms=T)[0] == Clicked("m1", "profile", "browse")
-    # Read twice, or older than the window: ignored.
+    # Read twice: ignored. Older than the window (read late): counted, but not held for clicks.
     assert join.impression(_impression(), partition=0, counted=True, now_ms=T) == []
-    assert join.impression(_impression("old", ts=T - WINDOW - 1), partition=0, counted=True, now_ms=T) == []
+    old = _impression("old", ts=T - WINDOW - 1)
+    assert join.impression(old, partition=0, counted=True, now_ms=T) == [Shown("m1", "profile")]
+    assert join.impression(old, partition=0, counted=False, now_ms=T) == []
+    assert join.held == 1
 
 
 def test_state_is_bounded_per_user_and_in_pending_and_forgotten_with_its_partition() -> None:
