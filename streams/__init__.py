@@ -3,7 +3,8 @@
 - ``contract/`` -- the wire contracts, for every team (standard library and orjson only):
   ``events`` (input event v1 and its bounds), ``decoder`` (the one decoder: an event or a rejection with a
   reason), ``profile`` (profile-updated v1), ``erasure`` (erasure request v1 and its decoder), ``items`` (item
-  vectors on ``models.items``), ``topics`` (topic names), ``schemas/`` (JSON Schemas).
+  vectors on ``models.items``), ``feedback`` (impression v1 and its decoder), ``topics`` (topic names),
+  ``schemas/`` (JSON Schemas).
 - ``client/`` -- for producer and consumer teams (kafka-python): ``producer`` (the SDK), ``subscriber``
   (bootstrap from the compacted profile topic and follow it), ``items`` (publish a model's item vectors),
   ``admin`` (create the topics), ``acls`` (the ACLs of each role), ``security`` (TLS and SASL options of every
@@ -19,6 +20,8 @@
   ``demo`` (generated traffic).
 - ``recommend/`` -- the reference recommender service, built on the contracts and the client (plus numpy and
   prometheus-client, the worker install): see its module map.
+- ``feedback/`` -- the feedback consumer: impressions joined with the clicks that carry their request id, CTR
+  metrics (kafka-python and prometheus-client): see its module map.
 - ``cli/`` -- the ``profilestream`` command: ``main`` (service, producer and state commands), ``model``
   (train, evaluate, export).
 - ``bridge`` -- what the model and the state keep of a contract event; shared by the worker and offline work.

@@ -144,6 +144,16 @@ class Settings(BaseSettings):
         description="Longest the recommender may take to read its topics to their end at start-up before it gives "
         "up (a profile topic of 100,000 users took over 90 s on a busy 2-core machine).",
     )
+    recommend_coverage_window_s: float = Field(
+        3600.0, gt=0, description="Window of the recommender's coverage gauge (share of each catalogue shown)."
+    )
+    feedback_bind: str = Field("127.0.0.1", description="Bind address of the feedback consumer's /metrics server.")
+    feedback_port: int = Field(9309, ge=1, le=65535, description="Port of the feedback consumer's /metrics server.")
+    feedback_attribution_window_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Longest a click may follow its impression and still be attributed to it (CTR's window).",
+    )
 
     def state_spec(self) -> StateSpec:
         """The state parameters these settings choose; the rest keep the defaults of ``state.spec``."""

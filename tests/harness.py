@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from prometheus_client import CollectorRegistry
 
 from bench.procs import REPO_ROOT, WorkerProcess, settings_env
 from streams.client.producer import EventProducer
 from streams.client.subscriber import ProfileSubscriber
 from streams.contract.events import Event
 from streams.contract.profile import ProfileUpdated
+from streams.feedback.main import run_feedback
 from streams.offline.demo import DemoTraffic
 from streams.recommend.main import run_recommender
 from streams.settings import Settings
@@ -215,3 +217,34 @@ class RecommenderThread:
         self._thread.join(timeout=60)
         if self._thread.is_alive():
             pytest.fail("the recommender did not stop within 60 s")
+
+
+class FeedbackThread:
+    """``profilestream feedback`` run in a thread of the test process; its metrics read from its registry."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.registry = CollectorRegistry()
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(settings,), name="feedback", daemon=True)
+        self._thread.start()
+
+    def _run(self, settings: Settings) -> None:
+        try:
+            run_feedback(settings, self._stop, self.registry)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample of ``profilestream_feedback_<name>`` (0 while it does not exist); fails if the thread died."""
+        if self.error is not None:
+            pytest.fail(f"the feedback consumer failed: {self.error!r}")
+        return self.registry.get_sample_value(f"profilestream_feedback_{name}", labels) or 0.0
+
+    def stop(self) -> None:
+        """Stop counting, commit, leave the group and wait for the thread."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+        if self._thread.is_alive():
+            pytest.fail("the feedback consumer did not stop within 60 s")

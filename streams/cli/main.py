@@ -120,6 +120,14 @@ def cmd_recommend(args: argparse.Namespace, settings: Settings) -> int:
     return run_recommender(settings)
 
 
+def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the feedback consumer: impressions joined with clicks, CTR metrics (docs/recommend.md)."""
+    logging.getLogger().setLevel(settings.log_level.upper())
+    from streams.feedback.main import run_feedback
+
+    return run_feedback(settings)
+
+
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create the topics (idempotent)."""
     from streams.client.admin import create_topics
@@ -356,9 +364,21 @@ def _add_service_commands(sub: Subparsers) -> None:
         "recommend", help="serve recommendations from the profile topic and the published item vectors"
     )
     _kafka_flags(recommend)
-    for name in ("recommend_bind", "recommend_port", "recommend_bootstrap_timeout_s", "log_level"):
+    for name in (
+        "recommend_bind",
+        "recommend_port",
+        "recommend_bootstrap_timeout_s",
+        "recommend_coverage_window_s",
+        "log_level",
+    ):
         _setting_flag(recommend, name, type_=type(Settings.model_fields[name].default))
     recommend.set_defaults(handler=cmd_recommend)
+
+    feedback = sub.add_parser("feedback", help="count impressions and clicks: CTR@k and clicks per impression")
+    _kafka_flags(feedback)
+    for name in ("feedback_bind", "feedback_port", "feedback_attribution_window_s", "log_level"):
+        _setting_flag(feedback, name, type_=type(Settings.model_fields[name].default))
+    feedback.set_defaults(handler=cmd_feedback)
 
     topics = sub.add_parser("topics", help="manage topics").add_subparsers(dest="topics_command", required=True)
     create = topics.add_parser("create", help="create the topics (idempotent)")

@@ -8,13 +8,23 @@ from dataclasses import dataclass
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.client.erasure_bound import compaction_configs, deadletter_configs
+from streams.client.erasure_bound import compaction_configs, time_bound_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
-from streams.contract.topics import DEADLETTER, ERASURE, MODEL_ITEMS, PROFILES, input_topic, state_changelog
+from streams.contract.topics import (
+    DEADLETTER,
+    ERASURE,
+    IMPRESSIONS,
+    MODEL_ITEMS,
+    PROFILES,
+    input_topic,
+    state_changelog,
+)
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+
+"""Impressions are needed for the attribution window (30 minutes) and for replays; a week covers both."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +45,15 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     everywhere (co-partitioning). ``profiles.updated`` and the workers' state changelog are compacted: a consumer
     that reads them from the start holds every user's latest value; an erased user's older values are compacted
     away within the erasure bound, and tombstones are kept for half of it so slow consumers still see deletions.
-    ``events.deadletter`` deletes every record within the erasure bound. Those three carry the bound, so their
-    configs are set on an existing topic too. ``models.items`` is compacted: every published model version's item
-    vectors stay until tombstoned.
+    ``events.deadletter`` and ``events.impression`` (who was shown what) delete every record within the erasure
+    bound. Those four carry the bound, so their configs are set on an existing topic too. ``models.items`` is
+    compacted: every published model version's item vectors stay until tombstoned. ``events.impression`` shares
+    the inputs' partition count, so a user's impressions and clicks meet in one feedback consumer.
     """
     p = settings.partitions
     specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
     # Raw bytes of rejected messages, personal data included: deleted by time within the erasure bound.
-    specs.append(TopicSpec(settings.topic(DEADLETTER), p, deadletter_configs(settings), enforced=True))
+    specs.append(TopicSpec(settings.topic(DEADLETTER), p, time_bound_configs(settings), enforced=True))
     specs.append(TopicSpec(settings.topic(ERASURE), p, {}))
     # Compacted within the erasure bound (streams.client.erasure_bound); tombstones stay half of it.
     specs.append(TopicSpec(settings.topic(PROFILES), p, compaction_configs(settings), enforced=True))
@@ -55,6 +66,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
             {"cleanup.policy": "compact", "delete.retention.ms": str(24 * 3600 * 1000), "segment.ms": str(3600 * 1000)},
         )
     )
+    # Who was shown what is personal data too: deleted by time within the erasure bound, like the dead letters.
+    specs.append(TopicSpec(settings.topic(IMPRESSIONS), p, time_bound_configs(settings), enforced=True))
     return specs
 
 

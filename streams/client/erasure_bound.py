@@ -9,7 +9,7 @@ bound. The roll happens when a record is appended, so the bound holds for a part
 records, as the service's topics do (docs/security.md).
 
 The dead-letter topic keeps the original bytes of rejected messages, personal data included, so it is not
-compacted but deleted by time within the bound (:func:`deadletter_configs`).
+compacted but deleted by time within the bound (:func:`time_bound_configs`).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def compaction_configs(settings: Settings) -> dict[str, str]:
     }
 
 
-def deadletter_configs(settings: Settings) -> dict[str, str]:
-    """Topic configs of the dead-letter topic: every record deleted within the settings' erasure bound.
+def time_bound_configs(settings: Settings) -> dict[str, str]:
+    """Topic configs of the topics deleted by time (dead letters, impressions): every record deleted within the
+    settings' erasure bound.
 
     A segment is deleted once its newest record is older than ``retention.ms`` (half the bound), and a segment
     takes records for at most ``segment.ms`` (a quarter of the bound, at most an hour), so a dead letter lives at

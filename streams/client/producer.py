@@ -27,7 +27,8 @@ from streams.contract.events import (
     encode_event,
     new_event_id,
 )
-from streams.contract.topics import ERASURE, input_topic
+from streams.contract.feedback import Impression, InvalidImpressionError, decode_impression, encode_impression
+from streams.contract.topics import ERASURE, IMPRESSIONS, input_topic
 from streams.settings import Settings
 
 
@@ -123,13 +124,16 @@ class EventProducer:
         ts_ms: int | None = None,
         session_id: str | None = None,
         event_id: str | None = None,
+        request_id: str | None = None,
     ) -> Any:
-        """Send a browse event (``ts_ms`` defaults to now, ``event_id`` to a fresh UUID)."""
+        """Send a browse event (``ts_ms`` defaults to now, ``event_id`` to a fresh UUID); ``request_id`` names the
+        recommendation response it is a click on (the ``request_id`` of its impression)."""
         return self.send(
             BrowseEvent(
                 **_common_fields(user_id, ts_ms, session_id, event_id),
                 item_id=item_id,
                 category=category,
+                request_id=request_id,
             )
         )
 
@@ -162,8 +166,10 @@ class EventProducer:
         ts_ms: int | None = None,
         session_id: str | None = None,
         event_id: str | None = None,
+        request_id: str | None = None,
     ) -> Any:
-        """Send a purchase event of ``quantity`` units at unit ``price``; give both price and currency or neither."""
+        """Send a purchase event of ``quantity`` units at unit ``price``; give both price and currency or neither.
+        ``request_id``: the recommendation response it is a click on, if any."""
         return self.send(
             PurchaseEvent(
                 **_common_fields(user_id, ts_ms, session_id, event_id),
@@ -172,8 +178,19 @@ class EventProducer:
                 quantity=quantity,
                 price=price,
                 currency=currency,
+                request_id=request_id,
             )
         )
+
+    def impression(self, impression: Impression) -> Any:
+        """Validate and send one impression (what a recommender showed) to the impression topic; an invalid one
+        raises :class:`InvalidImpressionError` and is not sent. Returns kafka-python's future."""
+        payload = encode_impression(impression)
+        key = impression.user_id.encode()
+        checked = decode_impression(payload, key, now_ms=now_ms())
+        if isinstance(checked, Rejection):
+            raise InvalidImpressionError(checked)
+        return self._producer.send(f"{self._topic_prefix}{IMPRESSIONS}", value=payload, key=key)
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Block until every event sent so far is acknowledged by the brokers."""

@@ -203,14 +203,16 @@ def _number(obj: dict[str, Any], name: str) -> float | int:
     return value
 
 
-def _purchase(obj: dict[str, Any], item_id: str, category: str | None, common: CommonFields) -> PurchaseEvent:
+def _purchase(
+    obj: dict[str, Any], item_id: str, category: str | None, request_id: str | None, common: CommonFields
+) -> PurchaseEvent:
     quantity = _integer(obj, "quantity")
     if not 1 <= quantity <= MAX_QUANTITY:
         raise _InvalidError(Reason.INVALID_VALUE, f"quantity must be an integer from 1 to {MAX_QUANTITY}")
     has_price, has_currency = obj.get("price") is not None, obj.get("currency") is not None
     if not has_price and not has_currency:
         # Free items and producers that do not know the price: the purchase folds with no spend.
-        return PurchaseEvent(item_id=item_id, category=category, quantity=quantity, **common)
+        return PurchaseEvent(item_id=item_id, category=category, quantity=quantity, request_id=request_id, **common)
     if has_price != has_currency:
         missing, given = ("currency", "price") if has_price else ("price", "currency")
         raise _InvalidError(
@@ -228,6 +230,7 @@ def _purchase(obj: dict[str, Any], item_id: str, category: str | None, common: C
         quantity=quantity,
         price=float(price) + 0.0,  # + 0.0 turns -0.0 into 0.0
         currency=currency,
+        request_id=request_id,
         **common,
     )
 
@@ -260,9 +263,11 @@ def _parse(obj: dict[str, Any], key: bytes | None, topic_type: str | None, now_m
         return SearchEvent(query=_required_string(obj, "query", MAX_TEXT_CHARS), **common)
     item_id = _required_string(obj, "item_id")
     category = _string(obj, "category", required=False)
+    # Optional since contract 1 was first published: a click on a recommendation names the request it came from.
+    request_id = _string(obj, "request_id", required=False)
     if event_type == "browse":
-        return BrowseEvent(item_id=item_id, category=category, **common)
-    return _purchase(obj, item_id, category, common)
+        return BrowseEvent(item_id=item_id, category=category, request_id=request_id, **common)
+    return _purchase(obj, item_id, category, request_id, common)
 
 
 def json_object(value: bytes) -> dict[str, Any] | Rejection:

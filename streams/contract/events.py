@@ -82,6 +82,8 @@ class BrowseEvent(BaseEvent):
 
     item_id: str
     category: str | None = None
+    request_id: str | None = None
+    """The recommendation request this browse came from (a click on an impression), when it did."""
 
     @property
     def type(self) -> EventType:
@@ -112,6 +114,8 @@ class PurchaseEvent(BaseEvent):
     price: float | None = None
     currency: str | None = None
     category: str | None = None
+    request_id: str | None = None
+    """The recommendation request this purchase came from (a click on an impression), when it did."""
 
     @property
     def type(self) -> EventType:
@@ -143,6 +147,8 @@ def event_to_dict(event: Event) -> dict[str, object]:
         out["item_id"] = event.item_id
         if event.category is not None:
             out["category"] = event.category
+        if event.request_id is not None:
+            out["request_id"] = event.request_id
     if isinstance(event, PurchaseEvent):
         out["quantity"] = event.quantity
         if event.price is not None:

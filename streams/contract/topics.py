@@ -21,3 +21,7 @@ def state_changelog(app_id: str) -> str:
 def input_topic(event_type: str) -> str:
     """The unprefixed input topic of an event type."""
     return f"events.{event_type}"
+
+
+IMPRESSIONS = "events.impression"
+"""What recommenders showed, one impression per response, keyed by user_id (streams/contract/feedback.py)."""

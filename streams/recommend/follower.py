@@ -118,7 +118,7 @@ class Follower:
                 "profiles": self._profiles.skipped,
             }
             profiles = len(self._recommender.profiles)
-        self._metrics.set_versions(sizes)
+        self._metrics.set_versions(sizes, self._recommender.coverage.ratios(sizes))
         self._metrics.profiles.set(profiles)
         for kind, total in skipped.items():
             if total > self._skipped[kind]:

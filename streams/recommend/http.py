@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,7 +23,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.recommend.metrics import RecommendMetrics
-from streams.recommend.service import MAX_K, Recommender
+from streams.recommend.service import MAX_K, Recommendation, Recommender
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,12 @@ def parse_k(query: str) -> int:
     return k
 
 
-def _handler(recommender: Recommender, metrics: RecommendMetrics, registry: CollectorRegistry) -> type:
+def _handler(
+    recommender: Recommender,
+    metrics: RecommendMetrics,
+    registry: CollectorRegistry,
+    shown: Callable[[Recommendation], None] | None,
+) -> type:
     class Handler(BaseHTTPRequestHandler):
         server_version = "profilestream-recommend"
 
@@ -91,6 +97,8 @@ def _handler(recommender: Recommender, metrics: RecommendMetrics, registry: Coll
             if answer.fallback is not None:
                 metrics.fallbacks.labels(answer.fallback.value).inc()
             self._send(HTTPStatus.OK, orjson.dumps(answer.to_json()), "application/json")
+            if shown is not None:
+                shown(answer)  # the impression, after the answer left: it never delays it
 
         def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
             self.send_response(status)
@@ -103,10 +111,17 @@ def _handler(recommender: Recommender, metrics: RecommendMetrics, registry: Coll
 
 
 def start_server(
-    recommender: Recommender, metrics: RecommendMetrics, registry: CollectorRegistry, bind: str, port: int
+    recommender: Recommender,
+    metrics: RecommendMetrics,
+    registry: CollectorRegistry,
+    bind: str,
+    port: int,
+    *,
+    shown: Callable[[Recommendation], None] | None = None,
 ) -> ThreadingHTTPServer:
-    """Serve in a daemon thread; the caller stops it with ``shutdown()``."""
-    server = ThreadingHTTPServer((bind, port), _handler(recommender, metrics, registry))
+    """Serve in a daemon thread; the caller stops it with ``shutdown()``. ``shown`` is called with every answer
+    after it was sent (the impression writer)."""
+    server = ThreadingHTTPServer((bind, port), _handler(recommender, metrics, registry, shown))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="recommend-http", daemon=True).start()
     return server

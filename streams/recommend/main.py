@@ -9,8 +9,11 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
+from streams.client.producer import EventProducer
+from streams.recommend.coverage import Coverage
 from streams.recommend.follower import Follower
 from streams.recommend.http import start_server
+from streams.recommend.impressions import MAX_BLOCK_MS, ImpressionWriter
 from streams.recommend.metrics import RecommendMetrics
 from streams.recommend.service import Recommender
 from streams.settings import Settings
@@ -32,7 +35,7 @@ def run_recommender(settings: Settings, stop: threading.Event | None = None) -> 
         signal.signal(signal.SIGTERM, _stop)
     registry = CollectorRegistry()
     metrics = RecommendMetrics(registry)
-    recommender = Recommender()
+    recommender = Recommender(Coverage(settings.recommend_coverage_window_s))
     try:
         follower = Follower(recommender, metrics, settings.kafka_bootstrap, settings.topic_prefix)
     except RuntimeError as exc:  # a topic is missing
@@ -48,7 +51,13 @@ def run_recommender(settings: Settings, stop: threading.Event | None = None) -> 
             versions = sorted(recommender.catalog.loaded)
             users = len(recommender.profiles)
         log.info("bootstrapped: %d profiles, model versions %s", users, versions or "none")
-        server = start_server(recommender, metrics, registry, settings.recommend_bind, settings.recommend_port)
+        impressions = ImpressionWriter(
+            EventProducer.from_settings(settings, max_block_ms=MAX_BLOCK_MS, client_id="profilestream-recommend"),
+            metrics,
+        )
+        server = start_server(
+            recommender, metrics, registry, settings.recommend_bind, settings.recommend_port, shown=impressions.write
+        )
         log.info("serving on http://%s:%d/recommendations/USER", settings.recommend_bind, settings.recommend_port)
         try:
             while not stop.is_set():
@@ -56,6 +65,7 @@ def run_recommender(settings: Settings, stop: threading.Event | None = None) -> 
         finally:
             server.shutdown()
             server.server_close()
+            impressions.close()
     finally:
         follower.close()
     return 0

@@ -65,6 +65,23 @@ class RecommendMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.impressions = Counter(
+            "impressions",
+            "Impressions of answered requests, by outcome: sent (acknowledged by the broker) or failed.",
+            ["outcome"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        self.coverage = Gauge(
+            "coverage_ratio",
+            "Share of each loaded model version's items this recommender showed in the last one to two coverage "
+            "windows.",
+            ["model_version"],
+            namespace=NAMESPACE,
+            registry=registry,
+        )
+        for outcome in ("sent", "failed"):
+            self.impressions.labels(outcome)
         for outcome in OUTCOMES:
             self.requests.labels(outcome)
         for reason in Fallback:
@@ -72,8 +89,10 @@ class RecommendMetrics:
         for kind in ("profiles", "purchases", "items"):
             self.skipped_records.labels(kind)
 
-    def set_versions(self, sizes: dict[str, int]) -> None:
-        """Show exactly the loaded versions (an unloaded version's series disappears)."""
+    def set_versions(self, sizes: dict[str, int], coverage: dict[str, float]) -> None:
+        """Show exactly the loaded versions (an unloaded version's series disappear)."""
         self.index_items.clear()
+        self.coverage.clear()
         for version, size in sizes.items():
             self.index_items.labels(version).set(size)
+            self.coverage.labels(version).set(coverage.get(version, 0.0))

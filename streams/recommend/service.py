@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import enum
 import threading
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy.typing as npt
 
 from streams.client.subscriber import ProfileChange, ProfileDeleted
 from streams.recommend.catalog import ItemCatalog
+from streams.recommend.coverage import Coverage
 from streams.recommend.purchases import PurchaseLog
 
 MAX_K = 200
@@ -62,10 +64,13 @@ class Recommendation:
     model_version: str | None
     """The version the items were scored with; None for the fallback."""
     fallback: Fallback | None
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    """Names this response: its impression carries it, and so do the clicks it leads to."""
 
     def to_json(self) -> dict[str, object]:
         """The HTTP response body."""
         return {
+            "request_id": self.request_id,
             "user_id": self.user_id,
             "model_version": self.model_version,
             "source": "profile" if self.fallback is None else "popular",
@@ -78,8 +83,9 @@ class Recommender:
     """Holds profiles, purchases and item indexes; the follower thread applies changes under :attr:`lock` and
     request threads look up under it, so a request never sees a half-applied version."""
 
-    def __init__(self) -> None:
+    def __init__(self, coverage: Coverage | None = None) -> None:
         self.lock = threading.Lock()
+        self.coverage = coverage or Coverage()
         self.profiles: dict[str, ProfileVector] = {}
         self.catalog = ItemCatalog()
         self.purchases = PurchaseLog()
@@ -104,6 +110,7 @@ class Recommender:
         # so requests (numpy releases the GIL in the matrix product) and the follower do not wait for each other.
         exclude = [version.rows[item] for item in bought if item in version.rows]
         rows, scores = version.index.search(profile.embedding, k, exclude)
+        self.coverage.shown(version.model_version, version.index.size, rows.tolist())
         items = tuple(
             ScoredItem(version.item_ids[r], float(s)) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)
         )
@@ -129,6 +136,10 @@ class Recommender:
                 items.append(ScoredItem(item, float(counts[item])))
                 if len(items) == k:
                     break
+        newest = self.catalog.newest()
+        if newest is not None:  # the fallback shows the newest version's catalogue: its coverage counts it
+            rows = (newest.rows[i.item_id] for i in items if i.item_id in newest.rows)
+            self.coverage.shown(newest.model_version, newest.index.size, rows)
         return Recommendation(user_id, tuple(items), None, reason)
 
     def _popular_ranking(self) -> list[str]:

@@ -104,8 +104,8 @@ def test_right_credentials_work_end_to_end(
     password = secured_broker.password_file("app").read_text().strip()
     created = run_cli(settings, "topics", "create")
     assert created.returncode == 0, created.stderr
-    # The six of the worker, the state changelog and models.items.
-    assert created.stdout.count(": created") == 8
+    # The six of the worker, the state changelog, models.items and events.impression.
+    assert created.stdout.count(": created") == 9
 
     subscriber = ProfileSubscriber.from_settings(settings)
     worker = start_worker(settings, name="secured-worker")

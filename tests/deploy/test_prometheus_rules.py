@@ -1,5 +1,6 @@
 """deploy/prometheus: the rules and configs pass promtool, every alert is unit-tested both ways, links a
-runbook section, and reads only metrics that WorkerMetrics or the recommender's RecommendMetrics expose.
+runbook section, and reads only metrics that WorkerMetrics, the recommender's RecommendMetrics or the feedback
+consumer's FeedbackMetrics expose.
 
 promtool comes from Debian's `prometheus` package (`make promtool`); without it these tests fail.
 The helpers at the top are shared with test_dashboard.py.
@@ -18,6 +19,8 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.contract.decoder import Reason
+from streams.feedback.join import ClickedAt, Shown
+from streams.feedback.metrics import FeedbackMetrics
 from streams.recommend.metrics import RecommendMetrics
 from streams.worker.metrics import WorkerMetrics
 
@@ -80,6 +83,7 @@ def exposed_metric_names() -> set[str]:
     registry = CollectorRegistry()
     WorkerMetrics(registry)
     RecommendMetrics(registry)
+    FeedbackMetrics(registry)
     suffixes = {
         "counter": ("_total", "_created"),
         "histogram": ("_bucket", "_count", "_sum", "_created"),
@@ -178,10 +182,20 @@ def test_worker_exposition_passes_promtool_metric_lint() -> None:
 def test_recommender_exposition_passes_promtool_metric_lint() -> None:
     registry = CollectorRegistry()
     metrics = RecommendMetrics(registry)
-    metrics.set_versions({"3e6d72bafdc3420f": 11218})
+    metrics.set_versions({"3e6d72bafdc3420f": 11218}, {"3e6d72bafdc3420f": 0.25})
+    metrics.impressions.labels("sent").inc()
     metrics.request_seconds.observe(0.002)
     metrics.requests.labels("ok").inc()
     metrics.fallbacks.labels("no_index").inc()
+    done = run_promtool("check", "metrics", stdin=generate_latest(registry).decode())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == ""  # no lint findings
+
+
+def test_feedback_exposition_passes_promtool_metric_lint() -> None:
+    registry = CollectorRegistry()
+    metrics = FeedbackMetrics(registry)
+    metrics.count([Shown("3e6d72bafdc3420f", "profile"), ClickedAt("3e6d72bafdc3420f", "profile", 10)])
     done = run_promtool("check", "metrics", stdin=generate_latest(registry).decode())
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == ""  # no lint findings
@@ -206,6 +220,10 @@ REQUIRED_ALERTS = {
     "ProfilestreamErasureRequestRejected",
     "ProfilestreamStatePurgeFailing",
     "ProfilestreamRecommendNoIndex",
+    "ProfilestreamCtrDrop",
+    "ProfilestreamClicksUnattributed",
+    "ProfilestreamImpressionsFailing",
+    "ProfilestreamFeedbackDown",
 }
 
 

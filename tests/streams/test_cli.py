@@ -18,8 +18,8 @@ def test_topics_create_is_idempotent_and_refuses_a_partition_mismatch(make_setti
     settings = make_settings()  # creates the topics once
     done = run_cli(settings, "topics", "create")
     assert done.returncode == 0, done.stderr
-    # Three inputs, dead letters, erasure, profiles, the state changelog, model items.
-    assert done.stdout.count(": exists") == 8
+    # Three inputs, dead letters, erasure, profiles, the state changelog, model items, impressions.
+    assert done.stdout.count(": exists") == 9
     with pytest.raises(RuntimeError, match="partitions"):
         create_topics(settings.model_copy(update={"partitions": settings.partitions + 1}))
 

@@ -50,6 +50,9 @@ VALID: list[Event] = [
     SearchEvent(event_id="e3", user_id="u2", ts_ms=TS, query="red shoes"),
     PurchaseEvent(event_id="e4", user_id="u3", ts_ms=TS, item_id="i9", quantity=2, price=9.5, currency="EUR"),
     PurchaseEvent(event_id="e5", user_id="u3", ts_ms=TS, item_id="i9", quantity=1),  # free / price unknown
+    # Clicks on a recommendation: the optional request id of the impression.
+    BrowseEvent(event_id="e6", user_id="u1", ts_ms=TS, item_id="i2", request_id="7f6c3a52-2f0e-4c1b-9a57-1c2d3e4f5a6b"),
+    PurchaseEvent(event_id="e7", user_id="u3", ts_ms=TS, item_id="i2", quantity=1, request_id="r-1"),
 ]
 
 
@@ -92,6 +95,8 @@ MALFORMED: list[tuple[str, bytes | None, bytes | None, Reason]] = [
     ("price-without-currency", _bytes(_valid(currency=None)), b"u3", Reason.MISSING_FIELD),
     ("currency-without-price", _bytes(_valid(price=None)), b"u3", Reason.MISSING_FIELD),
     ("empty-user", _bytes(_valid(user_id=" ")), b" ", Reason.INVALID_VALUE),
+    ("request-id-number", _bytes(_valid(request_id=7)), b"u3", Reason.WRONG_TYPE),
+    ("request-id-empty", _bytes(_valid(request_id=" ")), b"u3", Reason.INVALID_VALUE),
     ("too-large", b"{" + b" " * 70_000 + b"}", b"u3", Reason.TOO_LARGE),
     ("null-value", None, b"u3", Reason.MISSING_FIELD),
 ]

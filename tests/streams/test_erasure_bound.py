@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from streams.client.admin import create_topics
-from streams.client.erasure_bound import compaction_configs, deadletter_configs
+from streams.client.erasure_bound import compaction_configs, time_bound_configs
 from streams.client.producer import EventProducer
 from streams.contract.events import BrowseEvent, Event
 from streams.contract.topics import DEADLETTER, PROFILES, input_topic
@@ -173,9 +173,9 @@ def test_topics_create_sets_the_bound_on_an_existing_dead_letter_topic(make_sett
     settings = make_settings(erasure_bound_ms=BOUND_MS)
     topic = settings.topic(DEADLETTER)
     values = _topic_configs(settings, topic)
-    assert {key: values.get(key) for key in deadletter_configs(settings)} == deadletter_configs(settings)
+    assert {key: values.get(key) for key in time_bound_configs(settings)} == time_bound_configs(settings)
     # The topic as topics create made it before: 30 days, the producer's timestamps.
     _alter(settings, topic, {"retention.ms": str(30 * 24 * 3600 * 1000), "message.timestamp.type": "CreateTime"})
     assert create_topics(settings)[topic] == "exists"
     values = _topic_configs(settings, topic)
-    assert {key: values.get(key) for key in deadletter_configs(settings)} == deadletter_configs(settings)
+    assert {key: values.get(key) for key in time_bound_configs(settings)} == time_bound_configs(settings)

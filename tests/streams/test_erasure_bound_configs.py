@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.client.admin import topic_specs
-from streams.client.erasure_bound import PROFILE_SEGMENT_MS, compaction_configs, deadletter_configs
+from streams.client.erasure_bound import PROFILE_SEGMENT_MS, compaction_configs, time_bound_configs
 from streams.contract.topics import DEADLETTER, PROFILES, state_changelog
 from streams.settings import load_settings
 
@@ -36,19 +36,19 @@ def test_the_profile_topic_and_the_changelog_are_created_with_them_and_kept_so()
 
 
 def test_a_dead_letter_lives_at_most_three_quarters_of_a_day_bound() -> None:
-    configs = deadletter_configs(load_settings(erasure_bound_ms=DAY_MS))
+    configs = time_bound_configs(load_settings(erasure_bound_ms=DAY_MS))
     assert configs == {
         "cleanup.policy": "delete",
         "retention.ms": str(DAY_MS // 2),
         "segment.ms": str(PROFILE_SEGMENT_MS),
         "message.timestamp.type": "LogAppendTime",
     }
-    short = deadletter_configs(load_settings(erasure_bound_ms=6000))
+    short = time_bound_configs(load_settings(erasure_bound_ms=6000))
     assert (short["retention.ms"], short["segment.ms"]) == ("3000", "1500")
 
 
 def test_the_dead_letter_topic_is_created_with_them_and_kept_so() -> None:
     settings = load_settings(erasure_bound_ms=DAY_MS, topic_prefix="x.")
     [spec] = [spec for spec in topic_specs(settings) if spec.name == f"x.{DEADLETTER}"]
-    assert spec.configs == deadletter_configs(settings)
+    assert spec.configs == time_bound_configs(settings)
     assert spec.enforced

@@ -5,17 +5,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
+from streams.feedback.metrics import FeedbackMetrics
 from streams.recommend.metrics import RecommendMetrics
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 
 
-def test_every_recommender_metric_is_documented_with_its_type() -> None:
+@pytest.mark.parametrize("metrics", [RecommendMetrics, FeedbackMetrics])
+def test_every_recommender_and_feedback_metric_is_documented_with_its_type(metrics: type) -> None:
     docs = DOCS.read_text(encoding="utf-8")
     registry = CollectorRegistry()
-    RecommendMetrics(registry)
+    metrics(registry)
     exposed = {"counter": "{}_total", "histogram": "{}", "gauge": "{}"}
     families = list(registry.collect())
     assert families
@@ -36,7 +39,10 @@ def test_labels_are_the_bounded_sets_only() -> None:
 def test_index_sizes_show_exactly_the_loaded_versions() -> None:
     registry = CollectorRegistry()
     metrics = RecommendMetrics(registry)
-    metrics.set_versions({"a": 3, "b": 5})
-    metrics.set_versions({"b": 5})
+    metrics.set_versions({"a": 3, "b": 5}, {"a": 0.5})
+    assert registry.get_sample_value("profilestream_recommend_coverage_ratio", {"model_version": "a"}) == 0.5
+    metrics.set_versions({"b": 5}, {"b": 0.2})
     assert registry.get_sample_value("profilestream_recommend_index_items", {"model_version": "a"}) is None
     assert registry.get_sample_value("profilestream_recommend_index_items", {"model_version": "b"}) == 5
+    assert registry.get_sample_value("profilestream_recommend_coverage_ratio", {"model_version": "a"}) is None
+    assert registry.get_sample_value("profilestream_recommend_coverage_ratio", {"model_version": "b"}) == 0.2
