@@ -27,11 +27,13 @@ def next_item_ranks(
     *,
     chunk_users: int = 128,
     chunk_rows: int = 1024,
+    exclude_previous: bool = False,
 ) -> np.ndarray:
     """1-based ranks (float, `MISS` for unknown items) of the items at positions `targets[b]` of `sequences[b]`.
 
     Ranks are in the order of the (user, position) pairs. Ties count in the target's favour. Positions must hold
-    item-bearing events.
+    item-bearing events. With `exclude_previous` the item of the user's last item-bearing event before the target
+    is not a candidate (the standard protocol's rule, where the next item always differs from the last one).
     """
     pairs = [(b, j) for b, positions in enumerate(targets) for j in positions]
     ranks = np.full(len(pairs), MISS, dtype=np.float64)
@@ -47,7 +49,7 @@ def next_item_ranks(
             if not users:
                 continue
             profiles, _ = model.encode_steps([sequences[b][: max(targets[b])] for b in users])  # [B, L, D]
-            rows, target_index, slots = [], [], []
+            rows, target_index, previous_index, slots = [], [], [], []
             for i, b in enumerate(users):
                 for j in targets[b]:
                     item = model.features.item_index(sequences[b][j].item_hash)
@@ -55,15 +57,27 @@ def next_item_ranks(
                         continue  # stays MISS
                     rows.append(profiles[i, j - 1] if j > 0 else initial)  # [D]
                     target_index.append(item - 1)
+                    previous_index.append(_previous_item(model, sequences[b], j) - 1 if exclude_previous else -1)
                     slots.append(slot[(b, j)])
             for r in range(0, len(rows), chunk_rows):
                 p = torch.stack(rows[r : r + chunk_rows])  # [M, D]
                 t = torch.tensor(target_index[r : r + chunk_rows], dtype=torch.int64)  # [M]
                 scores = p @ items.T  # [M, N-1]
+                previous = torch.tensor(previous_index[r : r + chunk_rows], dtype=torch.int64)  # [M], -1: none
+                has_previous = torch.nonzero(previous >= 0).squeeze(1)
+                scores[has_previous, previous[has_previous]] = -math.inf
                 target_scores = scores.gather(1, t.unsqueeze(1))  # [M, 1]
                 rank = (scores > target_scores).sum(1) + 1  # [M]
                 ranks[slots[r : r + chunk_rows]] = rank.numpy()
     return ranks
+
+
+def _previous_item(model: ProfileEncoder, sequence: Sequence[EventInput], j: int) -> int:
+    """Vocabulary index of the last item-bearing event before position j (OOV_INDEX if none or unknown)."""
+    for event in reversed(sequence[:j]):
+        if event.has_item:
+            return model.features.item_index(event.item_hash)
+    return OOV_INDEX
 
 
 def ranking_metrics(ranks: np.ndarray, k: int = 20) -> Mapping[str, float]:

@@ -23,6 +23,11 @@ RNG state is restored):
   on every event (training and validation parts, vocabulary included): on a time split the validation period is
   the most recent data and holds items nothing earlier has, which matters when the data moves fast. The
   validation metrics in the result are those of the first phase (the refit model has seen those events).
+
+Next different item (`distinct_targets`): the session-based protocol of the literature drops consecutive repeats,
+so its target always differs from the last item. With the option, a next item equal to the last item-bearing
+event's item is not a training target, and early stopping ranks only such validation targets, with the last item
+taken out of the candidates (`next_item_ranks(exclude_previous=True)`), as that protocol does.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ class TrainConfig:
     eval_k: int = 20
     num_threads: int = 2
     refit: bool = False  # retrain on all events for the early-stopped number of epochs (module docstring)
+    # Train and early-stop on the next *different* item only (module docstring, "Next different item").
+    distinct_targets: bool = False
 
     def __post_init__(self) -> None:
         checks = (
@@ -141,9 +148,21 @@ class _Window:
     targets: np.ndarray  # [L] int64: item index of the next event to predict after position p, or -1
 
 
-def _windows(codes: SequenceCodes, max_len: int) -> Iterator[_Window]:
-    """Windows of `max_len` overlapping by half; targets assigned so that each is trained exactly once."""
+def _last_items(codes: SequenceCodes) -> np.ndarray:
+    """[L] item index of the last item-bearing event at or before each position (0 before the first one)."""
+    has_item = codes.item_mask > 0  # [L]
+    last = np.where(has_item, np.arange(len(codes)), -1)  # [L]
+    np.maximum.accumulate(last, out=last)
+    return np.where(last >= 0, codes.item[np.maximum(last, 0)], OOV_INDEX)
+
+
+def _windows(codes: SequenceCodes, max_len: int, *, distinct: bool = False) -> Iterator[_Window]:
+    """Windows of `max_len` overlapping by half; targets assigned so that each is trained exactly once.
+
+    With `distinct`, a next item equal to the last item at or before position p is not a target.
+    """
     n = len(codes)
+    last_items = _last_items(codes) if distinct else None
     burn_in = max_len // 2
     start = 0
     while n >= 2:
@@ -152,6 +171,8 @@ def _windows(codes: SequenceCodes, max_len: int) -> Iterator[_Window]:
         first_target = 1 if start == 0 else burn_in  # local index of the first event that is a target here
         nxt_item = window.item[1:]  # [L-1], the event after position p
         valid = (window.item_mask[1:] > 0) & (nxt_item != OOV_INDEX)
+        if last_items is not None:
+            valid &= nxt_item != last_items[start : stop - 1]
         valid[: max(first_target - 1, 0)] = False
         targets = np.full(len(window), -1, dtype=np.int64)
         targets[:-1] = np.where(valid, nxt_item, -1)
@@ -252,7 +273,7 @@ def _fit_model(
         raise TrainingError("no item-bearing (browse/purchase) events before the validation cutoff")
     model = ProfileEncoder(encoder_config, features)
     codes = [features.sequence_codes(s) for s in sequences]
-    windows = [w for c in codes for w in _windows(c, config.max_seq_len)]
+    windows = [w for c in codes for w in _windows(c, config.max_seq_len, distinct=config.distinct_targets)]
     if not windows:
         raise TrainingError("no user has an item-bearing event after another event: nothing to predict")
     item_counts = np.bincount(np.concatenate([c.item[c.item_mask > 0] for c in codes]), minlength=features.num_items)
@@ -270,7 +291,10 @@ def _train(
     started = time.monotonic()
     split = split_by_time(sequences, config.validation_fraction)
     model, windows, objective = _fit_model(split.train, config, encoder_config, item_ids)
-    val_targets = _cap_targets(split.validation_targets, config.max_validation_targets)
+    validation = split.validation_targets
+    if config.distinct_targets:
+        validation = _distinct_positions(split.histories, validation)
+    val_targets = _cap_targets(validation, config.max_validation_targets)
     num_val = sum(len(t) for t in val_targets)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     rng = np.random.default_rng(config.seed)
@@ -285,7 +309,8 @@ def _train(
         if num_val == 0:
             best_epoch = epoch  # nothing to stop on: keep the last epoch
             continue
-        metrics = ranking_metrics(next_item_ranks(model, split.histories, val_targets), k)
+        ranks = next_item_ranks(model, split.histories, val_targets, exclude_previous=config.distinct_targets)
+        metrics = ranking_metrics(ranks, k)
         for name, value in metrics.items():
             history[f"val_{name}"].append(value)
         if metrics[f"mrr@{k}"] > best_mrr:
@@ -364,6 +389,21 @@ def _pad_targets(targets: Sequence[np.ndarray], length: int) -> Tensor:
     for b, t in enumerate(targets):
         out[b, : len(t)] = t
     return torch.from_numpy(out)
+
+
+def _distinct_positions(histories: Sequence[Sequence[EventInput]], targets: Sequence[Sequence[int]]) -> list[list[int]]:
+    """The target positions whose item differs from the user's last item-bearing event before them."""
+    out: list[list[int]] = []
+    for history, positions in zip(histories, targets, strict=True):
+        wanted = set(positions)
+        kept, last = [], 0
+        for j, event in enumerate(history):
+            if j in wanted and event.item_hash != last:
+                kept.append(j)
+            if event.has_item:
+                last = event.item_hash
+        out.append(kept)
+    return out
 
 
 def _cap_targets(targets: Sequence[Sequence[int]], limit: int) -> list[list[int]]:

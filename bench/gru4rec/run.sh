@@ -35,8 +35,9 @@ for paramfile in $paramfiles; do
     log=$out/$name.run$run.log
     echo "GRU4Rec $name run $run -> $log"
     # -m: the cut-offs of our tables; -d cpu: this machine has no GPU.
-    (cd "$checkout" && OMP_NUM_THREADS=2 "$PYTHON" run.py "$OLDPWD/$data/train.tsv" -t "$OLDPWD/$data/test.tsv" \
+    (cd "$checkout" && OMP_NUM_THREADS=2 nice -n 10 "$PYTHON" run.py "$OLDPWD/$data/train.tsv" -t "$OLDPWD/$data/test.tsv" \
       -pf "$paramfile" -m 5 10 20 -d cpu) >"$log" 2>&1
   done
 done
-.venv/bin/python -m bench.gru4rec.summary "$out"/*.log
+# The summary needs only the standard library: any interpreter that can import this repository's bench package.
+"$PYTHON" -m bench.gru4rec.summary "$out"/*.log

@@ -10,9 +10,9 @@ import torch
 
 from models.encoder import EncoderConfig
 from models.errors import TrainingError
-from models.features import make_event_input, stable_hash64
+from models.features import FeatureSpace, make_event_input, stable_hash64
 from models.ranking import MISS, next_item_ranks, ranking_metrics
-from models.training import TrainConfig, data_fingerprint, split_by_time, train
+from models.training import TrainConfig, _distinct_positions, _windows, data_fingerprint, split_by_time, train
 from tests.models.factories import successor_histories
 
 SMALL = EncoderConfig(embedding_dim=16, hidden_dim=16)
@@ -114,3 +114,44 @@ def test_next_item_ranks_use_only_earlier_events_and_miss_unknown_items() -> Non
     scores = model.item_vectors()[1:] @ profile  # [N-1]
     target = model.features.item_index(history[targets[0]].item_hash) - 1
     assert ranks[0] == 1 + int((scores > scores[target]).sum())
+
+
+def test_next_item_ranks_can_exclude_the_previous_item() -> None:
+    histories = successor_histories(30, 8, seed=5)
+    model, _ = train(histories, TrainConfig(epochs=1, validation_fraction=0.0), SMALL, progress=False)
+    history = histories[0]
+    j = len(history) - 1
+    profile = model.encode(history[:j])  # [D]
+    scores = model.item_vectors()[1:] @ profile  # [N-1]
+    target = model.features.item_index(history[j].item_hash) - 1
+    previous = model.features.item_index(history[j - 1].item_hash) - 1
+    assert previous != target
+    kept = next_item_ranks(model, [history], [[j]])[0]
+    excluded = next_item_ranks(model, [history], [[j]], exclude_previous=True)[0]
+    assert kept == 1 + int((scores > scores[target]).sum())
+    assert excluded == kept - int(scores[previous] > scores[target])
+
+
+def test_distinct_targets_drop_repeats_of_the_last_item() -> None:
+    # a a b (search) b a: repeats are a->a (position 1) and b->b across the search (position 4).
+    history = [
+        make_event_input("browse", 1, item_id="a"),
+        make_event_input("browse", 2, item_id="a"),
+        make_event_input("browse", 3, item_id="b"),
+        make_event_input("search", 4, query="shoes"),
+        make_event_input("browse", 5, item_id="b"),
+        make_event_input("browse", 6, item_id="a"),
+    ]
+    features = FeatureSpace.fit([history])
+    codes = features.sequence_codes(history)
+    everything = next(w.targets for w in _windows(codes, 50))
+    distinct = next(w.targets for w in _windows(codes, 50, distinct=True))
+    index = features.item_index
+    a_, b_ = index(stable_hash64("a")), index(stable_hash64("b"))
+    # targets[p] is the item of event p+1; the search (p=2 -> event 3) has no item.
+    assert everything.tolist() == [a_, b_, -1, b_, a_, -1]
+    assert distinct.tolist() == [-1, b_, -1, -1, a_, -1]
+    split = split_by_time([history], 0.5)
+    assert _distinct_positions(split.histories, split.validation_targets) == [
+        [j for j in split.validation_targets[0] if j != 4]
+    ]
