@@ -17,7 +17,8 @@ from typing import Any
 
 from streams.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout: the data folders are looked for beside it (`../shared/data`)."""
 # Equal to models.evaluation's defaults (a test checks it); repeated so that building the parser imports no torch.
 DEFAULT_TEST_FRACTION = 0.2
 DEFAULT_K = 20

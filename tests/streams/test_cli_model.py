@@ -164,3 +164,14 @@ def test_import_yoochoose(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         ("yc1", "11", 1396310000501),
     ]
     assert "train 2 browse events, test 1 browse events" in capsys.readouterr().out
+
+
+def test_the_default_data_folders_are_looked_for_beside_the_checkout() -> None:
+    from streams.cli import model as cli_model
+    from streams.offline import trivago, yoochoose
+
+    assert (cli_model.REPO_ROOT / "pyproject.toml").is_file()
+    assert yoochoose.default_source(cli_model.REPO_ROOT) == cli_model.REPO_ROOT.parent / "shared" / "data" / (
+        yoochoose.DATASET_DIR
+    )
+    assert trivago.default_source(cli_model.REPO_ROOT).parent == cli_model.REPO_ROOT.parent / "shared" / "data"
