@@ -290,6 +290,22 @@ def json_object(value: bytes) -> dict[str, Any] | Rejection:
     return obj
 
 
+def keyed_json_object(
+    value: bytes | None, key: bytes | None, *, what: str, max_bytes: int, no_value: str
+) -> tuple[dict[str, Any], bytes] | Rejection:
+    """(JSON object, key) of a message keyed by ``user_id`` on a topic other than the inputs (erasure requests,
+    impressions), or why it is none: no key, no value (``no_value`` says why), over ``max_bytes``, not a JSON
+    object. ``what`` names the message in the details ("an impression")."""
+    if not key:
+        return Rejection(Reason.MISSING_KEY, f"{what} must be keyed by user_id")
+    if value is None:
+        return Rejection(Reason.MISSING_FIELD, no_value)
+    if len(value) > max_bytes:
+        return Rejection(Reason.TOO_LARGE, f"{what} is larger than {max_bytes} bytes")
+    obj = json_object(value)
+    return obj if isinstance(obj, Rejection) else (obj, key)
+
+
 def _decode(
     value: bytes | None, key: bytes | None, topic_type: str | None, require_key: bool, now_ms: int | None
 ) -> Event | Rejection:

@@ -27,7 +27,7 @@ from streams.contract.decoder import (
     _integer,
     _InvalidError,
     _required_string,
-    json_object,
+    keyed_json_object,
 )
 from streams.contract.events import MAX_FUTURE_SKEW_MS, MAX_TS_MS, MIN_TS_MS
 
@@ -121,17 +121,18 @@ def _parse(obj: dict[str, Any], key: bytes, now_ms: int | None) -> ErasureReques
 
 
 def _decode(value: bytes | None, key: bytes | None, now_ms: int | None) -> ErasureRequest | Rejection:
-    if not key:
-        return Rejection(Reason.MISSING_KEY, "an erasure request must be keyed by user_id")
-    if value is None:
-        return Rejection(Reason.MISSING_FIELD, "an erasure request needs a value; a key alone is not a request")
-    if len(value) > MAX_ERASURE_BYTES:
-        return Rejection(Reason.TOO_LARGE, f"an erasure request is larger than {MAX_ERASURE_BYTES} bytes")
-    obj = json_object(value)
-    if isinstance(obj, Rejection):
-        return obj
+    keyed = keyed_json_object(
+        value,
+        key,
+        what="an erasure request",
+        max_bytes=MAX_ERASURE_BYTES,
+        no_value="an erasure request needs a value; a key alone is not a request",
+    )
+    if isinstance(keyed, Rejection):
+        return keyed
+    obj, key_bytes = keyed
     try:
-        return _parse(obj, key, now_ms)
+        return _parse(obj, key_bytes, now_ms)
     except _InvalidError as invalid:
         return Rejection(invalid.reason, invalid.detail)
 

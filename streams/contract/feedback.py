@@ -27,7 +27,7 @@ from streams.contract.decoder import (
     _InvalidError,
     _required_string,
     _string,
-    json_object,
+    keyed_json_object,
 )
 from streams.contract.events import MAX_FUTURE_SKEW_MS, MAX_ID_CHARS, MAX_TS_MS, MIN_TS_MS
 
@@ -125,17 +125,14 @@ def _parse(obj: dict[str, Any], key: bytes, now_ms: int | None) -> Impression:
 
 
 def _decode(value: bytes | None, key: bytes | None, now_ms: int | None) -> Impression | Rejection:
-    if not key:
-        return Rejection(Reason.MISSING_KEY, "an impression must be keyed by user_id")
-    if value is None:
-        return Rejection(Reason.MISSING_FIELD, "message has no value")
-    if len(value) > MAX_IMPRESSION_BYTES:
-        return Rejection(Reason.TOO_LARGE, f"an impression is larger than {MAX_IMPRESSION_BYTES} bytes")
-    obj = json_object(value)
-    if isinstance(obj, Rejection):
-        return obj
+    keyed = keyed_json_object(
+        value, key, what="an impression", max_bytes=MAX_IMPRESSION_BYTES, no_value="message has no value"
+    )
+    if isinstance(keyed, Rejection):
+        return keyed
+    obj, key_bytes = keyed
     try:
-        return _parse(obj, key, now_ms)
+        return _parse(obj, key_bytes, now_ms)
     except _InvalidError as invalid:
         return Rejection(invalid.reason, invalid.detail)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
 
 from prometheus_client import CollectorRegistry, start_http_server
 
 from streams.client.security import kafka_client_options
+from streams.client.stopping import stop_on_signals
 from streams.feedback.consumer import FeedbackConsumer
 from streams.feedback.metrics import FeedbackMetrics
 from streams.settings import Settings
@@ -28,14 +27,7 @@ def run_feedback(
     """Count impressions and clicks until SIGINT/SIGTERM (or ``stop``); 0 after a stop, 2 when a topic is missing.
 
     ``registry``: given by tests that read the metrics in process; otherwise a fresh one is served over HTTP."""
-    stop = stop or threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
+    stop = stop_on_signals(stop)
     serve = registry is None
     registry = registry or CollectorRegistry()
     metrics = FeedbackMetrics(registry)

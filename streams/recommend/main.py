@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from types import FrameType
 
 from prometheus_client import CollectorRegistry
 
 from streams.client.producer import EventProducer
+from streams.client.stopping import stop_on_signals
 from streams.recommend.coverage import Coverage
 from streams.recommend.follower import Follower
 from streams.recommend.http import start_server
@@ -25,14 +24,7 @@ def run_recommender(settings: Settings, stop: threading.Event | None = None) -> 
     """Bootstrap from the compacted topics, serve HTTP, follow the topics until SIGINT/SIGTERM (or ``stop``).
 
     Returns 0 after a stop, 2 when a topic is missing or cannot be read to its end in time (logged)."""
-    stop = stop or threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _stop)
-        signal.signal(signal.SIGTERM, _stop)
+    stop = stop_on_signals(stop)
     registry = CollectorRegistry()
     metrics = RecommendMetrics(registry)
     recommender = Recommender(Coverage(settings.recommend_coverage_window_s))
