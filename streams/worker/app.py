@@ -73,9 +73,9 @@ from streams.worker.processor import (
     wall_clock_ms,
 )
 from streams.worker.profile_builder import build_profile, current_records, is_current
-from streams.worker.state_purge import StatePurger, purge_interval_s
+from streams.worker.state_purge import StatePurger, purge_interval_s, stale_store_age_s
 from streams.worker.state_table import FaustStateAccess
-from streams.worker.store_layout import TABLE_NAME
+from streams.worker.store_layout import TABLE_NAME, worker_stores_on_disk
 from streams.worker.web_auth import BearerToken
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,12 @@ class ProfileWorker:
         self.app.timer(REBUILD_TICK_S)(self._rebuild_old_users)
         self.app.timer(settings.gc_sweep_interval_s)(self._sweep_heap)
         # Deleted users (erasure, expiry) leave the state files within the erasure bound (streams.worker.state_purge).
-        self.purger = StatePurger(self.state.local_partitions, metrics)
+        self.purger = StatePurger(
+            self.state.local_partitions,
+            metrics,
+            stores=lambda: worker_stores_on_disk(settings.state_dir),
+            stale_after_s=stale_store_age_s(settings),
+        )
         self.app.timer(purge_interval_s(settings))(self._purge_state)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]

@@ -37,12 +37,10 @@ def batch_processor(
 def _drop_stale_stores(settings: Settings) -> None:
     """Partition databases too old to be caught up from the changelog are dropped (streams.worker.state_purge)."""
     from streams.worker.state_purge import drop_stale_stores, stale_store_age_s
-    from streams.worker.store_layout import table_dir, worker_stores
+    from streams.worker.store_layout import worker_stores_on_disk
 
-    if not table_dir(settings.state_dir).is_dir():
-        return
     max_age_s = stale_store_age_s(settings)
-    for store in drop_stale_stores(worker_stores(settings.state_dir), max_age_s, time.time()):
+    for store in drop_stale_stores(worker_stores_on_disk(settings.state_dir), max_age_s, time.time()):
         log.warning(
             "state partition database %s untouched for more than %.0f s (the changelog may no longer hold the "
             "deletions since): dropped, faust restores it from the changelog",

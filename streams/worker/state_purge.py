@@ -5,8 +5,11 @@ the SST files until RocksDB compacts them (:mod:`state.purge`). Every :func:`pur
 bound) the worker looks at each partition database it holds open, its own and its standbys (whose deletes come
 from the changelog), and purges those that hold tombstones: a flush and a full compaction, in a thread, while the
 worker goes on. Nothing is purged where nothing was deleted, so a quiet worker does no work, and one that deletes
-all the time compacts each partition at most once an interval. At start, before faust opens anything, partition
-databases left on disk longer than the changelog keeps tombstones are dropped (:func:`drop_stale_stores`).
+all the time compacts each partition at most once an interval. Partition databases left on disk longer than the
+changelog keeps tombstones are dropped (:func:`drop_stale_stores`): at start, before faust opens anything, and in
+every round for the databases this worker no longer holds (a partition a rebalance moved away: faust leaves its
+files on disk, where users erased by the partition's new owner would stay, and would come back if the partition
+returned after the changelog's tombstones are gone).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +25,7 @@ from typing import Any
 from state.purge import pending_deletes, purge_deleted
 from streams.settings import Settings
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.store_layout import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +37,28 @@ def purge_interval_s(settings: Settings) -> float:
 
 
 class StatePurger:
-    """Purges the partition databases returned by ``databases`` that hold deleted records."""
+    """Purges the partition databases returned by ``databases`` that hold deleted records, and drops the ones
+    on disk (``stores``) that are not held and older than ``stale_after_s``."""
 
-    def __init__(self, databases: Callable[[], Mapping[int, Any]], metrics: WorkerMetrics) -> None:
+    def __init__(
+        self,
+        databases: Callable[[], Mapping[int, Any]],
+        metrics: WorkerMetrics,
+        stores: Callable[[], list[Path]] = list,
+        stale_after_s: float = float("inf"),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._databases = databases
         self._metrics = metrics
+        self._stores = stores
+        self._stale_after_s = stale_after_s
+        self._clock = clock
         self._running = False
         self._failing: set[int] = set()
 
     async def run_once(self) -> int:
-        """One round: purge every database with tombstones; returns how many were purged.
+        """One round: drop stale databases no longer held, then purge every held database with tombstones;
+        returns how many were purged.
 
         A failed purge (a full disk, a database closed by a rebalance meanwhile) is counted and logged, and the
         database is looked at again next round. Rounds never overlap.
@@ -50,6 +67,7 @@ class StatePurger:
             return 0
         self._running = True
         try:
+            self.drop_released_stores()
             purged = 0
             databases = self._databases()
             # A partition no longer held is no longer this worker's to purge.
@@ -61,6 +79,25 @@ class StatePurger:
             return purged
         finally:
             self._running = False
+
+    def drop_released_stores(self) -> list[Path]:
+        """Drop the partition databases on disk that this worker does not hold and nobody touched for longer than
+        the changelog keeps tombstones; returns them.
+
+        Runs in the event loop with no await between the look at the held databases and the delete, so faust
+        cannot open one of them meanwhile (it opens databases in the loop, when a partition is assigned).
+        """
+        held = set(self._databases())
+        released = [store for store in self._stores() if partition_of(store) not in held]
+        dropped = drop_stale_stores(released, self._stale_after_s, self._clock())
+        for store in dropped:
+            log.warning(
+                "state partition database %s no longer held and untouched for more than %.0f s: dropped (if the "
+                "partition comes back, faust restores it from the changelog)",
+                store.name,
+                self._stale_after_s,
+            )
+        return dropped
 
     async def _purge(self, partition: int, db: Any) -> bool:
         try:

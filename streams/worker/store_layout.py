@@ -64,3 +64,10 @@ def find_partition_stores(tables: Path, table_name: str = TABLE_NAME) -> list[Pa
 def worker_stores(datadir: Path) -> list[Path]:
     """The user-state partition databases of a worker started with ``datadir``."""
     return find_partition_stores(table_dir(datadir), TABLE_NAME)
+
+
+def worker_stores_on_disk(datadir: Path) -> list[Path]:
+    """Like :func:`worker_stores`, but empty where the worker has not made its table directory yet."""
+    if not table_dir(datadir).is_dir():
+        return []
+    return worker_stores(datadir)

@@ -84,3 +84,31 @@ def test_partition_databases_older_than_the_tombstones_are_dropped_before_faust_
     assert fresh.is_dir()
     assert not stale.exists()
     assert stale_store_age_s(load_settings(erasure_bound_ms=6000)) == 3.0
+
+
+def test_a_running_worker_drops_stale_databases_it_no_longer_holds(tmp_path: Path) -> None:
+    """A partition a rebalance moved away keeps its files on this worker's disk; once older than the changelog
+    keeps tombstones they go, while a held database, however old, and a recently released one stay."""
+    now_s = 1_800_000_000.0
+    held_old, released_old, released_new = (tmp_path / f"user-state-{n}.db" for n in (0, 1, 2))
+    for store in (held_old, released_old, released_new):
+        db = _db(store)
+        db[b"user-a"] = b"v"
+        db.close()
+    for store, age_s in ((held_old, 5000.0), (released_old, 5000.0), (released_new, 100.0)):
+        for f in store.rglob("*"):
+            os.utime(f, (now_s - age_s, now_s - age_s))
+    held = _db(held_old)
+    metrics = WorkerMetrics(CollectorRegistry(), process_metrics=False)
+    purger = StatePurger(
+        lambda: {0: held},
+        metrics,
+        stores=lambda: sorted(tmp_path.glob("user-state-*.db")),
+        stale_after_s=3000.0,
+        clock=lambda: now_s,
+    )
+    assert asyncio.run(purger.run_once()) == 0
+    assert not released_old.exists()
+    assert held_old.is_dir() and released_new.is_dir()
+    assert held[b"user-a"] == b"v"
+    held.close()
