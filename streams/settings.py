@@ -126,6 +126,13 @@ class Settings(BaseSettings):
         description="How long an erased user's old values may stay readable in the compacted topics (profiles, "
         "state changelog); sets their compaction when the topics are created.",
     )
+    input_retention_ms: int | None = Field(
+        None,
+        ge=2,
+        description="Retention of the input topics, set by `topics create` (unset: the broker's default, seven "
+        "days). At most erasure_bound_ms keeps erased users' raw events within the bound too, at the price of "
+        "replaying less after an outage.",
+    )
     lookup_token: SecretStr | None = Field(
         None,
         description="Bearer token the HTTP lookup asks for (unset: no token asked); prefer lookup_token_file.",

@@ -46,7 +46,7 @@ readonly MARKER_FILE="$DATA_DIR/.local-kafka"
 readonly SECURITY_FILE="$DATA_DIR/.security"
 readonly TLS_DIR="$DATA_DIR/tls"
 readonly SECRETS_DIR="$DATA_DIR/secrets"
-readonly SCRAM_USERS=(admin app worker producer eraser stranger)
+readonly SCRAM_USERS=(admin app worker producer eraser subscriber stranger)
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
-from streams.client.erasure_bound import compaction_configs, time_bound_configs
+from streams.client.erasure_bound import compaction_configs, input_retention_configs, time_bound_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import (
@@ -51,7 +51,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     the inputs' partition count, so a user's impressions and clicks meet in one feedback consumer.
     """
     p = settings.partitions
-    specs = [TopicSpec(settings.topic(input_topic(t)), p, {}) for t in EVENT_TYPES]
+    # The inputs keep the broker's retention unless input_retention_ms asks for a shorter one (the erasure bound).
+    inputs = input_retention_configs(settings)
+    specs = [TopicSpec(settings.topic(input_topic(t)), p, inputs, enforced=bool(inputs)) for t in EVENT_TYPES]
     # Raw bytes of rejected messages, personal data included: deleted by time within the erasure bound.
     specs.append(TopicSpec(settings.topic(DEADLETTER), p, time_bound_configs(settings), enforced=True))
     specs.append(TopicSpec(settings.topic(ERASURE), p, {}))

@@ -48,3 +48,21 @@ def time_bound_configs(settings: Settings) -> dict[str, str]:
         "segment.ms": str(min(PROFILE_SEGMENT_MS, max(1, settings.erasure_bound_ms // 4))),
         "message.timestamp.type": "LogAppendTime",
     }
+
+
+def input_retention_configs(settings: Settings) -> dict[str, str]:
+    """Topic configs of the input topics: none unless ``input_retention_ms`` is set; then records are deleted
+    that long after they were written, in segments of at most half of it (and at most an hour).
+
+    An event then lives at most ``input_retention_ms`` plus ``segment.ms`` plus the broker's retention check
+    interval; with ``input_retention_ms`` at most a third of the erasure bound, within the bound.
+    """
+    if settings.input_retention_ms is None:
+        return {}
+    retention_ms = settings.input_retention_ms
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(retention_ms),
+        "segment.ms": str(min(PROFILE_SEGMENT_MS, max(1, retention_ms // 2))),
+        "message.timestamp.type": "LogAppendTime",
+    }

@@ -154,15 +154,16 @@ def test_each_role_may_do_its_job_and_nothing_else(
 ) -> None:
     run = uuid.uuid4().hex[:8]
     logins = {
-        user: _settings(secured_broker, tmp_path, user, run=run) for user in ("admin", "worker", "producer", "eraser")
+        user: _settings(secured_broker, tmp_path, user, run=run)
+        for user in ("admin", "worker", "producer", "eraser", "subscriber")
     }
-    admin, worker_login, producer_login, eraser_login = logins.values()
+    admin, worker_login, producer_login, eraser_login, subscriber_login = logins.values()
     assert run_cli(admin, "topics", "create").returncode == 0
-    for principal, role in (("User:worker", "worker"), ("User:producer", "producer"), ("User:eraser", "eraser")):
-        applied = run_cli(admin, "acls", "apply", "--principal", principal, "--role", role)
+    for role in ("worker", "producer", "eraser", "subscriber"):
+        applied = run_cli(admin, "acls", "apply", "--principal", f"User:{role}", "--role", role)
         assert applied.returncode == 0, applied.stderr
 
-    subscriber = ProfileSubscriber.from_settings(admin)
+    subscriber = ProfileSubscriber.from_settings(subscriber_login)
     worker = start_worker(worker_login, name="least-privilege-worker")
     with EventProducer.from_settings(producer_login) as producer:
         for i in range(2):
@@ -194,11 +195,12 @@ def test_each_role_may_do_its_job_and_nothing_else(
         with pytest.raises(TopicAuthorizationFailedError):
             future.get(timeout=60)
 
-    # The worker may not write events, and the producer may not create topics (nor read profiles).
-    with EventProducer.from_settings(worker_login) as as_worker:
-        future = as_worker.send(BrowseEvent(event_id="x", user_id="acl-user", ts_ms=T0 + 5, item_id="i"))
-        with pytest.raises(TopicAuthorizationFailedError):
-            future.get(timeout=60)
+    # Neither the worker nor a subscriber may write events, and the producer may not create topics.
+    for login in (worker_login, subscriber_login):
+        with EventProducer.from_settings(login) as as_other:
+            future = as_other.send(BrowseEvent(event_id="x", user_id="acl-user", ts_ms=T0 + 5, item_id="i"))
+            with pytest.raises(TopicAuthorizationFailedError):
+                future.get(timeout=60)
     refused = run_cli(producer_login, "topics", "create")
     assert refused.returncode == 4
     assert "TopicAuthorizationFailedError" in refused.stderr.strip().splitlines()[-1]

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from streams.client.admin import topic_specs
-from streams.client.erasure_bound import PROFILE_SEGMENT_MS, compaction_configs, time_bound_configs
-from streams.contract.topics import DEADLETTER, PROFILES, state_changelog
+from streams.client.erasure_bound import (
+    PROFILE_SEGMENT_MS,
+    compaction_configs,
+    input_retention_configs,
+    time_bound_configs,
+)
+from streams.contract.events import EVENT_TYPES
+from streams.contract.topics import DEADLETTER, PROFILES, input_topic, state_changelog
 from streams.settings import load_settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -52,3 +58,22 @@ def test_the_dead_letter_topic_is_created_with_them_and_kept_so() -> None:
     [spec] = [spec for spec in topic_specs(settings) if spec.name == f"x.{DEADLETTER}"]
     assert spec.configs == time_bound_configs(settings)
     assert spec.enforced
+
+
+def test_the_input_topics_keep_the_broker_retention_unless_a_shorter_one_is_asked() -> None:
+    default = load_settings(topic_prefix="x.")
+    inputs = [spec for spec in topic_specs(default) if spec.name in {f"x.{input_topic(t)}" for t in EVENT_TYPES}]
+    assert len(inputs) == len(EVENT_TYPES)
+    assert all(spec.configs == {} and not spec.enforced for spec in inputs)
+
+    short = load_settings(topic_prefix="x.", input_retention_ms=8 * 3600 * 1000)
+    assert input_retention_configs(short) == {
+        "cleanup.policy": "delete",
+        "retention.ms": str(8 * 3600 * 1000),
+        "segment.ms": str(PROFILE_SEGMENT_MS),
+        "message.timestamp.type": "LogAppendTime",
+    }
+    for spec in topic_specs(short):
+        if spec.name in {f"x.{input_topic(t)}" for t in EVENT_TYPES}:
+            assert spec.configs == input_retention_configs(short)
+            assert spec.enforced
