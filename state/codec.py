@@ -97,38 +97,53 @@ def _encode_hidden(w: ByteWriter, hidden: npt.NDArray[np.float32], float16: bool
 
 
 def _encode_events(w: ByteWriter, record: UserState) -> None:
-    # The hot path of every state write: one packed call for an event's 64-bit hashes, a byte for small varints.
+    # The hot path of every state write. An event's bytes do not depend on its neighbours but for the time gap,
+    # so each event's bytes around the gap are made once (StateEvent.wire) and copied at every later write.
     w.uvarint(len(record.recent))
     buf = w.buf
     previous_ms = record.first_event_ms
     for event in record.recent:
-        terms = event.query_terms
-        n_terms = len(terms)
-        price_milli = event.price_milli
-        has_amount = event.quantity != 0 or price_milli != 0
-        head = event.type_code & HEAD_TYPE_MASK
-        hashes = [event.event_id_hash]
-        if event.item_hash:
-            head |= HEAD_HAS_ITEM
-            hashes.append(event.item_hash)
-        if event.category_hash:
-            head |= HEAD_HAS_CATEGORY
-            hashes.append(event.category_hash)
-        head |= HEAD_HAS_AMOUNT if has_amount else 0
-        head |= min(n_terms, HEAD_TERMS_ESCAPE) << HEAD_TERMS_SHIFT
-        buf.append(head)
-        if n_terms >= HEAD_TERMS_ESCAPE:
-            w.uvarint(n_terms)
+        wire = event.wire
+        if wire is None:
+            wire = _event_wire(event)
+            object.__setattr__(event, "wire", wire)
+        buf += wire[0]
         gap = event.ts_ms - previous_ms
-        if 0 <= gap < 0x80:
-            buf.append(gap)
-        else:
-            w.uvarint(gap)
+        if gap < 0:
+            raise ValueError("the window's events are not in time order")
+        while gap >= 0x80:  # LEB128 inline: a gap of seconds takes three bytes, and a call each costs more
+            buf.append((gap & 0x7F) | 0x80)
+            gap >>= 7
+        buf.append(gap)
         previous_ms = event.ts_ms
-        w.i64s([*hashes, *terms] if terms else hashes)
-        if has_amount:
-            w.svarint(event.quantity)
-            w.svarint(price_milli)
+        buf += wire[1]
+
+
+def _event_wire(event: StateEvent) -> tuple[bytes, bytes]:
+    """An event's bytes before its time gap (head, term count) and after it (hashes, amounts)."""
+    before, after = ByteWriter(), ByteWriter()
+    terms = event.query_terms
+    n_terms = len(terms)
+    price_milli = event.price_milli
+    has_amount = event.quantity != 0 or price_milli != 0
+    head = event.type_code & HEAD_TYPE_MASK
+    hashes = [event.event_id_hash]
+    if event.item_hash:
+        head |= HEAD_HAS_ITEM
+        hashes.append(event.item_hash)
+    if event.category_hash:
+        head |= HEAD_HAS_CATEGORY
+        hashes.append(event.category_hash)
+    head |= HEAD_HAS_AMOUNT if has_amount else 0
+    head |= min(n_terms, HEAD_TERMS_ESCAPE) << HEAD_TERMS_SHIFT
+    before.u8(head)
+    if n_terms >= HEAD_TERMS_ESCAPE:
+        before.uvarint(n_terms)
+    after.i64s([*hashes, *terms] if terms else hashes)
+    if has_amount:
+        after.svarint(event.quantity)
+        after.svarint(price_milli)
+    return bytes(before.buf), bytes(after.buf)
 
 
 def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> None:
@@ -146,10 +161,12 @@ def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> N
             w.uvarint(step)
         previous = index
         for value in series.buckets[index]:
-            if 0 <= value < 0x40:  # zigzag(value) < 0x80: one byte
-                buf.append(value * 2)
-            else:
-                w.svarint(value)
+            # zigzag LEB128 inline (counts and sums in thousandths: most take one to four bytes)
+            rest = value * 2 if value >= 0 else -2 * value - 1
+            while rest >= 0x80:
+                buf.append((rest & 0x7F) | 0x80)
+                rest >>= 7
+            buf.append(rest)
 
 
 def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) -> None:

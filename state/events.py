@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
 from state.layout import MAX_STORED_AMOUNT
@@ -45,6 +45,9 @@ class StateEvent:
     query_terms: tuple[int, ...] = ()
     quantity: int = 0
     price: float = 0.0
+    wire: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    """The codec's bytes of this event before and after its time gap (:mod:`state.codec`), made at its first
+    encode and kept: an event in a user's window is written again at every update of that user, unchanged."""
 
     def __post_init__(self) -> None:
         # Runs for every event the worker accepts: the common case is checked in one expression.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import zlib
 
@@ -14,7 +15,8 @@ from hypothesis import strategies as st
 from state.aggregates import is_compatible, profile_aggregates
 from state.codec import FORMAT_VERSION, decode_state, encode_state, peek_activity, peek_head
 from state.errors import CorruptStateError, StateDecodeError, TruncatedStateError, UnknownFormatVersionError
-from state.events import MAX_STORED_PRICE, StateEvent
+from state.events import MAX_STORED_PRICE, StateEvent, normalise_event
+from state.fold import fold_event
 from state.layout import MAX_STORED_AMOUNT
 from state.record import UserState
 from state.spec import StateSpec
@@ -269,3 +271,25 @@ def test_peek_head_also_reads_the_model_version() -> None:
     for frozen in (V1_RECORD, V2_GOLDEN, V3_GOLDEN):
         decoded = decode_state(frozen)
         assert peek_head(frozen) == (decoded.event_count, decoded.last_event_ms, decoded.model_version)
+
+
+def test_an_events_kept_wire_bytes_are_the_bytes_it_encodes_to_and_never_outlive_a_change() -> None:
+    """encode_state keeps each event's bytes on the event (StateEvent.wire) and reuses them at the next write:
+    the second write equals a write of freshly decoded events, and a changed copy of an event starts without."""
+    spec = StateSpec()
+    record = UserState.new()
+    long_query = tuple(range(1, 40))
+    for event in [
+        StateEvent(11, 0, 1_767_225_600_000, item_hash=5, category_hash=6),
+        StateEvent(12, 1, 1_767_225_600_000 + 90_000, query_terms=long_query[: spec.max_query_terms]),
+        StateEvent(13, 2, 1_767_225_600_000 + 10**9, item_hash=-7, quantity=3, price=12.5),
+    ]:
+        fold_event(record, event, spec, [])
+    assert all(event.wire is None for event in record.recent)
+    first = encode_state(record, spec)
+    assert all(event.wire is not None for event in record.recent)
+    assert encode_state(record, spec) == first
+    assert encode_state(decode_state(first, spec), spec) == first
+    changed = dataclasses.replace(record.recent[0], item_hash=99)
+    assert changed.wire is None
+    assert normalise_event(dataclasses.replace(record.recent[1]), 2).wire is None
