@@ -225,6 +225,30 @@ def live_maximum(results: SuiteResults) -> float | None:
     return best
 
 
+def _freshness_beside_baseline(results: SuiteResults) -> list[str]:
+    """The same paced loads with the worker of ``--baseline``, as ratios (empty without a baseline)."""
+    if not results.baseline_freshness:
+        return []
+    header = ["load", "p50 ms now / before", "p99 ms now / before", "p99 now ÷ before"]
+    rows = []
+    for i, first in enumerate(results.freshness[0]):
+        now = median_summary([run[i].latency for run in results.freshness])
+        before = median_summary([run[i].latency for run in results.baseline_freshness])
+        rows.append(
+            [
+                first.phase.label,
+                f"{_num(now.p50_ms)} / {_num(before.p50_ms)}",
+                f"{_num(now.p99_ms)} / {_num(before.p99_ms)}",
+                f"{ratio(now.p99_ms, before.p99_ms):.2f}",
+            ]
+        )
+    return [
+        f"The same loads, same runs, with the worker at `{results.baseline_commit}` (before):",
+        "",
+        *_table(header, rows),
+    ]
+
+
 def _freshness(results: SuiteResults) -> list[str]:
     if not results.freshness:
         return []
@@ -263,6 +287,7 @@ def _freshness(results: SuiteResults) -> list[str]:
     best = live_maximum(results)
     shown = "none of the loads" if best is None else f"{_num(best)} events/s"
     out += _table(header, rows)
+    out += _freshness_beside_baseline(results)
     return [
         *out,
         f"Live-traffic maximum (the highest load above whose p99 stayed under {P99_TARGET_MS:.0f} ms): {shown}. "

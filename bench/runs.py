@@ -26,7 +26,6 @@ from bench.procs import (
     cpu_seconds,
     free_port,
     peak_rss_bytes,
-    start_worker,
     start_worker_from,
 )
 from bench.pyspy import ProfileSummary, SpyRecording
@@ -335,7 +334,8 @@ def run_paced(
     profiles_topic = settings.topic(PROFILES)
     schedule = build_schedule(spec)
     recorder = ProfileRecorder(env.bootstrap, profiles_topic, end_offsets(env.bootstrap, profiles_topic), spec.users)
-    worker = start_worker(variant, settings, env.workdir / "logs" / f"{name}.log")
+    checkout = env.baseline if variant == "baseline" else None
+    worker = start_worker_from(checkout, variant, settings, env.workdir / "logs" / f"{name}.log")
     results: list[PhaseResult] = []
     next_index = 0
     try:

@@ -95,6 +95,8 @@ class SuiteResults:
     baseline: list[DrainResult] = field(default_factory=list)
     """Runs of the worker of an earlier commit (``--baseline``) on the drain dataset."""
     baseline_commit: str | None = None
+    baseline_freshness: list[list[PhaseResult]] = field(default_factory=list)
+    """The paced loads of the freshness section with the worker of the earlier commit, run after each run."""
     two_processes: list[DrainResult] = field(default_factory=list)
     """Runs of two profilestream worker processes (one consumer group) on the drain dataset."""
     side_by_side: dict[Variant, list[DrainResult]] = field(default_factory=dict)
@@ -165,6 +167,13 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
                 + ", ".join(f"{r.phase.label} p99 {r.latency.p99_ms:.0f} ms" for r in phase_results)
             )
             results.freshness.append(phase_results)
+            if env.baseline is not None:
+                earlier = run_paced(env, "baseline", run, spec, phases, warmup)
+                log(
+                    f"freshness run {run + 1}, baseline worker: "
+                    + ", ".join(f"{r.phase.label} p99 {r.latency.p99_ms:.0f} ms" for r in earlier)
+                )
+                results.baseline_freshness.append(earlier)
     if "profile" in sections and results.drain_dataset is not None:
         _, summary = run_drain(
             env,
