@@ -140,6 +140,14 @@ class Settings(BaseSettings):
     lookup_token_file: Path | None = Field(
         None, description="File holding the lookup's bearer token (one line; surrounding whitespace is ignored)."
     )
+    pseudonym_key: SecretStr | None = Field(
+        None,
+        description="Secret key of the producer SDK's user-id pseudonyms (unset: ids are sent as they are); "
+        "prefer pseudonym_key_file. At least 16 bytes; see docs/security.md.",
+    )
+    pseudonym_key_file: Path | None = Field(
+        None, description="File holding the pseudonym key (one line; surrounding whitespace is ignored)."
+    )
     log_level: str = Field("info", description="Log level of the worker.")
     recommend_bind: str = Field("127.0.0.1", description="Bind address of the recommender's HTTP server.")
     recommend_port: int = Field(

@@ -275,6 +275,19 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_pseudonym(args: argparse.Namespace, settings: Settings) -> int:
+    """Print ``<user id> <pseudonym>`` per id: what to look up, recommend for or erase when producers pseudonymise."""
+    from streams.client.pseudonym import Pseudonymiser
+
+    pseudonymiser = Pseudonymiser.from_secret(settings.pseudonym_key, settings.pseudonym_key_file)
+    if pseudonymiser is None:
+        print("profilestream pseudonym: no key: set --pseudonym-key-file or its variable", file=sys.stderr)
+        return EXIT_CONFIG
+    for user_id in args.user_ids:
+        print(user_id, pseudonymiser(user_id))
+    return 0
+
+
 def _stores(settings: Settings) -> list[Path]:
     from streams.worker.store_layout import worker_stores
 
@@ -400,6 +413,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
     produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
     produce.add_argument("file", help="JSON-lines file, one event per line")
     _kafka_flags(produce)
+    _setting_flag(produce, "pseudonym_key_file", type_=Path)
     produce.set_defaults(handler=cmd_produce)
 
     demo = sub.add_parser("demo-traffic", help="send generated events at a steady rate")
@@ -408,6 +422,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
     demo.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the generator")
     _kafka_flags(demo)
+    _setting_flag(demo, "pseudonym_key_file", type_=Path)
     demo.set_defaults(handler=cmd_demo_traffic)
 
     demo_events = sub.add_parser("demo-events", help="write generated events to a JSON-lines file")
@@ -421,7 +436,13 @@ def _add_producer_commands(sub: Subparsers) -> None:
     erase.add_argument("user_id", help="the user to erase")
     erase.add_argument("--reason", choices=ERASURE_REASONS, default="user_request", help="why (default: user_request)")
     _kafka_flags(erase)
+    _setting_flag(erase, "pseudonym_key_file", type_=Path)
     erase.set_defaults(handler=cmd_erase)
+
+    pseudonym = sub.add_parser("pseudonym", help="print the keyed pseudonym of user ids (docs/security.md)")
+    pseudonym.add_argument("user_ids", nargs="+", metavar="user_id", help="the ids to map")
+    _setting_flag(pseudonym, "pseudonym_key_file", type_=Path)
+    pseudonym.set_defaults(handler=cmd_pseudonym)
 
 
 def _add_reader_commands(sub: Subparsers) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
 
+from streams.client.pseudonym import Pseudonymiser
 from streams.client.security import kafka_client_options
 from streams.contract.decoder import InvalidEventError, Rejection, decode_event
 from streams.contract.erasure import (
@@ -53,9 +55,18 @@ class EventProducer:
     Each event is encoded and run through the same decoder the worker uses, so an event the worker would
     reject raises :class:`InvalidEventError` here and is not sent. Delivery is acks=all with idempotence.
     ``send`` is asynchronous: call :meth:`flush` (or use the producer as a context manager) before exiting.
+    With a ``pseudonymiser`` (off by default; :mod:`streams.client.pseudonym`) every user id the producer sends,
+    in events, impressions and erasure requests, is replaced by its keyed pseudonym before it leaves the process.
     """
 
-    def __init__(self, bootstrap_servers: str, *, topic_prefix: str = "", **kafka_config: Any) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        topic_prefix: str = "",
+        pseudonymiser: Pseudonymiser | None = None,
+        **kafka_config: Any,
+    ) -> None:
         config: dict[str, Any] = {
             "acks": "all",
             "enable_idempotence": True,
@@ -64,16 +75,24 @@ class EventProducer:
         }
         config.update(kafka_config)
         self._topic_prefix = topic_prefix
+        self._pseudonymiser = pseudonymiser
         self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kafka_config: Any) -> EventProducer:
-        """A producer for the settings' cluster, topic prefix and security (TLS, SASL)."""
+        """A producer for the settings' cluster, topic prefix, security (TLS, SASL) and pseudonym key."""
         options = {**kafka_client_options(settings), **kafka_config}
-        return cls(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, **options)
+        pseudonymiser = Pseudonymiser.from_secret(settings.pseudonym_key, settings.pseudonym_key_file)
+        return cls(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, pseudonymiser=pseudonymiser, **options)
+
+    def user_key(self, user_id: str) -> str:
+        """The id under which this producer sends ``user_id``: its pseudonym if pseudonymising, else itself."""
+        return user_id if self._pseudonymiser is None else self._pseudonymiser(user_id)
 
     def send(self, event: Event) -> Any:
         """Validate and send one event; returns kafka-python's future of the record metadata."""
+        if self._pseudonymiser is not None:
+            event = dataclasses.replace(event, user_id=self._pseudonymiser(event.user_id))
         payload = encode_event(event)
         key = event.user_id.encode()
         checked = decode_event(payload, key, topic_type=event.type, now_ms=now_ms())
@@ -102,6 +121,7 @@ class EventProducer:
         give ``wait_s`` to wait for the broker's acknowledgement of this request: a refusal (a principal without
         the ``eraser`` role's ACL, say) then raises the broker's ``KafkaError`` instead of passing unnoticed.
         """
+        user_id = self.user_key(user_id)
         request = ErasureRequest(
             request_id=request_id or new_request_id(), user_id=user_id, requested_at_ms=now_ms(), reason=reason
         )
@@ -185,6 +205,8 @@ class EventProducer:
     def impression(self, impression: Impression) -> Any:
         """Validate and send one impression (what a recommender showed) to the impression topic; an invalid one
         raises :class:`InvalidImpressionError` and is not sent. Returns kafka-python's future."""
+        if self._pseudonymiser is not None:
+            impression = dataclasses.replace(impression, user_id=self._pseudonymiser(impression.user_id))
         payload = encode_impression(impression)
         key = impression.user_id.encode()
         checked = decode_impression(payload, key, now_ms=now_ms())
