@@ -9,7 +9,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from streams.client.pseudonym import Pseudonymiser
+from streams.client.pseudonym import Pseudonymiser, is_pseudonym
 from streams.client.security import kafka_client_options
 from streams.contract.decoder import InvalidEventError, Rejection, decode_event
 from streams.contract.erasure import (
@@ -91,7 +91,8 @@ class EventProducer:
 
     def send(self, event: Event) -> Any:
         """Validate and send one event; returns kafka-python's future of the record metadata."""
-        if self._pseudonymiser is not None:
+        if self._pseudonymiser is not None and not is_pseudonym(event.user_id):
+            # The typed helpers already made the pseudonym; an event built by the caller is copied once here.
             event = dataclasses.replace(event, user_id=self._pseudonymiser(event.user_id))
         payload = encode_event(event)
         key = event.user_id.encode()
@@ -150,7 +151,7 @@ class EventProducer:
         recommendation response it is a click on (the ``request_id`` of its impression)."""
         return self.send(
             BrowseEvent(
-                **_common_fields(user_id, ts_ms, session_id, event_id),
+                **_common_fields(self.user_key(user_id), ts_ms, session_id, event_id),
                 item_id=item_id,
                 category=category,
                 request_id=request_id,
@@ -169,7 +170,7 @@ class EventProducer:
         """Send a search event."""
         return self.send(
             SearchEvent(
-                **_common_fields(user_id, ts_ms, session_id, event_id),
+                **_common_fields(self.user_key(user_id), ts_ms, session_id, event_id),
                 query=query,
             )
         )
@@ -192,7 +193,7 @@ class EventProducer:
         ``request_id``: the recommendation response it is a click on, if any."""
         return self.send(
             PurchaseEvent(
-                **_common_fields(user_id, ts_ms, session_id, event_id),
+                **_common_fields(self.user_key(user_id), ts_ms, session_id, event_id),
                 item_id=item_id,
                 category=category,
                 quantity=quantity,
