@@ -37,6 +37,9 @@ class Progress(Enum):
     """Unread events are known to be there (highwater mark past the next offset to receive)."""
     UNKNOWN = "unknown"
     """No fetch has answered for it yet."""
+    STALE = "stale"
+    """Caught up when last seen, but no fetch has answered for it lately (the broker away, a fetch failing):
+    events may have arrived meanwhile, so it waits like BEHIND."""
 
 
 PartitionProgress = Callable[[str, int, int | None], Progress]
@@ -143,7 +146,7 @@ class EventTimeAligner(Generic[T]):
                 # Empty, and the broker may hold older events for it: wait, but only so long.
                 if queue.waiting_since_ms is None:
                     queue.waiting_since_ms = now_ms
-                limit_ms = self.max_lag_wait_ms if state is Progress.BEHIND else self.max_idle_ms
+                limit_ms = self.max_lag_wait_ms if state in (Progress.BEHIND, Progress.STALE) else self.max_idle_ms
                 waited_ms = now_ms - queue.waiting_since_ms
                 if waited_ms < limit_ms:
                     return out
@@ -162,3 +165,23 @@ class EventTimeAligner(Generic[T]):
             elif len(queue.items) <= self.max_queued_per_partition // 2:
                 resume.add(key)
         return pause, resume
+
+
+def partition_progress(
+    position: int | None, ends: Sequence[int], fetched_age_ms: float | None, stale_after_ms: float
+) -> Progress:
+    """The :class:`Progress` of a partition from what is known of it.
+
+    ``position`` is the next offset to receive (None: unknown); ``ends`` the end offsets known from the consumer's
+    fetches and from asking the broker; ``fetched_age_ms`` how long ago a fetch last answered for the partition
+    (None: never). Caught up only on fresh evidence: after an outage the known ends are those of before it, and
+    taking them for the truth let one topic's newer events go ahead of another's older ones, which then came
+    too late (the chaos suite's broker scenario: 10 valid events refused).
+    """
+    if not ends or position is None:
+        return Progress.UNKNOWN
+    if position < max(ends):
+        return Progress.BEHIND
+    if fetched_age_ms is None or fetched_age_ms > stale_after_ms:
+        return Progress.STALE
+    return Progress.CAUGHT_UP

@@ -40,7 +40,7 @@ from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
-from streams.worker.alignment import EventTimeAligner, Held, Progress
+from streams.worker.alignment import EventTimeAligner, Held, Progress, partition_progress
 from streams.worker.broker_auth import broker_credentials
 from streams.worker.bulk_producer import BulkProducer, DeliveryError
 from streams.worker.continuity import ContinuityCheck, Verdict
@@ -49,6 +49,7 @@ from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.erasure import check_erasure
 from streams.worker.faust_seam import (
     accept_gap,
+    fetched_at_ms,
     is_current_generation,
     kafka_producer,
     register_store,
@@ -94,6 +95,9 @@ REBUILD_MAX_LISTED = 100_000
 RETRY_MAX_S = 5.0
 PROBE_TIMEOUT_MS = 10_000
 """How long messages past a partition's missing offsets may keep coming before the seek back is asked again."""
+PROGRESS_STALE_MS = 5_000
+"""A partition counts as caught up only if a fetch answered for it this recently. The consumer's fetches answer
+for every fetchable partition at least every 1.5 s (faust's ``fetch_max_wait_ms``), data or not."""
 INBOX_POLLS = 2
 """Poll results waiting for the fold loop; beyond them the consumer's fetch loop waits. A poll result can hold
 up to a MiB per input partition (aiokafka's fetch size), so this bounds the worker's memory in a backlog."""
@@ -360,9 +364,9 @@ class ProfileWorker:
             if end is not None
         ]
         position = next_offset if next_offset is not None else self._start_positions.get((topic, partition))
-        if not ends or position is None:
-            return Progress.UNKNOWN
-        return Progress.CAUGHT_UP if position >= max(ends) else Progress.BEHIND
+        fetched_at = fetched_at_ms(self.app, topic, partition)
+        age_ms = None if fetched_at is None else time.time() * 1000 - fetched_at
+        return partition_progress(position, ends, age_ms, PROGRESS_STALE_MS)
 
     async def _process_released(self) -> int:
         """Run the events the aligner releases now (at most ``batch_max_events``) as one unit; returns how many."""

@@ -242,6 +242,17 @@ def subscribe(app: Any, topic: Any) -> None:
     app.topics.add(topic)
 
 
+def fetched_at_ms(app: Any, topic: str, partition: int) -> int | None:
+    """Wall-clock ms of the last fetch response that answered for ``topic``/``partition`` (when its highwater
+    mark was last updated, records or not), or None if none did since it was assigned."""
+    consumer = app.consumer._thread._ensure_consumer()
+    tp = TP(topic, partition)
+    if not consumer._subscription.is_assigned(tp):
+        return None
+    timestamp: int | None = consumer.last_poll_timestamp(tp)
+    return timestamp
+
+
 async def accept_gap(app: Any, topic: str, partition: int, offset_from: int, offset_to: int) -> None:
     """Count a confirmed hole of an input partition as processed (see :meth:`InputBatchConsumer.accept_gap`)."""
     await app.consumer.accept_gap(TP(topic, partition), offset_from, offset_to)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.worker.alignment import EventTimeAligner, Held, Progress
+from streams.worker.alignment import EventTimeAligner, Held, Progress, partition_progress
 
 TOPICS = ("browse", "search", "purchase")
 
@@ -122,3 +122,27 @@ def test_a_limited_release_shares_the_limit_between_partitions_and_keeps_the_ord
     rest = aligner.release(0, caught_up, limit=4)
     assert [h.offset for h in rest] == [2, 3, 4, 5]
     assert aligner.held == 0
+
+
+def test_caught_up_needs_fresh_evidence_else_the_partition_waits_like_one_behind() -> None:
+    # The chaos suite's broker scenario: after a restart the known end offsets were those of before the outage;
+    # a partition taken for caught up on them let another topic's newer events go first.
+    assert partition_progress(None, [5], 10.0, 5_000) is Progress.UNKNOWN
+    assert partition_progress(3, [], 10.0, 5_000) is Progress.UNKNOWN
+    assert partition_progress(3, [5, 4], 10.0, 5_000) is Progress.BEHIND
+    assert partition_progress(5, [5, 4], 10.0, 5_000) is Progress.CAUGHT_UP
+    assert partition_progress(5, [5, 4], 5_001.0, 5_000) is Progress.STALE
+    assert partition_progress(5, [5], None, 5_000) is Progress.STALE, "known from the broker, never fetched"
+
+    aligner: EventTimeAligner[str] = EventTimeAligner(
+        TOPICS, max_idle_ms=500, max_queued_per_partition=100, max_lag_wait_ms=60_000
+    )
+    aligner.assign([2])
+    aligner.add(_held("browse", 2, 0, 1_000))
+
+    def stale_purchases(topic: str, partition: int, next_offset: int | None) -> Progress:
+        return Progress.STALE if topic == "purchase" else Progress.CAUGHT_UP
+
+    assert aligner.release(0, stale_purchases) == []
+    assert aligner.release(59_999, stale_purchases) == [], "not the idle bound: the long one"
+    assert [h.offset for h in aligner.release(60_000, stale_purchases)] == [0]

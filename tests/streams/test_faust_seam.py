@@ -8,11 +8,15 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+import aiokafka
+import aiokafka.consumer.fetcher
 import faust
 import faust.stores
 import pytest
+from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.stores import rocksdb as faust_rocksdb
 from faust.transport import conductor as faust_conductor
+from faust.transport import consumer as faust_consumer
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -239,6 +243,17 @@ def test_the_consumer_has_the_flow_control_the_aligner_uses() -> None:
     assert "stream_wait_empty" in inspect.signature(faust.App.__init__).parameters or hasattr(
         faust.App("x").conf, "stream_wait_empty"
     )
+
+
+def test_the_consumer_tells_when_a_fetch_last_answered_for_a_partition() -> None:
+    # fetched_at_ms: faust's consumer thread holds the aiokafka consumer, whose fetcher stamps every partition
+    # a fetch response answers for (records or not) with the wall clock, where last_poll_timestamp reads it.
+    assert "self._thread = self._new_consumer_thread()" in inspect.getsource(faust_consumer.ThreadDelegateConsumer)
+    assert callable(faust_aiokafka.AIOKafkaConsumerThread._ensure_consumer)
+    assert "timestamp" in inspect.getsource(aiokafka.AIOKafkaConsumer.last_poll_timestamp)
+    assert callable(SubscriptionState.is_assigned)
+    fetcher = inspect.getsource(aiokafka.consumer.fetcher.Fetcher._proc_fetch_request)
+    assert "tp_state.timestamp = now_ms" in fetcher and "now_ms = int(1000 * time.time())" in fetcher
 
 
 def test_the_fetch_loop_counts_offset_jumps_as_processed_through_add_gap() -> None:
