@@ -94,6 +94,12 @@ class Memory:
     last_item: dict[str, str] = field(default_factory=dict)
     bought: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
+    def browse(self, producer: EventProducer, user_id: str, item: str, request_id: str | None = None) -> None:
+        """Send a browse event and remember it."""
+        producer.browse(user_id, item, request_id=request_id)
+        self.counts[item] += 1
+        self.last_item[user_id] = item
+
 
 def train_model(catalogue: Catalogue, seed: int, directory: Path) -> str:
     """A small encoder trained on a separate population's organic browsing; returns its model version."""
@@ -181,19 +187,14 @@ def run_round(
         arm.clicked += bool(clicked)
         arm.clicks += len(clicked)
         for item in clicked:
-            producer.browse(user.user_id, item, request_id=request_id)
-            memory.counts[item] += 1
-            memory.last_item[user.user_id] = item
+            memory.browse(producer, user.user_id, item, request_id)
             if rng.random() < PURCHASE_AFTER_CLICK:
                 producer.purchase(user.user_id, item, quantity=1, request_id=request_id)
                 memory.bought[user.user_id].add(item)
         if round_index % 5 == index % 5:
             producer.search(user.user_id, f"category {int(np.argmax(user.taste))}")
         for _ in range(2):
-            item = organic_item(user, catalogue, rng)
-            producer.browse(user.user_id, item)
-            memory.counts[item] += 1
-            memory.last_item[user.user_id] = item
+            memory.browse(producer, user.user_id, organic_item(user, catalogue, rng))
     producer.flush()
     return result
 
@@ -264,10 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             # Warm-up: two organic browses each, so most users have a profile before the first round.
             for user in users:
                 for _ in range(2):
-                    item = organic_item(user, catalogue, rng)
-                    producer.browse(user.user_id, item)
-                    memory.counts[item] += 1
-                    memory.last_item[user.user_id] = item
+                    memory.browse(producer, user.user_id, organic_item(user, catalogue, rng))
             producer.flush()
             time.sleep(args.pause_s * 3)
             for round_index in range(args.rounds):

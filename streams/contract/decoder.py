@@ -352,13 +352,18 @@ def decode_event(
         return Rejection(Reason.UNDECODABLE, f"the decoder failed ({type(exc).__name__})")
 
 
-class InvalidEventError(ValueError):
-    """An event that the contract rejects; raised by the producer SDK before anything is sent.
-
-    Fix the event named by ``reason`` and ``detail``; the message was not sent.
-    """
+class ContractRejectionError(ValueError):
+    """A message one of the contracts rejects, raised by the SDK before anything is sent: ``reason`` and
+    ``detail`` say what to fix."""
 
     def __init__(self, rejection: Rejection) -> None:
         super().__init__(f"{rejection.reason.value}: {rejection.detail}")
         self.reason = rejection.reason
         self.detail = rejection.detail
+
+
+class InvalidEventError(ContractRejectionError):
+    """An event that the contract rejects; raised by the producer SDK before anything is sent.
+
+    Fix the event named by ``reason`` and ``detail``; the message was not sent.
+    """

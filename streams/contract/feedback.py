@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 # One JSON reading for every contract of this package: the same duplicate-key, NaN and depth rules as events.
 from streams.contract.decoder import (
+    ContractRejectionError,
     Reason,
     Rejection,
     _integer,
@@ -150,10 +151,5 @@ def decode_impression(value: bytes | None, key: bytes | None, *, now_ms: int | N
         return Rejection(Reason.UNDECODABLE, f"the decoder failed ({type(exc).__name__})")
 
 
-class InvalidImpressionError(ValueError):
+class InvalidImpressionError(ContractRejectionError):
     """An impression the contract rejects; raised by the SDK before anything is sent. Nothing was sent."""
-
-    def __init__(self, rejection: Rejection) -> None:
-        super().__init__(f"{rejection.reason.value}: {rejection.detail}")
-        self.reason = rejection.reason
-        self.detail = rejection.detail
