@@ -10,6 +10,7 @@
 #   RUNS      runs per parameter file (default 3); GRU4Rec is not seeded, runs differ by initialisation
 #   PARAMFILES  space-separated parameter files of the checkout, relative to it
 #             (default: its published best cross-entropy settings for YOOCHOOSE and for the RSC15 100 unit model)
+#   THREADS   torch threads of each GRU4Rec run (default 2)
 #   PYTHON    interpreter with torch, numpy and pandas (default: a scratch venv var/gru4rec/venv, made with pip)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -35,7 +36,7 @@ for paramfile in $paramfiles; do
     log=$out/$name.run$run.log
     echo "GRU4Rec $name run $run -> $log"
     # -m: the cut-offs of our tables; -d cpu: this machine has no GPU.
-    (cd "$checkout" && OMP_NUM_THREADS=2 nice -n 10 "$PYTHON" run.py "$OLDPWD/$data/train.tsv" -t "$OLDPWD/$data/test.tsv" \
+    (cd "$checkout" && OMP_NUM_THREADS=${THREADS:-2} nice -n 10 "$PYTHON" run.py "$OLDPWD/$data/train.tsv" -t "$OLDPWD/$data/test.tsv" \
       -pf "$paramfile" -m 5 10 20 -d cpu) >"$log" 2>&1
   done
 done

@@ -163,54 +163,23 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-SESSION_GAP_MS = 30 * 60 * 1000  # events without session_id: a gap longer than this starts a new session
-
-
-def _session_keys(events: list[Any]) -> list[str]:
-    """Each event's session: its `session_id`, or the user's run of events without a 30-minute gap."""
-    keys: list[str] = []
-    run, previous = 0, None
-    for e in events:
-        if previous is not None and e.ts_ms - previous > SESSION_GAP_MS:
-            run += 1
-        previous = e.ts_ms
-        keys.append(e.session_id or f"{e.user_id}#{run}")
-    return keys
-
-
-def _standard_input(path: Path) -> tuple[list[Any], list[list[str]], str]:
-    """Histories and session keys of a GRU4Rec-format (.tsv/.txt) or contract-v1 (.jsonl) file."""
-    from models.sessionrec import read_session_tsv
-    from streams.offline.histories import read_histories
-
-    if path.suffix in {".tsv", ".txt"}:
-        histories, keys = read_session_tsv(path)
-        return histories, keys, f"{path.name}: {len(histories)} sessions (GRU4Rec format)"
-    read, report = read_histories(path)
-    keys = [_session_keys(events) for events in read.events]
-    return read.inputs, keys, f"{path.name}: {report.summary()}"
-
-
 def cmd_evaluate_standard(args: argparse.Namespace) -> int:
     """The session-based protocol of the literature (models/sessionrec.py) on explicit train and test files."""
     import torch
 
     from models.checkpoint import load_checkpoint
     from models.sessionrec import SessionEncoder, baseline_scorers, evaluate_standard, prepare, write_session_tsv
+    from streams.offline.standard import read_standard_input
 
     if args.train is None or args.test is None:
         _log("evaluate --protocol standard needs --train FILE and --test FILE")
         return 2
     started = time.monotonic()
     torch.set_num_threads(args.threads)
-    train_h, train_k, train_text = _standard_input(Path(args.train))
-    test_h, test_k, test_text = _standard_input(Path(args.test))
-    _log(f"train {train_text}")
-    _log(f"test {test_text}")
-    # Users of both files are joined by position only for TSV input (a session is a user there); contract files
-    # are joined by user id so that the profile sees a user's training-period events before a test session.
-    histories, keys, flags = _join(args, train_h, train_k, test_h, test_k)
-    data = prepare(histories, keys, flags)
+    read = read_standard_input(Path(args.train), Path(args.test))
+    _log(f"train {read.train_text}")
+    _log(f"test {read.test_text}")
+    data = prepare(read.histories, read.keys, read.is_test)
     if args.export_tsv:
         folder = Path(args.export_tsv)
         rows = (
@@ -231,23 +200,6 @@ def cmd_evaluate_standard(args: argparse.Namespace) -> int:
         payload = {"models": args.model or [], **report_.to_json()}
         Path(args.json_out).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return 0
-
-
-def _join(
-    args: argparse.Namespace, train_h: list[Any], train_k: list[list[str]], test_h: list[Any], test_k: list[list[str]]
-) -> tuple[list[Any], list[list[str]], list[list[bool]]]:
-    """One time-ordered history per user over both files, each event's session key and test flag."""
-    if Path(args.train).suffix in {".tsv", ".txt"} or Path(args.test).suffix in {".tsv", ".txt"}:
-        return (
-            [*train_h, *test_h],
-            [*train_k, *test_k],
-            [[False] * len(h) for h in train_h] + [[True] * len(h) for h in test_h],
-        )
-    from streams.offline.histories import read_split_histories
-
-    read, _, _ = read_split_histories(Path(args.train), Path(args.test))
-    keys = [_session_keys(events) for events in read.events]
-    return read.inputs, keys, read.is_test
 
 
 def cmd_export_items(args: argparse.Namespace, settings: Settings) -> int:
@@ -321,10 +273,11 @@ def cmd_split(args: argparse.Namespace, settings: Settings) -> int:
     from models.sessionrec import session_split
     from streams.contract.events import encode_event
     from streams.offline.histories import read_histories
+    from streams.offline.standard import session_keys
 
     read, report = read_histories(Path(args.events))
     _log(report.summary())
-    keys = [_session_keys(events) for events in read.events]
+    keys = [session_keys(events) for events in read.events]
     flags = session_split(read.inputs, keys, args.test_fraction)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
