@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "best_epoch": metrics["best_epoch"],
         "epochs_run": metrics["epochs_run"],
+        "val_history": {k: v for k, v in metrics.items() if k.startswith("val_") or k.endswith("train_loss")},
         "train_seconds": round(train_s, 1),
         **report.to_json(),
     }

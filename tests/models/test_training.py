@@ -41,7 +41,9 @@ def test_training_is_deterministic_for_a_seed() -> None:
 def test_training_learns_a_clear_structure() -> None:
     num_items = 30
     histories = successor_histories(240, num_items, seed=0)
-    config = TrainConfig(epochs=25, batch_size=32, lr=0.01, negatives=10, patience=3, max_seq_len=12)
+    # A constant rate: 240 short histories are 8 batches an epoch, too few for the decayed default schedule (tuned
+    # on real data with hundreds of batches an epoch) to reach the structure within its first epochs.
+    config = TrainConfig(epochs=25, batch_size=32, lr=0.01, lr_decay=1.0, negatives=10, patience=3, max_seq_len=12)
     model, metrics = train(histories, config, SMALL, progress=False)
     losses = metrics["train_loss"]
     assert losses[-1] < 0.5 * losses[0]
@@ -155,3 +157,17 @@ def test_distinct_targets_drop_repeats_of_the_last_item() -> None:
     assert _distinct_positions(split.histories, split.validation_targets) == [
         [j for j in split.validation_targets[0] if j != 4]
     ]
+
+
+def test_lr_decay_acts_between_epochs() -> None:
+    histories = successor_histories(40, 20, seed=2)
+    base = TrainConfig(seed=1, epochs=1, batch_size=16, negatives=8, max_seq_len=8, validation_fraction=0.0)
+    decayed = TrainConfig(**{**base.to_dict(), "lr_decay": 0.5})
+    one_a, _ = train(histories, base, SMALL, progress=False)
+    one_b, _ = train(histories, decayed, SMALL, progress=False)
+    assert torch.equal(one_a.state_dict()["head.weight"], one_b.state_dict()["head.weight"])  # first epoch: full lr
+    two_a, _ = train(histories, TrainConfig(**{**base.to_dict(), "epochs": 2}), SMALL, progress=False)
+    two_b, _ = train(histories, TrainConfig(**{**decayed.to_dict(), "epochs": 2}), SMALL, progress=False)
+    assert not torch.equal(two_a.state_dict()["head.weight"], two_b.state_dict()["head.weight"])
+    with pytest.raises(TrainingError, match="lr_decay"):
+        TrainConfig(lr_decay=0.0)
