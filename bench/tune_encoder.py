@@ -29,7 +29,7 @@ from streams.offline.standard import read_standard_input
 
 # `profilestream train`'s defaults (streams/cli/model.py), the starting point of every variant.
 CLI_TRAIN = {"refit": True}
-CLI_ENCODER = {"hidden_dim": 32, "recency_memory": True}
+CLI_ENCODER = {"hidden_dim": 32, "recency_memory": True, "item_category_vectors": True}
 
 
 def _parse_value(text: str) -> Any:

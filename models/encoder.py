@@ -18,6 +18,14 @@ gate read from the GRU state. It gives the model, in the item space and therefor
 recommender computes, the cheap "the user goes back to what they just looked at" signal that a GRU only learns
 approximately. The per-user state is then `[h ; r]`, `hidden_dim + embedding_dim` floats, and `step` and `run`
 update `r` with the same arithmetic, so stream and offline profiles still agree.
+
+**Category part of item vectors** (`EncoderConfig.item_category_vectors`, off for checkpoints that predate it):
+an item's vector is its own embedding plus the embedding of its category (the one it was most often seen with
+in the training data, `FeatureSpace.item_category_hashes`; items without one get nothing added). A rarely seen
+item then starts from what its category's items taught, and a profile that points at a category (a city, a
+shelf) ranks that category's items together, where an item-only table would have a vector learned from one or
+two events. Everything that reads item vectors (training scores, the recency memory, `item_vectors()` and so
+the exported vectors a recommender serves) sees the same composed vectors.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ class EncoderConfig:
     init_std: float = 0.05  # normal init of every embedding table
     init_logit_scale: float = 10.0  # training-only temperature; scales scores, so never changes a ranking
     recency_memory: bool = False  # carry a decayed memory of recent item vectors (module docstring)
+    item_category_vectors: bool = False  # item vector = item embedding + its category's (module docstring)
 
     def __post_init__(self) -> None:
         if self.embedding_dim < 1 or self.hidden_dim < 1:
@@ -99,6 +108,13 @@ class ProfileEncoder(nn.Module):
         # the state_dict of a model without it is unchanged.
         self.recency_decay_logit = nn.Parameter(torch.zeros(())) if config.recency_memory else None
         self.recency_gate = nn.Linear(h, 1) if config.recency_memory else None
+        # Category-table row of each item and whether it has one; derived from `features`, so not in state_dict.
+        rows = torch.from_numpy(features.item_category_indices()) if config.item_category_vectors else None  # [N]
+        self.item_category: Tensor | None
+        self.item_category_mask: Tensor | None
+        self.register_buffer("item_category", rows, persistent=False)
+        mask = (rows != 0).to(torch.float32).unsqueeze(-1) if rows is not None else None  # [N, 1]
+        self.register_buffer("item_category_mask", mask, persistent=False)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -134,7 +150,7 @@ class ProfileEncoder(nn.Module):
         assert self.recency_decay_logit is not None  # only called with the memory on
         lam = torch.sigmoid(self.recency_decay_logit)
         known = x.item_mask * (x.item != OOV_INDEX).to(x.item_mask.dtype)  # [*], 1 for a known item's event
-        vectors = F.embedding(x.item, self.output_item_weight())  # [*, D]
+        vectors = self._item_vectors_of(x.item)  # [*, D]
         keep = 1.0 - known * (1.0 - lam)  # [*]: lam after a known item, 1 otherwise
         add = (known * (1.0 - lam)).unsqueeze(-1) * vectors  # [*, D]
         return keep.unsqueeze(-1), add
@@ -209,7 +225,18 @@ class ProfileEncoder(nn.Module):
     def output_item_weight(self) -> Tensor:
         """The item-vector table [N, D], with gradient (training uses it for scoring)."""
         table = self.output_item_embedding if self.output_item_embedding is not None else self.item_embedding
-        return table.weight
+        if self.item_category is None or self.item_category_mask is None:
+            return table.weight
+        return table.weight + self.category_embedding.weight[self.item_category] * self.item_category_mask
+
+    def _item_vectors_of(self, items: Tensor) -> Tensor:
+        """Rows `items` (any shape `*`) of `output_item_weight()` -> [*, D], without building the whole table."""
+        table = self.output_item_embedding if self.output_item_embedding is not None else self.item_embedding
+        vectors = F.embedding(items, table.weight)
+        if self.item_category is None or self.item_category_mask is None:
+            return vectors
+        category = F.embedding(self.item_category[items], self.category_embedding.weight)
+        return vectors + category * self.item_category_mask[items]
 
     def item_vectors(self) -> Tensor:
         """Item vectors [num_items, D] (row 0 = unknown item, row i = `features.item_hashes[i-1]`); a copy."""

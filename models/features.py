@@ -145,6 +145,7 @@ class FeatureSpace:
         num_price_buckets: int = 56,
         num_quantity_buckets: int = 8,
         item_ids: Sequence[str] | None = None,
+        item_category_hashes: Sequence[int] | None = None,
     ) -> None:
         """Build from explicit vocabularies (hashes of known items/categories, in index order from 1)."""
         for name, value, minimum in (
@@ -169,6 +170,13 @@ class FeatureSpace:
         if item_ids is not None and len(item_ids) != len(self.item_hashes):
             raise FeatureError("item_ids must align with item_hashes")
         self.item_ids: tuple[str, ...] | None = tuple(item_ids) if item_ids is not None else None
+        if item_category_hashes is not None and len(item_category_hashes) != len(self.item_hashes):
+            raise FeatureError("item_category_hashes must align with item_hashes")
+        # Each known item's category (its most frequent one in the fitted data; 0 for none): lets the encoder give
+        # an item's vector its category's part (EncoderConfig.item_category_vectors).
+        self.item_category_hashes: tuple[int, ...] | None = (
+            tuple(int(h) for h in item_category_hashes) if item_category_hashes is not None else None
+        )
         self.num_query_buckets = num_query_buckets
         self.max_query_terms = max_query_terms
         self.gap_buckets_per_octave = gap_buckets_per_octave
@@ -207,10 +215,13 @@ class FeatureSpace:
         """
         item_counts: Counter[int] = Counter()
         category_counts: Counter[int] = Counter()
+        item_category_counts: Counter[tuple[int, int]] = Counter()
         for sequence in sequences:
             for event in sequence:
                 if event.has_item:
                     item_counts[event.item_hash] += 1
+                    if event.category_hash != 0:
+                        item_category_counts[event.item_hash, event.category_hash] += 1
                 if event.category_hash != 0:
                     category_counts[event.category_hash] += 1
         items = _vocabulary(item_counts, min_item_count)
@@ -218,7 +229,19 @@ class FeatureSpace:
         ids = None
         if item_ids is not None:
             ids = [item_ids.get(h, "") for h in items]
-        return cls(item_hashes=items, category_hashes=categories, item_ids=ids, **layout)
+        known_categories = set(categories)
+        best: dict[int, tuple[int, int]] = {}  # item -> (count, -category hash): most frequent, then smallest hash
+        for (item, category), n in item_category_counts.items():
+            if category in known_categories and (n, -category) > best.get(item, (0, 0)):
+                best[item] = (n, -category)
+        item_categories = [-best[h][1] if h in best else 0 for h in items]
+        return cls(
+            item_hashes=items,
+            category_hashes=categories,
+            item_ids=ids,
+            item_category_hashes=item_categories,
+            **layout,
+        )
 
     # -- lookups -----------------------------------------------------------------------------------------------
     def item_index(self, item_hash: int) -> int:
@@ -228,6 +251,13 @@ class FeatureSpace:
     def category_index(self, category_hash: int) -> int:
         """Index of a category hash; unknown categories map to `OOV_INDEX` (never raises)."""
         return self._category_index.get(category_hash, OOV_INDEX)
+
+    def item_category_indices(self) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """[num_items] category-table index of each item row (0: no known category, the unknown item included)."""
+        out = np.zeros(self.num_items, dtype=np.int64)
+        if self.item_category_hashes is not None:
+            out[1:] = [self.category_index(h) if h else OOV_INDEX for h in self.item_category_hashes]
+        return out
 
     def gap_bucket(self, ts_ms: int, prev_ts_ms: int | None) -> int:
         """Bucket of the time since the user's previous event; 0 when there is none, negative gaps count as 0."""
@@ -356,6 +386,8 @@ class FeatureSpace:
         }
         if self.item_ids is not None:
             data["item_ids"] = list(self.item_ids)
+        if self.item_category_hashes is not None:
+            data["item_category_hashes"] = list(self.item_category_hashes)
         return data
 
     @classmethod
@@ -371,6 +403,7 @@ class FeatureSpace:
             "item_hashes",
             "category_hashes",
             "item_ids",
+            "item_category_hashes",
             "num_query_buckets",
             "max_query_terms",
             "gap_buckets_per_octave",
@@ -387,8 +420,18 @@ class FeatureSpace:
         ids = data.get("item_ids")
         if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
             raise FeatureError("item_ids must be a list of strings")
-        layout = {k: data[k] for k in known - {"format_version", "item_hashes", "category_hashes", "item_ids"}}
-        return cls(item_hashes=items, category_hashes=categories, item_ids=ids, **layout)
+        item_categories = data.get("item_category_hashes")
+        if item_categories is not None:
+            item_categories = _int_list(item_categories, "item_category_hashes")
+        named = {"format_version", "item_hashes", "category_hashes", "item_ids", "item_category_hashes"}
+        layout = {k: data[k] for k in known - named}
+        return cls(
+            item_hashes=items,
+            category_hashes=categories,
+            item_ids=ids,
+            item_category_hashes=item_categories,
+            **layout,
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FeatureSpace) and self.to_json() == other.to_json()

@@ -48,7 +48,10 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     sequences = [h for h in split.train if h]
     train_config = TrainConfig(seed=args.seed, epochs=args.epochs, refit=not args.no_refit)
     encoder_config = EncoderConfig(
-        embedding_dim=args.dim, hidden_dim=args.hidden_dim, recency_memory=not args.no_recency_memory
+        embedding_dim=args.dim,
+        hidden_dim=args.hidden_dim,
+        recency_memory=not args.no_recency_memory,
+        item_category_vectors=not args.no_item_categories,
     )
     trained_from = time.monotonic()
     model, metrics = train(
@@ -340,6 +343,11 @@ def register(
         "worker keeps two such vectors per user [default 32, which keeps a record under 2 KiB]",
     )
     train.add_argument("--no-recency-memory", action="store_true", help="train the plain GRU (no recency memory)")
+    train.add_argument(
+        "--no-item-categories",
+        action="store_true",
+        help="item vectors without their category's part (docs/model.md); the category of an event is still an input",
+    )
     train.add_argument("--no-refit", action="store_true", help="keep the early-stopped model, skip the refit")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train)

@@ -35,7 +35,8 @@ def _sequences(events: list[Event]) -> dict[str, list[EventInput]]:
 
 def _trained_checkpoint(events: list[Event], out: Path) -> str:
     config = TrainConfig(seed=3, epochs=2, batch_size=32, negatives=64, patience=1, num_threads=1)
-    encoder_config = EncoderConfig(embedding_dim=16, hidden_dim=16, recency_memory=True)
+    # The configuration `profilestream train` writes: recency memory and item vectors with their category's part.
+    encoder_config = EncoderConfig(embedding_dim=16, hidden_dim=16, recency_memory=True, item_category_vectors=True)
     model, metrics = train(list(_sequences(events).values()), config, encoder_config, progress=False)
     return save_checkpoint(model, out, training_fingerprint="parity-test", metrics=dict(metrics))
 
