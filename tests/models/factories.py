@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 
+from torch import Tensor
+
+from models.encoder import ProfileEncoder
 from models.features import EventInput, make_event_input
 
 BASE_TS_MS = 1_700_000_000_000
@@ -49,3 +52,19 @@ def successor_histories(num_users: int, num_items: int, seed: int, max_len: int 
             current = (current + 1) % num_items
         histories.append(events)
     return histories
+
+
+def fold_in_random_chunks(
+    model: ProfileEncoder, histories: list[list[EventInput]], rnd: random.Random, max_chunk: int
+) -> Tensor:
+    """The state after folding every history in chunks of 1..max_chunk events over several `fold` calls [B, S]."""
+    h = model.initial_hidden(len(histories))
+    done = [0] * len(histories)
+    while any(d < len(s) for d, s in zip(done, histories, strict=True)):
+        users = [b for b, s in enumerate(histories) if done[b] < len(s)]
+        chunks = [histories[b][done[b] : done[b] + rnd.randint(1, max_chunk)] for b in users]
+        prev = [histories[b][done[b] - 1].ts_ms if done[b] else None for b in users]
+        h[users], _ = model.fold(h[users], chunks, prev)
+        for b, chunk in zip(users, chunks, strict=True):
+            done[b] += len(chunk)
+    return h

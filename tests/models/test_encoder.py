@@ -9,7 +9,7 @@ import torch
 
 from models.encoder import FOLD_STEP_LIMIT, EncoderConfig, ProfileEncoder
 from models.features import EventInput, FeatureSpace, make_event_input
-from tests.models.factories import random_history
+from tests.models.factories import fold_in_random_chunks, random_history
 
 TOLERANCE = 1e-5
 
@@ -60,16 +60,7 @@ def test_fold_with_events_split_over_several_calls_matches_encode(histories: lis
     model = _model(histories, seed=1)
     rnd = random.Random(3)
     expected_h, expected = model.encode_batch_state(histories)  # [B, H], [B, D]
-    h = model.initial_hidden(len(histories))
-    done = [0] * len(histories)
-    while any(d < len(s) for d, s in zip(done, histories, strict=True)):
-        users = [b for b, s in enumerate(histories) if done[b] < len(s)]
-        chunks = [histories[b][done[b] : done[b] + rnd.randint(1, 7)] for b in users]
-        prev = [histories[b][done[b] - 1].ts_ms if done[b] else None for b in users]
-        h_sub, _ = model.fold(h[users], chunks, prev)
-        h[users] = h_sub
-        for b, chunk in zip(users, chunks, strict=True):
-            done[b] += len(chunk)
+    h = fold_in_random_chunks(model, histories, rnd, max_chunk=7)
     assert (h - expected_h).abs().max().item() <= TOLERANCE
     assert (model.profile(h) - expected).abs().max().item() <= TOLERANCE
     # The whole history in one fold call gives the same too.

@@ -10,7 +10,7 @@ import torch
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.encoder import EncoderConfig, ProfileEncoder
 from models.features import EventInput, FeatureSpace, make_event_input, stable_hash64
-from tests.models.factories import random_history
+from tests.models.factories import fold_in_random_chunks, random_history
 
 TOLERANCE = 1e-5
 CONFIG = EncoderConfig(embedding_dim=12, hidden_dim=10, recency_memory=True, item_category_vectors=True)
@@ -61,15 +61,7 @@ def test_fold_equals_encode_with_category_vectors() -> None:
     model = ProfileEncoder(CONFIG, FeatureSpace.fit(histories[:2])).eval()
     assert model.item_category is not None and bool(model.item_category.any())
     expected = model.encode_batch(histories)
-    h = model.initial_hidden(len(histories))
-    done = [0] * len(histories)
-    while any(d < len(s) for d, s in zip(done, histories, strict=True)):
-        users = [u for u, s in enumerate(histories) if done[u] < len(s)]
-        chunks = [histories[u][done[u] : done[u] + rnd.randint(1, 6)] for u in users]
-        prev = [histories[u][done[u] - 1].ts_ms if done[u] else None for u in users]
-        h[users], _ = model.fold(h[users], chunks, prev)
-        for u, chunk in zip(users, chunks, strict=True):
-            done[u] += len(chunk)
+    h = fold_in_random_chunks(model, histories, rnd, max_chunk=6)
     assert (model.profile(h) - expected).abs().max().item() <= TOLERANCE
 
 

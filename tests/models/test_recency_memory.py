@@ -12,7 +12,7 @@ import torch
 from models.checkpoint import HPARAMS_FILE, load_checkpoint, save_checkpoint
 from models.encoder import EncoderConfig, ProfileEncoder
 from models.features import EventInput, FeatureSpace, make_event_input
-from tests.models.factories import random_history
+from tests.models.factories import fold_in_random_chunks, random_history
 
 TOLERANCE = 1e-5
 CONFIG = EncoderConfig(embedding_dim=12, hidden_dim=20, recency_memory=True)
@@ -45,16 +45,7 @@ def test_state_is_gru_state_and_memory(histories: list[list[EventInput]]) -> Non
 def test_fold_in_chunks_equals_encode_for_mixed_lengths(histories: list[list[EventInput]]) -> None:
     model = _model(histories, seed=2)
     expected_h, expected = model.encode_batch_state(histories)
-    h = model.initial_hidden(len(histories))
-    done = [0] * len(histories)
-    rnd = random.Random(5)
-    while any(d < len(s) for d, s in zip(done, histories, strict=True)):
-        users = [b for b, s in enumerate(histories) if done[b] < len(s)]
-        chunks = [histories[b][done[b] : done[b] + rnd.randint(1, 9)] for b in users]
-        prev = [histories[b][done[b] - 1].ts_ms if done[b] else None for b in users]
-        h[users], _ = model.fold(h[users], chunks, prev)
-        for b, chunk in zip(users, chunks, strict=True):
-            done[b] += len(chunk)
+    h = fold_in_random_chunks(model, histories, random.Random(5), max_chunk=9)
     assert (h - expected_h).abs().max().item() <= TOLERANCE
     assert (model.profile(h) - expected).abs().max().item() <= TOLERANCE
 
