@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     row = {
         "variant": name,
         "overrides": overrides,
+        "train_config": train_config.to_dict(),
+        "encoder_config": encoder_config.to_dict(),
         "seed": args.seed,
         "best_epoch": metrics["best_epoch"],
         "epochs_run": metrics["epochs_run"],
