@@ -28,7 +28,7 @@ Seeds (`lr_decay`): with a constant learning rate, early stopping kept 2 to 4 ep
 Recall@20 by 0.014 on a validation split of YOOCHOOSE's training file; the models were caught at different
 points of a still-moving descent. Multiplying the rate by `lr_decay` (0.7) after every epoch lets the late
 epochs settle instead: on the same split the spread over three seeds fell to 0.006 and MRR@20 rose by 0.012
-(docs/evaluation.md, "Tuning"). The refit repeats the same schedule.
+(docs/evaluation.md, "What moved the encoder"). The refit repeats the same schedule.
 
 Next different item (`distinct_targets`): the session-based protocol of the literature drops consecutive repeats,
 so its target always differs from the last item. With the option, a next item equal to the last item-bearing
