@@ -205,13 +205,16 @@ class FeatureSpace:
         min_category_count: int = 1,
         *,
         item_ids: Mapping[int, str] | None = None,
+        item_categories: bool = False,
         **layout: int,
     ) -> FeatureSpace:
         """Learn item and category vocabularies from event sequences.
 
         Items seen at least `min_item_count` times in item-bearing events are known, ordered by count (most
         frequent first) then by hash, so the result does not depend on input order. `item_ids` optionally maps
-        item hashes to their ids, kept for export. `layout` overrides bucket sizes (see `__init__`).
+        item hashes to their ids, kept for export. With `item_categories` each item's most frequent known category
+        is recorded (ties: the smallest hash); without it the space has none and its JSON is the one written before
+        the field existed, so code of that time can still read it. `layout` overrides bucket sizes (see `__init__`).
         """
         item_counts: Counter[int] = Counter()
         category_counts: Counter[int] = Counter()
@@ -234,12 +237,12 @@ class FeatureSpace:
         for (item, category), n in item_category_counts.items():
             if category in known_categories and (n, -category) > best.get(item, (0, 0)):
                 best[item] = (n, -category)
-        item_categories = [-best[h][1] if h in best else 0 for h in items]
+        item_categories_found = [-best[h][1] if h in best else 0 for h in items] if item_categories else None
         return cls(
             item_hashes=items,
             category_hashes=categories,
             item_ids=ids,
-            item_category_hashes=item_categories,
+            item_category_hashes=item_categories_found,
             **layout,
         )
 

@@ -277,6 +277,7 @@ def _fit_model(
         sequences,
         min_item_count=config.min_item_count,
         item_ids=item_ids,
+        item_categories=encoder_config.item_category_vectors,
         num_query_buckets=config.num_query_buckets,
     )
     if features.num_items < 2:

@@ -22,7 +22,7 @@ def _browse(item: str, category: str | None, ts_ms: int = 1_700_000_000_000) -> 
 
 def test_fit_records_each_items_most_frequent_category() -> None:
     history = [_browse("a", "x"), _browse("a", "y"), _browse("a", "y"), _browse("b", None), _browse("c", "x")]
-    space = FeatureSpace.fit([history])
+    space = FeatureSpace.fit([history], item_categories=True)
     by_item = dict(zip(space.item_hashes, space.item_category_hashes or (), strict=True))
     assert by_item[stable_hash64("a")] == stable_hash64("y")
     assert by_item[stable_hash64("b")] == 0  # never seen with a category
@@ -33,7 +33,7 @@ def test_fit_records_each_items_most_frequent_category() -> None:
 
 
 def test_a_vocabulary_written_before_the_option_loads_without_item_categories() -> None:
-    old = FeatureSpace.fit([[_browse("a", "x")]]).to_json()
+    old = FeatureSpace.fit([[_browse("a", "x")]], item_categories=True).to_json()
     del old["item_category_hashes"]
     space = FeatureSpace.from_json(old)
     assert space.item_category_hashes is None
@@ -43,7 +43,7 @@ def test_a_vocabulary_written_before_the_option_loads_without_item_categories() 
 def test_item_vectors_add_the_category_part_only_where_an_item_has_one() -> None:
     history = [_browse("a", "x"), _browse("b", None), _browse("c", "x")]
     torch.manual_seed(0)
-    model = ProfileEncoder(CONFIG, FeatureSpace.fit([history])).eval()
+    model = ProfileEncoder(CONFIG, FeatureSpace.fit([history], item_categories=True)).eval()
     space = model.features
     vectors = model.item_vectors()
     own = model.item_embedding.weight.detach()
@@ -58,7 +58,7 @@ def test_fold_equals_encode_with_category_vectors() -> None:
     rnd = random.Random(3)
     histories = [random_history(rnd, n) for n in (1, 5, 23, 40)]
     torch.manual_seed(1)
-    model = ProfileEncoder(CONFIG, FeatureSpace.fit(histories[:2])).eval()
+    model = ProfileEncoder(CONFIG, FeatureSpace.fit(histories[:2], item_categories=True)).eval()
     assert model.item_category is not None and bool(model.item_category.any())
     expected = model.encode_batch(histories)
     h = fold_in_random_chunks(model, histories, rnd, max_chunk=6)
@@ -69,10 +69,16 @@ def test_checkpoint_round_trip_keeps_the_composed_vectors(tmp_path: Path) -> Non
     rnd = random.Random(4)
     histories = [random_history(rnd, 30) for _ in range(3)]
     torch.manual_seed(2)
-    model = ProfileEncoder(CONFIG, FeatureSpace.fit(histories)).eval()
+    model = ProfileEncoder(CONFIG, FeatureSpace.fit(histories, item_categories=True)).eval()
     model.trained = True
     save_checkpoint(model, tmp_path / "m", training_fingerprint="f" * 64, metrics={})
     loaded, _ = load_checkpoint(tmp_path / "m")
     assert loaded.config.item_category_vectors
     assert torch.equal(loaded.item_vectors(), model.item_vectors())
     assert torch.equal(loaded.encode(histories[0]), model.encode(histories[0]))
+
+
+def test_without_the_option_the_vocabulary_is_written_as_before() -> None:
+    space = FeatureSpace.fit([[_browse("a", "x")]])
+    assert space.item_category_hashes is None
+    assert "item_category_hashes" not in space.to_json()  # readable by code that predates the field
