@@ -33,7 +33,8 @@ epochs settle instead: on the same split the spread over three seeds fell to 0.0
 Next different item (`distinct_targets`): the session-based protocol of the literature drops consecutive repeats,
 so its target always differs from the last item. With the option, a next item equal to the last item-bearing
 event's item is not a training target, and early stopping ranks only such validation targets, with the last item
-taken out of the candidates (`next_item_ranks(exclude_previous=True)`), as that protocol does.
+taken out of the candidates (`next_item_ranks(exclude_previous=True)`), as that protocol does. `validate_distinct`
+does only the second half: every target is trained on, early stopping ranks the next different items.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ class TrainConfig:
     refit: bool = False  # retrain on all events for the early-stopped number of epochs (module docstring)
     # Train and early-stop on the next *different* item only (module docstring, "Next different item").
     distinct_targets: bool = False
+    # Early-stop on the next different item only (last item out of the candidates), still training on every target.
+    validate_distinct: bool = False
     # Learning rate multiplier after each epoch (1.0: constant). Below 1 the late epochs move the weights less, so
     # the epoch early stopping picks, and the seed, matter less (module docstring, "Seeds").
     lr_decay: float = 0.7
@@ -303,7 +306,8 @@ def _train(
     split = split_by_time(sequences, config.validation_fraction)
     model, windows, objective = _fit_model(split.train, config, encoder_config, item_ids)
     validation = split.validation_targets
-    if config.distinct_targets:
+    distinct_validation = config.distinct_targets or config.validate_distinct
+    if distinct_validation:
         validation = _distinct_positions(split.histories, validation)
     val_targets = _cap_targets(validation, config.max_validation_targets)
     num_val = sum(len(t) for t in val_targets)
@@ -321,7 +325,7 @@ def _train(
         if num_val == 0:
             best_epoch = epoch  # nothing to stop on: keep the last epoch
             continue
-        ranks = next_item_ranks(model, split.histories, val_targets, exclude_previous=config.distinct_targets)
+        ranks = next_item_ranks(model, split.histories, val_targets, exclude_previous=distinct_validation)
         metrics = ranking_metrics(ranks, k)
         for name, value in metrics.items():
             history[f"val_{name}"].append(value)

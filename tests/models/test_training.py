@@ -171,3 +171,16 @@ def test_lr_decay_acts_between_epochs() -> None:
     assert not torch.equal(two_a.state_dict()["head.weight"], two_b.state_dict()["head.weight"])
     with pytest.raises(TrainingError, match="lr_decay"):
         TrainConfig(lr_decay=0.0)
+
+
+def test_validate_distinct_early_stops_on_next_different_items_but_trains_on_all() -> None:
+    histories = [
+        [make_event_input("browse", 10 * t + u, item_id=f"i{(t // 2 + u) % 6}") for t in range(12)] for u in range(8)
+    ]
+    base = TrainConfig(epochs=1, batch_size=8, negatives=8, max_seq_len=8, validation_fraction=0.3, num_threads=1)
+    _, plain = train(histories, base, SMALL, progress=False)
+    _, distinct = train(histories, TrainConfig(**{**base.to_dict(), "validate_distinct": True}), SMALL, progress=False)
+    split = split_by_time(histories, 0.3)
+    expected = sum(map(len, _distinct_positions(split.histories, split.validation_targets)))
+    assert distinct["num_val_targets"] == expected < plain["num_val_targets"]  # every item is shown twice in a row
+    assert distinct["num_train_targets"] == plain["num_train_targets"]
