@@ -222,17 +222,20 @@ class ProfileEncoder(nn.Module):
         z = self.head(gru_h) + F.softplus(self.recency_gate(gru_h)) * r  # [..., D]
         return F.normalize(z, p=2.0, dim=-1)
 
+    def _own_item_table(self) -> Tensor:
+        """The items' own vectors [N, D]: the output table, which is the input one when they are tied."""
+        table = self.output_item_embedding if self.output_item_embedding is not None else self.item_embedding
+        return table.weight
+
     def output_item_weight(self) -> Tensor:
         """The item-vector table [N, D], with gradient (training uses it for scoring)."""
-        table = self.output_item_embedding if self.output_item_embedding is not None else self.item_embedding
         if self.item_category is None or self.item_category_mask is None:
-            return table.weight
-        return table.weight + self.category_embedding.weight[self.item_category] * self.item_category_mask
+            return self._own_item_table()
+        return self._own_item_table() + self.category_embedding.weight[self.item_category] * self.item_category_mask
 
     def _item_vectors_of(self, items: Tensor) -> Tensor:
         """Rows `items` (any shape `*`) of `output_item_weight()` -> [*, D], without building the whole table."""
-        table = self.output_item_embedding if self.output_item_embedding is not None else self.item_embedding
-        vectors = F.embedding(items, table.weight)
+        vectors = F.embedding(items, self._own_item_table())
         if self.item_category is None or self.item_category_mask is None:
             return vectors
         category = F.embedding(self.item_category[items], self.category_embedding.weight)

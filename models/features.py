@@ -223,7 +223,7 @@ class FeatureSpace:
             for event in sequence:
                 if event.has_item:
                     item_counts[event.item_hash] += 1
-                    if event.category_hash != 0:
+                    if item_categories and event.category_hash != 0:
                         item_category_counts[event.item_hash, event.category_hash] += 1
                 if event.category_hash != 0:
                     category_counts[event.category_hash] += 1
@@ -237,12 +237,12 @@ class FeatureSpace:
         for (item, category), n in item_category_counts.items():
             if category in known_categories and (n, -category) > best.get(item, (0, 0)):
                 best[item] = (n, -category)
-        item_categories_found = [-best[h][1] if h in best else 0 for h in items] if item_categories else None
+        found = [-best[h][1] if h in best else 0 for h in items] if item_categories else None
         return cls(
             item_hashes=items,
             category_hashes=categories,
             item_ids=ids,
-            item_category_hashes=item_categories_found,
+            item_category_hashes=found,
             **layout,
         )
 
