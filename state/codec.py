@@ -97,26 +97,36 @@ def _encode_hidden(w: ByteWriter, hidden: npt.NDArray[np.float32], float16: bool
 
 
 def _encode_events(w: ByteWriter, record: UserState) -> None:
-    # The hot path of every state write. An event's bytes do not depend on its neighbours but for the time gap,
-    # so each event's bytes around the gap are made once (StateEvent.wire) and copied at every later write.
-    w.uvarint(len(record.recent))
-    buf = w.buf
+    # The hot path of every state write. An event's bytes depend on its neighbours only through the time gap to
+    # its predecessor, so each event keeps its whole bytes for the predecessor it had (StateEvent.chunk) and a
+    # write joins them; only an event whose predecessor changed (the window's first after an eviction, or one
+    # after an out-of-order insert) is made again.
+    recent = record.recent
+    w.uvarint(len(recent))
     previous_ms = record.first_event_ms
-    for event in record.recent:
-        wire = event.wire
-        if wire is None:
-            wire = _event_wire(event)
-            object.__setattr__(event, "wire", wire)
-        buf += wire[0]
-        gap = event.ts_ms - previous_ms
-        if gap < 0:
-            raise ValueError("the window's events are not in time order")
-        while gap >= 0x80:  # LEB128 inline: a gap of seconds takes three bytes, and a call each costs more
-            buf.append((gap & 0x7F) | 0x80)
-            gap >>= 7
-        buf.append(gap)
+    parts: list[bytes] = []
+    for event in recent:
+        chunk = event.chunk
+        if chunk is None or chunk[0] != previous_ms:
+            chunk = (previous_ms, _event_chunk(event, previous_ms))
+            object.__setattr__(event, "chunk", chunk)
+        parts.append(chunk[1])
         previous_ms = event.ts_ms
-        buf += wire[1]
+    w.buf += b"".join(parts)
+
+
+def _event_chunk(event: StateEvent, previous_ms: int) -> bytes:
+    """The event's bytes when it follows an event at ``previous_ms``: head, time gap, hashes and amounts."""
+    wire = event.wire
+    if wire is None:
+        wire = _event_wire(event)
+        object.__setattr__(event, "wire", wire)
+    gap = event.ts_ms - previous_ms
+    if gap < 0:
+        raise ValueError("the window's events are not in time order")
+    gap_bytes = ByteWriter()
+    gap_bytes.uvarint(gap)
+    return wire[0] + gap_bytes.buf + wire[1]
 
 
 def _event_wire(event: StateEvent) -> tuple[bytes, bytes]:
@@ -147,20 +157,19 @@ def _event_wire(event: StateEvent) -> tuple[bytes, bytes]:
 
 
 def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> None:
-    w.u8(series.kind)
-    w.uvarint(series.bucket_ms)
-    w.uvarint(series.retain_buckets)
-    w.uvarint(len(series.buckets))
-    previous = bucket_index(last_event_ms, series.bucket_ms)
     buf = w.buf
-    for index in sorted(series.buckets, reverse=True):
+    buf += _series_head(series.kind, series.bucket_ms, series.retain_buckets)
+    buckets = series.buckets
+    w.uvarint(len(buckets))
+    previous = last_event_ms // series.bucket_ms
+    for index in sorted(buckets, reverse=True):
         step = previous - index
         if 0 <= step < 0x80:  # one byte: adjacent buckets, the common case
             buf.append(step)
         else:
             w.uvarint(step)
         previous = index
-        for value in series.buckets[index]:
+        for value in buckets[index]:
             # zigzag LEB128 inline (counts and sums in thousandths: most take one to four bytes)
             rest = value * 2 if value >= 0 else -2 * value - 1
             while rest >= 0x80:
@@ -169,16 +178,33 @@ def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> N
             buf.append(rest)
 
 
+@functools.cache
+def _series_head(kind: int, bucket_ms: int, retain_buckets: int) -> bytes:
+    head = ByteWriter()
+    head.u8(kind)
+    head.uvarint(bucket_ms)
+    head.uvarint(retain_buckets)
+    return bytes(head.buf)
+
+
 def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) -> None:
-    w.u8(table.kind)
-    w.uvarint(table.half_life_ms)
-    w.uvarint(table.capacity)
+    w.buf += _weights_head(table.kind, table.half_life_ms, table.capacity)
     w.svarint(last_event_ms - table.reference_ms)
-    w.uvarint(len(table.weights))
     weights = table.weights
-    # One packed call for every (8-byte key, 4-byte weight) pair: the same bytes as i64 then f32 for each.
-    keys = sorted(weights)
-    w.raw(_weight_pairs(len(keys)).pack(*[x for key in keys for x in (key, weights[key])]))
+    w.uvarint(len(weights))
+    if weights:
+        # One packed call for every (8-byte key, 4-byte weight) pair: the same bytes as i64 then f32 for each.
+        keys = sorted(weights)
+        w.buf += _weight_pairs(len(keys)).pack(*[x for key in keys for x in (key, weights[key])])
+
+
+@functools.cache
+def _weights_head(kind: int, half_life_ms: int, capacity: int) -> bytes:
+    head = ByteWriter()
+    head.u8(kind)
+    head.uvarint(half_life_ms)
+    head.uvarint(capacity)
+    return bytes(head.buf)
 
 
 @functools.cache

@@ -13,8 +13,11 @@ import struct
 from array import array
 from dataclasses import dataclass, field
 from enum import IntEnum
+from operator import itemgetter
 
 _F32 = struct.Struct("<f")
+_KEY = itemgetter(0)
+_WEIGHT = itemgetter(1)
 
 
 def decay_factor(elapsed_ms: int, half_life_ms: int) -> float:
@@ -53,6 +56,10 @@ class DecayedWeights:
         """Rescale every weight to `newest_ms` (never backwards)."""
         if newest_ms <= self.reference_ms:
             return
+        if not self.weights:
+            # Nothing to rescale (a user without searches has an empty term table): only the reference moves.
+            self.reference_ms = newest_ms
+            return
         factor = decay_factor(newest_ms - self.reference_ms, self.half_life_ms)
         self.reference_ms = newest_ms
         # One float32 array rounds every rescaled weight at once (the same rounding as `to_float32`); a key
@@ -84,5 +91,7 @@ class DecayedWeights:
     def top(self, n: int, as_of_ms: int) -> list[tuple[int, float]]:
         """The `n` heaviest keys as of `as_of_ms` (heaviest first, ties by hash), without changing the state."""
         factor = decay_factor(max(as_of_ms - self.reference_ms, 0), self.half_life_ms)
-        ranked = sorted(self.weights.items(), key=lambda kv: (-kv[1], kv[0]))
+        # Heaviest first, ties by hash: sort by hash, then stably by weight descending (two sorts in C beat
+        # one with a tuple key built per item; this runs for every profile published).
+        ranked = sorted(sorted(self.weights.items(), key=_KEY), key=_WEIGHT, reverse=True)
         return [(key, weight * factor) for key, weight in ranked[:n]]

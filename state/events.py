@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, replace
 from enum import IntEnum
 
@@ -48,6 +49,9 @@ class StateEvent:
     wire: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
     """The codec's bytes of this event before and after its time gap (:mod:`state.codec`), made at its first
     encode and kept: an event in a user's window is written again at every update of that user, unchanged."""
+    chunk: tuple[int, bytes] | None = field(default=None, init=False, repr=False, compare=False)
+    """(previous event time, the event's whole bytes with its time gap from that time): the same bytes as `wire`
+    around the gap, kept while the event's predecessor in the window stays the same (nearly every write)."""
 
     def __post_init__(self) -> None:
         # Runs for every event the worker accepts: the common case is checked in one expression.
@@ -104,6 +108,7 @@ def event_order_key(event: StateEvent) -> tuple[int, int]:
     return (event.ts_ms, event.event_id_hash)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def hash_hex(value: int) -> str:
     """A signed 64-bit hash as 16 lower-case hex digits of its unsigned two's-complement form."""
     return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016x}"

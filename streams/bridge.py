@@ -6,11 +6,16 @@ hashes here, once per event, so the raw query never reaches the state store.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from models.features import EventInput, query_term_hashes, stable_hash64
 from state.events import StateEvent, event_order_key, normalise_event
 from streams.contract.events import EVENT_TYPES, Event, PurchaseEvent, SearchEvent
+
+_catalogue_hash = functools.lru_cache(maxsize=1 << 16)(stable_hash64)
+"""`stable_hash64` of item ids and categories, which recur across events and users (a catalogue, not personal
+data); event ids are unique and query text is never kept, so those are hashed afresh each time."""
 
 TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 """The contract's type names to the codes state stores and the model embeds (the same order in all three rooms:
@@ -26,8 +31,8 @@ def to_state_event(event: Event, max_query_terms: int) -> StateEvent:
     if isinstance(event, SearchEvent):
         terms = query_term_hashes(event.query, max_terms=max_query_terms)
     else:
-        item_hash = stable_hash64(event.item_id)
-        category_hash = stable_hash64(event.category) if event.category else 0
+        item_hash = _catalogue_hash(event.item_id)
+        category_hash = _catalogue_hash(event.category) if event.category else 0
         if isinstance(event, PurchaseEvent):
             quantity = event.quantity
             price = event.price or 0.0  # absent price: no spend

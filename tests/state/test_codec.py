@@ -290,6 +290,36 @@ def test_an_events_kept_wire_bytes_are_the_bytes_it_encodes_to_and_never_outlive
     assert all(event.wire is not None for event in record.recent)
     assert encode_state(record, spec) == first
     assert encode_state(decode_state(first, spec), spec) == first
+    assert all(event.chunk is not None for event in record.recent)
     changed = dataclasses.replace(record.recent[0], item_hash=99)
-    assert changed.wire is None
+    assert changed.wire is None and changed.chunk is None
     assert normalise_event(dataclasses.replace(record.recent[1]), 2).wire is None
+
+
+def _encoded_without_kept_bytes(record: UserState, spec: StateSpec) -> bytes:
+    """The record's bytes from copies of its events that carry no kept bytes (the reference encoding)."""
+    fresh = record.copy()
+    fresh.recent = [dataclasses.replace(event) for event in record.recent]
+    assert all(event.wire is None and event.chunk is None for event in fresh.recent)
+    return encode_state(fresh, spec)
+
+
+def test_kept_event_bytes_follow_a_changed_predecessor() -> None:
+    """An event's kept bytes hold its time gap to its predecessor: after an out-of-order event lands before it, or
+    after its predecessor leaves the window (it becomes the first, its gap now counted from first_event_ms), the
+    record still encodes to exactly the bytes of events that never kept any."""
+    spec = StateSpec(recent_window=4, allowed_lateness_ms=10**9)
+    record = UserState.new()
+    t0 = 1_767_225_600_000
+    for i, offset_ms in enumerate([0, 60_000, 120_000, 180_000]):
+        fold_event(record, StateEvent(100 + i, i % 3, t0 + offset_ms, item_hash=7 + i), spec, [])
+        assert encode_state(record, spec) == _encoded_without_kept_bytes(record, spec)
+    # Out of order: lands between the second and third events, changing the third one's predecessor.
+    fold_event(record, StateEvent(200, 0, t0 + 90_000, item_hash=9), spec, [])
+    assert encode_state(record, spec) == _encoded_without_kept_bytes(record, spec)
+    # In order again: the oldest leaves the window and the next one becomes the first.
+    evicted: list[StateEvent] = []
+    fold_event(record, StateEvent(201, 1, t0 + 240_000, query_terms=(5, 6)), spec, evicted)
+    assert evicted
+    assert encode_state(record, spec) == _encoded_without_kept_bytes(record, spec)
+    assert decode_state(encode_state(record, spec), spec) == record
