@@ -33,7 +33,8 @@ class SuiteConfig:
     profile_s: float
     state_users: int
     state_events_per_user: int
-    load_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    load_fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)
+    """Paced loads as shares of the drain maximum; the low ones show the latency floor of live traffic."""
     variants: tuple[Variant, ...] = VARIANTS
 
     def with_sizes(
