@@ -98,38 +98,41 @@ def _encode_hidden(w: ByteWriter, hidden: npt.NDArray[np.float32], float16: bool
 
 def _encode_events(w: ByteWriter, record: UserState) -> None:
     # The hot path of every state write. An event's bytes depend on its neighbours only through the time gap to
-    # its predecessor, so each event keeps its whole bytes for the predecessor it had (StateEvent.chunk) and a
-    # write joins them; only an event whose predecessor changed (the window's first after an eviction, or one
-    # after an out-of-order insert) is made again.
+    # its predecessor, so each event keeps its bytes for the predecessor it had (StateEvent.wire) and a write
+    # joins them; an event whose predecessor changed (the window's first after an eviction, or one after an
+    # out-of-order insert) gets its gap written anew.
     recent = record.recent
     w.uvarint(len(recent))
     previous_ms = record.first_event_ms
     parts: list[bytes] = []
     for event in recent:
-        chunk = event.chunk
-        if chunk is None or chunk[0] != previous_ms:
-            chunk = (previous_ms, _event_chunk(event, previous_ms))
-            object.__setattr__(event, "chunk", chunk)
-        parts.append(chunk[1])
+        wire = event.wire
+        if wire is None or wire[0] != previous_ms:
+            wire = _event_wire(event, previous_ms)
+            object.__setattr__(event, "wire", wire)
+        parts.append(wire[1])
         previous_ms = event.ts_ms
     w.buf += b"".join(parts)
 
 
-def _event_chunk(event: StateEvent, previous_ms: int) -> bytes:
-    """The event's bytes when it follows an event at ``previous_ms``: head, time gap, hashes and amounts."""
-    wire = event.wire
-    if wire is None:
-        wire = _event_wire(event)
-        object.__setattr__(event, "wire", wire)
+def _event_wire(event: StateEvent, previous_ms: int) -> tuple[int, bytes, int, int]:
+    """The event's kept bytes when it follows an event at ``previous_ms`` (see `StateEvent.wire`): head and term
+    count, time gap, hashes and amounts. Raises ValueError for an event older than ``previous_ms``."""
     gap = event.ts_ms - previous_ms
     if gap < 0:
         raise ValueError("the window's events are not in time order")
     gap_bytes = ByteWriter()
     gap_bytes.uvarint(gap)
-    return wire[0] + gap_bytes.buf + wire[1]
+    kept = event.wire
+    if kept is not None:
+        # Only the gap changes: the bytes around it are the event's own.
+        _, data, gap_at, gap_len = kept
+        return previous_ms, data[:gap_at] + gap_bytes.buf + data[gap_at + gap_len :], gap_at, len(gap_bytes.buf)
+    before, after = _event_parts(event)
+    return previous_ms, before + gap_bytes.buf + after, len(before), len(gap_bytes.buf)
 
 
-def _event_wire(event: StateEvent) -> tuple[bytes, bytes]:
+def _event_parts(event: StateEvent) -> tuple[bytes, bytes]:
     """An event's bytes before its time gap (head, term count) and after it (hashes, amounts)."""
     before, after = ByteWriter(), ByteWriter()
     terms = event.query_terms

@@ -46,12 +46,11 @@ class StateEvent:
     query_terms: tuple[int, ...] = ()
     quantity: int = 0
     price: float = 0.0
-    wire: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
-    """The codec's bytes of this event before and after its time gap (:mod:`state.codec`), made at its first
-    encode and kept: an event in a user's window is written again at every update of that user, unchanged."""
-    chunk: tuple[int, bytes] | None = field(default=None, init=False, repr=False, compare=False)
-    """(previous event time, the event's whole bytes with its time gap from that time): the same bytes as `wire`
-    around the gap, kept while the event's predecessor in the window stays the same (nearly every write)."""
+    wire: tuple[int, bytes, int, int] | None = field(default=None, init=False, repr=False, compare=False)
+    """The codec's bytes of this event (:mod:`state.codec`), made at its first encode and kept, since an event in a
+    user's window is written again at every update of that user: (the previous event's time, the bytes with the
+    time gap from it, where the gap starts, its length). Only the gap depends on a neighbour; when the
+    predecessor changes (an eviction, an out-of-order insert) the gap alone is written anew."""
 
     def __post_init__(self) -> None:
         # Runs for every event the worker accepts: the common case is checked in one expression.
