@@ -161,7 +161,7 @@ def _event_parts(event: StateEvent) -> tuple[bytes, bytes]:
 
 def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> None:
     buf = w.buf
-    buf += _series_head(series.kind, series.bucket_ms, series.retain_buckets)
+    buf += _aggregate_head(series.kind, series.bucket_ms, series.retain_buckets)
     buckets = series.buckets
     w.uvarint(len(buckets))
     previous = last_event_ms // series.bucket_ms
@@ -182,16 +182,18 @@ def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> N
 
 
 @functools.cache
-def _series_head(kind: int, bucket_ms: int, retain_buckets: int) -> bytes:
+def _aggregate_head(kind: int, first: int, second: int) -> bytes:
+    """The constant head of an aggregate's bytes: its kind and two parameters (a bucket series: bucket size and
+    buckets kept; a weight table: half-life and capacity), made once per parameter set."""
     head = ByteWriter()
     head.u8(kind)
-    head.uvarint(bucket_ms)
-    head.uvarint(retain_buckets)
+    head.uvarint(first)
+    head.uvarint(second)
     return bytes(head.buf)
 
 
 def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) -> None:
-    w.buf += _weights_head(table.kind, table.half_life_ms, table.capacity)
+    w.buf += _aggregate_head(table.kind, table.half_life_ms, table.capacity)
     w.svarint(last_event_ms - table.reference_ms)
     weights = table.weights
     w.uvarint(len(weights))
@@ -199,15 +201,6 @@ def _encode_weights(w: ByteWriter, table: DecayedWeights, last_event_ms: int) ->
         # One packed call for every (8-byte key, 4-byte weight) pair: the same bytes as i64 then f32 for each.
         keys = sorted(weights)
         w.buf += _weight_pairs(len(keys)).pack(*[x for key in keys for x in (key, weights[key])])
-
-
-@functools.cache
-def _weights_head(kind: int, half_life_ms: int, capacity: int) -> bytes:
-    head = ByteWriter()
-    head.u8(kind)
-    head.uvarint(half_life_ms)
-    head.uvarint(capacity)
-    return bytes(head.buf)
 
 
 @functools.cache
