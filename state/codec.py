@@ -164,7 +164,7 @@ def _encode_series(w: ByteWriter, series: BucketSeries, last_event_ms: int) -> N
     buf += _aggregate_head(series.kind, series.bucket_ms, series.retain_buckets)
     buckets = series.buckets
     w.uvarint(len(buckets))
-    previous = last_event_ms // series.bucket_ms
+    previous = bucket_index(last_event_ms, series.bucket_ms)
     for index in sorted(buckets, reverse=True):
         step = previous - index
         if 0 <= step < 0x80:  # one byte: adjacent buckets, the common case

@@ -15,7 +15,8 @@ from streams.contract.events import EVENT_TYPES, Event, PurchaseEvent, SearchEve
 
 _catalogue_hash = functools.lru_cache(maxsize=1 << 16)(stable_hash64)
 """`stable_hash64` of item ids and categories, which recur across events and users (a catalogue, not personal
-data); event ids are unique and query text is never kept, so those are hashed afresh each time."""
+data); event ids are unique and query text is never kept, so those are hashed afresh each time. Bounded: at
+most 65,536 ids of at most ``MAX_ID_CHARS`` (256) characters, whatever producers send."""
 
 TYPE_CODES = {name: code for code, name in enumerate(EVENT_TYPES)}
 """The contract's type names to the codes state stores and the model embeds (the same order in all three rooms:
