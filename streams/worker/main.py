@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from prometheus_client import CollectorRegistry
@@ -49,6 +50,21 @@ def _drop_stale_stores(settings: Settings) -> None:
         )
 
 
+def faust_worker(app: Any, log_level: str) -> Any:
+    """faust's ``Worker`` for ``app``, logging at ``log_level``, without its terminal spinner.
+
+    faust keeps the spinner at WARNING and above, and to spin it on every record it sets the root logger to
+    DEBUG: at ``warning`` or ``error`` every debug line of aiokafka, faust and mode (several per fetch request,
+    one per partition in it) was built and handed to a handler that dropped it. Without the spinner the root
+    logger keeps the level asked for.
+    """
+    from faust import Worker
+
+    worker = Worker(app, loglevel=log_level, quiet=True)
+    worker.spinner = None
+    return worker
+
+
 def run_worker(
     settings: Settings, spec: StateSpec | None = None, processor_factory: ProcessorFactory = batch_processor
 ) -> int:
@@ -56,8 +72,6 @@ def run_worker(
 
     ``processor_factory`` lets the benchmarks run another batch design in the very same worker.
     """
-    from faust import Worker
-
     from streams.worker.app import ProfileWorker
     from streams.worker.log_limits import install_log_rate_limit
 
@@ -83,10 +97,10 @@ def run_worker(
     _drop_stale_stores(settings)
     processor = processor_factory(encoder, spec, metrics, RecordCache(settings.state_cache_users))
     worker = ProfileWorker(settings, encoder, metrics, spec, processor=processor)
-    faust_worker = Worker(worker.app, loglevel=settings.log_level, quiet=True)
+    runner = faust_worker(worker.app, settings.log_level)
     tune_garbage_collector()
     try:
-        faust_worker.execute_from_commandline()
+        runner.execute_from_commandline()
     except SystemExit as exit_:
         return int(exit_.code or 0)
     finally:
