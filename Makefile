@@ -90,7 +90,7 @@ promtool:
 	command -v $(PROMTOOL) >/dev/null
 
 # The benchmark suite (bench/) against a local broker of its own (127.0.0.1:29092): `make bench` writes
-# bench/RESULTS.md (about 15 minutes), `make bench-quick` one small run of each part (under 3 minutes).
+# bench/RESULTS.md (under 20 minutes), `make bench-quick` one small run of each part (under 3 minutes).
 # Neither is part of `make test`. BENCH_ARGS passes more flags, e.g. BENCH_ARGS="--events 1000000 --users 100000".
 BENCH_STAMP := $(VENV)/.installed-bench
 

@@ -82,7 +82,8 @@ def render(
         " (other work on the machine makes timings noisy)",
         f"- Software: Python {machine.python}, " + ", ".join(f"{k} {v}" for k, v in machine.versions.items()),
         f"- Figures are medians of {cfg.runs} run(s) (the CPU profile and the state size are one run each: a sample "
-        f"and a deterministic count); the suite took {results.seconds / 60:.1f} minutes.",
+        f"and a deterministic count; Quix Streams, the slow peer, {min(cfg.reference_runs, cfg.runs)} run(s)); "
+        f"the suite took {results.seconds / 60:.1f} minutes.",
         "- Broker: the local Kafka of deploy/local (one broker, KRaft) on the same machine; one worker process, "
         f"{worker.partitions} partitions, batch_max_events {worker.batch_max_events}, "
         f"state_cache_users {worker.state_cache_users:,}, {worker.torch_threads} torch "
