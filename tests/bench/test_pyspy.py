@@ -36,3 +36,16 @@ def test_shares_of_samples() -> None:
 
 def test_an_empty_profile() -> None:
     assert analyse([]).samples == 0
+
+
+def test_the_worker_s_batch_processing_counts_decode_and_fold() -> None:
+    """The worker calls ``decode`` and ``fold``, never ``process``: both count as its batch processing."""
+    summary = analyse(
+        [
+            "w;main (w.py:1);BatchProcessor.fold (streams/worker/processor.py:2) 3",
+            "w;main (w.py:1);BatchProcessor.decode (streams/worker/processor.py:3) 1",
+            "w;main (w.py:1);select (selectors.py:4) 4",
+        ]
+    )
+    parts = {s.name.split(" (")[0]: s.share for s in summary.parts}
+    assert parts["batch processing, all of it"] == 0.5
