@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from prometheus_client import CollectorRegistry
@@ -19,6 +19,9 @@ from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.gc_tuning import restore_garbage_collector, tune_garbage_collector
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.processor import BatchProcessor
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ def _drop_stale_stores(settings: Settings) -> None:
         )
 
 
-def faust_worker(app: Any, log_level: str) -> Any:
+def faust_worker(app: faust.App, log_level: str) -> faust.Worker:
     """faust's ``Worker`` for ``app``, logging at ``log_level``, without its terminal spinner.
 
     faust keeps the spinner at WARNING and above, and to spin it on every record it sets the root logger to
