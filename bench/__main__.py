@@ -21,7 +21,8 @@ from bench.machine import Machine
 from bench.procs import REPO_ROOT, VARIANTS
 from bench.report import render
 from bench.runs import BenchEnv
-from bench.suite import DEFAULT, QUICK, SECTIONS, run_suite, workdir_for
+from bench.suite import SECTIONS, run_suite, workdir_for
+from bench.suite_config import DEFAULT, QUICK
 from streams.settings import load_settings
 
 

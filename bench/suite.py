@@ -1,94 +1,22 @@
-"""The whole benchmark suite: sizes, the order of the sections, and the medians the report shows."""
+"""The whole benchmark suite: the order of the sections and the medians the report shows (sizes: bench.suite_config)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.load import LoadSpec
-from bench.procs import VARIANTS, Variant
+from bench.procs import Variant
 from bench.pyspy import ProfileSummary
 from bench.runs import BenchEnv, Dataset, DrainResult, PacedPhase, PhaseResult, prepare_dataset, run_drain, run_paced
 from bench.state_size import StateSizeResult, measure_state_size
 from bench.stats import median
+from bench.suite_config import SuiteConfig, side_by_side_runs
 
 WINDOW = 50
 """The recent window the side-by-side measures at (StateSpec.recent_window's default)."""
-
-
-@dataclass(frozen=True)
-class SuiteConfig:
-    """Sizes of every section."""
-
-    runs: int
-    drain_users: int
-    drain_events: int
-    window_users: int
-    window_rounds: int
-    """Side-by-side data: every user gets one event per round; the rate counts the rounds after the window."""
-    paced_s: float
-    warmup_s: float
-    profile_s: float
-    state_users: int
-    state_events_per_user: int
-    load_fractions: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75)
-    """Paced loads as shares of the drain maximum; the low ones find the live-traffic maximum. Not 100 %: that
-    load only queues (it showed p99 of ten seconds), and draining its queue cost the suite about half a minute a run."""
-    variants: tuple[Variant, ...] = VARIANTS
-    reference_runs: int = 1
-    """Runs of the slow peer (Quix Streams, about 20x behind (a), 90 s a run) in the side-by-side; the others run
-    ``runs`` times."""
-
-    def with_sizes(
-        self, *, events: int | None = None, users: int | None = None, runs: int | None = None
-    ) -> SuiteConfig:
-        """This configuration with the drain size or the number of runs overridden."""
-        return replace(
-            self,
-            drain_events=events or self.drain_events,
-            drain_users=users or self.drain_users,
-            runs=runs or self.runs,
-        )
-
-
-DEFAULT = SuiteConfig(
-    runs=3,
-    drain_users=10_000,
-    drain_events=100_000,
-    window_users=100,
-    window_rounds=110,
-    paced_s=12,
-    # A fresh worker's first seconds are slower: after 3 s of warm-up the first phase's p99 at 70 events/s was
-    # 143 ms against 69 ms in the next phase at the same rate; after 10 s, 88 and 70 against 65 and 69 (two runs).
-    warmup_s=10,
-    profile_s=20,
-    state_users=50_000,
-    state_events_per_user=20,
-)
-"""`make bench`: under 20 minutes here (the run in bench/RESULTS.md says how long it took). The drain is 10x
-smaller than the issue's 1,000,000 events over 100,000 users (same events per user) because at the measured rate
-three drains of that size and their floor runs alone would take over 20 minutes; ``--events 1000000 --users
-100000`` runs the full size."""
-
-QUICK = SuiteConfig(
-    runs=1,
-    drain_users=1_000,
-    drain_events=10_000,
-    window_users=30,
-    window_rounds=120,
-    paced_s=5,
-    warmup_s=2,
-    profile_s=8,
-    state_users=5_000,
-    state_events_per_user=20,
-    load_fractions=(0.05, 0.25, 0.5),
-    # Quix Streams' start-up alone takes about 40 s: with it the quick suite took 3.8 minutes.
-    reference_runs=0,
-)
-"""`make bench-quick`: one run of each part, small sizes, three paced loads and no Quix Streams peer; a smoke
-test of the suite in under 3 minutes."""
 
 
 @dataclass
@@ -155,16 +83,11 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
         rounds = max(config.window_rounds, WINDOW + 1)
         spec = LoadSpec(config.window_users, config.window_users * rounds, user_order="rounds", mean_gap_ms=2)
         results.window_dataset = prepare_dataset(env, "window", spec)
-        for run in range(config.runs):
-            for variant in config.variants:
-                if variant in REFERENCE_VARIANTS and run >= config.reference_runs:
-                    continue
-                drained, _ = run_drain(
-                    env, results.window_dataset, variant, run, from_total=WINDOW * config.window_users
-                )
-                assert drained is not None
-                log(f"side-by-side run {run + 1}, {variant}: {drained.events_per_s:,.0f} events/s")
-                results.side_by_side.setdefault(variant, []).append(drained)
+        for run, variant in side_by_side_runs(config):
+            drained, _ = run_drain(env, results.window_dataset, variant, run, from_total=WINDOW * config.window_users)
+            assert drained is not None
+            log(f"side-by-side run {run + 1}, {variant}: {drained.events_per_s:,.0f} events/s")
+            results.side_by_side.setdefault(variant, []).append(drained)
     if "freshness" in sections:
         if not results.max_rate_per_s:
             raise RuntimeError("the freshness section needs the throughput section's maximum")
@@ -207,9 +130,6 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
     results.seconds = time.monotonic() - started
     return results
 
-
-REFERENCE_VARIANTS: tuple[Variant, ...] = ("quix",)
-"""Side-by-side variants run only ``reference_runs`` times."""
 
 SECTIONS = ("throughput", "side-by-side", "freshness", "profile", "state-size")
 

@@ -1,29 +1,21 @@
-"""What the suite runs, with the runs themselves replaced (they need a broker and take minutes)."""
+"""What the suite runs in which run (bench.suite_config: no Kafka client needed)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
-import pytest
-
-import bench.suite as suite
-from bench.suite import QUICK
+from bench.suite_config import DEFAULT, QUICK, side_by_side_runs
 
 
-def test_the_slow_peer_runs_only_its_reference_runs(monkeypatch: pytest.MonkeyPatch) -> None:
-    ran: list[tuple[str, int]] = []
+def test_the_slow_peer_runs_only_its_reference_runs() -> None:
+    runs = side_by_side_runs(replace(DEFAULT, runs=3, reference_runs=1))
 
-    def fake_drain(env: Any, dataset: Any, variant: str, run: int, **_: Any) -> tuple[Any, None]:
-        ran.append((variant, run))
-        return type("Drained", (), {"events_per_s": 1.0})(), None
+    assert [run for run, variant in runs if variant == "quix"] == [0]
+    assert [run for run, variant in runs if variant == "naive"] == [0, 1, 2]
+    assert [run for run, variant in runs if variant == "profilestream"] == [0, 1, 2]
+    # Run by run, as the suite drains them: the runs of one round stay together.
+    assert [run for run, _ in runs] == sorted(run for run, _ in runs)
 
-    monkeypatch.setattr(suite, "prepare_dataset", lambda *_args: object())
-    monkeypatch.setattr(suite, "run_drain", fake_drain)
-    config = replace(QUICK, runs=3, reference_runs=1)
 
-    suite.run_suite(object(), config, {"side-by-side"}, lambda _message: None)  # type: ignore[arg-type]
-
-    assert [run for variant, run in ran if variant == "quix"] == [0]
-    assert [run for variant, run in ran if variant == "naive"] == [0, 1, 2]
-    assert [run for variant, run in ran if variant == "profilestream"] == [0, 1, 2]
+def test_the_quick_suite_has_no_slow_peer() -> None:
+    assert [variant for _, variant in side_by_side_runs(QUICK)] == ["profilestream", "naive"]
