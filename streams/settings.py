@@ -90,6 +90,13 @@ class Settings(BaseSettings):
         description="Longest wait for an input partition known to hold unread events (a slow fetch, a broker coming "
         "back) before the other topics go on without it and its older events may come too late.",
     )
+    align_settle_after_outage_ms: int = Field(
+        30_000,
+        ge=0,
+        description="After the broker was unreachable, how long an input partition with nothing unread still "
+        "holds the other topics back: producers are delivering what they buffered meanwhile, one partition at a time "
+        "(0: off).",
+    )
     align_max_queued: int = Field(
         20_000, ge=2, description="Events held per input partition for alignment before its fetching pauses."
     )

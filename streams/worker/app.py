@@ -219,6 +219,7 @@ class ProfileWorker:
             settings.kafka_bootstrap, metrics, self._next_offset, client_options=kafka_client_options(settings)
         )
         self._monitored_ends: Mapping[tuple[str, int], int] = {}
+        self._settling = False
         self.app.on_before_shutdown.connect(self._stop_lag_monitor)  # type: ignore[arg-type]
         register_lookup(self.app, self.table, encoder, spec, BearerToken.from_settings(settings))
         metrics.set_model_version(encoder.model_version)
@@ -366,11 +367,12 @@ class ProfileWorker:
         position = next_offset if next_offset is not None else self._start_positions.get((topic, partition))
         fetched_at = fetched_at_ms(self.app, topic, partition)
         age_ms = None if fetched_at is None else time.time() * 1000 - fetched_at
-        return partition_progress(position, ends, age_ms, PROGRESS_STALE_MS)
+        return partition_progress(position, ends, age_ms, PROGRESS_STALE_MS, self._settling)
 
     async def _process_released(self) -> int:
         """Run the events the aligner releases now (at most ``batch_max_events``) as one unit; returns how many."""
         self._monitored_ends = self.lag_monitor.end_offsets
+        self._settling = self.lag_monitor.settling(self.settings.align_settle_after_outage_ms / 1000)
         released = self.aligner.release(int(time.monotonic() * 1000), self._progress, self.settings.batch_max_events)
         self._apply_backpressure()
         self.metrics.set_events_held(self.aligner.held)
