@@ -126,8 +126,12 @@ class Observer:
         self.profiles = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
         self.profile_records = 0
         self.tombstones = 0
+        self.version_repeats = 0
+        """Profiles whose version equals the user's previous one: the same profile published again (a producer's
+        retry of a batch the broker had written); harmless to a consumer that keeps the highest version."""
         self.version_regressions = 0
-        """Profiles whose version was not above the user's previous one (a republished or a stale profile)."""
+        """Profiles whose version is below the user's previous one: a stale profile after a newer one, which a
+        compacted topic could keep as the user's last."""
         self.peak_count: dict[str, int] = {}
         """The highest ``event_count`` ever published per user: above the final one means a stale last profile."""
         self._versions: dict[str, int] = {}
@@ -160,7 +164,9 @@ class Observer:
                 self._versions.pop(change.user_id, None)
                 continue
             previous = self._versions.get(change.user_id)
-            if previous is not None and change.version <= previous:
+            if previous is not None and change.version == previous:
+                self.version_repeats += 1
+            elif previous is not None and change.version < previous:
                 self.version_regressions += 1
             self._versions[change.user_id] = change.version
             self.peak_count[change.user_id] = max(self.peak_count.get(change.user_id, 0), change.event_count)

@@ -65,8 +65,10 @@ def _details(r: ScenarioResult) -> list[str]:
         extras.append(f"{d.repeated} repeated dead letters")
     if d.unknown_source:
         extras.append(f"{d.unknown_source} dead letters of unknown source")
+    if r.version_repeats:
+        extras.append(f"{r.version_repeats} profiles published again with the same version")
     if r.version_regressions:
-        extras.append(f"{r.version_regressions} profile versions that did not increase")
+        extras.append(f"{r.version_regressions} profiles with a version below the user's last")
     if r.tombstones:
         extras.append(f"{r.tombstones} tombstones")
     extras.append(f"worst embedding difference {r.valid.worst_embedding_diff:.1e}")

@@ -86,6 +86,7 @@ class ScenarioResult:
     dead: DeadLetterTally = field(default_factory=DeadLetterTally)
     hostile: HostileTally = field(default_factory=HostileTally)
     unexpected_users: int = 0
+    version_repeats: int = 0
     version_regressions: int = 0
     tombstones: int = 0
     worker_starts: int = 0
@@ -122,7 +123,7 @@ class ScenarioResult:
         if v.examples and (v.lost or v.duplicated or v.wrong):
             out.append("examples: " + "; ".join(v.examples))
             if self.version_regressions:
-                out.append(f"{self.version_regressions} profiles were published with a version not above the last")
+                out.append(f"{self.version_regressions} profiles were published with a version below the last")
         return out
 
     @property
@@ -243,6 +244,7 @@ class Run:
         r.dead, by_source = score_dead_letters(self.observer.dead_letters, self.valid, self.hostile)
         r.hostile = score_hostile(self.hostile, by_source, final)
         r.unexpected_users = len(unexpected_users(final, self.expected, list(self.hostile.values())))
+        r.version_repeats = self.observer.version_repeats
         r.version_regressions = self.observer.version_regressions
         r.tombstones = self.observer.tombstones
         r.worker_starts = self.supervisor.starts

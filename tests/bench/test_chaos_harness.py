@@ -13,7 +13,8 @@ from bench.chaos.data import SMALL, chunks, interleave, write_event_file
 from bench.chaos.expected import ExpectedProfile
 from bench.chaos.hostile import SMALL_KINDS, Expect, Hostile, catalogue, pick_victims
 from bench.chaos.kafka_io import DeadLetterSeen
-from bench.chaos.report import BEGIN, END, write_section
+from bench.chaos.report import BEGIN, END, RunInfo, render, write_section
+from bench.chaos.scenarios import ScenarioResult
 from bench.chaos.score import aggregate_differences, score_dead_letters, score_hostile, score_valid
 from streams.contract.profile import ProfileUpdated
 
@@ -143,3 +144,12 @@ def test_the_results_section_replaces_only_what_is_between_the_markers(tmp_path:
     doc.write_text(f"# Title\n\nprose\n\n{BEGIN}\nold table\n{END}\n\nmore prose\n")
     write_section(doc, "new table\n")
     assert doc.read_text() == f"# Title\n\nprose\n\n{BEGIN}\nnew table\n{END}\n\nmore prose\n"
+
+
+def test_the_report_tells_a_republished_profile_from_a_stale_one() -> None:
+    info = RunInfo("python -m bench.chaos", "2026-11-30 08:00", "abc1234", (), (), "data", "settings", "machine")
+    result = ScenarioResult("broker", version_repeats=7, version_regressions=2, finished=True)
+    text = render([result], info)
+    assert "7 profiles published again with the same version" in text
+    assert "2 profiles with a version below the user's last" in text
+    assert "did not increase" not in text
