@@ -93,7 +93,8 @@ class ProfileLog:
     """Every profile update seen, per user, in arrival order."""
 
     def __init__(self, settings: Settings) -> None:
-        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+        # Every record as published, none skipped as superseded: the tests judge what the worker publishes.
+        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, hold=False)
         self.updates: dict[str, list[ProfileUpdated]] = defaultdict(list)
         self.last_mismatches: dict[str, tuple[int, int] | None] = {}
 

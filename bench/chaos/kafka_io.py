@@ -14,6 +14,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
 from streams.contract.events import EVENT_TYPES, Event, encode_event
+from streams.contract.profile import ProfileUpdated
 from streams.contract.topics import DEADLETTER, input_topic
 from streams.settings import Settings
 
@@ -123,7 +124,11 @@ class Observer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.profiles = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+        # Every record as the topic holds it (the SDK's holding subscriber would skip superseded ones): the last
+        # one read per user is what a compacted topic keeps, and it is what the scenario judges.
+        self.profiles = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, hold=False)
+        self.latest: dict[str, ProfileUpdated] = {}
+        """Each user's last profile read (none after a tombstone)."""
         self.profile_records = 0
         self.tombstones = 0
         self.version_repeats = 0
@@ -162,7 +167,9 @@ class Observer:
             if isinstance(change, ProfileDeleted):
                 self.tombstones += 1
                 self._versions.pop(change.user_id, None)
+                self.latest.pop(change.user_id, None)
                 continue
+            self.latest[change.user_id] = change
             previous = self._versions.get(change.user_id)
             if previous is not None and change.version == previous:
                 self.version_repeats += 1

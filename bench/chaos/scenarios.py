@@ -237,7 +237,7 @@ class Run:
         self.idle(1.0)
         while self.poll():
             pass
-        final = self.observer.profiles.profiles
+        final = self.observer.latest
         r = self.result
         r.finished = finished
         r.valid = score_valid(self.expected, final, self.observer.peak_count)

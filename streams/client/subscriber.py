@@ -29,14 +29,28 @@ class ProfileDeleted:
 ProfileChange = ProfileUpdated | ProfileDeleted
 
 
+def supersedes(profile: ProfileUpdated, held_version: int, held_updated_at_ms: int) -> bool:
+    """Whether ``profile`` replaces the same user's profile read before it (its ``version`` and ``updated_at_ms``).
+
+    Versions are strictly increasing per user as the worker publishes them, but a producer that retries a batch
+    the broker had already written makes the broker store it twice (same version, same ``updated_at``). A lower
+    version published later is accepted only when it was published later too: a user whose state was lost
+    starts counting again, and that newer profile must not be ignored.
+    """
+    return profile.version > held_version or profile.updated_at_ms > held_updated_at_ms
+
+
 class ProfileSubscriber:
     """Holds every user's latest profile: :meth:`bootstrap` reads the compacted topic to its end, then
     :meth:`follow` yields each change as it arrives and keeps :attr:`profiles` current.
 
     It assigns itself every partition (no consumer group), so every subscriber sees every user. A message that
-    is not a valid profile is counted in :attr:`skipped` and logged without its content. With ``hold=False``
-    it keeps nothing (:attr:`profiles` stays empty): a consumer that keeps its own, smaller view takes every
-    change from :meth:`poll` and from :meth:`bootstrap`'s ``on_change``.
+    is not a valid profile is counted in :attr:`skipped` and logged without its content. A profile that does
+    not supersede the one held (see :func:`supersedes`: the same profile again after a producer's retry, or an
+    older one behind a newer) is counted in :attr:`superseded` and not passed on. With ``hold=False`` it keeps
+    nothing (:attr:`profiles` stays empty) and passes every profile on: a consumer that keeps its own, smaller
+    view takes every change from :meth:`poll` and from :meth:`bootstrap`'s ``on_change`` and applies
+    :func:`supersedes` itself.
     """
 
     def __init__(
@@ -46,6 +60,7 @@ class ProfileSubscriber:
         self.profiles: dict[str, ProfileUpdated] = {}
         self._hold = hold
         self.skipped = 0
+        self.superseded = 0
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             enable_auto_commit=False,
@@ -83,6 +98,10 @@ class ProfileSubscriber:
             log.warning("skipped an invalid profile message: %s", exc)
             return None
         if self._hold:
+            held = self.profiles.get(user_id)
+            if held is not None and not supersedes(profile, held.version, held.updated_at_ms):
+                self.superseded += 1
+                return None
             self.profiles[user_id] = profile
         return profile
 

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from streams.client.subscriber import ProfileChange, ProfileDeleted
+from streams.client.subscriber import ProfileChange, ProfileDeleted, supersedes
 from streams.recommend.catalog import ItemCatalog
 from streams.recommend.coverage import Coverage
 from streams.recommend.purchases import PurchaseLog
@@ -40,11 +40,14 @@ class Fallback(enum.StrEnum):
 
 
 class ProfileVector(NamedTuple):
-    """What the recommender keeps of a profile: its model version and its embedding as float32. A whole
-    ``ProfileUpdated`` (64 Python floats and the aggregates) took about 9 KiB per user."""
+    """What the recommender keeps of a profile: its model version, its embedding as float32, and its version and
+    publication time (to keep the newer of two). A whole ``ProfileUpdated`` (64 Python floats and the
+    aggregates) took about 9 KiB per user."""
 
     model_version: str
     embedding: npt.NDArray[np.float32]
+    version: int
+    updated_at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ class Recommender:
         self.lock = threading.Lock()
         self.coverage = coverage or Coverage()
         self.profiles: dict[str, ProfileVector] = {}
+        self.superseded = 0
+        """Profile changes skipped because the held profile is as new (a producer's retry published it twice)."""
         self.catalog = ItemCatalog()
         self.purchases = PurchaseLog()
         self._popular_key: tuple[int, str | None] | None = None
@@ -125,8 +130,15 @@ class Recommender:
                     self.profiles.pop(change.user_id, None)
                     self.purchases.forget(change.user_id)
                 else:
+                    held = self.profiles.get(change.user_id)
+                    # A profile published twice (a producer's retry) or an older one behind a newer: keep the newer.
+                    if held is not None and not supersedes(change, held.version, held.updated_at_ms):
+                        self.superseded += 1
+                        continue
                     embedding = np.asarray(change.embedding, dtype=np.float32)
-                    self.profiles[change.user_id] = ProfileVector(change.model_version, embedding)
+                    self.profiles[change.user_id] = ProfileVector(
+                        change.model_version, embedding, change.version, change.updated_at_ms
+                    )
 
     def _popular(self, user_id: str, k: int, bought: frozenset[str], reason: Fallback) -> Recommendation:
         counts = self.purchases.counts

@@ -25,7 +25,7 @@ class Changes:
     """Every change on the profile topic, in arrival order."""
 
     def __init__(self, settings: Settings) -> None:
-        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+        self.subscriber = ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, hold=False)
         self.seen: list[ProfileUpdated | ProfileDeleted] = []
 
     def of(self, user_id: str) -> list[ProfileUpdated | ProfileDeleted]:

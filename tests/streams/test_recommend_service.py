@@ -162,3 +162,13 @@ def test_invalid_purchase_records_are_skipped() -> None:
 def test_k_out_of_range_is_refused(k: int) -> None:
     with pytest.raises(ValueError, match="k must"):
         Recommender().recommend("u", k)
+
+
+def test_the_recommender_keeps_the_newer_of_two_profiles() -> None:
+    recommender = Recommender()
+    newer = ProfileUpdated("u", 2, "m1", [1.0] * DIM, 2_000, 1_990, 2)
+    older = ProfileUpdated("u", 1, "m1", [0.5] * DIM, 1_000, 990, 1)
+    recommender.profiles_changed([newer, newer, older])
+    held = recommender.profiles["u"]
+    assert (held.version, held.updated_at_ms, float(held.embedding[0])) == (2, 2_000, 1.0)
+    assert recommender.superseded == 2
