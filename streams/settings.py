@@ -93,9 +93,9 @@ class Settings(BaseSettings):
     align_settle_after_outage_ms: int = Field(
         30_000,
         ge=0,
-        description="After the broker was unreachable, how long an input partition with nothing unread still "
-        "holds the other topics back: producers are delivering what they buffered meanwhile, one partition at a time "
-        "(0: off).",
+        description="After the broker was away (no fetch answered for 5 s), how long an input partition with "
+        "nothing unread still holds the other topics back: producers are delivering what they buffered meanwhile, "
+        "one partition at a time (0: off).",
     )
     align_max_queued: int = Field(
         20_000, ge=2, description="Events held per input partition for alignment before its fetching pauses."

@@ -40,7 +40,7 @@ from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
 from streams.settings import Settings
-from streams.worker.alignment import EventTimeAligner, Held, Progress, partition_progress
+from streams.worker.alignment import BrokerAbsence, EventTimeAligner, Held, Progress, partition_progress
 from streams.worker.broker_auth import broker_credentials
 from streams.worker.bulk_producer import BulkProducer, DeliveryError
 from streams.worker.continuity import ContinuityCheck, Verdict
@@ -220,6 +220,7 @@ class ProfileWorker:
         )
         self._monitored_ends: Mapping[tuple[str, int], int] = {}
         self._settling = False
+        self.broker_absence = BrokerAbsence(PROGRESS_STALE_MS, settings.align_settle_after_outage_ms)
         self.app.on_before_shutdown.connect(self._stop_lag_monitor)  # type: ignore[arg-type]
         register_lookup(self.app, self.table, encoder, spec, BearerToken.from_settings(settings))
         metrics.set_model_version(encoder.model_version)
@@ -372,7 +373,7 @@ class ProfileWorker:
     async def _process_released(self) -> int:
         """Run the events the aligner releases now (at most ``batch_max_events``) as one unit; returns how many."""
         self._monitored_ends = self.lag_monitor.end_offsets
-        self._settling = self.lag_monitor.settling(self.settings.align_settle_after_outage_ms / 1000)
+        self._settling = self.broker_absence.settling(time.time() * 1000)
         released = self.aligner.release(int(time.monotonic() * 1000), self._progress, self.settings.batch_max_events)
         self._apply_backpressure()
         self.metrics.set_events_held(self.aligner.held)
@@ -707,4 +708,6 @@ class ProfileWorker:
     async def _refresh_lag(self) -> None:
         # Lag against the broker's end offsets, asked for on every refresh: during an outage it holds, never 0.
         assigned = [(tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in self._topic_types]
+        fetched = [at for at in (fetched_at_ms(self.app, *tp) for tp in assigned) if at is not None]
+        self.broker_absence.observe(time.time() * 1000, max(fetched, default=None))
         await self.lag_monitor.refresh(assigned, self._processed)

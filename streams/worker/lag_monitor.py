@@ -168,7 +168,6 @@ class LagMonitor:
         self._connected = False
         self._reachable: bool | None = None
         self._unreachable_since: float | None = None
-        self._reachable_again_at: float | None = None
         self._end_offsets: dict[Partition, int] = {}
         self._lag: dict[Partition, int] = {}
         # Bumped by retain(): a refresh that spans a rebalance must not re-create a revoked partition's series.
@@ -179,15 +178,6 @@ class LagMonitor:
     def broker_reachable(self) -> bool | None:
         """Whether the last request reached the broker; None before the first one."""
         return self._reachable
-
-    def settling(self, window_s: float) -> bool:
-        """Whether the broker is unreachable, or answered again less than ``window_s`` ago after being so:
-        producers may still be delivering what they buffered during the outage. A window of 0 turns it off."""
-        if window_s <= 0:
-            return False
-        if self._reachable is False:
-            return True
-        return self._reachable_again_at is not None and self._clock() - self._reachable_again_at < window_s
 
     @property
     def end_offsets(self) -> Mapping[Partition, int]:
@@ -314,6 +304,5 @@ class LagMonitor:
         self.metrics.set_broker_up(True)
         if self._reachable is False and self._unreachable_since is not None:
             log.info("Kafka answers again after %.0f s without end offsets", self._clock() - self._unreachable_since)
-            self._reachable_again_at = self._clock()
         self._reachable = True
         self._unreachable_since = None

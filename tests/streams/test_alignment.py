@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from streams.worker.alignment import EventTimeAligner, Held, Progress, partition_progress
+import logging
+
+import pytest
+
+from streams.worker.alignment import BrokerAbsence, EventTimeAligner, Held, Progress, partition_progress
 
 TOPICS = ("browse", "search", "purchase")
 
@@ -155,3 +159,24 @@ def test_nothing_is_caught_up_while_the_broker_settles_after_an_outage() -> None
     assert partition_progress(3, [5], 10.0, 5_000, settling=True) is Progress.BEHIND
     assert partition_progress(None, [5], 10.0, 5_000, settling=True) is Progress.UNKNOWN
     assert partition_progress(5, [5], 10.0, 5_000, settling=False) is Progress.CAUGHT_UP
+
+
+def test_the_broker_is_away_when_no_input_partition_has_answered_a_fetch_lately(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="streams.worker.alignment")
+    absence = BrokerAbsence(stale_after_ms=5_000, settle_ms=30_000)
+    absence.observe(100_000, None)
+    assert not absence.settling(100_000), "nothing fetched yet is no outage"
+    absence.observe(100_000, 99_000)
+    assert not absence.settling(100_000), "fetches answer"
+    absence.observe(110_000, 104_000)
+    assert absence.settling(110_000), "no fetch answered for 6 s: the broker is away"
+    absence.observe(115_000, 114_900)
+    assert absence.settling(115_000), "back, and settling"
+    assert absence.settling(139_999)
+    assert not absence.settling(140_000), "30 s after the broker was last found away"
+    assert len(caplog.records) == 1, "logged once per outage"
+    off = BrokerAbsence(stale_after_ms=5_000, settle_ms=0)
+    off.observe(110_000, 104_000)
+    assert not off.settling(110_000), "a window of 0 turns it off"

@@ -292,31 +292,3 @@ def test_a_refresh_that_spans_a_rebalance_does_not_bring_back_revoked_series(
     asyncio.run(scenario())
     assert lag(registry, BROWSE1) is None
     assert monitor.lag == {}
-
-
-def test_settling_from_an_outage_until_the_window_after_the_broker_answers_again(
-    metrics: WorkerMetrics, source: ScriptedSource, positions: Positions
-) -> None:
-    now = [100.0]
-    monitor = LagMonitor("unused:9092", metrics, positions, source=source, timeout_s=0.2, clock=lambda: now[0])
-
-    async def scenario() -> None:
-        source.ends = {BROWSE0: 100}
-        await monitor.refresh([BROWSE0], {})
-        assert not monitor.settling(30), "never unreachable: nothing to settle"
-        source.down = True
-        await monitor.refresh([BROWSE0], {})
-        assert monitor.settling(30), "unreachable"
-        assert not monitor.settling(0), "turned off"
-        now[0] += 50
-        source.down = False
-        await monitor.refresh([BROWSE0], {})
-        assert monitor.settling(30), "answered again just now"
-        now[0] += 29.9
-        assert monitor.settling(30)
-        now[0] += 0.2
-        assert not monitor.settling(30), "the window has passed"
-        await monitor.refresh([BROWSE0], {})
-        assert not monitor.settling(30), "a further answer does not open a new window"
-
-    asyncio.run(scenario())
