@@ -708,6 +708,9 @@ class ProfileWorker:
     async def _refresh_lag(self) -> None:
         # Lag against the broker's end offsets, asked for on every refresh: during an outage it holds, never 0.
         assigned = [(tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in self._topic_types]
-        fetched = [at for at in (fetched_at_ms(self.app, *tp) for tp in assigned) if at is not None]
+        # A partition paused for back-pressure is not fetched: it says nothing about the broker.
+        fetched = [
+            at for at in (fetched_at_ms(self.app, *tp) for tp in assigned if tp not in self._paused) if at is not None
+        ]
         self.broker_absence.observe(time.time() * 1000, max(fetched, default=None))
         await self.lag_monitor.refresh(assigned, self._processed)
