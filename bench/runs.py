@@ -172,6 +172,12 @@ class DrainResult:
     state_value_bytes_per_user: float | None
     """Mean encoded record size (profilestream's own store only)."""
     dead_letters: int
+    last_profile_ms: int = 0
+    """When the last profile of the drain was made (the worker's clock, ms since the epoch)."""
+    folded_total: int = 0
+    """Events the worker had folded by its last profile, all of them (``events`` leaves out the first unit)."""
+    log_path: Path | None = None
+    """The (first) worker's log."""
 
 
 def _state_dir_bytes(path: Path) -> int:
@@ -282,6 +288,9 @@ def run_drain(
         state_bytes_per_user=state_bytes / users,
         state_value_bytes_per_user=value_per_user,
         dead_letters=sum(end_offsets(env.bootstrap, deadletter_topic).values()) - dead_before,
+        last_profile_ms=max(recorder.updated_ms, default=0),
+        folded_total=max(recorder.folded_total, default=0),
+        log_path=worker.log_path,
     )
     return result, None
 
