@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from state.record_cache import RecordCache
@@ -31,10 +31,11 @@ class FloorProcessor(BatchProcessor):
         super().__init__(*args, **kwargs)
         self.counts: dict[str, tuple[int, int]] = {}
 
-    def fold(
+    def fold_in_slices(
         self, decoded: Sequence[Decoded], state: StateAccess, output: BatchOutput, consumed: int | None = None
-    ) -> None:
-        """Publish the counters of every user in the batch (decoding, and so dead letters, happened before)."""
+    ) -> Iterator[None]:
+        """Publish the counters of every user in the batch (decoding, and so dead letters, happened before), in
+        one slice."""
         now_ms = self.clock_ms()
         by_user: dict[str, list[int]] = {}
         for item in decoded:
@@ -46,6 +47,7 @@ class FloorProcessor(BatchProcessor):
             self.counts[user_id] = (count, newest)
             profile = f'{{"user_id":{json.dumps(user_id)},"updated_at":{now_ms},"last_event_ts":{newest},'
             output.profiles.append((user_id.encode(), f'{profile}"event_count":{count}}}'.encode()))
+        yield from ()  # one slice: a generator that never yields
 
 
 def floor_processor(

@@ -395,11 +395,13 @@ class ProfileWorker:
                     self._watermarks_ms[partition] = ts_ms
         return len(released)
 
-    def _fold(self, decoded: list[Decoded], output: BatchOutput, consumed: int) -> None:
-        """Fold and encode; on a store read failure nothing of the attempt survives, so it can run again."""
+    async def _fold(self, decoded: list[Decoded], output: BatchOutput, consumed: int) -> None:
+        """Fold and encode, letting the event loop run between slices of users (lookups, timers, the producer);
+        on a store read failure nothing of the attempt survives, so it can run again."""
         before = len(output.dead_letters)
         try:
-            self.processor.fold(decoded, self.state, output, consumed=consumed)
+            for _ in self.processor.fold_in_slices(decoded, self.state, output, consumed=consumed):
+                await asyncio.sleep(0)
         except StateUnavailableError:
             del output.dead_letters[before:]
             output.profiles.clear()

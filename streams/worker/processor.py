@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -34,6 +34,11 @@ from streams.worker.metrics import StepKind, WorkerMetrics
 from streams.worker.profile_builder import build_profile, current_records
 
 log = logging.getLogger(__name__)
+
+SLICE_EVENTS = 500
+"""About how many events :meth:`BatchProcessor.fold_in_slices` folds between two yields: at ~0.3 ms an event
+(one event per user, the dearest case) the event loop waits ~150 ms at most, while the per-slice fixed cost (one
+encoder call, ~2 ms) stays under 2 %."""
 
 NO_POSITION = -1
 """The offset of an :class:`InboundMessage` that never was on an input topic (a backfilled history event)."""
@@ -169,8 +174,10 @@ class BatchProcessor:
         cache: RecordCache | None = None,
         *,
         partition_for_key: Callable[[bytes], int] | None = None,
+        slice_events: int = SLICE_EVENTS,
     ) -> None:
         self.encoder = encoder
+        self.slice_events = slice_events
         self.spec = spec
         self.metrics = metrics
         self.clock_ms = clock_ms
@@ -230,14 +237,51 @@ class BatchProcessor:
 
         A failure while folding one user's events dead-letters only that user's events; nothing here raises.
         """
+        for _ in self.fold_in_slices(decoded, state, output, consumed):
+            pass
+
+    def fold_in_slices(
+        self, decoded: Sequence[Decoded], state: StateAccess, output: BatchOutput, consumed: int | None = None
+    ) -> Iterator[None]:
+        """:meth:`fold`, one slice of users at a time: yields after each slice of about ``slice_events`` events.
+
+        A unit of work runs on the worker's event loop; the caller lets the loop run between slices, so a large
+        unit (many events per user: fewer, fuller profiles) does not hold lookups and timers for its whole
+        length. A user's events are never split across slices, and users do not depend on each other, so the
+        result is the same as folding the unit in one go.
+        """
+        own_s = 0.0  # the unit's own time, without what the event loop ran between slices
         started = time.perf_counter()
         hits, misses = self.cache.hits, self.cache.misses
         by_user: dict[str, list[tuple[Event, InboundMessage]]] = {}
         for item in decoded:
             by_user.setdefault(item.event.user_id, []).append((item.event, item.message))
+        users = list(by_user.items())
+        first = 0
+        while first < len(users):
+            last, events = first, 0
+            while last < len(users) and (events < self.slice_events or last == first):
+                events += len(users[last][1])
+                last += 1
+            self._fold_slice(users[first:last], state, output)
+            first = last
+            if first < len(users):
+                own_s += time.perf_counter() - started
+                yield
+                started = time.perf_counter()
+        own_s += time.perf_counter() - started
+        # Every cache miss was a store read (see _load_record); counted once per unit, not per user.
+        self.metrics.count_state_cache_hits(self.cache.hits - hits)
+        self.metrics.count_state_reads(self.cache.misses - misses)
+        self.metrics.observe_batch(len(decoded) if consumed is None else consumed, own_s)
+
+    def _fold_slice(
+        self, users: Sequence[tuple[str, list[tuple[Event, InboundMessage]]]], state: StateAccess, output: BatchOutput
+    ) -> None:
+        """Fold, encode and publish the events of ``users`` (each with all of its events of the unit)."""
         work: list[_UserWork] = []
         refresh: list[_UserWork] = []
-        for user_id, events in by_user.items():
+        for user_id, events in users:
             try:
                 user_work = self._fold_user(user_id, events, state, output)
             except StateUnavailableError:
@@ -265,10 +309,6 @@ class BatchProcessor:
                     self._dead_letter_all(w.messages, "encode", output)
         if refresh:
             self._republish(refresh, state, output)
-        # Every cache miss was a store read (see _load_record); counted once per batch, not per user.
-        self.metrics.count_state_cache_hits(self.cache.hits - hits)
-        self.metrics.count_state_reads(self.cache.misses - misses)
-        self.metrics.observe_batch(len(decoded) if consumed is None else consumed, time.perf_counter() - started)
 
     def _dead_letter_all(self, events: list[tuple[Event, InboundMessage]], stage: str, output: BatchOutput) -> None:
         for _, message in events:

@@ -290,3 +290,42 @@ def test_a_user_with_nothing_to_store_or_a_failed_fold_leaves_the_cache() -> Non
     assert cache.get("v") is None
     processor.forget(["u"])
     assert cache.get("u") is None
+
+
+def test_folding_in_slices_yields_between_users_and_changes_nothing_else() -> None:
+    """A unit folded in slices (the worker lets its event loop run between them) gives the records and profiles
+    of the unit folded in one go; a user's events are never split across slices."""
+    events = [_browse(f"u{i % 7}", i, T0 + i) for i in range(70)]  # 7 users, 10 events each
+    messages = [_message(e, i) for i, e in enumerate(events)]
+    whole_state, sliced_state = DictState(), DictState()
+    whole = _processor(_encoder(3))[0].process(messages, whole_state)
+
+    registry = CollectorRegistry()
+    metrics = WorkerMetrics(registry, process_metrics=False)
+    sliced = BatchProcessor(_encoder(3), SPEC, metrics, clock_ms=lambda: T0, slice_events=25)
+    output = processor_module.BatchOutput()
+    decoded = sliced.decode(messages, output)
+    stored_at_each_yield = []
+    for _ in sliced.fold_in_slices(decoded, sliced_state, output):
+        stored_at_each_yield.append(len(sliced_state.records))
+
+    # 25 events a slice: three users (30 events) in each of the first two slices, the last user alone.
+    assert stored_at_each_yield == [3, 6]
+    # Equal but for the last bits of the vectors: a batched GRU step rounds differently in a smaller batch.
+    assert sorted(sliced_state.records) == sorted(whole_state.records)
+    for user, value in sliced_state.records.items():
+        got, want = decode_state(value, SPEC), decode_state(whole_state.records[user], SPEC)
+        assert np.allclose(got.hidden, want.hidden, atol=1e-6)
+        got.hidden = want.hidden
+        assert encode_state(got, SPEC) == whole_state.records[user]
+    got_profiles, want_profiles = _profiles(output.profiles), _profiles(whole.profiles)
+    assert sorted(got_profiles) == sorted(want_profiles)
+    for user, profile in got_profiles.items():
+        assert np.allclose(profile.embedding, want_profiles[user].embedding, atol=1e-6)
+        assert (profile.version, profile.event_count, profile.aggregates) == (
+            want_profiles[user].version,
+            10,
+            want_profiles[user].aggregates,
+        )
+    # One unit for the metrics, however many slices it ran in.
+    assert registry.get_sample_value("profilestream_batch_size_events_count") == 1
