@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log("starting the benchmark's broker")
     bootstrap = broker.start_fresh()
     # PROFILESTREAM_* variables still apply (e.g. to measure another batch size); the report shows the command.
-    base = load_settings(kafka_bootstrap=bootstrap, log_level="warning")
+    # INFO: the drain clock starts at faust's "Ready" line (bench.runs.run_drain); the worker logs nothing per unit.
+    base = load_settings(kafka_bootstrap=bootstrap, log_level="info")
     baseline = checkout_of(args.baseline, workdir) if args.baseline else None
     env = BenchEnv(bootstrap, workdir, base, log, baseline)
     try:

@@ -1,12 +1,12 @@
-"""``python -m bench.drain_clock --baseline REV``: how much the drain clock of the suite favours a worker that
-decodes its whole backlog before its first profile.
+"""``python -m bench.drain_clock --baseline REV``: how much a drain clock that starts at the first profile
+favours a worker that decodes its whole backlog before its first profile.
 
-The suite times a drain from the first profile to the last. The batch-delivery worker receives a backlog of a few
-MiB in its first poll and decodes all of it before its first unit, outside that clock; a worker that decodes
+The suite timed drains from the first profile to the last until it moved to faust's "Ready" line (written as the
+worker starts fetching; :func:`bench.runs.run_drain`). The batch-delivery worker receives a backlog of a few MiB in
+its first poll and decodes all of it before its first unit, outside the first-profile clock; a worker that decodes
 message by message (an earlier commit, Quix Streams) does so inside it. This tool drains the same backlog with this
-tree's worker and the worker of ``REV``, alternating, both logging at INFO so faust's "Ready" line (written as
-the worker starts fetching) is there, and reports each drain by both clocks: from the first profile (the suite's)
-and from "Ready" (every event counted). Not part of ``make bench``: it needs INFO logs and paired runs.
+tree's worker and the worker of ``REV``, alternating, both logging at INFO, and reports each drain by both clocks:
+from the first profile and from "Ready" (every event counted). Not part of ``make bench``: it needs paired runs.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 
-from bench.stats import median
+from bench.stats import median, rate_since
 
 _READY = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] \[\d+\] \[INFO\] \[\^Worker\]: Ready")
 
@@ -39,10 +39,8 @@ def ready_at_ms(log_text: str) -> float | None:
 def rate_from_ready(log_text: str, last_profile_ms: int, folded_total: int) -> float | None:
     """Events per second from the worker's "Ready" (in its log) to its last profile, every event it folded
     counted (None: no Ready line)."""
-    ready = ready_at_ms(log_text)
-    if ready is None or last_profile_ms <= ready:
-        return None
-    return folded_total / ((last_profile_ms - ready) / 1000)
+    measured = rate_since(ready_at_ms(log_text), last_profile_ms, folded_total)
+    return None if measured is None else measured[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,11 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows.append(
                     (
                         variant,
-                        result.events_per_s,
+                        result.rate_from_first_profile,
                         rate_from_ready(log_text, result.last_profile_ms, result.folded_total),
                     )
                 )
-                print(f"{variant}: {result.events_per_s:,.0f} events/s from the first profile, "
+                print(f"{variant}: {result.rate_from_first_profile:,.0f} events/s from the first profile, "
                       f"{rows[-1][2] or float('nan'):,.0f} from Ready", flush=True)  # fmt: skip
     finally:
         broker.stop_and_wipe()

@@ -111,7 +111,9 @@ def _throughput(results: SuiteResults) -> list[str]:
         f"A fresh worker drains a pre-loaded backlog of {data.events:,} events over {data.users:,} users "
         f"(Zipf-like users, exponent {spec.user_skew}; items exponent {spec.item_skew}; "
         f"{', '.join(f'{share:.0%}' for share in spec.type_mix)} browse/search/purchase). Events per second from "
-        "the first to the last profile published; CPU of the worker process (all threads) per 1,000 events; "
+        "the worker's first fetch (faust's \"Ready\" line) to the last profile published, every event counted "
+        "(decoding the first poll included); CPU of the worker process (all threads) per 1,000 events over the "
+        "same span; "
         "the encoder's share is its time over the worker's CPU time; re-folded GRU steps are the share of the "
         "encoder's steps spent folding a window again because an event arrived after a later one of its user.",
         "",
@@ -187,7 +189,8 @@ def _floor(results: SuiteResults) -> list[str]:
         "(Faust app and consumer, batch delivery, alignment, units of work, bulk publishing) with a processor that "
         "only decodes the events and publishes each user's counters, no state, no encoder (bench/floor_worker.py); "
         "and the Python limit, a bare aiokafka loop that consumes, decodes with the same decoder and produces one "
-        "record per event, committing after each poll, no framework at all (bench/python_limit.py):",
+        "record per event, committing after each poll, no framework at all (bench/python_limit.py; it writes no "
+        '"Ready" line and decodes message by message, so it is timed from its first profile):',
         "",
         *_table(["worker", "events/s", "CPU s / 1k events", "÷ Python limit"], rows),
         *_scale_out(results),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.drain_clock import ready_at_ms
 from bench.freshness import event_latencies_ms
 from bench.kafka_io import LoadResult, ProfileRecorder, end_offsets, preload
 from bench.load import EventEncoder, LoadSpec, Schedule, build_schedule
@@ -29,7 +30,7 @@ from bench.procs import (
     start_worker_from,
 )
 from bench.pyspy import ProfileSummary, SpyRecording
-from bench.stats import LatencySummary, drain_rate
+from bench.stats import LatencySummary, drain_rate, rate_since
 from state.reader import store_stats
 from streams.client.admin import create_topics
 from streams.contract.events import EVENT_TYPES
@@ -154,7 +155,7 @@ class DrainResult:
 
     variant: Variant
     events: int
-    """Events counted in the rate (after the starting point)."""
+    """Events counted in the rate (all of them from "Ready"; after the first unit from the first profile)."""
     seconds: float
     events_per_s: float
     cpu_s_per_1k: float
@@ -178,6 +179,8 @@ class DrainResult:
     """Events the worker had folded by its last profile, all of them (``events`` leaves out the first unit)."""
     log_path: Path | None = None
     """The (first) worker's log."""
+    rate_from_first_profile: float = 0.0
+    """Events per second from the first profile at which ``from_total`` events were folded (the earlier clock)."""
 
 
 def _state_dir_bytes(path: Path) -> int:
@@ -198,9 +201,14 @@ def run_drain(
     """Start ``processes`` fresh ``variant`` workers (one consumer group) on the dataset and measure them until
     every user's events are folded.
 
-    The rate, the CPU time (of all processes) and the encoder's share (of the first) count from the first profile
-    at which ``from_total`` events were folded. With ``spy_s``, py-spy records the first worker for that many
-    seconds from the first profile and the run stops there (no result).
+    With ``from_total`` 1 (a whole drain) the rate and the CPU time (of all processes) count every event, from
+    the first worker's "Ready" (faust writes it at INFO as the worker starts fetching): a worker that decodes its
+    first poll before its first unit is timed with that decoding. A worker without that line (the bare Python
+    limit loop, or one logging above INFO) is timed from its first profile, as is every drain with a larger
+    ``from_total`` (a measurement that starts later on purpose). The encoder's share (of the first process) and
+    the events per unit count from the first profile at which ``from_total`` events were folded. With ``spy_s``,
+    py-spy records the first worker for that many seconds from the first profile and the run stops there (no
+    result).
     """
     app_id = f"bench-{dataset.name}-{variant}-{processes}p-{run}-{time.time_ns() % 10**8}"
     settings = env.settings(dataset.prefix, app_id)
@@ -228,9 +236,13 @@ def run_drain(
     spy: SpyRecording | None = None
     try:
         cpu0 = 0.0
+        cpu_at_ready: float | None = None
         metrics0: MetricsSample | None = None
         last_progress = time.monotonic()
         while not recorder.done:
+            if cpu_at_ready is None and from_total == 1 and any(_is_ready(w) for w in workers):
+                # Sampled within one poll (0.2 s) of the line: a worker that has only begun its first fetch.
+                cpu_at_ready = sum(cpu_seconds(w.pid) for w in workers)
             if recorder.poll(0.2):
                 last_progress = time.monotonic()
                 if metrics0 is None and recorder.folded >= from_total:
@@ -258,6 +270,13 @@ def run_drain(
     if code != 0:
         env.log(f"warning: {variant} worker exited with {code}; log: {worker.log_path}")
     rate, events, seconds = drain_rate(recorder.updated_ms, recorder.folded_total, from_total)
+    rate_from_first_profile = rate
+    last_profile_ms = max(recorder.updated_ms, default=0)
+    folded_total = max(recorder.folded_total, default=0)
+    readies = [r for r in (ready_at_ms(_log_text(w)) for w in workers) if r is not None]
+    from_ready = rate_since(min(readies, default=None), last_profile_ms, folded_total)
+    if from_total == 1 and from_ready is not None and cpu_at_ready is not None:
+        (rate, events, seconds), cpu0 = from_ready, cpu_at_ready
     encoder_share = mean_batch = refold_share = None
     if metrics0 is not None and metrics1 is not None and cpu1 > cpu0 and processes == 1:
         encoder_share = (metrics1.encoder_s - metrics0.encoder_s) / (cpu1 - cpu0)
@@ -288,11 +307,20 @@ def run_drain(
         state_bytes_per_user=state_bytes / users,
         state_value_bytes_per_user=value_per_user,
         dead_letters=sum(end_offsets(env.bootstrap, deadletter_topic).values()) - dead_before,
-        last_profile_ms=max(recorder.updated_ms, default=0),
-        folded_total=max(recorder.folded_total, default=0),
+        last_profile_ms=last_profile_ms,
+        folded_total=folded_total,
         log_path=worker.log_path,
+        rate_from_first_profile=rate_from_first_profile,
     )
     return result, None
+
+
+def _log_text(worker: WorkerProcess) -> str:
+    return worker.log_path.read_text(errors="replace") if worker.log_path.is_file() else ""
+
+
+def _is_ready(worker: WorkerProcess) -> bool:
+    return ready_at_ms(_log_text(worker)) is not None
 
 
 def _check_alive(worker: WorkerProcess, last_progress: float, recorder: ProfileRecorder) -> None:

@@ -93,3 +93,12 @@ def drain_rate(
     seconds = (int(times.max()) - start_ms) / 1000
     events = int(totals.max()) - start_total
     return (events / seconds if seconds > 0 else math.nan), events, seconds
+
+
+def rate_since(start_ms: float | None, last_profile_ms: int, folded_total: int) -> tuple[float, int, float] | None:
+    """(events per second, events, seconds) of a drain timed from ``start_ms`` (e.g. the worker's first fetch) to
+    its last profile, every folded event counted; None without a start, or with one not before the last profile."""
+    if start_ms is None or last_profile_ms <= start_ms:
+        return None
+    seconds = (last_profile_ms - start_ms) / 1000
+    return folded_total / seconds, folded_total, seconds

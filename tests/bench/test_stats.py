@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats import LatencySummary, drain_rate, median, median_summary, percentile, ratio
+from bench.stats import LatencySummary, drain_rate, median, median_summary, percentile, rate_since, ratio
 
 
 def test_nearest_rank_percentiles_are_observed_values() -> None:
@@ -64,3 +64,9 @@ def test_drain_rate_from_a_later_point() -> None:
 def test_drain_rate_needs_the_starting_point() -> None:
     with pytest.raises(ValueError, match="never folded"):
         drain_rate([1000], [10], from_total=11)
+
+
+def test_a_drain_timed_from_its_start_counts_every_event() -> None:
+    assert rate_since(1_000.0, 11_000, 50_000) == (5_000.0, 50_000, 10.0)
+    assert rate_since(None, 11_000, 50_000) is None  # no start line: the caller keeps the other clock
+    assert rate_since(11_000.0, 11_000, 50_000) is None
