@@ -10,7 +10,7 @@ from bench.machine import Machine
 from bench.procs import Variant
 from bench.runs import DrainResult
 from bench.stats import LatencySummary, median, median_summary, ratio
-from bench.suite import WINDOW, SuiteResults
+from bench.suite import SIDE_BY_SIDE_UNIT_EVENTS, WINDOW, SuiteResults
 from streams.settings import Settings, load_settings
 
 MIB = 1024 * 1024
@@ -328,7 +328,8 @@ def _side_by_side(results: SuiteResults) -> list[str]:
         "## Side by side",
         "",
         f"The same broker and data for all three: {data.schedule.spec.users:,} users, one event each per round, "
-        f"{rounds} rounds ({data.events:,} events, pre-loaded). The rate counts only the rounds after the first "
+        f"{rounds} rounds ({data.events:,} events, pre-loaded); (a) and (b) run units of up to "
+        f"{SIDE_BY_SIDE_UNIT_EVENTS:,} events. The rate counts only the rounds after the first "
         f"{WINDOW}, where every event meets a full {WINDOW}-event window. (b) is profilestream's worker with its "
         "encoder call replaced by a re-encode of the user's window for every event, one user at a time "
         "(bench/naive.py); "
