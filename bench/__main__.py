@@ -67,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # PROFILESTREAM_* variables still apply (e.g. to measure another batch size); the report shows the command.
     # INFO: the drain clock starts at faust's "Ready" line (bench.runs.run_drain); the worker logs nothing per unit.
     base = load_settings(kafka_bootstrap=bootstrap, log_level="info")
+    if config.unit_events is not None:
+        base = base.model_copy(update={"batch_max_events": config.unit_events})
     baseline = checkout_of(args.baseline, workdir) if args.baseline else None
     env = BenchEnv(bootstrap, workdir, base, log, baseline)
     try:

@@ -28,6 +28,8 @@ class SuiteConfig:
     load_fractions: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75)
     """Paced loads as shares of the drain maximum; the low ones find the live-traffic maximum. Not 100 %: that
     load only queues (it showed p99 of ten seconds), and draining its queue cost the suite about half a minute a run."""
+    unit_events: int | None = None
+    """The workers' ``batch_max_events`` (None: the worker's default, or ``PROFILESTREAM_BATCH_MAX_EVENTS``)."""
     variants: tuple[Variant, ...] = VARIANTS
     reference_runs: int = 1
     """Runs of the slow peer (Quix Streams, about 20x behind (a), 90 s a run) in the side-by-side; the others run
@@ -76,6 +78,9 @@ QUICK = SuiteConfig(
     state_users=5_000,
     state_events_per_user=20,
     load_fractions=(0.05, 0.25, 0.5),
+    # Its 10,000-event backlog would be a single unit at the default of 20,000: one profile per user, nothing
+    # left to time, and a second process would only add a rebalance. Units of 2,000 keep five to time.
+    unit_events=2_000,
     # Quix Streams' start-up alone takes about 40 s: with it the quick suite took 3.8 minutes.
     reference_runs=0,
 )
