@@ -278,7 +278,8 @@ class BatchProcessor:
     def _fold_slice(
         self, users: Sequence[tuple[str, list[tuple[Event, InboundMessage]]]], state: StateAccess, output: BatchOutput
     ) -> None:
-        """Fold, encode and publish the events of ``users`` (each with all of its events of the unit)."""
+        """Fold and encode the events of ``users`` (each with all of its events of the unit): their records are
+        staged in ``state``, their profiles and dead letters added to ``output``."""
         work: list[_UserWork] = []
         refresh: list[_UserWork] = []
         for user_id, events in users:
