@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Most events in one unit of work (a poll result is cut into units; none waits to fill). A user's "
         "events in one unit make one profile, so a large unit drains a backlog faster; it is folded in slices of "
-        "users, so it never holds the event loop for long.",
+        "users with the event loop let run between them.",
     )
     user_ttl_ms: int = Field(30 * 24 * 3600 * 1000, ge=1, description="Users idle this long (event time) are expired.")
     allowed_lateness_ms: int = Field(3600 * 1000, ge=0, description="How far behind a user's newest event one may be.")
