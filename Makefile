@@ -38,7 +38,7 @@ model: $(DEMO_MODEL)/metadata.json
 $(DEMO_MODEL)/metadata.json: | venv
 	$(BIN)/profilestream --cli-log-level warning demo-events --users 1000 --count 20000 --seed 7 --out $(DEMO_EVENTS)
 	$(BIN)/profilestream --cli-log-level warning train --events $(DEMO_EVENTS) --out $(DEMO_MODEL) \
-		--test-fraction 0 --epochs 3 --no-refit --no-progress
+		--test-fraction 0 --epochs 3 --no-progress
 
 # A model given in PROFILESTREAM_MODEL_DIR is used as it is; otherwise the demo model.
 run: venv kafka-jars $(if $(PROFILESTREAM_MODEL_DIR),,model)

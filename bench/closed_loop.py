@@ -121,7 +121,16 @@ def train_model(catalogue: Catalogue, seed: int, directory: Path) -> str:
     histories, _ = read_histories(events_file)
     model, metrics = train(
         [h for h in histories.inputs if h],
-        TrainConfig(seed=seed, epochs=20, batch_size=32, lr=0.005, negatives=256, patience=3, num_threads=1),
+        TrainConfig(
+            seed=seed,
+            epochs=20,
+            batch_size=32,
+            lr=0.005,
+            negatives=256,
+            patience=3,
+            validation_fraction=0.1,
+            num_threads=1,
+        ),
         EncoderConfig(embedding_dim=32, hidden_dim=32),
         progress=False,
         item_ids=histories.item_ids(),

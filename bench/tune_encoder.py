@@ -27,8 +27,10 @@ from models.training import TrainConfig, train
 from streams.offline.histories import read_histories
 from streams.offline.standard import read_standard_input
 
-# `profilestream train`'s defaults (streams/cli/model.py), the starting point of every variant.
-CLI_TRAIN = {"refit": True}
+# `profilestream train`'s defaults (streams/cli/model.py), the starting point of every variant. Its training
+# options are TrainConfig's defaults (the whole schedule, nothing held out); `--early-stopping` would add
+# validation_fraction=0.1 and refit=true.
+CLI_TRAIN: dict[str, Any] = {}
 CLI_ENCODER = {"hidden_dim": 32, "recency_memory": True, "item_category_vectors": True}
 
 

@@ -43,7 +43,16 @@ def test_training_learns_a_clear_structure() -> None:
     histories = successor_histories(240, num_items, seed=0)
     # A constant rate: 240 short histories are 8 batches an epoch, too few for the decayed default schedule (tuned
     # on real data with hundreds of batches an epoch) to reach the structure within its first epochs.
-    config = TrainConfig(epochs=25, batch_size=32, lr=0.01, lr_decay=1.0, negatives=10, patience=3, max_seq_len=12)
+    config = TrainConfig(
+        epochs=25,
+        batch_size=32,
+        lr=0.01,
+        lr_decay=1.0,
+        negatives=10,
+        patience=3,
+        max_seq_len=12,
+        validation_fraction=0.1,
+    )
     model, metrics = train(histories, config, SMALL, progress=False)
     losses = metrics["train_loss"]
     assert losses[-1] < 0.5 * losses[0]

@@ -17,7 +17,9 @@ def test_refit_trains_the_early_stopped_epochs_on_all_events() -> None:
     # An item that only occurs after the validation cutoff: unknown to the first phase, known after the refit.
     late = max(e.ts_ms for h in histories for e in h) + 1
     histories[0] = [*histories[0], make_event_input("browse", late, item_id="late-item")]
-    config = TrainConfig(epochs=3, patience=1, batch_size=16, negatives=8, max_seq_len=8, refit=True)
+    config = TrainConfig(
+        epochs=3, patience=1, batch_size=16, negatives=8, max_seq_len=8, validation_fraction=0.1, refit=True
+    )
     model, metrics = train(histories, config, SMALL, progress=False)
     assert metrics["refit"] is True
     assert len(metrics["refit_train_loss"]) == metrics["best_epoch"] >= 1

@@ -116,7 +116,24 @@ def test_train_defaults_to_every_event(events_file: Path, tmp_path: Path, capsys
     printed = capsys.readouterr().out
     _, metadata = load_checkpoint(model_dir)
     assert metadata.extra["test_fraction"] == 0.0 and metadata.extra["test_cutoff_ms"] is None
-    assert f"every event of {events_file.name}" in printed and "refit on all of them" in printed
+    assert f"every event of {events_file.name}" in printed and "schedule: 2 epochs on all of them" in printed
+    assert metadata.metrics["validation_cutoff_ms"] is None and metadata.metrics["refit"] is False
+
+
+def test_train_with_early_stopping_holds_a_slice_out_then_refits(
+    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = tmp_path / "stopped"
+    assert main(["train", "--events", str(events_file), "--out", str(model_dir), "--early-stopping", *TINY_MODEL]) == 0
+    printed = capsys.readouterr().out
+    _, metadata = load_checkpoint(model_dir)
+    assert "early stopping on the latest 10% of them" in printed and "refit on all of them" in printed
+    assert metadata.metrics["validation_cutoff_ms"] is not None and metadata.metrics["refit"] is True
+
+
+def test_no_refit_without_early_stopping_is_refused(events_file: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--no-refit needs --early-stopping"):
+        main(["train", "--events", str(events_file), "--out", str(tmp_path / "m"), "--no-refit", *TINY_MODEL])
 
 
 def test_standard_protocol_on_split_and_imported_files(
