@@ -147,6 +147,38 @@ class _EncoderRows:
         return len(self.sequences) - 1
 
 
+@dataclass(slots=True)
+class _UnitCounts:
+    """What a unit of work wrote, published and rejected, counted in the metrics only once the unit is whole.
+
+    When a store read fails in a later slice, the caller discards the attempt (staged records, profiles, dead
+    letters) and folds the whole unit again: counted as each slice ran, the earlier slices would count twice.
+    The work itself (GRU steps, store reads) is counted as it runs, since it did run twice.
+    """
+
+    state_writes: int = 0
+    republished: int = 0
+    duplicates: int = 0
+    model_rebuilds: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    published_events: list[tuple[list[int], int]] = field(default_factory=list)
+    """(event times of a slice's new events, when its profiles were made) for the end-to-end latency."""
+
+    def add_to(self, metrics: WorkerMetrics) -> None:
+        """Count everything in ``metrics``."""
+        metrics.count_state_writes(self.state_writes)
+        metrics.count_republished(self.republished)
+        metrics.count_duplicates(self.duplicates)
+        metrics.count_model_rebuilds(self.model_rebuilds)
+        for reason, n in self.rejected.items():
+            metrics.count_rejected(reason, n)
+        for event_ts_ms, published_at_ms in self.published_events:
+            metrics.observe_end_to_end_latency_ms(event_ts_ms, published_at_ms)
+        newest = [max(ts) for ts, _ in self.published_events if ts]
+        if newest:
+            metrics.set_last_event_timestamp_ms(max(newest))
+
+
 def _step_kinds(work: Sequence[_UserWork]) -> dict[StepKind, int]:
     """How many GRU steps the batch's encoder call runs, by why they run."""
     steps: dict[StepKind, int] = {"new": 0, "refold": 0, "base": 0, "rebuild": 0}
@@ -184,6 +216,7 @@ class BatchProcessor:
         self.cache = cache if cache is not None else RecordCache(0)
         # The documented partitioner of the input topics; a message elsewhere would split its user's state.
         self.partition_for_key = partition_for_key
+        self._unit = _UnitCounts()
 
     def forget(self, user_ids: Iterable[str] | None = None) -> None:
         """Drop cached records: of ``user_ids``, or of every user (after a rebalance); the store has them all."""
@@ -253,6 +286,7 @@ class BatchProcessor:
         own_s = 0.0  # the unit's own time, without what the event loop ran between slices
         started = time.perf_counter()
         hits, misses = self.cache.hits, self.cache.misses
+        self._unit = _UnitCounts()
         by_user: dict[str, list[tuple[Event, InboundMessage]]] = {}
         for item in decoded:
             by_user.setdefault(item.event.user_id, []).append((item.event, item.message))
@@ -270,6 +304,7 @@ class BatchProcessor:
                 yield
                 started = time.perf_counter()
         own_s += time.perf_counter() - started
+        self._unit.add_to(self.metrics)
         # Every cache miss was a store read (see _load_record); counted once per unit, not per user.
         self.metrics.count_state_cache_hits(self.cache.hits - hits)
         self.metrics.count_state_reads(self.cache.misses - misses)
@@ -314,7 +349,7 @@ class BatchProcessor:
     def _dead_letter_all(self, events: list[tuple[Event, InboundMessage]], stage: str, output: BatchOutput) -> None:
         for _, message in events:
             output.dead_letters.append(DeadLetter(message, stage, Reason.PROCESSING_ERROR, "internal error, see logs"))
-        self.metrics.count_rejected(Reason.PROCESSING_ERROR.value, len(events))
+        self._unit.rejected[Reason.PROCESSING_ERROR.value] += len(events)
 
     def _load_record(self, user_id: str, message: InboundMessage, state: StateAccess) -> UserState:
         cached = self.cache.get(user_id)
@@ -388,9 +423,10 @@ class BatchProcessor:
             elif outcome is FoldOutcome.DUPLICATE:
                 duplicates += 1
             else:
-                self._reject(message, "fold", Reason.TOO_LATE, "event is older than the allowed lateness", output)
-        if duplicates:
-            self.metrics.count_duplicates(duplicates)
+                detail = "event is older than the allowed lateness"
+                output.dead_letters.append(DeadLetter(message, "fold", Reason.TOO_LATE, detail))
+                self._unit.rejected[Reason.TOO_LATE.value] += 1
+        self._unit.duplicates += duplicates
 
     def _republish(self, refresh: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
         """Publish again, under a new version, the stored profile of users whose events were all redeliveries.
@@ -416,8 +452,8 @@ class BatchProcessor:
             output.profiles.append(
                 (w.user_id.encode(), build_profile(w.user_id, record, embedding, self.spec, now_ms).to_bytes())
             )
-        self.metrics.count_state_writes(len(refresh))
-        self.metrics.count_republished(len(refresh))
+        self._unit.state_writes += len(refresh)
+        self._unit.republished += len(refresh)
 
     def _fold_mode(
         self,
@@ -436,9 +472,7 @@ class BatchProcessor:
     def _encode_and_publish(self, work: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
         """One encoder call for every user of the batch, then their records and profiles."""
         rows, hidden_row, base_row = self._encoder_rows(work)
-        rebuilds = sum(w.mode is FoldMode.REBUILD for w in work)
-        if rebuilds:
-            self.metrics.count_model_rebuilds(rebuilds)
+        self._unit.model_rebuilds += sum(w.mode is FoldMode.REBUILD for w in work)
         self.metrics.count_encoder_steps(_step_kinds(work))
         step_started = time.perf_counter()
         new_hidden, profiles = self.encoder.fold(rows.hidden, rows.sequences, rows.prev_ts_ms)
@@ -504,7 +538,5 @@ class BatchProcessor:
             state.store(w.user_id, w.last_message, value)
             self.cache.put(w.user_id, w.record)
         output.profiles.extend(profiles_out)
-        self.metrics.count_state_writes(len(work))
-        self.metrics.observe_end_to_end_latency_ms(newest, now_ms)
-        if newest:
-            self.metrics.set_last_event_timestamp_ms(max(newest))
+        self._unit.state_writes += len(work)
+        self._unit.published_events.append((newest, now_ms))

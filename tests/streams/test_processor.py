@@ -329,3 +329,36 @@ def test_folding_in_slices_yields_between_users_and_changes_nothing_else() -> No
         )
     # One unit for the metrics, however many slices it ran in.
     assert registry.get_sample_value("profilestream_batch_size_events_count") == 1
+
+
+def test_a_unit_retried_after_a_later_slice_failed_is_counted_once() -> None:
+    """The worker folds a unit again from the start when a store read fails in a later slice, discarding what
+    the attempt staged; the writes, latencies and duplicates of its earlier slices count once."""
+    events = [_browse(f"u{i % 7}", i, T0 + i) for i in range(70)]  # 7 users, 10 events each
+    events.append(events[0])  # a duplicate, in the first slice
+    messages = [_message(e, i) for i, e in enumerate(events)]
+    registry = CollectorRegistry()
+    processor = BatchProcessor(
+        _encoder(3), SPEC, WorkerMetrics(registry, process_metrics=False), clock_ms=lambda: T0, slice_events=25
+    )
+    state = DictState(broken=frozenset({"u6"}))  # the last slice's user: two slices are done when it fails
+    first_try = processor_module.BatchOutput()
+    decoded = processor.decode(messages, first_try)
+    slices_done = 0
+    with pytest.raises(StateUnavailableError):
+        for _ in processor.fold_in_slices(decoded, state, first_try):
+            slices_done += 1
+    assert slices_done == 2 and len(state.records) == 6
+    # What the worker does on such a failure: forget the attempt, retry once the store answers.
+    state.records.clear()
+    state.broken = frozenset()
+    processor.forget()
+    output = processor_module.BatchOutput()
+    processor.fold(decoded, state, output)
+
+    assert len(state.records) == 7 and len(output.profiles) == 7
+    sample = registry.get_sample_value
+    assert sample("profilestream_state_writes_total") == 7
+    assert sample("profilestream_end_to_end_latency_seconds_count") == 70
+    assert sample("profilestream_events_duplicate_total") == 1
+    assert sample("profilestream_batch_size_events_count") == 1  # the failed attempt is not a unit
