@@ -43,13 +43,13 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from models.training import TrainConfig, data_fingerprint, train
     from streams.offline.histories import read_histories
 
+    if args.no_refit and not args.early_stopping:
+        raise SystemExit("--no-refit needs --early-stopping: without it nothing is held out, so there is no refit")
     started = time.monotonic()
     histories, report = read_histories(Path(args.events))
     _log(report.summary())
     split = time_split(histories.inputs, args.test_fraction)
     sequences = [h for h in split.train if h]
-    if args.no_refit and not args.early_stopping:
-        raise SystemExit("--no-refit needs --early-stopping: without it nothing is held out, so there is no refit")
     train_config = TrainConfig(
         seed=args.seed,
         epochs=args.epochs,
@@ -101,7 +101,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
                 else "; no refit (the latest events are not trained on)"
             )
         )
-        print(f"validation MRR@20 {metrics['best_val_mrr@20']:.4f}, Recall@20 {metrics['best_val_recall@20']:.4f}")
+        if "best_val_mrr@20" in metrics:
+            print(f"validation MRR@20 {metrics['best_val_mrr@20']:.4f}, Recall@20 {metrics['best_val_recall@20']:.4f}")
     else:
         print(
             f"schedule: {metrics['epochs_run']} epochs on all of them, learning rate {train_config.lr:g} times "
