@@ -98,6 +98,10 @@ PROBE_TIMEOUT_MS = 10_000
 PROGRESS_STALE_MS = 5_000
 """A partition counts as caught up only if a fetch answered for it this recently. The consumer's fetches answer
 for every fetchable partition at least every 1.5 s (faust's ``fetch_max_wait_ms``), data or not."""
+RECEIVE_SLICE = 2000
+"""Messages of a poll result taken in (checked, decoded, queued for alignment) between two turns of the event
+loop: the first poll of a backlog can hold a hundred thousand, seconds of decoding that would otherwise hold
+lookups, health checks and timers up."""
 INBOX_POLLS = 2
 """Poll results waiting for the fold loop; beyond them the consumer's fetch loop waits. A poll result can hold
 up to a MiB per input partition (aiokafka's fetch size), so this bounds the worker's memory in a backlog."""
@@ -291,9 +295,36 @@ class ProfileWorker:
         await self._inbox.put(messages)
 
     async def _receive(self, polled: list[Any]) -> None:
-        """Decode a poll result as it arrives and queue it for alignment; nothing is acknowledged before its unit."""
-        messages: list[InboundMessage] = []
+        """Decode a poll result as it arrives and queue it for alignment; nothing is acknowledged before its unit.
+
+        Taken in slices of ``RECEIVE_SLICE`` messages with a turn of the event loop between them. A rebalance
+        may run in such a turn: every message is checked against the partitions owned at its own slice, and
+        what a revocation drops from the aligner is delivered again to the next owner, as without slices.
+        """
         refetch: dict[tuple[str, int], int] = {}
+        for first in range(0, len(polled), RECEIVE_SLICE):
+            if first:
+                await asyncio.sleep(0)
+            await self._receive_slice(polled[first : first + RECEIVE_SLICE], refetch)
+        for (topic, partition), offset in refetch.items():
+            if partition not in self._owned:
+                continue  # revoked between two slices: its next owner reads it from the committed offset
+            # Messages past offsets that never arrived (a fetch that crossed faust's seek after a rebalance):
+            # they are dropped unacknowledged and the partition is read again from the first missing offset.
+            log.warning("a fetch of %s[%d] skipped offsets from %d on; reading them again", topic, partition, offset)
+            self.metrics.count_offset_jump("refetched")
+            await seek(self.app, topic, partition, offset)
+        for (topic, partition), offset in self.continuity.overdue_probes(
+            int(time.monotonic() * 1000), PROBE_TIMEOUT_MS
+        ):
+            # Still only messages past the missing offsets: the seek did not land. Never wait forever.
+            log.warning("reading %s[%d] again from %d did not start yet; asking once more", topic, partition, offset)
+            await seek(self.app, topic, partition, offset)
+
+    async def _receive_slice(self, polled: list[Any], refetch: dict[tuple[str, int], int]) -> None:
+        """Check, decode and queue for alignment one slice of a poll result; partitions to read again from a
+        missing offset go to ``refetch``."""
+        messages: list[InboundMessage] = []
         now_ms = int(time.monotonic() * 1000)
         for message in polled:
             # A message of a partition revoked meanwhile, or fetched before the last rebalance (the inbox may
@@ -317,16 +348,6 @@ class ProfileWorker:
                 self.metrics.count_offset_jump("confirmed")
                 await accept_gap(self.app, *tp, expected, message.offset - 1)
             messages.append(self._inbound(message))
-        for (topic, partition), offset in refetch.items():
-            # Messages past offsets that never arrived (a fetch that crossed faust's seek after a rebalance):
-            # they are dropped unacknowledged and the partition is read again from the first missing offset.
-            log.warning("a fetch of %s[%d] skipped offsets from %d on; reading them again", topic, partition, offset)
-            self.metrics.count_offset_jump("refetched")
-            await seek(self.app, topic, partition, offset)
-        for (topic, partition), offset in self.continuity.overdue_probes(now_ms, PROBE_TIMEOUT_MS):
-            # Still only messages past the missing offsets: the seek did not land. Never wait forever.
-            log.warning("reading %s[%d] again from %d did not start yet; asking once more", topic, partition, offset)
-            await seek(self.app, topic, partition, offset)
         output = BatchOutput()
         decoded = self.processor.decode(messages, output)
         rejected = {id(letter.message): letter for letter in output.dead_letters}
