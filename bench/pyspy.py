@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -142,6 +143,11 @@ class SpyRecording:
     def running(self) -> bool:
         """True while py-spy records."""
         return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """End the recording now; py-spy writes what it has (it takes SIGINT as Ctrl-C)."""
+        if self.running():
+            self.proc.send_signal(signal.SIGINT)
 
     def result(self, top: int = 15) -> ProfileSummary:
         """Wait for py-spy and summarise what it recorded."""

@@ -373,8 +373,8 @@ def _profile(results: SuiteResults) -> list[str]:
         "## CPU profile of the worker under load",
         "",
         f"py-spy, {summary.samples:,} samples of every thread of a profilestream worker draining the throughput "
-        f"backlog ({results.config.profile_s:.0f} s). Share of samples in each part (parts nest: the first row holds "
-        "most of the others):",
+        f"backlog (for {results.config.profile_s:.0f} s from its first profile, or until the backlog is done). "
+        "Share of samples in each part (parts nest: the first row holds most of the others):",
         "",
     ]
     out += _table(["part", "share"], [[s.name, _pct(s.share)] for s in summary.parts])

@@ -207,8 +207,8 @@ def run_drain(
     limit loop, or one logging above INFO) is timed from its first profile, as is every drain with a larger
     ``from_total`` (a measurement that starts later on purpose). The encoder's share (of the first process) and
     the events per unit count from the first profile at which ``from_total`` events were folded. With ``spy_s``,
-    py-spy records the first worker for that many seconds from the first profile and the run stops there (no
-    result).
+    py-spy records the first worker for that many seconds from the first profile, or until its backlog is done,
+    and the run stops there (no result).
     """
     app_id = f"bench-{dataset.name}-{variant}-{processes}p-{run}-{time.time_ns() % 10**8}"
     settings = env.settings(dataset.prefix, app_id)
@@ -256,8 +256,9 @@ def run_drain(
             for each in workers:
                 _check_alive(each, last_progress, recorder)
         if spy is not None:
-            # The backlog ran out before the recording did: stopping the worker ends the recording too.
-            worker.stop()
+            # The backlog ran out before the recording did: end it before the worker stops, so that its
+            # shutdown (faust's, a full garbage collection) is not sampled as work.
+            spy.stop()
             return None, spy.result()
         cpu1 = sum(cpu_seconds(w.pid) for w in workers)
         rss = max(peak_rss_bytes(w.pid) for w in workers)

@@ -1,8 +1,13 @@
-"""Reading py-spy's collapsed stacks."""
+"""Reading py-spy's collapsed stacks, and ending a recording early."""
 
 from __future__ import annotations
 
-from bench.pyspy import analyse, parse_frame
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.pyspy import SpyRecording, analyse, parse_frame
 
 STACKS = [
     "main (w.py:1);BatchProcessor.process (streams/worker/processor.py:10);decode_state (state/codec.py:5) 30",
@@ -49,3 +54,26 @@ def test_the_worker_s_batch_processing_counts_decode_and_fold() -> None:
     )
     parts = {s.name.split(" (")[0]: s.share for s in summary.parts}
     assert parts["batch processing, all of it"] == 0.5
+
+
+def test_stopping_a_recording_keeps_what_was_recorded(tmp_path: Path) -> None:
+    """`stop` ends a recording the way Ctrl-C does, and py-spy then writes its samples (a stand-in here that
+    behaves like py-spy on SIGINT; `make bench`'s profile section runs the real one)."""
+    out, ready = tmp_path / "profile.txt", tmp_path / "ready"
+    stand_in = (
+        "import signal, sys, time\n"
+        "def write(*_):\n"
+        f"    open({str(out)!r}, 'w').write('work (w.py:1) 7\\n')\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGINT, write)\n"
+        f"open({str(ready)!r}, 'w').close()\n"
+        "time.sleep(60)\n"
+    )
+    recording = SpyRecording(subprocess.Popen([sys.executable, "-c", stand_in]), out)
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert recording.running()
+    recording.stop()
+    summary = recording.result()
+    assert summary.samples == 7 and not recording.running()
