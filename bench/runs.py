@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -364,8 +364,13 @@ def run_paced(
     spec: LoadSpec,
     phases: list[PacedPhase],
     warmup: PacedPhase,
+    refine: Callable[[list[PhaseResult]], PacedPhase | None] | None = None,
 ) -> list[PhaseResult]:
-    """One worker on fresh topics; a warm-up, then each phase in turn, each drained before the next starts."""
+    """One worker on fresh topics; a warm-up, then each phase in turn, each drained before the next starts.
+
+    With ``refine``, more phases follow in the same worker, each chosen from the results so far, until it returns
+    None; their results come after those of ``phases``.
+    """
     name = f"paced-{variant}-{run}-{time.time_ns() % 10**8}"
     settings = env.settings(f"bench.{name}.", f"bench-{name}")
     create_topics(settings)
@@ -376,8 +381,15 @@ def run_paced(
     worker = start_worker_from(checkout, variant, settings, env.workdir / "logs" / f"{name}.log")
     results: list[PhaseResult] = []
     next_index = 0
+
+    def planned() -> Iterator[PacedPhase]:
+        yield warmup
+        yield from phases
+        while refine is not None and (extra := refine(results)) is not None:
+            yield extra
+
     try:
-        for phase in [warmup, *phases]:
+        for phase in planned():
             plan = PacedPlan(
                 env.bootstrap,
                 input_topics(settings),

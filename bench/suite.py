@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.live_search import Trial, refinement_rate
 from bench.load import LoadSpec
 from bench.procs import Variant
 from bench.pyspy import ProfileSummary
@@ -47,6 +48,8 @@ class SuiteResults:
     max_rate_per_s: float = 0.0
     freshness: list[list[PhaseResult]] = field(default_factory=list)
     """Per run, one result per load fraction."""
+    live_refined: list[list[PhaseResult]] = field(default_factory=list)
+    """Per run, the loads offered after the fixed ones to narrow the live-traffic maximum (bench.live_search)."""
     profile: ProfileSummary | None = None
     state_size: StateSizeResult | None = None
     seconds: float = 0.0
@@ -100,15 +103,20 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
             PacedPhase(f"{f * 100:g}%", f * results.max_rate_per_s, config.paced_s) for f in config.load_fractions
         ]
         warmup = PacedPhase("warm-up", min(100.0, results.max_rate_per_s / 4), config.warmup_s)
-        needed = int(warmup.rate_per_s * warmup.duration_s + sum(p.rate_per_s * p.duration_s for p in phases) * 1.2)
+        # A refinement load lies between two fixed ones: at most the highest fixed rate each.
+        refined = config.live_refine_steps * max(p.rate_per_s for p in phases) * config.paced_s
+        offered = sum(p.rate_per_s * p.duration_s for p in phases) + refined
+        needed = int(warmup.rate_per_s * warmup.duration_s + offered * 1.2)
         spec = LoadSpec(config.drain_users, max(needed, 1000), seed=7)
+        refine = _live_refinement(phases, results.max_rate_per_s, config)
         for run in range(config.runs):
-            phase_results = run_paced(env, "profilestream", run, spec, phases, warmup)
+            phase_results = run_paced(env, "profilestream", run, spec, phases, warmup, refine)
             log(
                 f"freshness run {run + 1}: "
                 + ", ".join(f"{r.phase.label} p99 {r.latency.p99_ms:.0f} ms" for r in phase_results)
             )
-            results.freshness.append(phase_results)
+            results.freshness.append(phase_results[: len(phases)])
+            results.live_refined.append(phase_results[len(phases) :])
             if env.baseline is not None:
                 earlier = run_paced(env, "baseline", run, spec, phases, warmup)
                 log(
@@ -134,6 +142,25 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
         log(f"state size: {results.state_size.compacted.sst_bytes_per_user:,.0f} SST bytes per user")
     results.seconds = time.monotonic() - started
     return results
+
+
+def _live_refinement(
+    phases: list[PacedPhase], max_rate_per_s: float, config: SuiteConfig
+) -> Callable[[list[PhaseResult]], PacedPhase | None]:
+    """After the fixed ``phases``, up to ``config.live_refine_steps`` loads chosen by bench.live_search."""
+
+    def refine(done: list[PhaseResult]) -> PacedPhase | None:
+        rate = refinement_rate([trial_of(r) for r in done], len(phases), config.live_refine_steps)
+        if rate is None:
+            return None
+        return PacedPhase(f"{rate / max_rate_per_s * 100:.3g}%", rate, config.paced_s)
+
+    return refine
+
+
+def trial_of(result: PhaseResult) -> Trial:
+    """A paced phase's result as the live-maximum search sees it."""
+    return Trial(result.phase.rate_per_s, result.achieved_per_s, result.latency.p99_ms)
 
 
 SECTIONS = ("throughput", "side-by-side", "freshness", "profile", "state-size")

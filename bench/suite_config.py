@@ -28,6 +28,9 @@ class SuiteConfig:
     load_fractions: tuple[float, ...] = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75)
     """Paced loads as shares of the drain maximum; the low ones find the live-traffic maximum. Not 100 %: that
     load only queues (it showed p99 of ten seconds), and draining its queue cost the suite about half a minute a run."""
+    live_refine_steps: int = 2
+    """Loads each freshness run offers after the fixed ones, halfway between the highest that met the p99 target
+    and the lowest above it that did not (bench.live_search): the live-traffic maximum to a quarter of the gap."""
     unit_events: int | None = None
     """The workers' ``batch_max_events`` (None: the worker's default, or ``PROFILESTREAM_BATCH_MAX_EVENTS``)."""
     variants: tuple[Variant, ...] = VARIANTS
@@ -78,6 +81,7 @@ QUICK = SuiteConfig(
     state_users=5_000,
     state_events_per_user=20,
     load_fractions=(0.05, 0.25, 0.5),
+    live_refine_steps=1,
     # Its 10,000-event backlog would be a single unit at the default of 20,000: one profile per user, nothing
     # left to time, and a second process would only add a rebalance. Units of 2,000 keep five to time.
     unit_events=2_000,
