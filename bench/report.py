@@ -10,6 +10,7 @@ from bench.live_search import P99_TARGET_MS, run_maximum
 from bench.machine import Machine
 from bench.procs import Variant
 from bench.runs import DrainResult
+from bench.speed_probe import speed_line
 from bench.stats import LatencySummary, median, median_summary, ratio
 from bench.suite import SIDE_BY_SIDE_UNIT_EVENTS, WINDOW, SuiteResults, trial_of
 from streams.settings import Settings, load_settings
@@ -81,6 +82,8 @@ def render(
         f"- Machine: {machine.cpu}, {machine.cores} cores, {machine.memory_gib:.0f} GiB, {machine.system}",
         f"- Load average when the suite started: {', '.join(f'{x:.2f}' for x in machine.load_average)}"
         " (other work on the machine makes timings noisy)",
+        f"- Machine speed through the suite (bench/speed_probe.py, the same Python work before each section): "
+        f"{speed_line(results.speed)}",
         f"- Software: Python {machine.python}, " + ", ".join(f"{k} {v}" for k, v in machine.versions.items()),
         f"- Figures are medians of {cfg.runs} run(s) (the CPU profile and the state size are one run each: a sample "
         f"and a deterministic count; Quix Streams, the slow peer, {min(cfg.reference_runs, cfg.runs)} run(s)); "

@@ -12,6 +12,7 @@ from bench.load import LoadSpec
 from bench.procs import Variant
 from bench.pyspy import ProfileSummary
 from bench.runs import BenchEnv, Dataset, DrainResult, PacedPhase, PhaseResult, prepare_dataset, run_drain, run_paced
+from bench.speed_probe import speed_probe
 from bench.state_size import StateSizeResult, measure_state_size
 from bench.stats import median
 from bench.suite_config import SuiteConfig, side_by_side_runs
@@ -50,6 +51,8 @@ class SuiteResults:
     """Per run, one result per load fraction."""
     live_refined: list[list[PhaseResult]] = field(default_factory=list)
     """Per run, the loads offered after the fixed ones to narrow the live-traffic maximum (bench.live_search)."""
+    speed: list[tuple[str, float]] = field(default_factory=list)
+    """The speed probe (bench.speed_probe) before each section and at the end, in seconds."""
     profile: ProfileSummary | None = None
     state_size: StateSizeResult | None = None
     seconds: float = 0.0
@@ -63,6 +66,7 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
         spec = LoadSpec(config.drain_users, config.drain_events, mean_gap_ms=2)
         results.drain_dataset = prepare_dataset(env, "drain", spec)
     if "throughput" in sections and results.drain_dataset is not None:
+        results.speed.append(("throughput", speed_probe()))
         for run in range(config.runs):
             drained, _ = run_drain(env, results.drain_dataset, "profilestream", run)
             assert drained is not None
@@ -87,6 +91,7 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
             results.two_processes.append(pair)
         results.max_rate_per_s = median([d.events_per_s for d in results.drains])
     if "side-by-side" in sections:
+        results.speed.append(("side-by-side", speed_probe()))
         rounds = max(config.window_rounds, WINDOW + 1)
         spec = LoadSpec(config.window_users, config.window_users * rounds, user_order="rounds", mean_gap_ms=2)
         results.window_dataset = prepare_dataset(env, "window", spec)
@@ -97,6 +102,7 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
             log(f"side-by-side run {run + 1}, {variant}: {drained.events_per_s:,.0f} events/s")
             results.side_by_side.setdefault(variant, []).append(drained)
     if "freshness" in sections:
+        results.speed.append(("freshness", speed_probe()))
         if not results.max_rate_per_s:
             raise RuntimeError("the freshness section needs the throughput section's maximum")
         phases = [
@@ -125,6 +131,7 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
                 )
                 results.baseline_freshness.append(earlier)
     if "profile" in sections and results.drain_dataset is not None:
+        results.speed.append(("profile", speed_probe()))
         _, summary = run_drain(
             env,
             results.drain_dataset,
@@ -136,10 +143,12 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
         results.profile = summary
         log(f"profile: {summary.samples if summary else 0} samples")
     if "state-size" in sections:
+        results.speed.append(("state-size", speed_probe()))
         results.state_size = measure_state_size(
             config.state_users, config.state_events_per_user, env.workdir / "state-size", env.base
         )
         log(f"state size: {results.state_size.compacted.sst_bytes_per_user:,.0f} SST bytes per user")
+    results.speed.append(("end", speed_probe()))
     results.seconds = time.monotonic() - started
     return results
 
