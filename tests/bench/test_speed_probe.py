@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.speed_probe import speed_line
+import torch
+
+from bench.speed_probe import speed_line, speed_probe
 
 
 def test_each_reading_is_shown_as_a_multiple_of_the_first() -> None:
@@ -15,3 +17,13 @@ def test_each_reading_is_shown_as_a_multiple_of_the_first() -> None:
 def test_no_readings_say_so() -> None:
     assert speed_line([]) == "not measured"
 
+
+def test_the_probe_folds_with_one_torch_thread_and_gives_the_callers_back() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seconds = speed_probe()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert 0.0 < seconds < 60.0
