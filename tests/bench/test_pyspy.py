@@ -44,10 +44,12 @@ def test_an_empty_profile() -> None:
 
 
 def test_the_worker_s_batch_processing_counts_decode_and_fold() -> None:
-    """The worker calls ``decode`` and ``fold``, never ``process``: both count as its batch processing."""
+    """The worker calls ``decode`` and ``fold_in_slices``, never ``process``: both count as its batch processing
+    (so does ``fold``, which tools and tests call)."""
     summary = analyse(
         [
-            "w;main (w.py:1);BatchProcessor.fold (streams/worker/processor.py:2) 3",
+            "w;main (w.py:1);BatchProcessor.fold_in_slices (streams/worker/processor.py:2) 2",
+            "w;main (w.py:1);BatchProcessor.fold (streams/worker/processor.py:2) 1",
             "w;main (w.py:1);BatchProcessor.decode (streams/worker/processor.py:3) 1",
             "w;main (w.py:1);select (selectors.py:4) 4",
         ]
