@@ -55,3 +55,13 @@ def run_maximum(trials: Sequence[Trial], target_ms: float = P99_TARGET_MS) -> fl
     """The highest achieved rate among the loads of one run that met the target (None: none did)."""
     rates = [t.achieved_per_s for t in trials if t.met(target_ms)]
     return max(rates) if rates else None
+
+
+def median_maximum(per_run: Sequence[float | None]) -> float | None:
+    """The median over runs of each run's maximum, a run in which no load met the target counting as 0 (left
+    out, it would raise the median); None when no run had one."""
+    if all(rate is None for rate in per_run):
+        return None
+    values = sorted(0.0 if rate is None else rate for rate in per_run)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bench.live_search import P99_TARGET_MS, run_maximum
+from bench.live_search import P99_TARGET_MS, median_maximum, run_maximum
 from bench.machine import Machine
 from bench.procs import Variant
 from bench.runs import DrainResult
@@ -224,12 +224,10 @@ def _scale_out(results: SuiteResults) -> list[str]:
 
 def live_maximum(results: SuiteResults) -> float | None:
     """The median over runs of each run's highest load, fixed or refined, whose p99 stayed under the target
-    (None: no run had one)."""
+    (bench.live_search.median_maximum; None: no run had one)."""
     refined = results.live_refined or [[] for _ in results.freshness]
     runs = zip(results.freshness, refined, strict=True)
-    best = [run_maximum([trial_of(r) for r in [*fixed, *extra]]) for fixed, extra in runs]
-    found = [rate for rate in best if rate is not None]
-    return median(found) if found else None
+    return median_maximum([run_maximum([trial_of(r) for r in [*fixed, *extra]]) for fixed, extra in runs])
 
 
 def fixed_live_maximum(results: SuiteResults) -> float | None:
@@ -338,7 +336,7 @@ def _freshness(results: SuiteResults) -> list[str]:
     return [
         *out,
         f"Live-traffic maximum (each run's highest load whose p99 stayed under {P99_TARGET_MS:.0f} ms, the median "
-        f"over runs): {shown}{fixed_shown}. "
+        f"over runs, a run without one counting as 0): {shown}{fixed_shown}. "
         f"The load spreads over {_num(float(results.drain_dataset.users)) if results.drain_dataset else 'n/a'} "
         "users, so nearly every user in a unit of work has one event: the expensive case, one GRU step and one "
         "state record per event.",

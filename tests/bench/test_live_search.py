@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.live_search import Trial, next_rate, refinement_rate, run_maximum
+from bench.live_search import Trial, median_maximum, next_rate, refinement_rate, run_maximum
 
 
 def trial(offered: float, p99_ms: float, achieved: float | None = None) -> Trial:
@@ -51,3 +51,10 @@ def test_a_runs_maximum_is_the_highest_achieved_rate_that_met_the_target() -> No
 
     assert run_maximum(trials) == 246
     assert run_maximum([trial(100, 150)]) is None
+
+
+def test_a_run_without_a_maximum_counts_as_zero_in_the_median() -> None:
+    assert median_maximum([556.0, 243.0, None]) == 243.0  # not 399.5, the median of the two that found one
+    assert median_maximum([885.0, 1_264.0, 695.0]) == 885.0
+    assert median_maximum([300.0, None]) == 150.0
+    assert median_maximum([None, None]) is None
