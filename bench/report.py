@@ -82,7 +82,8 @@ def render(
         f"- Machine: {machine.cpu}, {machine.cores} cores, {machine.memory_gib:.0f} GiB, {machine.system}",
         f"- Load average when the suite started: {', '.join(f'{x:.2f}' for x in machine.load_average)}"
         " (other work on the machine makes timings noisy)",
-        f"- Machine speed through the suite (bench/speed_probe.py, the same Python work before each section): "
+        "- Machine speed through the suite (bench/speed_probe.py: the worker's processor folding the same 5,000 "
+        f"events in memory before each section): "
         f"{speed_line(results.speed)}",
         f"- Software: Python {machine.python}, " + ", ".join(f"{k} {v}" for k, v in machine.versions.items()),
         f"- Figures are medians of {cfg.runs} run(s) (the CPU profile and the state size are one run each: a sample "
