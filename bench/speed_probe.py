@@ -2,10 +2,11 @@
 
 The suite's machines are shared and their speed drifts: on 2026-11-30 an in-memory fold of the drain's backlog
 took 13 to 15 s before one `make bench` and 18 to 21 s right after it, and that run's freshness section had
-p99 at light loads twice that of a run of the same worker a few hours before. A tight pure-Python loop did not
-show such a drift (it stays in the core's caches); the worker's own work does, so the probe is that work: the
-worker's processor folding a fixed slice of generated events into an in-memory store (no Kafka, one torch
-thread). Each reading is shown beside the first one's, so a section that ran on a slower machine shows it.
+p99 two to three times that of a run of the same worker a few hours before at the 10 and 25 % loads. A tight
+pure-Python loop did not show such a drift (it stays in the core's caches); the worker's own work does, so the
+probe is that work: the worker's processor folding a fixed slice of generated events into an in-memory store (no
+Kafka, one torch thread). Each reading is shown beside the first one's, so a section that ran on a slower
+machine shows it.
 """
 
 from __future__ import annotations
