@@ -359,7 +359,8 @@ def register(
     train.add_argument(
         "--early-stopping",
         action="store_true",
-        help=f"hold the latest {EARLY_STOPPING_FRACTION:.0%} of the events out, stop when MRR@20 there stops "
+        # %% because argparse formats help strings with %: a bare "10% of" made `train --help` fail.
+        help=f"hold the latest {EARLY_STOPPING_FRACTION:.0%}% of the events out, stop when MRR@20 there stops "
         "improving, then refit on every event for the epochs it chose (default: the whole schedule on every "
         "event, which made seeds agree better; docs/model.md)",
     )
