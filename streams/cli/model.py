@@ -108,6 +108,8 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
             f"schedule: {metrics['epochs_run']} epochs on all of them, learning rate {train_config.lr:g} times "
             f"{train_config.lr_decay:g} after each epoch; nothing held out (no early stopping)"
         )
+        if metrics["averaged_epochs"] > 1:
+            print(f"model: the mean of the weights after each of the last {metrics['averaged_epochs']} epochs")
         print(f"training loss: first epoch {metrics['train_loss'][0]:.4f}, last {metrics['train_loss'][-1]:.4f}")
     print(f"model size: {parameters} parameters, {_size_text(out)}; per-user state {model.hidden_dim} floats")
     print(f"training time: {train_s:.1f} s (command {time.monotonic() - started:.1f} s)")
@@ -353,8 +355,10 @@ def register(
         "--epochs",
         type=int,
         default=10,
-        help="epochs of the learning-rate schedule (the rate falls by 0.7 after each); with --early-stopping the "
-        "most it runs [default 10]",
+        # Literal figures: this module must not import torch (models.training) to build the parser; a test holds
+        # them equal to TrainConfig's defaults.
+        help="epochs of the learning-rate schedule (the rate falls by 0.85 after each; the model is the mean of the "
+        "last 5 epochs' weights); with --early-stopping the most it runs [default 10]",
     )
     train.add_argument(
         "--early-stopping",

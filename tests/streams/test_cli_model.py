@@ -118,6 +118,8 @@ def test_train_defaults_to_every_event(events_file: Path, tmp_path: Path, capsys
     assert metadata.extra["test_fraction"] == 0.0 and metadata.extra["test_cutoff_ms"] is None
     assert f"every event of {events_file.name}" in printed and "schedule: 2 epochs on all of them" in printed
     assert metadata.metrics["validation_cutoff_ms"] is None and metadata.metrics["refit"] is False
+    # Two epochs, fewer than the five the defaults average: the model is the mean of both.
+    assert metadata.metrics["averaged_epochs"] == 2 and "mean of the weights after each of the last 2" in printed
 
 
 def test_train_with_early_stopping_holds_a_slice_out_then_refits(
@@ -192,3 +194,13 @@ def test_the_default_data_folders_are_looked_for_beside_the_checkout() -> None:
         yoochoose.DATASET_DIR
     )
     assert trivago.default_source(cli_model.REPO_ROOT).parent == cli_model.REPO_ROOT.parent / "shared" / "data"
+
+
+def test_train_help_states_the_schedule_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from models.training import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    printed = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
+    assert f"falls by {TrainConfig.lr_decay:g} after each" in printed
+    assert f"mean of the last {TrainConfig.average_epochs} epochs' weights" in printed
