@@ -365,11 +365,13 @@ def run_paced(
     phases: list[PacedPhase],
     warmup: PacedPhase,
     refine: Callable[[list[PhaseResult]], PacedPhase | None] | None = None,
+    on_phase: Callable[[PacedPhase, int], None] | None = None,
 ) -> list[PhaseResult]:
     """One worker on fresh topics; a warm-up, then each phase in turn, each drained before the next starts.
 
     With ``refine``, more phases follow in the same worker, each chosen from the results so far, until it returns
-    None; their results come after those of ``phases``.
+    None; their results come after those of ``phases``. ``on_phase`` is called with each phase and the worker's
+    process id as the phase's load starts.
     """
     name = f"paced-{variant}-{run}-{time.time_ns() % 10**8}"
     settings = env.settings(f"bench.{name}.", f"bench-{name}")
@@ -400,6 +402,8 @@ def run_paced(
                 env.workdir / f"{name}-{phase.label}.npz",
             )
             load = PacedLoad(plan)
+            if on_phase is not None:
+                on_phase(phase, worker.pid)
             last_progress = time.monotonic()
             while load.running():
                 if recorder.poll(0.05):
@@ -419,6 +423,24 @@ def run_paced(
         recorder.close()
         shutil.rmtree(settings.state_dir, ignore_errors=True)
     return results
+
+
+def profile_paced(
+    env: BenchEnv, spec: LoadSpec, phase: PacedPhase, warmup: PacedPhase, out_path: Path
+) -> ProfileSummary:
+    """py-spy on a fresh worker under a paced load: after ``warmup``, for ``phase``'s length from its start.
+
+    The recording ends a second before the phase's load does, so the queue left at its end and the worker's
+    shutdown are not sampled.
+    """
+    recordings: list[SpyRecording] = []
+
+    def start(current: PacedPhase, pid: int) -> None:
+        if current is phase:
+            recordings.append(SpyRecording.start(pid, max(phase.duration_s - 1, 1), out_path))
+
+    run_paced(env, "profilestream", 99, spec, [phase], warmup, on_phase=start)
+    return recordings[0].result()
 
 
 def _phase_result(phase: PacedPhase, sent: PacedLog, schedule: Schedule, recorder: ProfileRecorder) -> PhaseResult:

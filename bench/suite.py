@@ -11,7 +11,17 @@ from bench.live_search import Trial, refinement_rate
 from bench.load import LoadSpec
 from bench.procs import Variant
 from bench.pyspy import ProfileSummary
-from bench.runs import BenchEnv, Dataset, DrainResult, PacedPhase, PhaseResult, prepare_dataset, run_drain, run_paced
+from bench.runs import (
+    BenchEnv,
+    Dataset,
+    DrainResult,
+    PacedPhase,
+    PhaseResult,
+    prepare_dataset,
+    profile_paced,
+    run_drain,
+    run_paced,
+)
 from bench.speed_probe import speed_probe
 from bench.state_size import StateSizeResult, measure_state_size
 from bench.stats import median
@@ -54,6 +64,9 @@ class SuiteResults:
     speed: list[tuple[str, float]] = field(default_factory=list)
     """The speed probe (bench.speed_probe) before each section and at the end, in seconds."""
     profile: ProfileSummary | None = None
+    """The worker draining the throughput backlog."""
+    live_profile: ProfileSummary | None = None
+    """The worker under a paced load of ``config.live_profile_fraction`` of the drain maximum."""
     state_size: StateSizeResult | None = None
     seconds: float = 0.0
 
@@ -108,7 +121,7 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
         phases = [
             PacedPhase(f"{f * 100:g}%", f * results.max_rate_per_s, config.paced_s) for f in config.load_fractions
         ]
-        warmup = PacedPhase("warm-up", min(100.0, results.max_rate_per_s / 4), config.warmup_s)
+        warmup = _warmup(config, results.max_rate_per_s)
         # A refinement load lies between two fixed ones: at most the highest fixed rate each.
         refined = config.live_refine_steps * max(p.rate_per_s for p in phases) * config.paced_s
         offered = sum(p.rate_per_s * p.duration_s for p in phases) + refined
@@ -142,6 +155,9 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
         )
         results.profile = summary
         log(f"profile: {summary.samples if summary else 0} samples")
+        if results.max_rate_per_s:
+            results.live_profile = _live_profile(env, config, results.max_rate_per_s)
+            log(f"profile under live traffic: {results.live_profile.samples} samples")
     if "state-size" in sections:
         results.speed.append(("state-size", speed_probe()))
         results.state_size = measure_state_size(
@@ -151,6 +167,21 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
     results.speed.append(("end", speed_probe()))
     results.seconds = time.monotonic() - started
     return results
+
+
+def _warmup(config: SuiteConfig, max_rate_per_s: float) -> PacedPhase:
+    """The light load a paced run starts with, so that no measured phase carries a fresh worker's start-up."""
+    return PacedPhase("warm-up", min(100.0, max_rate_per_s / 4), config.warmup_s)
+
+
+def _live_profile(env: BenchEnv, config: SuiteConfig, max_rate_per_s: float) -> ProfileSummary:
+    """py-spy on a fresh worker under the paced load of ``config.live_profile_fraction`` of the drain maximum."""
+    fraction = config.live_profile_fraction
+    phase = PacedPhase(f"{fraction * 100:g}%", fraction * max_rate_per_s, config.paced_s)
+    warmup = _warmup(config, max_rate_per_s)
+    needed = int((warmup.rate_per_s * warmup.duration_s + phase.rate_per_s * phase.duration_s) * 1.2)
+    spec = LoadSpec(config.drain_users, max(needed, 1000), seed=8)
+    return profile_paced(env, spec, phase, warmup, env.workdir / "profile-live.txt")
 
 
 def _live_refinement(

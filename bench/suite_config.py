@@ -31,6 +31,10 @@ class SuiteConfig:
     live_refine_steps: int = 2
     """Loads each freshness run offers after the fixed ones, halfway between the highest that met the p99 target
     and the lowest above it that did not (bench.live_search): the live-traffic maximum to a quarter of the gap."""
+    live_profile_fraction: float = 0.5
+    """The paced load, as a share of the drain maximum, under which the profile section samples the worker a second
+    time (``paced_s`` long, after ``warmup_s``): the 50 % load of the freshness target, whose cost per event is not
+    the drain's (one event per user: a GRU step, a record and a profile each)."""
     unit_events: int | None = None
     """The workers' ``batch_max_events`` (None: the worker's default, or ``PROFILESTREAM_BATCH_MAX_EVENTS``)."""
     variants: tuple[Variant, ...] = VARIANTS
