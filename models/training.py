@@ -21,7 +21,8 @@ RNG state is restored):
 * by default every event is trained on for the whole learning-rate schedule: `epochs` (10) epochs, the rate
   multiplied by `lr_decay` (0.85) after each, so the last epoch runs at 23 % of the first (GRU4Rec's published
   parameter files also train a fixed 10 epochs), and the model kept is the mean of the weights at the ends of the
-  last `average_epochs` (5) epochs; no data is held out, because nothing is chosen from it;
+  last `average_epochs` (5) epochs, at most the second half of the schedule; no data is held out, because nothing
+  is chosen from it;
 * with `validation_fraction` > 0, early stopping on validation MRR@k with `patience`, keeping the best epoch's
   weights (`epochs` is then the most it runs); with `refit`, the number of epochs so chosen is trained again
   from a fresh initialisation on every event (training and validation parts, vocabulary included): on a time
@@ -99,8 +100,9 @@ class TrainConfig:
     # Learning rate multiplier after each epoch (1.0: constant). Below 1 the late epochs move the weights less, so
     # the schedule settles and the seed matters less (module docstring, "Seeds").
     lr_decay: float = 0.85
-    # The model kept is the mean of the weights at the ends of the schedule's last this many epochs (at most
-    # `epochs`; 0 or 1: the last epoch's weights). Without early stopping only (module docstring, "Seeds").
+    # The model kept is the mean of the weights at the ends of the schedule's last this many epochs, never from its
+    # first half (`averaged_epochs`; 0 or 1: the last epoch's weights). Without early stopping only (module
+    # docstring, "Seeds").
     average_epochs: int = 5
 
     def __post_init__(self) -> None:
@@ -121,6 +123,13 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise TrainingError(message)
+
+    @property
+    def averaged_epochs(self) -> int:
+        """How many of the last epochs' weights the kept model is the mean of: `average_epochs`, but at most half
+        the schedule, since the weights of its first epochs are far from where it ends (a 3-epoch schedule
+        averaged over all three epochs ranked worse than its last epoch alone)."""
+        return max(min(self.average_epochs, self.epochs // 2), 1)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -346,7 +355,7 @@ def _train(
         _decay_lr(optimizer, config.lr_decay)
         if num_val == 0:
             best_epoch = epoch  # nothing to stop on: keep the last epoch
-            if epoch > config.epochs - config.average_epochs:
+            if epoch > config.epochs - config.averaged_epochs:
                 averaged.add(model)
             continue
         ranks = next_item_ranks(model, split.histories, val_targets, exclude_previous=distinct_validation)

@@ -358,7 +358,7 @@ def register(
         # Literal figures: this module must not import torch (models.training) to build the parser; a test holds
         # them equal to TrainConfig's defaults.
         help="epochs of the learning-rate schedule (the rate falls by 0.85 after each; the model is the mean of the "
-        "last 5 epochs' weights); with --early-stopping the most it runs [default 10]",
+        "last 5 epochs' weights, at most the second half's); with --early-stopping the most it runs [default 10]",
     )
     train.add_argument(
         "--early-stopping",

@@ -197,26 +197,32 @@ def test_validate_distinct_early_stops_on_next_different_items_but_trains_on_all
 
 def test_average_epochs_keeps_the_mean_of_the_last_epochs_weights() -> None:
     histories = successor_histories(40, 20, seed=2)
-    base = TrainConfig(seed=1, epochs=1, batch_size=16, negatives=8, max_seq_len=8, num_threads=1, average_epochs=0)
-    after_one, _ = train(histories, base, SMALL, progress=False)
-    after_two, _ = train(histories, TrainConfig(**{**base.to_dict(), "epochs": 2}), SMALL, progress=False)
+    base = TrainConfig(seed=1, epochs=3, batch_size=16, negatives=8, max_seq_len=8, num_threads=1, average_epochs=0)
+    after_three, _ = train(histories, base, SMALL, progress=False)
+    after_four, _ = train(histories, TrainConfig(**{**base.to_dict(), "epochs": 4}), SMALL, progress=False)
     averaged, metrics = train(
-        histories, TrainConfig(**{**base.to_dict(), "epochs": 2, "average_epochs": 2}), SMALL, progress=False
+        histories, TrainConfig(**{**base.to_dict(), "epochs": 4, "average_epochs": 2}), SMALL, progress=False
     )
     assert metrics["averaged_epochs"] == 2
-    one, two, mean = after_one.state_dict(), after_two.state_dict(), averaged.state_dict()
-    assert not torch.equal(one["head.weight"], two["head.weight"])
+    three, four, mean = after_three.state_dict(), after_four.state_dict(), averaged.state_dict()
+    assert not torch.equal(three["head.weight"], four["head.weight"])
     for name, tensor in mean.items():
         if tensor.is_floating_point():
-            assert torch.allclose(tensor, (one[name] + two[name]) / 2, atol=1e-6), name
-    # More epochs to average than the schedule has: all of them.
-    everything, _ = train(
-        histories, TrainConfig(**{**base.to_dict(), "epochs": 2, "average_epochs": 9}), SMALL, progress=False
+            assert torch.allclose(tensor, (three[name] + four[name]) / 2, atol=1e-6), name
+    # Never the first half of the schedule: asked for 9 of 4 epochs, the mean is still of the last 2.
+    capped, capped_metrics = train(
+        histories, TrainConfig(**{**base.to_dict(), "epochs": 4, "average_epochs": 9}), SMALL, progress=False
     )
-    assert all(torch.equal(everything.state_dict()[name], t) for name, t in mean.items())
-    last_only, _ = train(
-        histories, TrainConfig(**{**base.to_dict(), "epochs": 2, "average_epochs": 1}), SMALL, progress=False
-    )
-    assert all(torch.equal(last_only.state_dict()[name], t) for name, t in two.items())
+    assert capped_metrics["averaged_epochs"] == 2
+    assert all(torch.equal(capped.state_dict()[name], t) for name, t in mean.items())
+    for epochs, average, kept in ((4, 1, four), (3, 5, three)):  # one epoch's weights: the last one's
+        last, last_metrics = train(
+            histories,
+            TrainConfig(**{**base.to_dict(), "epochs": epochs, "average_epochs": average}),
+            SMALL,
+            progress=False,
+        )
+        assert last_metrics["averaged_epochs"] == 1
+        assert all(torch.equal(last.state_dict()[name], t) for name, t in kept.items())
     with pytest.raises(TrainingError, match="average_epochs"):
         TrainConfig(average_epochs=-1)
