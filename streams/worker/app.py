@@ -713,7 +713,12 @@ class ProfileWorker:
         # Start the progress series at the committed position, so a partition stuck from the moment it was
         # assigned still shows up as stalled; the aligner also learns where each partition starts.
         for tp in inputs:
-            position = await self.app.consumer.position(tp)
+            # Or until the app stops: a stop during a rebalance closes the consumer thread this call waits for,
+            # and the worker then hung here for faust's 60 s task timeout before it could exit.
+            waited = await self.app.wait(self.app.consumer.position(tp))
+            if waited.stopped:
+                return
+            position = waited.result
             self.continuity.start((tp.topic, tp.partition), position)
             if position is None:
                 continue

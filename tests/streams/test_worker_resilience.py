@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.errors import CoordinatorNotAvailableError
 
 from bench.procs import free_port
 from streams.client.producer import EventProducer
@@ -129,6 +130,8 @@ def _stable_members(settings: Settings) -> int:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
         group = admin.describe_groups([settings.app_id])[settings.app_id]
+    except CoordinatorNotAvailableError:
+        return 0  # a fresh broker elects the group's coordinator when the first member asks for it
     finally:
         admin.close()
     return len(group["members"]) if group["group_state"] == "Stable" else 0
@@ -143,3 +146,31 @@ def test_worker_with_a_corrupt_checkpoint_fails_at_start_with_a_clear_message(
     worker = start_worker(make_settings(model_dir=broken))
     assert worker.proc.wait(timeout=120) == 3
     assert "cannot load the model" in worker.log_text()
+
+
+def test_a_worker_stopped_during_a_rebalance_stops_cleanly(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    # One worker leaves a group of two and the other is stopped as the rebalance that follows begins (a rolling
+    # restart, or `make bench`'s two-process drain ending). The rebalance's callbacks must not wait for the
+    # consumer thread that the stop is closing: faust then gives up on the task only after its 60 s timeout.
+    settings_a = make_settings(state_dir=tmp_path / "state-a")
+    settings_b = settings_a.model_copy(update={"state_dir": tmp_path / "state-b", "web_port": free_port()})
+    events = demo_events(users=100, count=1000, seed=22)
+    log = ProfileLog(settings_a)
+    worker_a = start_worker(settings_a, name="a")
+    worker_b = start_worker(settings_b, name="b")
+    wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
+    send_events(settings_a, events)
+    wait_until(lambda: log.caught_up(expected_counts(events)), 120, "both workers")
+
+    assigned = worker_b.log_text().count(ASSIGNED_LINE)
+    assert worker_a.stop() == 0
+    # The stop arrives while worker b runs the new assignment's callbacks.
+    wait_until(lambda: worker_b.log_text().count(ASSIGNED_LINE) > assigned, 60, "b's new assignment", poll_s=0.005)
+    assert worker_b.stop(timeout_s=120) == 0
+    assert "Task timed out" not in worker_b.log_text(), worker_b.log_tail()
+
+
+ASSIGNED_LINE = "Executing _on_partitions_assigned"
+"""faust's log line as a worker starts the callbacks of a new assignment."""
