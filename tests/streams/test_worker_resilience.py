@@ -101,8 +101,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_goes_on(
 def test_two_workers_rebalance_without_losing_state(
     make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    settings_a = make_settings(state_dir=tmp_path / "state-a")
-    settings_b = settings_a.model_copy(update={"state_dir": tmp_path / "state-b", "web_port": free_port()})
+    settings_a, settings_b = _two_workers_settings(make_settings, tmp_path)
     events = demo_events(users=200, count=4500, seed=21)
     log = ProfileLog(settings_a)
 
@@ -123,6 +122,12 @@ def test_two_workers_rebalance_without_losing_state(
     for user, updates in log.updates.items():
         versions = [u.version for u in updates]
         assert versions == sorted(set(versions)), f"versions of {user} went backwards across the rebalance"
+
+
+def _two_workers_settings(make_settings: Callable[..., Settings], tmp_path: Path) -> tuple[Settings, Settings]:
+    """Settings of two workers of one group on one machine: their own state directories and web ports."""
+    settings_a = make_settings(state_dir=tmp_path / "state-a")
+    return settings_a, settings_a.model_copy(update={"state_dir": tmp_path / "state-b", "web_port": free_port()})
 
 
 def _stable_members(settings: Settings) -> int:
@@ -154,8 +159,7 @@ def test_a_worker_stopped_during_a_rebalance_stops_cleanly(
     # One worker leaves a group of two and the other is stopped as the rebalance that follows begins (a rolling
     # restart, or `make bench`'s two-process drain ending). The rebalance's callbacks must not wait for the
     # consumer thread that the stop is closing: faust then gives up on the task only after its 60 s timeout.
-    settings_a = make_settings(state_dir=tmp_path / "state-a")
-    settings_b = settings_a.model_copy(update={"state_dir": tmp_path / "state-b", "web_port": free_port()})
+    settings_a, settings_b = _two_workers_settings(make_settings, tmp_path)
     events = demo_events(users=100, count=1000, seed=22)
     log = ProfileLog(settings_a)
     worker_a = start_worker(settings_a, name="a")
