@@ -189,6 +189,8 @@ class ProfileWorker:
             settings.align_max_idle_ms,
             settings.align_max_queued,
             max_lag_wait_ms=settings.align_max_lag_wait_ms,
+            # Within the allowed lateness nothing an idle topic receives next can be refused: no need to wait.
+            max_ahead_ms=settings.allowed_lateness_ms,
         )
         self._profiles_topic = settings.topic(PROFILES)
         self._deadletter_topic = settings.topic(DEADLETTER)

@@ -73,6 +73,46 @@ def test_caught_up_partitions_hold_nobody_back() -> None:
     assert [h.item for h in aligner.release(0, _caught_up_when(ends))] == ["purchase:0:41"]
 
 
+def test_a_caught_up_partition_the_others_ran_past_the_lateness_holds_them_for_the_idle_bound() -> None:
+    # A producer's burst lands one partition at a time: browse 0 looks caught up at its event time 1,000 while
+    # search 0 already holds events far past it; browse's next event, still on its way, would come too late.
+    hour = 3_600_000
+    aligner: EventTimeAligner[str] = EventTimeAligner(
+        TOPICS, max_idle_ms=2_000, max_queued_per_partition=100, max_ahead_ms=hour
+    )
+    aligner.assign([0])
+    aligner.add(_held("browse", 0, 0, 1_000))
+    aligner.add(_held("search", 0, 0, 2_000))
+    aligner.add(_held("search", 0, 1, 1_000 + hour + 1))
+    ends = {("browse", 0): 1, ("search", 0): 2, ("purchase", 0): 0}
+    # Within the lateness nothing waits: browse's next event could not be refused.
+    assert [h.ts_ms for h in aligner.release(0, _caught_up_when(ends))] == [1_000, 2_000]
+    assert aligner.release(1_999, _caught_up_when(ends)) == [], "more than the lateness ahead: wait"
+    aligner.add(_held("browse", 0, 1, 3_000))  # the rest of the burst lands
+    ends[("browse", 0)] = 2
+    assert [h.ts_ms for h in aligner.release(2_000, _caught_up_when(ends))] == [3_000, 1_000 + hour + 1]
+
+
+def test_an_idle_topic_the_others_ran_past_the_lateness_holds_them_only_once_for_the_idle_bound() -> None:
+    hour = 3_600_000
+    aligner: EventTimeAligner[str] = EventTimeAligner(
+        TOPICS, max_idle_ms=2_000, max_queued_per_partition=100, max_ahead_ms=hour
+    )
+    aligner.assign([0])
+    aligner.add(_held("purchase", 0, 0, 1_000))
+    ends = {("browse", 0): 0, ("search", 0): 0, ("purchase", 0): 1}
+    assert [h.item for h in aligner.release(0, _caught_up_when(ends))] == ["purchase:0:0"]
+    ends[("browse", 0)] = 3
+    for offset in range(3):
+        aligner.add(_held("browse", 0, offset, 2 * hour + offset))
+    assert aligner.release(0, _caught_up_when(ends)) == []
+    assert [h.offset for h in aligner.release(2_000, _caught_up_when(ends))] == [0, 1, 2]
+    aligner.add(_held("browse", 0, 3, 3 * hour))
+    ends[("browse", 0)] = 4
+    # Purchases are still idle: the wait is not repeated for every unit until one comes.
+    assert [h.offset for h in aligner.release(2_001, _caught_up_when(ends))] == [3]
+
+
 def test_offsets_of_one_partition_leave_in_order_even_when_their_times_do_not() -> None:
     aligner: EventTimeAligner[str] = EventTimeAligner(TOPICS, max_idle_ms=0, max_queued_per_partition=100)
     aligner.assign([0])
