@@ -8,8 +8,12 @@ from datetime import UTC, datetime
 
 from bench.live_search import P99_TARGET_MS, median_maximum, run_maximum
 from bench.machine import Machine
+from bench.markdown import num as _num
+from bench.markdown import pct as _pct
+from bench.markdown import table as _table
+from bench.markdown import times as _times
 from bench.procs import Variant
-from bench.pyspy import ProfileSummary
+from bench.profile_report import in_the_way, profile_section
 from bench.runs import DrainResult
 from bench.speed_probe import speed_line
 from bench.stats import LatencySummary, median, median_summary, ratio
@@ -35,26 +39,6 @@ BASELINE_RATIO_TARGET = 3.0
 """One worker at least this many times the worker before the batch delivery, in the same run (issue 13)."""
 SCALE_OUT_TARGET = 1.7
 """Two worker processes at least this many times one (issue 13)."""
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-def _times(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{value:.2f}x"
-
-
-def _num(value: float | None, digits: int = 0) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:,.{digits}f}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
 
 
 def _med(runs: Sequence[DrainResult], field: str) -> float:
@@ -414,44 +398,9 @@ def _side_by_side(results: SuiteResults) -> list[str]:
 
 
 def _profile(results: SuiteResults) -> list[str]:
-    summary, live = results.profile, results.live_profile
-    if summary is None or summary.samples == 0:
+    if results.profile is None:
         return []
-    cfg = results.config
-    out = [
-        "## CPU profile of the worker under load",
-        "",
-        f"py-spy, {summary.samples:,} samples of every thread of a profilestream worker draining the throughput "
-        f"backlog (for {cfg.profile_s:.0f} s from its first profile, or until the backlog is done)",
-    ]
-    if live is not None and live.samples:
-        rate = cfg.live_profile_fraction * results.max_rate_per_s
-        out[-1] += (
-            f"; beside it {live.samples:,} samples of a fresh worker under live traffic, a paced load of "
-            f"{_pct(cfg.live_profile_fraction)} of the drain maximum ({_num(rate)} events/s over "
-            f"{cfg.drain_users:,} users, so nearly one event per user in a unit of work: the freshness target's "
-            f"load), for {cfg.paced_s:.0f} s after a {cfg.warmup_s:.0f} s warm-up"
-        )
-    out[-1] += ". Share of samples in each part (parts nest: the first row holds most of the others):"
-    out.append("")
-    if live is not None and live.samples:
-        live_share = {s.name: s.share for s in live.parts}
-        header = ["part", "draining the backlog", f"live traffic at {_pct(cfg.live_profile_fraction)}"]
-        out += _table(header, [[s.name, _pct(s.share), _pct(live_share.get(s.name, 0.0))] for s in summary.parts])
-    else:
-        out += _table(["part", "share"], [[s.name, _pct(s.share)] for s in summary.parts])
-    out += ["Top functions by own time, draining the backlog:", ""]
-    out += _table(["function", "self"], [[f"`{s.name}`", _pct(s.share)] for s in summary.top_self])
-    if live is not None and live.samples:
-        out += ["Top functions by own time, live traffic:", ""]
-        out += _table(["function", "self"], [[f"`{s.name}`", _pct(s.share)] for s in live.top_self])
-    return out
-
-
-def _biggest_parts(summary: ProfileSummary, count: int = 4) -> str:
-    """The ``count`` largest named parts after the first (which holds most of the others), largest first."""
-    biggest = sorted(summary.parts[1:], key=lambda s: s.share, reverse=True)[:count]
-    return "; ".join(f"{s.name} {_pct(s.share)}" for s in biggest)
+    return profile_section(results.profile, results.live_profile, results.config, results.max_rate_per_s)
 
 
 def _state_size(results: SuiteResults) -> list[str]:
@@ -574,14 +523,7 @@ def _targets(results: SuiteResults) -> list[str]:
         return []
     out = ["## Targets (issues 6 and 13)", ""]
     out += _table(["target", "measured", "verdict"], rows)
-    if results.profile is not None and results.profile.parts:
-        out += [f"What the profile shows in the way of the throughput: {_biggest_parts(results.profile)}.", ""]
-    if results.live_profile is not None and results.live_profile.parts:
-        out += [
-            f"What the profile under live traffic ({_pct(results.config.live_profile_fraction)} of the drain "
-            f"maximum) shows in the way of freshness: {_biggest_parts(results.live_profile)}.",
-            "",
-        ]
+    out += in_the_way(results.profile, results.live_profile, results.config.live_profile_fraction)
     if results.floor and results.drains:
         floor_rate, rate = _med(results.floor, "events_per_s"), _med(results.drains, "events_per_s")
         floor_us, own_us = 1e6 / floor_rate, 1e6 / rate - 1e6 / floor_rate
