@@ -50,18 +50,20 @@ def wait_until(
     workers: tuple[WorkerProcess, ...] = (),
     detail: Callable[[], object] | None = None,
 ) -> None:
-    """Poll ``predicate`` until it holds; fail the test with ``what`` when it does not within the timeout,
-    or at once when one of ``workers`` has died (showing the end of its log)."""
+    """Poll ``predicate`` until it holds; fail the test with ``what`` (and ``detail()``) when it does not within
+    the timeout, or at once when one of ``workers`` has died. Either failure shows the end of the workers' logs:
+    a wait that runs out on a slow machine must say what the worker was doing."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
             return
         for worker in workers:
             if not worker.alive():
-                pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_text()[-4000:]}")
+                pytest.fail(f"worker exited with {worker.proc.returncode}:\n{worker.log_tail(4000)}")
         time.sleep(poll_s)
     extra = f": {detail()}" if detail is not None else ""
-    pytest.fail(f"timed out after {timeout_s} s waiting for {what}{extra}")
+    logs = "".join(f"\n--- the end of {w.log_path.name} ---\n{w.log_tail(4000)}" for w in workers)
+    pytest.fail(f"timed out after {timeout_s} s waiting for {what}{extra}{logs}")
 
 
 def run_cli(settings: Settings, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
@@ -112,6 +114,24 @@ class ProfileLog:
         """Users whose latest update lacks the expected (event_count, last_event_ts): what they have instead."""
         latest = {user: (u[-1].event_count, u[-1].last_event_ts_ms) for user, u in self.updates.items() if u}
         return {user: latest.get(user) for user, want in expected.items() if latest.get(user) != want}
+
+    def behind(self, shown: int = 5) -> str:
+        """What the last :meth:`caught_up` missed, for a failed wait: how many users lack their expected profile,
+        what the first few have instead, and how many profile messages the log has not read (a worker that did
+        not publish and a reader that stalled look alike otherwise)."""
+        first = ", ".join(f"{user}: {have}" for user, have in list(self.last_mismatches.items())[:shown])
+        return f"{len(self.last_mismatches)} users behind ({first}); {self.subscriber.lag()} profile messages unread"
+
+    def wait_caught_up(
+        self,
+        expected: dict[str, tuple[int, int]],
+        timeout_s: float,
+        what: str,
+        workers: tuple[WorkerProcess, ...] = (),
+    ) -> None:
+        """:func:`wait_until` every user's latest update has the expected (event_count, last_event_ts); a
+        failure says who is behind and whether the profiles were published but not read."""
+        wait_until(lambda: self.caught_up(expected), timeout_s, what, workers=workers, detail=self.behind)
 
     def caught_up(self, expected: dict[str, tuple[int, int]]) -> bool:
         """True when every user's latest update has the expected (event_count, last_event_ts)."""

@@ -130,6 +130,11 @@ class ProfileSubscriber:
                     on_change(change)
         return self.profiles
 
+    def lag(self) -> int:
+        """Profile messages on the broker that this subscriber has not read yet (0: caught up as of now)."""
+        end = self._consumer.end_offsets(self._partitions)
+        return sum(max(0, end[tp] - self._consumer.position(tp)) for tp in self._partitions)
+
     def follow(self, timeout_ms: int = 500) -> Iterator[ProfileChange]:
         """Yield changes forever (until the caller stops iterating)."""
         while True:

@@ -102,7 +102,7 @@ def test_prometheus_scrapes_a_worker_and_alerts_when_it_goes_down(
     events = demo_events(users=50, count=600, seed=31)
     log = ProfileLog(settings)
     send_events(settings, events)
-    wait_until(lambda: log.caught_up(expected_counts(events)), 90, "the worker to fold every event", workers=(worker,))
+    log.wait_caught_up(expected_counts(events), 90, "the worker to fold every event", workers=(worker,))
 
     def scraped(query: str, want: float) -> Callable[[], bool]:
         return lambda: (prometheus.value(query) or 0) >= want

@@ -26,7 +26,6 @@ from tests.harness import (
     expected_counts,
     latest_values,
     send_events,
-    wait_until,
 )
 
 pytestmark = pytest.mark.kafka
@@ -103,7 +102,7 @@ def test_backfill_then_stream_equals_stream_from_the_beginning(
     reference_log = ProfileLog(reference)
     worker = start_worker(reference, name="reference")
     send_events(reference, events)
-    wait_until(lambda: reference_log.caught_up(expected), 120, "the reference's final profiles", workers=(worker,))
+    reference_log.wait_caught_up(expected, 120, "the reference's final profiles", workers=(worker,))
     assert worker.stop() == 0
 
     # Backfill the history (twice: a re-run before the worker's first start changes nothing), then stream the rest.
@@ -112,12 +111,12 @@ def test_backfill_then_stream_equals_stream_from_the_beginning(
     assert _backfill_cli(settings, history_file) == 0
     assert _backfill_cli(settings, history_file) == 0
     log = ProfileLog(settings)
-    wait_until(lambda: log.caught_up(expected_counts(history)), 60, "every user's backfilled profile")
+    log.wait_caught_up(expected_counts(history), 60, "every user's backfilled profile")
     assert all(u.version == 1 for updates in log.updates.values() for u in updates)
     worker = start_worker(settings, name="after-backfill")
     # The last history events sent again at the cut-over (an overlap): the worker's dedupe drops them.
     send_events(settings, history[-20:] + live)
-    wait_until(lambda: log.caught_up(expected), 120, "every user's final profile after the backfill", workers=(worker,))
+    log.wait_caught_up(expected, 120, "every user's final profile after the backfill", workers=(worker,))
 
     # A live group is refused, and so is a group that has processed events once it stopped.
     encoder = EncoderRuntime.load(None, embedding_dim=16)

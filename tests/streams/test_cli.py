@@ -9,7 +9,7 @@ import pytest
 
 from streams.client.admin import create_topics
 from streams.settings import Settings
-from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, run_cli, send_events, wait_until
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, run_cli, send_events
 
 pytestmark = pytest.mark.kafka
 
@@ -33,7 +33,7 @@ def test_tail_and_state_tools_while_the_worker_runs(
     expected = expected_counts(events)
     log = ProfileLog(settings)
     send_events(settings, events)
-    wait_until(lambda: log.caught_up(expected), 90, "every user's profile", workers=(worker,))
+    log.wait_caught_up(expected, 90, "every user's profile", workers=(worker,))
 
     tail = run_cli(settings, "profiles", "tail", "--from-beginning", "--max", "5")
     assert tail.returncode == 0, tail.stderr

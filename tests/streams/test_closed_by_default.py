@@ -14,7 +14,7 @@ import pytest
 from streams.contract.events import BrowseEvent, Event
 from streams.settings import Settings
 from streams.worker.store_layout import TABLE_NAME
-from tests.harness import ProfileLog, WorkerProcess, send_events, wait_until
+from tests.harness import ProfileLog, WorkerProcess, send_events
 
 pytestmark = pytest.mark.kafka
 T0 = 1_767_225_600_000
@@ -43,7 +43,7 @@ def test_faust_views_are_off_and_the_lookup_needs_its_token(
     worker = start_worker(settings)
     events: list[Event] = [BrowseEvent(event_id=f"e{i}", user_id=USER, ts_ms=T0 + i, item_id=f"i{i}") for i in range(3)]
     send_events(settings, events)
-    wait_until(lambda: profiles.caught_up({USER: (3, T0 + 2)}), 90, "the user's profile", workers=(worker,))
+    profiles.wait_caught_up({USER: (3, T0 + 2)}, 90, "the user's profile", workers=(worker,))
 
     assert _get(settings, "/healthz/")[0] == 200
     # faust serves these views unless told not to: the raw state record and the worker map.

@@ -68,7 +68,7 @@ def test_old_values_and_then_tombstones_leave_the_compacted_topics_within_the_bo
     worker = start_worker(settings)
     events: list[Event] = [BrowseEvent(event_id=f"e{i}", user_id=USER, ts_ms=T0 + i, item_id="i") for i in range(3)]
     send_events(settings, events)
-    wait_until(lambda: profiles.caught_up({USER: (3, T0 + 2)}), 90, "the profile", workers=(worker,))
+    profiles.wait_caught_up({USER: (3, T0 + 2)}, 90, "the profile", workers=(worker,))
     assert all(any(v is not None for v in _records_of(settings, t, USER.encode())) for t in topics)
 
     producer = EventProducer.from_settings(settings)

@@ -69,7 +69,7 @@ def test_erasure_requests_are_validated_executed_counted_and_logged_without_user
         BrowseEvent(event_id=f"{u}-{i}", user_id=u, ts_ms=T0 + i, item_id="i") for u in (ERASED, KEPT) for i in range(3)
     ]
     send_events(settings, events)
-    wait_until(lambda: profiles.caught_up({ERASED: (3, T0 + 2), KEPT: (3, T0 + 2)}), 90, "both profiles",
+    profiles.wait_caught_up({ERASED: (3, T0 + 2), KEPT: (3, T0 + 2)}, 90, "both profiles",
                workers=(worker,))  # fmt: skip
 
     # Three malformed requests for the kept user: a key alone, the value the SDK sent before the contract, garbage.

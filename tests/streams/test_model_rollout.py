@@ -49,7 +49,7 @@ def test_a_rollout_rebuilds_every_user_and_publishes_nothing_of_the_old_model_af
     log = ProfileLog(settings)
     old = start_worker(settings, name="old-model")
     send_events(settings, events)
-    wait_until(lambda: log.caught_up(expected), 120, "every user's profile of the old model", workers=(old,))
+    log.wait_caught_up(expected, 120, "every user's profile of the old model", workers=(old,))
     assert old.stop() == 0
     old_version = log.updates[events[0].user_id][-1].model_version
 
@@ -95,7 +95,7 @@ def test_a_rollout_rebuilds_every_user_and_publishes_nothing_of_the_old_model_af
     # New events fold into the rebuilt state as usual.
     more = demo_events(users=40, count=900, seed=71)[800:]
     send_events(settings, more)
-    wait_until(lambda: log.caught_up(expected_counts(events + more)), 120, "profiles after the rollout",
+    log.wait_caught_up(expected_counts(events + more), 120, "profiles after the rollout",
                workers=(worker,))  # fmt: skip
     assert {u[-1].model_version for u in log.updates.values()} == {new_version}
     assert worker.stop() == 0

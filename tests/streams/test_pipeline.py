@@ -47,7 +47,7 @@ def test_every_user_gets_consistent_profiles(
     log = ProfileLog(settings)
     worker = start_worker(settings)
     send_events(settings, events)
-    wait_until(lambda: log.caught_up(expected), 120, "every user's final profile", workers=(worker,))
+    log.wait_caught_up(expected, 120, "every user's final profile", workers=(worker,))
     _check_versions_and_embeddings(log, dim=32)
     # The HTTP lookup answers with the same profile as the last one published.
     user = sorted(expected)[0]
@@ -89,7 +89,7 @@ def test_restart_mid_stream_loses_nothing_and_folds_nothing_twice(
     second = start_worker(settings, name="second")
     try:
         # After a kill the new worker joins only once the group has timed out the dead member's session.
-        wait_until(lambda: log.caught_up(expected), 180, f"every user's final profile after the {how}",
+        log.wait_caught_up(expected, 180, f"every user's final profile after the {how}",
                    workers=(second,))  # fmt: skip
     except BaseException:
         wrong = {u: (have, expected[u]) for u, have in list(log.last_mismatches.items())[:10]}

@@ -99,7 +99,7 @@ def test_worker_profiles_are_served_with_their_models_vectors_and_purchases_neve
     log = ProfileLog(settings)
     worker = start_worker(settings)
     send_events(settings, events)
-    wait_until(lambda: log.caught_up(expected_counts(events)), 120, "every user's final profile", workers=(worker,))
+    log.wait_caught_up(expected_counts(events), 120, "every user's final profile", workers=(worker,))
     expected = {u: _expected(log.updates[u][-1], ids, vectors, bought[u]) for u in users}
 
     def served() -> bool:

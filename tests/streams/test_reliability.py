@@ -54,7 +54,7 @@ def test_a_backlog_over_all_three_topics_is_folded_without_a_too_late_event(
     send_events(settings, events)
     log = ProfileLog(settings)
     worker = start_worker(settings)
-    wait_until(lambda: log.caught_up(expected_counts(events)), 300, "every event of the backlog", workers=(worker,))
+    log.wait_caught_up(expected_counts(events), 300, "every event of the backlog", workers=(worker,))
     reasons = [letter["ps.reason"] for letter in _dead_letters(settings)]
     assert reasons == [], "a valid backlog produces no dead letter"
 
@@ -107,9 +107,7 @@ def test_poison_and_a_wrong_partition_cost_only_themselves(
     finally:
         producer.close()
     log = ProfileLog(settings)
-    wait_until(
-        lambda: log.caught_up(expected_counts(good)), 180, "every valid event next to the poison", workers=(worker,)
-    )
+    log.wait_caught_up(expected_counts(good), 180, "every valid event next to the poison", workers=(worker,))
     letters = _dead_letters(settings)
     assert sorted(str(x["ps.reason"]) for x in letters) == sorted(p[3] for p in poison)
     [big] = [x for x in letters if x["ps.reason"] == "too_large"]
@@ -163,7 +161,7 @@ def test_a_kill_between_changelog_and_store_then_a_restore_from_the_changelog_lo
     log = ProfileLog(settings)
     worker = start_worker(settings)
     send_events(settings, events[:1_500])
-    wait_until(lambda: log.caught_up(expected_counts(events[:1_500])), 180, "the first half", workers=(worker,))
+    log.wait_caught_up(expected_counts(events[:1_500]), 180, "the first half", workers=(worker,))
     # The disk fills: the changelog still takes the next changes, the store cannot. The worker must pause and
     # retry, not dead-letter; then it dies in exactly that window and its disk is gone.
     _fill(small_disk)
@@ -174,14 +172,6 @@ def test_a_kill_between_changelog_and_store_then_a_restore_from_the_changelog_lo
     # A new worker on a new disk restores from the changelog and finishes the rest.
     fresh = settings.model_copy(update={"state_dir": tmp_path / "fresh-state"})
     worker = start_worker(fresh, name="after-restore")
-    wait_until(
-        lambda: log.caught_up(expected_counts(events)),
-        240,
-        "every event after the restore",
-        workers=(worker,),
-        detail=lambda: (
-            f"users whose latest (event_count, last_event_ts) differs: {dict(list(log.last_mismatches.items())[:5])}"
-        ),
-    )
+    log.wait_caught_up(expected_counts(events), 240, "every event after the restore", workers=(worker,))
     counts = {user: updates[-1].event_count for user, updates in log.updates.items()}
     assert counts == {user: want[0] for user, want in expected_counts(events).items()}, "no event lost or applied twice"

@@ -19,7 +19,7 @@ from state.spec import StateSpec
 from streams.bridge import model_sequence
 from streams.contract.events import Event
 from streams.settings import Settings
-from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
+from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events
 
 pytestmark = pytest.mark.kafka
 MAX_TERMS = StateSpec().max_query_terms
@@ -51,7 +51,7 @@ def test_worker_profiles_equal_offline_encode(
     log = ProfileLog(settings)
     worker = start_worker(settings)
     send_events(settings, events)
-    wait_until(lambda: log.caught_up(expected_counts(events)), 120, "every user's final profile", workers=(worker,))
+    log.wait_caught_up(expected_counts(events), 120, "every user's final profile", workers=(worker,))
 
     model, metadata = load_checkpoint(tmp_path / "model")
     assert metadata.model_version == version

@@ -55,7 +55,7 @@ def test_an_erased_user_leaves_every_file_of_the_state_store_within_the_bound(
     # Different histories, so the two users' stored values differ.
     events = _browse(user, ["a", "b", "c"]) + _browse(kept, ["x", "y"])
     send_events(settings, events)
-    wait_until(lambda: profiles.caught_up(expected_counts(events)), 90, "both profiles", workers=(worker,))
+    profiles.wait_caught_up(expected_counts(events), 90, "both profiles", workers=(worker,))
     record = read_user(worker_stores(settings.state_dir), user)
     assert record is not None
     # The user's hidden vector, as the state codec writes it: a value no other user's record holds.

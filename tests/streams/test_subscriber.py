@@ -45,11 +45,13 @@ def test_the_subscriber_skips_a_republished_or_stale_profile(make_settings: Call
     producer.close()
 
     with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as holding:
+        assert holding.lag() == len(sent), "nothing read yet"
         seen: list[object] = []
         latest = holding.bootstrap(on_change=seen.append)
         assert (latest["a"].version, latest["a"].updated_at_ms) == (2, 2_000)
         assert (latest["b"].version, latest["b"].updated_at_ms) == (1, 5_000)
         assert holding.superseded == 2
+        assert holding.lag() == 0, "read to the end"
         assert len(seen) == 3, "superseded profiles are not passed on"
 
     with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, hold=False) as raw:

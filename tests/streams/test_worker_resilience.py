@@ -82,7 +82,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_the_worker_goes_on(
     ]
     send_events(settings, good)
     log = ProfileLog(settings)
-    wait_until(lambda: log.caught_up(expected_counts(good)), 90, "profiles of the good events sent after the bad ones")
+    log.wait_caught_up(expected_counts(good), 90, "profiles of the good events sent after the bad ones")
 
     letters = _dead_letters(settings, len(BAD_INPUT))
     assert sorted(str(x["ps.reason"]) for x in letters) == sorted(b[3] for b in BAD_INPUT)
@@ -107,18 +107,18 @@ def test_two_workers_rebalance_without_losing_state(
 
     worker_a = start_worker(settings_a, name="a")
     send_events(settings_a, events[:1500])
-    wait_until(lambda: log.caught_up(expected_counts(events[:1500])), 120, "worker a alone")
+    log.wait_caught_up(expected_counts(events[:1500]), 120, "worker a alone")
 
     # A second worker joins: partitions move to it with their state, restored from the changelog.
     start_worker(settings_b, name="b")
     wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
     send_events(settings_a, events[1500:3000])
-    wait_until(lambda: log.caught_up(expected_counts(events[:3000])), 120, "both workers")
+    log.wait_caught_up(expected_counts(events[:3000]), 120, "both workers")
 
     # The first leaves: the second takes every partition, again with the state.
     assert worker_a.stop() == 0
     send_events(settings_a, events[3000:])
-    wait_until(lambda: log.caught_up(expected_counts(events)), 120, "worker b alone")
+    log.wait_caught_up(expected_counts(events), 120, "worker b alone")
     for user, updates in log.updates.items():
         versions = [u.version for u in updates]
         assert versions == sorted(set(versions)), f"versions of {user} went backwards across the rebalance"
@@ -166,7 +166,7 @@ def test_a_worker_stopped_during_a_rebalance_stops_cleanly(
     worker_b = start_worker(settings_b, name="b")
     wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
     send_events(settings_a, events)
-    wait_until(lambda: log.caught_up(expected_counts(events)), 120, "both workers")
+    log.wait_caught_up(expected_counts(events), 120, "both workers")
 
     assigned = worker_b.log_text().count(ASSIGNED_LINE)
     assert worker_a.stop() == 0
