@@ -706,27 +706,36 @@ class ProfileWorker:
         self.processor.forget()
         self.metrics.count_rebalance()
         inputs = [tp for tp in assigned if tp.topic in self._topic_types]
-        take_inputs(self.app, frozenset(self._topic_types), self._take_poll)
+        take_inputs(self.app, frozenset(self._topic_types), self._take_poll, self._after_seek)
         self._owned = self._input_partitions(inputs)
         self.aligner.assign(self._owned)
         self._paused.clear()
         self.metrics.retain_partitions((tp.topic, tp.partition) for tp in inputs)
         self.lag_monitor.retain((tp.topic, tp.partition) for tp in inputs)
-        # Start the progress series at the committed position, so a partition stuck from the moment it was
-        # assigned still shows up as stalled; the aligner also learns where each partition starts.
-        for tp in inputs:
-            # Or until the app stops: a stop during a rebalance closes the consumer thread this call waits for,
-            # and the worker then hung here for faust's 60 s task timeout before it could exit.
-            waited = await self.app.wait(self.app.consumer.position(tp))
-            if waited.stopped:
-                return
-            position = waited.result
-            self.continuity.start((tp.topic, tp.partition), position)
-            if position is None:
+
+    def _after_seek(self, committed: Mapping[Any, int | None]) -> None:
+        """Where each input partition's delivery starts, from the committed offsets the consumer just sought back
+        to (at the end of every rebalance): the continuity check expects that offset, the aligner knows where an
+        empty partition stands, and the progress series starts there, so a partition stuck from the moment it
+        was assigned still shows up as stalled.
+
+        Not the consumer's position, asked for in the assignment callback as before: faust's recovery can
+        resume the flow while that callback runs, and a position asked for then lay past messages fetched but
+        not yet checked, which the check dropped as copies; the worker never folded them (a backfill test
+        stalled in CI so; with delays added to the callback and the receive path, it stalled in every run).
+        """
+        for tp, offset in committed.items():
+            if tp.topic not in self._topic_types:
                 continue
-            self._start_positions[(tp.topic, tp.partition)] = position
+            # Nothing committed yet: the first message is taken as it comes (the consumer starts at the log's
+            # start); a committed 0 is the same start, and the continuity check probes it if retention moved it.
+            start = offset if offset is not None and offset >= 0 else None
+            self.continuity.start((tp.topic, tp.partition), start)
+            if start is None:
+                continue
+            self._start_positions[(tp.topic, tp.partition)] = start
             if (tp.topic, tp.partition) not in self._processed:
-                self.metrics.set_consumed_offset(tp.topic, tp.partition, position - 1)
+                self.metrics.set_consumed_offset(tp.topic, tp.partition, start - 1)
 
     async def _next_offset(self, tp: tuple[str, int]) -> int | None:
         position: int | None = await self.app.consumer.position(TP(*tp))

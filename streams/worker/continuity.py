@@ -52,13 +52,14 @@ class ContinuityCheck:
         self._expected: dict[TopicPartition, int] = {}
         self._probes: dict[TopicPartition, _Probe] = {}
 
-    def start(self, tp: TopicPartition, position: int | None) -> None:
-        """A newly assigned partition whose next message is at ``position`` (None: not known yet)."""
+    def start(self, tp: TopicPartition, committed: int | None) -> None:
+        """An assigned partition whose delivery starts at its ``committed`` offset (None: unknown, the first
+        message is taken as it comes). Messages of it checked since the assignment keep their expectation:
+        they were fetched from that offset on, and going back to it would take them a second time."""
+        if committed is None or tp in self._expected:
+            return
         self._probes.pop(tp, None)
-        if position is None:
-            self._expected.pop(tp, None)
-        else:
-            self._expected[tp] = position
+        self._expected[tp] = committed
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Stop following the topic partitions of these partition numbers (revoked)."""

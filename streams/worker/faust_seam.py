@@ -10,7 +10,8 @@ upgrade fails in one place. What the worker relies on:
 - message acknowledgement (``Message.ack``, ``Message.generation_id``, ``App.consumer_generation_id``) for the
   input messages the worker takes itself;
 - the consumer's poll (``Consumer._wait_next_records``, ``_to_message``, ``_buffered_partitions``,
-  ``suspend_flow``, ``perform_seek``, ``highwater``), where :class:`InputBatchConsumer` hands each poll result
+  ``suspend_flow``, ``perform_seek``, ``seek_to_committed``, ``highwater``), where :class:`InputBatchConsumer`
+  tells the worker the committed offsets it seeks back to after a rebalance and hands each poll result
   of the input topics to the worker as one list instead of faust's per-message path, and the conductor's
   subscription (``App.topics.add``), which subscribes the input topics without a stream;
 - the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states;
@@ -35,7 +36,7 @@ own, so the offline reader and faust's recovery are unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from importlib.metadata import version
 from typing import Any
 
@@ -143,6 +144,9 @@ class _ReadOffsets(dict[TP, int | None]):
 
 InputSink = Callable[[list[Any]], Awaitable[None]]
 """Takes one poll result of the input topics: faust ``ConsumerMessage`` objects, in offset order per partition."""
+SeekListener = Callable[[Mapping[TP, int | None]], None]
+"""Told the committed offset of every assigned partition (None: nothing committed) each time the consumer seeks
+back to them."""
 
 
 class InputBatchConsumer(faust_aiokafka.Consumer):
@@ -160,10 +164,22 @@ class InputBatchConsumer(faust_aiokafka.Consumer):
 
     input_topics: frozenset[str] = frozenset()
     deliver_inputs: InputSink | None = None
+    after_seek: SeekListener | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._read_offset = _ReadOffsets(lambda: self.input_topics)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """faust's seek of the assigned partitions back to their committed offsets (at the end of each
+        rebalance's recovery, and from :meth:`getmany` while the flow is stopped), then :attr:`after_seek` told
+        the offsets: where the delivery of each partition starts, known without asking for a position that
+        messages fetched meanwhile may already have moved on."""
+        # faust types the offsets as int; aiokafka answers None for a partition with nothing committed.
+        committed: Mapping[TP, int] = await super().seek_to_committed()
+        if self.after_seek is not None:
+            self.after_seek(committed)
+        return committed
 
     async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Any]]:
         """One poll: the input topics' messages go to :attr:`deliver_inputs` at once; the rest are yielded to
@@ -227,14 +243,16 @@ def register_transport() -> str:
     return TRANSPORT_SCHEME
 
 
-def take_inputs(app: Any, topics: frozenset[str], deliver: InputSink) -> None:
-    """Have poll results of ``topics`` delivered to ``deliver`` as lists, their offset gaps left to the worker
-    (the app's consumer must be an :class:`InputBatchConsumer`)."""
+def take_inputs(app: Any, topics: frozenset[str], deliver: InputSink, after_seek: SeekListener | None = None) -> None:
+    """Have poll results of ``topics`` delivered to ``deliver`` as lists, their offset gaps left to the worker,
+    and ``after_seek`` called after each seek back to the committed offsets (the app's consumer must be an
+    :class:`InputBatchConsumer`)."""
     consumer = app.consumer
     if not isinstance(consumer, InputBatchConsumer):
         raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not an InputBatchConsumer")
     consumer.input_topics = topics
     consumer.deliver_inputs = deliver
+    consumer.after_seek = after_seek
 
 
 def subscribe(app: Any, topic: Any) -> None:

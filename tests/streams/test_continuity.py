@@ -51,6 +51,7 @@ def test_offsets_below_the_expected_one_were_received_already() -> None:
 def test_an_unknown_start_takes_the_first_message_and_a_new_assignment_starts_over() -> None:
     check = ContinuityCheck()
     check.start(TP, None)
+    assert check.expected(TP) is None
     assert check.check(TP, 40) is Verdict.TAKE
     assert check.check(TP, 42) is Verdict.PROBE
     check.forget([0])
@@ -72,3 +73,13 @@ def test_a_probe_whose_seek_does_not_land_is_asked_again_once_per_timeout() -> N
     assert check.overdue_probes(now_ms=12_000, timeout_ms=10_000) == []  # dated anew
     assert check.check(TP, 6, now_ms=12_500) is Verdict.TAKE
     assert check.overdue_probes(now_ms=30_000, timeout_ms=10_000) == []  # resolved
+
+
+def test_messages_checked_before_the_start_is_known_keep_their_expectation() -> None:
+    # faust can hand on messages of a new assignment before the committed offsets it sought back to are told:
+    # the start must not go back under them (they would be taken twice), nor past any message not yet checked.
+    check = ContinuityCheck()
+    assert _verdicts(check, [30, 31]) == [Verdict.TAKE] * 2
+    check.start(TP, 30)
+    assert check.expected(TP) == 32
+    assert _verdicts(check, [30, 31, 32]) == [Verdict.DROP, Verdict.DROP, Verdict.TAKE]

@@ -15,6 +15,7 @@ import faust.stores
 import pytest
 from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.stores import rocksdb as faust_rocksdb
+from faust.tables import recovery as faust_recovery
 from faust.transport import conductor as faust_conductor
 from faust.transport import consumer as faust_consumer
 from faust.transport.consumer import Consumer
@@ -223,6 +224,26 @@ def test_the_input_consumer_delivers_a_poll_of_the_input_topics_as_one_list() ->
     consumer.flow = False  # a rebalance started after the fetch: nothing handed on, back to the committed offsets
     assert asyncio.run(poll()) == []
     assert consumer.delivered == [["seek"]]
+
+
+def test_each_seek_back_to_the_committed_offsets_tells_the_worker_where_delivery_starts() -> None:
+    # faust seeks every assigned partition back to its committed offset when a rebalance's recovery ends
+    # (through perform_seek, which asks seek_to_committed): the worker learns the offsets there, not from a
+    # position asked for while messages fetched meanwhile may have moved it on.
+    assert "await self.seek_to_committed()" in inspect.getsource(Consumer.perform_seek)
+    assert "consumer.perform_seek()" in inspect.getsource(faust_recovery.Recovery._resume_streams)
+    committed = {TP("events.browse", 0): 7, TP("events.search", 0): None}
+
+    class Thread:
+        async def seek_to_committed(self) -> dict[TP, int | None]:
+            return committed
+
+    consumer = object.__new__(faust_seam.InputBatchConsumer)
+    consumer._thread = Thread()  # type: ignore[assignment]
+    told: list[object] = []
+    consumer.after_seek = told.append
+    assert asyncio.run(consumer.seek_to_committed()) == committed
+    assert told == [committed]
 
 
 def test_take_inputs_needs_the_input_batch_consumer() -> None:
