@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.types import TP
 
 from state.codec import decode_state, encode_state, peek_activity, peek_head
@@ -196,6 +197,7 @@ class ProfileWorker:
         self._deadletter_topic = settings.topic(DEADLETTER)
         self._processed: dict[tuple[str, int], int] = {}
         self._start_positions: dict[tuple[str, int], int] = {}
+        self._start_hints: asyncio.Future[None] | None = None
         self._watermarks_ms: dict[int, int] = {}
         self._owned: set[int] = set()
         self._paused: set[tuple[str, int]] = set()
@@ -724,6 +726,7 @@ class ProfileWorker:
         not yet checked, which the check dropped as copies; the worker never folded them (a backfill test
         stalled in CI so; with delays added to the callback and the receive path, it stalled in every run).
         """
+        uncommitted: list[Any] = []
         for tp, offset in committed.items():
             if tp.topic not in self._topic_types:
                 continue
@@ -732,10 +735,33 @@ class ProfileWorker:
             start = offset if offset is not None and offset >= 0 else None
             self.continuity.start((tp.topic, tp.partition), start)
             if start is None:
-                continue
-            self._start_positions[(tp.topic, tp.partition)] = start
-            if (tp.topic, tp.partition) not in self._processed:
-                self.metrics.set_consumed_offset(tp.topic, tp.partition, start - 1)
+                uncommitted.append(tp)
+            else:
+                self._note_start(tp, start)
+        if self._start_hints is not None:
+            self._start_hints.cancel()  # asked for an earlier assignment
+        self._start_hints = asyncio.ensure_future(self._note_positions(uncommitted)) if uncommitted else None
+
+    def _note_start(self, tp: Any, start: int) -> None:
+        self._start_positions[(tp.topic, tp.partition)] = start
+        if (tp.topic, tp.partition) not in self._processed:
+            self.metrics.set_consumed_offset(tp.topic, tp.partition, start - 1)
+
+    async def _note_positions(self, tps: list[Any]) -> None:
+        """The consumer's positions as the start of partitions with nothing committed, for the progress series
+        and the aligner only (the continuity check never uses them): without a start, a partition stuck from its
+        first message on would show no stall, and an empty one would hold the others once for the idle bound."""
+        for tp in tps:
+            # Or until the app stops: a stop during a rebalance closes the consumer thread this call waits for,
+            # and the worker then hung for faust's 60 s task timeout before it could exit.
+            try:
+                waited = await self.app.wait(self.app.consumer.position(tp))
+            except IllegalStateError:
+                continue  # revoked meanwhile: a rebalance began
+            if waited.stopped:
+                return
+            if waited.result is not None:
+                self._note_start(tp, waited.result)
 
     async def _next_offset(self, tp: tuple[str, int]) -> int | None:
         position: int | None = await self.app.consumer.position(TP(*tp))
