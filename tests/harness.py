@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from bench.procs import REPO_ROOT, WorkerProcess, settings_env
 from streams.client.producer import EventProducer
@@ -39,6 +41,7 @@ __all__ = [
     "run_cli",
     "send_events",
     "wait_until",
+    "worker_samples",
 ]
 
 
@@ -64,6 +67,16 @@ def wait_until(
     extra = f": {detail()}" if detail is not None else ""
     logs = "".join(f"\n--- the end of {w.log_path.name} ---\n{w.log_tail(4000)}" for w in workers)
     pytest.fail(f"timed out after {timeout_s} s waiting for {what}{extra}{logs}")
+
+
+def worker_samples(settings: Settings) -> list[Sample]:
+    """Every sample of the worker's /metrics; empty while the worker is not serving it yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return []
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 def run_cli(settings: Settings, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:

@@ -6,12 +6,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.procs import free_port, settings_env
 from streams.client.producer import EventProducer
@@ -19,7 +17,7 @@ from streams.contract.events import BrowseEvent, Event
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES
 from streams.settings import Settings
 from tests.conftest import REPO_ROOT
-from tests.harness import ProfileLog, WorkerProcess, latest_values, send_events, wait_until
+from tests.harness import ProfileLog, WorkerProcess, latest_values, send_events, wait_until, worker_samples
 
 pytestmark = pytest.mark.kafka
 T0 = 1_767_225_600_000
@@ -27,17 +25,10 @@ ERASED, KEPT, UNKNOWN, UNKNOWN_CLI = "erase-this-user", "keep-this-user", "never
 
 
 def _erasure_counts(settings: Settings) -> dict[str, float]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return {}
     return {
         sample.labels["outcome"]: sample.value
-        for family in text_string_to_metric_families(text)
-        if family.name == "profilestream_erasure_requests"
-        for sample in family.samples
-        if sample.name.endswith("_total")
+        for sample in worker_samples(settings)
+        if sample.name == "profilestream_erasure_requests_total"
     }
 
 

@@ -5,7 +5,6 @@ gauge reads 0 every user has a profile of the new version, and nothing of the ol
 
 from __future__ import annotations
 
-import re
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -19,20 +18,22 @@ from models.encoder import EncoderConfig
 from streams.cli.main import main
 from streams.contract.profile import ProfileUpdated
 from streams.settings import Settings
-from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
+from tests.harness import (
+    ProfileLog,
+    WorkerProcess,
+    demo_events,
+    expected_counts,
+    send_events,
+    wait_until,
+    worker_samples,
+)
 
 pytestmark = pytest.mark.kafka
 
 
 def _gauge(settings: Settings, name: str) -> float | None:
     """A gauge of the worker's /metrics; None while the worker is not serving it yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return None
-    found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
-    return None if found is None else float(found.group(1))
+    return next((sample.value for sample in worker_samples(settings) if sample.name == name), None)
 
 
 def _lookup(settings: Settings, user: str) -> ProfileUpdated:

@@ -4,33 +4,32 @@ there, so a partition stuck from the moment it was assigned still shows up as st
 
 from __future__ import annotations
 
-import urllib.request
 from collections.abc import Callable
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.procs import free_port
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import input_topic
 from streams.settings import Settings
-from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
+from tests.harness import (
+    ProfileLog,
+    WorkerProcess,
+    demo_events,
+    expected_counts,
+    send_events,
+    wait_until,
+    worker_samples,
+)
 
 pytestmark = pytest.mark.kafka
 
 
 def _consumed_offsets(settings: Settings) -> dict[tuple[str, int], float]:
-    """``profilestream_consumed_offset`` of the worker's /metrics per (topic, partition); empty while it is not
-    serving yet."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{settings.metrics_port}/metrics", timeout=5) as answer:
-            text = answer.read().decode()
-    except OSError:
-        return {}
+    """``profilestream_consumed_offset`` of the worker's /metrics per (topic, partition)."""
     return {
         (sample.labels["topic"], int(sample.labels["partition"])): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        for sample in worker_samples(settings)
         if sample.name == "profilestream_consumed_offset"
     }
 
