@@ -755,7 +755,7 @@ class ProfileWorker:
             # Or until the app stops: a stop during a rebalance closes the consumer thread this call waits for,
             # and the worker then hung for faust's 60 s task timeout before it could exit.
             try:
-                waited = await self.app.wait(self.app.consumer.position(tp))
+                waited = await self.app.wait(self._next_offset((tp.topic, tp.partition)))
             except IllegalStateError:
                 continue  # revoked meanwhile: a rebalance began
             if waited.stopped:
