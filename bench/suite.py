@@ -31,8 +31,8 @@ WINDOW = 50
 """The recent window the side-by-side measures at (StateSpec.recent_window's default)."""
 SIDE_BY_SIDE_UNIT_EVENTS = 2_000
 """The side-by-side's unit cap: 20 of its 100-event rounds a unit, as when the comparison was set up. At the
-worker's default (20,000) its whole 11,000-event set would be one unit, one profile per user, and no round after
-the 50th would have a time of its own."""
+worker's default (20,000) its whole set (20,000 events) would be one unit, one profile per user, and no round
+after the 50th would have a time of its own."""
 
 
 @dataclass
