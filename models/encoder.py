@@ -53,7 +53,7 @@ class EncoderConfig:
 
     embedding_dim: int = 64  # D: profile, item-vector and input-embedding dimension
     hidden_dim: int = 64  # H: GRU hidden state; state/ stores H floats per user (H + D with recency_memory)
-    dropout: float = 0.1  # on the summed input embedding, training only
+    dropout: float = 0.3  # on the summed input embedding, training only (docs/evaluation.md: 0.1 until 2026-12-01)
     tie_item_embeddings: bool = True  # input item embedding == output item vectors
     init_std: float = 0.05  # normal init of every embedding table
     init_logit_scale: float = 10.0  # training-only temperature; scales scores, so never changes a ranking
