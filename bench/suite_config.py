@@ -60,7 +60,7 @@ DEFAULT = SuiteConfig(
     drain_events=100_000,
     window_users=100,
     # 150 rounds are timed after the window fills: seven units of 2,000 events. With 110 rounds only two and a
-    # half were, and (a)'s rate moved from 7,510 to 9,416 events/s between two runs on one evening.
+    # half were, about 0.6 s of (a)'s work: the turnaround of a few units more than a rate.
     window_rounds=200,
     paced_s=12,
     # A fresh worker's first seconds are slower: after 3 s of warm-up the first phase's p99 at 70 events/s was
