@@ -37,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, help="variants of the side-by-side")
     parser.add_argument("--results", type=Path, help="where to write the report (Markdown)")
     parser.add_argument(
-        "--baseline", metavar="REV", help="also drain with the worker of this earlier commit (side by side, as a ratio)"
+        "--baseline",
+        metavar="REV",
+        help="also drain and pace the worker of this earlier commit (side by side, as a ratio); the full suite "
+        "drains the worker issue #13 started from by default",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="no earlier worker at all (not even the full suite's default)"
     )
     return parser
 
@@ -69,11 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     base = load_settings(kafka_bootstrap=bootstrap, log_level="info")
     if config.unit_events is not None:
         base = base.model_copy(update={"batch_max_events": config.unit_events})
-    baseline = checkout_of(args.baseline, workdir) if args.baseline else None
-    env = BenchEnv(bootstrap, workdir, base, log, baseline)
+    baseline_commit = None if args.no_baseline else (args.baseline or config.baseline_commit)
+    baseline = checkout_of(baseline_commit, workdir) if baseline_commit else None
+    env = BenchEnv(bootstrap, workdir, base, log, baseline, baseline_paced=bool(args.baseline))
     try:
         results = run_suite(env, config, sections, log)
-        results.baseline_commit = args.baseline
+        results.baseline_commit = baseline_commit
     finally:
         broker.stop_and_wipe()
         if baseline is not None:

@@ -12,12 +12,19 @@ def checkout_of(revision: str, workdir: Path) -> Path:
     """A detached git worktree of ``revision`` under ``workdir`` (replacing one left by an earlier run)."""
     path = workdir / "baseline"
     remove_checkout(path)
-    subprocess.run(
+    done = subprocess.run(
         ["git", "worktree", "add", "--detach", "--force", str(path), revision],
         cwd=REPO_ROOT,
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        # E.g. a shallow clone without that commit: say so rather than run the suite without its comparison.
+        raise RuntimeError(
+            f"cannot check out {revision} for the baseline worker ({done.stderr.strip()}); "
+            "fetch the full history, or run with --no-baseline"
+        )
     return path
 
 

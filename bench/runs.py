@@ -52,6 +52,8 @@ class BenchEnv:
     log: Callable[[str], None]
     baseline: Path | None = None
     """A checkout of an earlier commit whose worker runs as the ``baseline`` variant (None: not measured)."""
+    baseline_paced: bool = False
+    """Whether the freshness section paces the baseline worker too (``--baseline``), not only drains it."""
 
     def settings(self, prefix: str, app_id: str) -> Settings:
         """Settings of one worker: the dataset's topics, a fresh group and state directory, free ports."""

@@ -136,7 +136,7 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
             )
             results.freshness.append(phase_results[: len(phases)])
             results.live_refined.append(phase_results[len(phases) :])
-            if env.baseline is not None:
+            if env.baseline is not None and env.baseline_paced:
                 earlier = run_paced(env, "baseline", run, spec, phases, warmup)
                 log(
                     f"freshness run {run + 1}, baseline worker: "

@@ -41,6 +41,10 @@ class SuiteConfig:
     reference_runs: int = 1
     """Runs of the slow peer (Quix Streams, about 20x behind (a), 90 s a run) in the side-by-side; the others run
     ``runs`` times."""
+    baseline_commit: str | None = None
+    """An earlier commit whose worker drains the throughput backlog in every throughput run, beside this one (the
+    issue's "3x the current worker in the same run"); ``--baseline`` replaces it and also paces it in the freshness
+    section. None: not measured."""
 
     def with_sizes(
         self, *, events: int | None = None, users: int | None = None, runs: int | None = None
@@ -69,6 +73,8 @@ DEFAULT = SuiteConfig(
     profile_s=20,
     state_users=50_000,
     state_events_per_user=20,
+    # The worker as it was when issue #13 asked for 3x it (about 2 minutes more: three drains at ~4,000 events/s).
+    baseline_commit="516394b",
 )
 """`make bench`: under 20 minutes here (the run in bench/RESULTS.md says how long it took). The drain is 10x
 smaller than the issue's 1,000,000 events over 100,000 users (same events per user) because at the measured rate
