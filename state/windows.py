@@ -65,6 +65,9 @@ class BucketSeries:
     bucket_ms: int
     retain_buckets: int
     buckets: dict[int, list[int]] = field(default_factory=dict)
+    pruned_from: int | None = field(default=None, compare=False, repr=False)
+    """No bucket lies below this index (None: not known, as after decoding). Retention is enforced only when the
+    oldest kept bucket moves past it, instead of a scan of every bucket at every event."""
 
     @property
     def signature(self) -> str:
@@ -85,16 +88,23 @@ class BucketSeries:
         buckets = self.buckets
         oldest = newest_ms // self.bucket_ms - self.retain_buckets + 1  # oldest_kept, inlined: runs per event
         index = ts_ms // self.bucket_ms
+        pruned_from = self.pruned_from
         if index >= oldest:
             sums = buckets.get(index)
             if sums is None:
                 sums = buckets[index] = [0] * self.kind.width
+                if pruned_from is not None and index < pruned_from:
+                    pruned_from = index
             for i, value in enumerate(values):
-                total = sums[i] + value
-                sums[i] = total if total <= MAX_STORED_AMOUNT else MAX_STORED_AMOUNT
-        if buckets and min(buckets) < oldest:
-            for stale in [b for b in buckets if b < oldest]:
-                del buckets[stale]
+                if value:
+                    total = sums[i] + value
+                    sums[i] = total if total <= MAX_STORED_AMOUNT else MAX_STORED_AMOUNT
+        if pruned_from is None or oldest > pruned_from:
+            if buckets and min(buckets) < oldest:
+                for stale in [b for b in buckets if b < oldest]:
+                    del buckets[stale]
+            pruned_from = oldest
+        self.pruned_from = pruned_from
 
     def sums(self, as_of_ms: int, window: WindowSpec) -> list[int]:
         """Per-value sums over the buckets of `window` as of `as_of_ms`, saturated like the buckets' own."""
