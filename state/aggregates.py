@@ -129,8 +129,13 @@ class TopHashes(Aggregator[DecayedWeights]):
         return DecayedWeights(self.kind, self.half_life_ms, self.capacity)
 
     def add(self, state: DecayedWeights, event: StateEvent, newest_ms: int) -> None:
-        state.advance(newest_ms)
-        for key in self.keys_of(event):
+        keys = self.keys_of(event)
+        # Weights are stored as of the table's own reference time, which may lag the user's newest event: a table
+        # is rescaled only when an event adds to it (or, empty, only its reference moves), not at every event of
+        # the user (a browse carries no search terms, a search no category). Reading applies the remaining decay.
+        if keys or not state.weights:
+            state.advance(newest_ms)
+        for key in keys:
             state.add(key, event.ts_ms)
 
     def keys_of(self, event: StateEvent) -> tuple[int, ...]:

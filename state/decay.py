@@ -1,8 +1,9 @@
 """Exponentially decayed weights on event time, for the top categories and top search terms.
 
 The weight of a key as of time T is the sum, over the events that carried the key, of
-``2 ** (-(T - ts_ms) / half_life_ms)``. Weights are stored as of `reference_ms` (the user's newest event time)
-and rescaled when it moves forward, so a late event simply adds a smaller contribution. Stored weights are
+``2 ** (-(T - ts_ms) / half_life_ms)``. Weights are stored as of `reference_ms` (the time of the user's newest
+event that added to the table) and rescaled when a newer one adds to it, so a late event simply adds a smaller
+contribution; reading (`top`) applies the decay from `reference_ms` to the time asked for. Stored weights are
 rounded to float32 after every update, which keeps the codec lossless at 4 bytes a weight.
 """
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from state.aggregates import profile_aggregates
 from state.codec import encode_state
-from state.decay import DecayedWeights
+from state.decay import DecayedWeights, decay_factor
 from state.events import StateEvent, event_order_key, hash_hex, normalise_event
 from state.fold import FoldOutcome, fold_event
 from state.record import UserState
@@ -26,9 +26,13 @@ FAST = settings(max_examples=60, deadline=None)
 
 
 def _weights(record: UserState, kind: str) -> dict[int, float]:
+    """The table's weights as of the user's newest event (a table is stored as of the last event that added to
+    it, which may be older)."""
     for key, state in record.aggregates.items():
         if key.startswith(kind) and isinstance(state, DecayedWeights):
-            return state.weights
+            assert state.reference_ms <= record.last_event_ms
+            factor = decay_factor(record.last_event_ms - state.reference_ms, state.half_life_ms)
+            return {hashed: weight * factor for hashed, weight in state.weights.items()}
     raise AssertionError(f"no {kind} weights in the record")
 
 
