@@ -11,8 +11,11 @@ deploy/prometheus/rules/ depend on them, so a rename is a contract change.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from bisect import bisect_left
+from collections import Counter as CounterOf
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -33,6 +36,31 @@ from prometheus_client import start_http_server as _start_http_server
 from streams.contract.events import EVENT_TYPES
 
 NAMESPACE: Final = "profilestream"
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """Observe each of ``amounts`` (finite numbers): the same bucket counts and sum as one ``observe`` each.
+
+    ``Histogram.observe`` takes a lock and walks the bucket bounds for every value, about a microsecond: at one
+    latency per event that was 1 % of a drain. Here each value's bucket is found by bisection and each bucket
+    is incremented once. It reads prometheus_client's unlabelled-histogram internals (``_upper_bounds``,
+    ``_buckets``, ``_sum``; tests/streams/test_metrics.py holds the result equal to one ``observe`` per value)
+    and observes one by one where they are missing.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    if not amounts:
+        return
+    # observe() counts a value in the first bucket whose bound is >= it: bisect_left's index (the last bound is +Inf).
+    for index, count in CounterOf(bisect_left(bounds, amount) for amount in amounts).items():
+        buckets[index].inc(count)
+    total.inc(math.fsum(amounts))
+
 
 # Event types counted under their own label (the contract's); anything else is counted as `unknown`.
 
@@ -376,8 +404,7 @@ class WorkerMetrics:
         A negative latency (producer clock ahead of ours) is observed as zero rather than dropped, so the
         SLO's event count stays equal to the number of events published.
         """
-        for ts_ms in event_ts_ms:
-            self.end_to_end_latency.observe(max(0, published_at_ms - ts_ms) / 1000.0)
+        observe_many(self.end_to_end_latency, [max(0, published_at_ms - ts_ms) / 1000.0 for ts_ms in event_ts_ms])
 
     # -- processing ----------------------------------------------------------------------------------
 

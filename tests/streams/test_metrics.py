@@ -7,10 +7,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.worker.metrics import END_TO_END_LATENCY_BUCKETS_S, INFRA_STAGES, WorkerMetrics
+from streams.worker.metrics import END_TO_END_LATENCY_BUCKETS_S, INFRA_STAGES, WorkerMetrics, observe_many
 
 EXPECTED_SAMPLE_NAMES = {
     "profilestream_events_consumed_total",
@@ -173,6 +173,26 @@ def test_end_to_end_latency_is_in_seconds_and_clamps_clock_skew(
     assert value(registry, f"{name}_sum") == pytest.approx(1.0 + 0.1 + 0.0)
     assert value(registry, f"{name}_bucket", le="0.005") == 1.0  # the skewed event, observed as 0
     assert value(registry, f"{name}_bucket", le="1.0") == 3.0
+
+
+def test_observe_many_equals_one_observe_per_value() -> None:
+    # observe_many reads prometheus_client's private bucket list: this is the canary for an upgrade that moves it.
+    bounds = END_TO_END_LATENCY_BUCKETS_S
+    values = [0.0, *bounds[:-1], *(b + 1e-9 for b in bounds[:-1]), 301.0, 0.0042, 1.0, 1.0, 12.5]
+    one_by_one, in_bulk = CollectorRegistry(), CollectorRegistry()
+    single = Histogram("h", "one observe per value", buckets=bounds, registry=one_by_one)
+    bulk = Histogram("h", "observe_many", buckets=bounds, registry=in_bulk)
+    assert hasattr(bulk, "_buckets") and hasattr(bulk, "_sum") and hasattr(bulk, "_upper_bounds")
+    for amount in values:
+        single.observe(amount)
+    observe_many(bulk, values)
+    for bound in [*(str(b) for b in bounds[:-1]), "+Inf"]:
+        expected = value(one_by_one, "h_bucket", le=bound)
+        assert expected is not None and value(in_bulk, "h_bucket", le=bound) == expected, bound
+    assert value(in_bulk, "h_count") == len(values)
+    assert value(in_bulk, "h_sum") == pytest.approx(value(one_by_one, "h_sum"))
+    observe_many(bulk, [])
+    assert value(in_bulk, "h_count") == len(values)
 
 
 def test_latency_buckets_span_5ms_to_5min_and_hold_the_slo_threshold() -> None:
