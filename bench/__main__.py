@@ -36,13 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, help="variants of the side-by-side")
     parser.add_argument("--results", type=Path, help="where to write the report (Markdown)")
-    parser.add_argument(
+    earlier = parser.add_mutually_exclusive_group()
+    earlier.add_argument(
         "--baseline",
         metavar="REV",
         help="also drain and pace the worker of this earlier commit (side by side, as a ratio); the full suite "
         "drains the worker issue #13 started from by default",
     )
-    parser.add_argument(
+    earlier.add_argument(
         "--no-baseline", action="store_true", help="no earlier worker at all (not even the full suite's default)"
     )
     return parser
