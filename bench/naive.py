@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.features import EventInput
-from state.events import event_order_key
-from streams.bridge import to_model_input
+from models.features import EventFields
+from state.events import StateEvent, event_order_key
 from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.processor import BatchOutput, BatchProcessor, StateAccess, _UserWork
 
@@ -32,7 +31,7 @@ class WindowReencoder(EncoderRuntime):
 
     def __init__(self, runtime: EncoderRuntime) -> None:
         super().__init__(runtime.model, runtime.model_version)
-        self.windows: dict[EventInput, list[EventInput]] = {}
+        self.windows: dict[EventFields, list[StateEvent]] = {}
         """The window (the user's recent events up to and including it) of each new event of the batch."""
         self.windows_encoded = 0
         self.events_encoded = 0
@@ -40,7 +39,7 @@ class WindowReencoder(EncoderRuntime):
     def fold(
         self,
         hidden: Sequence[np.ndarray | None],
-        sequences: Sequence[Sequence[EventInput]],
+        sequences: Sequence[Sequence[EventFields]],
         prev_ts_ms: Sequence[int | None],
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Same contract as :meth:`EncoderRuntime.fold`, computed the naive way (see the module docstring)."""
@@ -83,14 +82,14 @@ class NaiveProcessor(BatchProcessor):
             self.reencoder.windows = {}
 
 
-def event_windows(work: Sequence[_UserWork], window: int) -> dict[EventInput, list[EventInput]]:
-    """For every new event of the batch: the user's last ``window`` recent events up to and including it."""
-    windows: dict[EventInput, list[EventInput]] = {}
+def event_windows(work: Sequence[_UserWork], window: int) -> dict[EventFields, list[StateEvent]]:
+    """For every new event of the batch: the user's last ``window`` recent events up to and including it (stored
+    events, which the encoder reads as they are, as the worker's own rows)."""
+    windows: dict[EventFields, list[StateEvent]] = {}
     for w in work:
         recent = w.record.recent  # ordered by event_order_key, this batch's events included
         keys = [event_order_key(e) for e in recent]
-        inputs = [to_model_input(e) for e in recent]
         for event in w.new_events:
             end = bisect_right(keys, event_order_key(event))
-            windows[to_model_input(event)] = inputs[max(0, end - window) : end]
+            windows[event] = recent[max(0, end - window) : end]
     return windows

@@ -40,7 +40,7 @@ import torch.nn.functional as F  # noqa: N812 - the conventional alias
 from torch import Tensor, nn
 
 from models.errors import ModelError
-from models.features import EVENT_TYPES, OOV_INDEX, EventInput, EventTensors, FeatureSpace
+from models.features import EVENT_TYPES, OOV_INDEX, EventFields, EventTensors, FeatureSpace
 
 _SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
 FOLD_STEP_LIMIT = 4
@@ -83,7 +83,7 @@ class EncoderConfig:
 
 
 class ProfileEncoder(nn.Module):
-    """GRU profile encoder over `EventInput` sequences. All tensors are float32 on CPU."""
+    """GRU profile encoder over event sequences (`EventInput`s, or any `EventFields`); float32 tensors on CPU."""
 
     def __init__(self, config: EncoderConfig, features: FeatureSpace) -> None:
         super().__init__()
@@ -246,17 +246,17 @@ class ProfileEncoder(nn.Module):
         return self.output_item_weight().detach().clone()
 
     # -- inference entry points --------------------------------------------------------------------------------
-    def encode(self, sequence: Sequence[EventInput]) -> Tensor:
+    def encode(self, sequence: Sequence[EventFields]) -> Tensor:
         """A user's whole time-ordered history -> profile [D]. An empty history gives the initial profile."""
         return self.encode_batch([sequence])[0]
 
-    def encode_batch(self, sequences: Sequence[Sequence[EventInput]]) -> Tensor:
+    def encode_batch(self, sequences: Sequence[Sequence[EventFields]]) -> Tensor:
         """B histories of any lengths -> profiles [B, D]."""
         return self.encode_batch_state(sequences)[1]
 
     def encode_batch_state(
         self,
-        sequences: Sequence[Sequence[EventInput]],
+        sequences: Sequence[Sequence[EventFields]],
         prev_ts_ms: Sequence[int | None] | None = None,
     ) -> tuple[Tensor, Tensor]:
         """B histories -> (hidden state [B, S], profile [B, D]), e.g. to rebuild state from a stored window.
@@ -275,7 +275,7 @@ class ProfileEncoder(nn.Module):
                 h_last = h_last.index_copy(0, nonempty, last)
             return h_last, self.profile(h_last)
 
-    def encode_steps(self, sequences: Sequence[Sequence[EventInput]]) -> tuple[Tensor, Tensor]:
+    def encode_steps(self, sequences: Sequence[Sequence[EventFields]]) -> tuple[Tensor, Tensor]:
         """B histories -> (profile after each event [B, L, D], lengths [B]); rows past a length are padding.
 
         The profile used to rank a user's event j is row j-1 (or the initial profile for j = 0).
@@ -292,7 +292,7 @@ class ProfileEncoder(nn.Module):
     def fold(
         self,
         h0: Tensor,
-        new_events: Sequence[Sequence[EventInput]],
+        new_events: Sequence[Sequence[EventFields]],
         prev_ts_ms: Sequence[int | None],
     ) -> tuple[Tensor, Tensor]:
         """The stream entry point: fold each user's new events, in order, into their hidden state.

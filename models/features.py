@@ -34,6 +34,7 @@ from models.events import (
     EVENT_TYPES,
     ITEM_BEARING_TYPES,
     TYPE_CODES,
+    EventFields,
     EventInput,
     make_event_input,
     query_term_hashes,
@@ -46,6 +47,7 @@ __all__ = [
     "ITEM_BEARING_TYPES",
     "OOV_INDEX",
     "TYPE_CODES",
+    "EventFields",
     "EventInput",
     "EventTensors",
     "FeatureSpace",
@@ -286,7 +288,7 @@ class FeatureSpace:
         buckets = [(h % self.num_query_buckets) + 1 for h in terms[: self.max_query_terms]]
         return buckets + [0] * (self.max_query_terms - len(buckets))
 
-    def _codes(self, event: EventInput, prev_ts_ms: int | None) -> tuple[int, int, float, int, float, int, int, int]:
+    def _codes(self, event: EventFields, prev_ts_ms: int | None) -> tuple[int, int, float, int, float, int, int, int]:
         # Runs for every event the stream folds: the helpers above are inlined (same results).
         type_code = event.type_code
         item_hash, category_hash = event.item_hash, event.category_hash
@@ -304,7 +306,7 @@ class FeatureSpace:
         )
 
     # -- tensors -----------------------------------------------------------------------------------------------
-    def tensorize(self, events: Sequence[EventInput], prev_ts_ms: Sequence[int | None]) -> EventTensors:
+    def tensorize(self, events: Sequence[EventFields], prev_ts_ms: Sequence[int | None]) -> EventTensors:
         """One event per user -> tensors of leading shape [B]. `prev_ts_ms[b]` is user b's previous event time."""
         if len(events) != len(prev_ts_ms):
             raise FeatureError(f"{len(events)} events but {len(prev_ts_ms)} previous timestamps")
@@ -312,7 +314,7 @@ class FeatureSpace:
         terms = [self.query_buckets(e.query_terms) for e in events]
         return _tensors_from_rows(rows, terms, self.max_query_terms)
 
-    def sequence_codes(self, sequence: Sequence[EventInput], prev_ts_ms: int | None = None) -> SequenceCodes:
+    def sequence_codes(self, sequence: Sequence[EventFields], prev_ts_ms: int | None = None) -> SequenceCodes:
         """Feature indices of one user's time-ordered events; `prev_ts_ms` is the time of the event before them."""
         rows = []
         previous = prev_ts_ms
@@ -336,7 +338,7 @@ class FeatureSpace:
 
     def tensorize_sequences(
         self,
-        sequences: Sequence[Sequence[EventInput]],
+        sequences: Sequence[Sequence[EventFields]],
         prev_ts_ms: Sequence[int | None] | None = None,
     ) -> tuple[EventTensors, Tensor]:
         """Whole sequences -> (tensors of leading shape [B, L] right-padded, lengths [B] int64)."""

@@ -11,7 +11,7 @@ import torch
 
 from models.checkpoint import load_checkpoint, model_version, untrained_model
 from models.encoder import EncoderConfig, ProfileEncoder
-from models.features import EventInput
+from models.features import EventFields
 from streams.contract.profile import EMBEDDING_DECIMALS
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class EncoderRuntime:
     def fold(
         self,
         hidden: Sequence[np.ndarray | None],
-        sequences: Sequence[Sequence[EventInput]],
+        sequences: Sequence[Sequence[EventFields]],
         prev_ts_ms: Sequence[int | None],
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Fold each user's new events into their hidden vector (None = a new user).

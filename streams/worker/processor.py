@@ -18,7 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
-from models.features import EventInput
+from models.features import EventFields
 from state.codec import decode_state, encode_state
 from state.errors import StateDecodeError
 from state.events import StateEvent, event_order_key
@@ -26,7 +26,7 @@ from state.fold import FoldOutcome, fold_event
 from state.record import UserState, empty_hidden
 from state.record_cache import RecordCache
 from state.spec import StateSpec
-from streams.bridge import to_model_input, to_state_event
+from streams.bridge import to_state_event
 from streams.contract.decoder import Reason, Rejection, decode_event
 from streams.contract.events import Event
 from streams.worker.encoder_runtime import EncoderRuntime, embedding_rows
@@ -137,12 +137,13 @@ class _EncoderRows:
     """The rows of one batched encoder call: (start vector or None, events, previous event time) each."""
 
     hidden: list[np.ndarray | None] = field(default_factory=list)
-    sequences: list[list[EventInput]] = field(default_factory=list)
+    sequences: list[Sequence[EventFields]] = field(default_factory=list)
     prev_ts_ms: list[int | None] = field(default_factory=list)
 
     def add(self, hidden: np.ndarray | None, events: Sequence[StateEvent], prev_ts_ms: int | None) -> int:
         self.hidden.append(hidden if hidden is not None and hidden.size else None)
-        self.sequences.append([to_model_input(e) for e in events])
+        # Stored events go to the encoder as they are (they carry every field it reads; see EventFields).
+        self.sequences.append(events)
         self.prev_ts_ms.append(prev_ts_ms or None)
         return len(self.sequences) - 1
 

@@ -18,7 +18,6 @@ from state.aggregates import profile_aggregates
 from state.codec import decode_state
 from state.record import UserState, empty_hidden
 from state.spec import StateSpec
-from streams.bridge import to_model_input
 from streams.contract.profile import ProfileUpdated
 from streams.worker.encoder_runtime import EncoderRuntime, embedding_rows
 
@@ -63,7 +62,7 @@ def current_records(records: Sequence[UserState], encoder: EncoderRuntime) -> li
             for i, row in zip(project, rows, strict=True):
                 out[i] = (records[i], row)
     if rebuild:
-        sequences = [[to_model_input(e) for e in records[i].recent] for i in rebuild]
+        sequences = [records[i].recent for i in rebuild]
         new_hidden, profiles = encoder.fold([None] * len(rebuild), sequences, [None] * len(rebuild))
         for i, h, row in zip(rebuild, new_hidden, embedding_rows(profiles), strict=True):
             out[i] = (_as_current(records[i], h, encoder), row)

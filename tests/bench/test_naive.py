@@ -28,16 +28,16 @@ def _work(recent: list[StateEvent], new: list[StateEvent]) -> _UserWork:
 def test_each_new_event_gets_the_window_that_ends_with_it() -> None:
     events = [_event(i) for i in range(8)]
     windows = event_windows([_work(events, events[5:])], window=3)
-    assert windows[to_model_input(events[5])] == [to_model_input(e) for e in events[3:6]]
-    assert windows[to_model_input(events[7])] == [to_model_input(e) for e in events[5:8]]
+    assert windows[events[5]] == events[3:6]
+    assert windows[events[7]] == events[5:8]
     assert len(windows) == 3
 
 
 def test_a_short_history_gives_a_short_window() -> None:
     events = [_event(i) for i in range(2)]
     windows = event_windows([_work(events, events)], window=50)
-    assert windows[to_model_input(events[0])] == [to_model_input(events[0])]
-    assert len(windows[to_model_input(events[1])]) == 2
+    assert windows[events[0]] == [events[0]]
+    assert len(windows[events[1]]) == 2
 
 
 def test_the_reencoder_encodes_each_window_once_and_matches_a_full_encode() -> None:
@@ -46,9 +46,10 @@ def test_the_reencoder_encodes_each_window_once_and_matches_a_full_encode() -> N
     events = [_event(i) for i in range(6)]
     inputs = [to_model_input(e) for e in events]
     reencoder.windows = event_windows([_work(events, events[4:])], window=4)
-    # The worker's rows: the user's new events from its stored vector, then (repair) the whole window again.
+    # The worker's rows (its stored events, as it passes them): the user's new events from its stored vector,
+    # then (repair) the whole window again. The full encode below reads the same events as model inputs.
     stored = np.ones(runtime.hidden_dim, dtype=np.float32)
-    hidden, profiles = reencoder.fold([stored, None], [inputs[4:], inputs], [None, None])
+    hidden, profiles = reencoder.fold([stored, None], [events[4:], events], [None, None])
     assert reencoder.windows_encoded == 2
     assert reencoder.events_encoded == 4 + 4
     h_full, p_full = runtime.model.encode_batch_state([inputs[2:6]])
