@@ -58,7 +58,7 @@ class EventFields(Protocol):
     """What the model reads of an event: `EventInput`, or any object with the same fields and meanings.
 
     The worker hands the model the events it stores (`state.events.StateEvent`, the same hashes and numbers) as
-    they are: a copy of each into an `EventInput` cost 2 to 3 % of a drain. Validation is the stored event's own.
+    they are: a copy of each into an `EventInput` cost 1.5 to 3 % of a drain. Validation is the stored event's own.
     """
 
     @property
