@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.procs import REPO_ROOT
 
@@ -34,41 +35,62 @@ USERS, EVENTS_PER_USER = 2_000, 12
 LIVE_UNIT, DRAIN_UNIT = 250, 8_000
 SHAPES = ("live", "drain")
 
+# The helpers below are defined here, not imported from elsewhere in bench/: a measuring process takes every other
+# module from the tree it measures, which may be an earlier commit without them (bench.speed_probe uses them too).
+
+
+class DictStore:
+    """The processor's state store, a dict (no RocksDB, no changelog)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def load(self, user_id: str, message: object) -> bytes | None:
+        """The stored record of ``user_id``, or None."""
+        return self.values.get(user_id)
+
+    def store(self, user_id: str, message: object, value: bytes) -> None:
+        """Store ``user_id``'s new record."""
+        self.values[user_id] = value
+
+
+def untrained_runtime() -> Any:
+    """The untrained 64-dimension encoder as ``EncoderRuntime.load(None)`` builds it, without its warning."""
+    from models.checkpoint import model_version, untrained_model
+    from models.encoder import EncoderConfig
+    from streams.worker.encoder_runtime import UNTRAINED_SEED, EncoderRuntime
+
+    model = untrained_model(EncoderConfig(embedding_dim=64, hidden_dim=64), UNTRAINED_SEED)
+    return EncoderRuntime(model, model_version(model))
+
+
+def inbound_messages(users: int, events: int, seed: int, topic: str) -> list[Any]:
+    """A generated schedule's events as the processor's ``InboundMessage``s, one partition, offsets from 0."""
+    from bench.load import EventEncoder, LoadSpec, build_schedule
+    from streams.worker.processor import InboundMessage
+
+    schedule = build_schedule(LoadSpec(users, events, seed=seed, mean_gap_ms=2))
+    encoded = EventEncoder(schedule).messages()
+    return [InboundMessage(topic, 0, i, key, value, kind) for i, (kind, key, value) in enumerate(encoded)]
+
 
 def measure() -> dict[str, float]:
     """Microseconds per event of each shape, in this process (imports torch and the worker's modules)."""
     import torch
     from prometheus_client import CollectorRegistry
 
-    from bench.load import EventEncoder, LoadSpec, build_schedule
-    from models.checkpoint import model_version, untrained_model
-    from models.encoder import EncoderConfig
     from state.record_cache import RecordCache
     from state.spec import StateSpec
-    from streams.worker.encoder_runtime import UNTRAINED_SEED, EncoderRuntime
     from streams.worker.gc_tuning import tune_garbage_collector
     from streams.worker.metrics import WorkerMetrics
     from streams.worker.processor import BatchOutput, BatchProcessor, InboundMessage
 
     torch.set_num_threads(1)  # as the benchmark's workers run
     spec = StateSpec()  # one instance, as a worker holds one
-    model = untrained_model(EncoderConfig(embedding_dim=64, hidden_dim=64), UNTRAINED_SEED)
-    runtime = EncoderRuntime(model, model_version(model))
+    runtime = untrained_runtime()
 
     def messages(seed: int) -> list[InboundMessage]:
-        schedule = build_schedule(LoadSpec(USERS, USERS * EVENTS_PER_USER, seed=seed, mean_gap_ms=2))
-        encoded = EventEncoder(schedule).messages()
-        return [InboundMessage("fold-cost", 0, i, key, value, kind) for i, (kind, key, value) in enumerate(encoded)]
-
-    class DictStore:
-        def __init__(self) -> None:
-            self.values: dict[str, bytes] = {}
-
-        def load(self, user_id: str, message: object) -> bytes | None:
-            return self.values.get(user_id)
-
-        def store(self, user_id: str, message: object, value: bytes) -> None:
-            self.values[user_id] = value
+        return inbound_messages(USERS, USERS * EVENTS_PER_USER, seed, "fold-cost")
 
     def fold_cost(batch: list[InboundMessage], unit: int, warm: int) -> float:
         processor = BatchProcessor(

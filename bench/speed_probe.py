@@ -24,31 +24,21 @@ def speed_probe() -> float:
     import torch
     from prometheus_client import CollectorRegistry
 
-    from bench.load import EventEncoder, LoadSpec, build_schedule
-    from models.checkpoint import model_version, untrained_model
-    from models.encoder import EncoderConfig
+    from bench.fold_cost import DictStore, inbound_messages, untrained_runtime
     from state.spec import StateSpec
-    from streams.worker.encoder_runtime import UNTRAINED_SEED, EncoderRuntime
     from streams.worker.metrics import WorkerMetrics
-    from streams.worker.processor import BatchOutput, BatchProcessor, InboundMessage
+    from streams.worker.processor import BatchOutput, BatchProcessor
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the suite's workers run
     try:
-        schedule = build_schedule(LoadSpec(PROBE_USERS, PROBE_EVENTS, seed=4_242, mean_gap_ms=2))
-        messages = [
-            InboundMessage("probe", 0, i, key, value, event_type)
-            for i, (event_type, key, value) in enumerate(EventEncoder(schedule).messages())
-        ]
-        # As EncoderRuntime.load(None) builds it, without its warning about running untrained.
-        model = untrained_model(EncoderConfig(embedding_dim=64, hidden_dim=64), UNTRAINED_SEED)
-        runtime = EncoderRuntime(model, model_version(model))
+        messages = inbound_messages(PROBE_USERS, PROBE_EVENTS, 4_242, "probe")
+        runtime = untrained_runtime()
         best = float("inf")
         for _ in range(2):
-            stored: dict[str, bytes] = {}
             processor = BatchProcessor(runtime, StateSpec(), WorkerMetrics(CollectorRegistry(), process_metrics=False))
             processor.partition_for_key = lambda key: 0
-            state = _MemoryState(stored)
+            state = DictStore()
             started = time.perf_counter()
             output = BatchOutput()
             processor.fold(processor.decode(messages, output), state, output, consumed=len(messages))
@@ -56,19 +46,6 @@ def speed_probe() -> float:
         return best
     finally:
         torch.set_num_threads(threads)
-
-
-class _MemoryState:
-    """The processor's store, a dict."""
-
-    def __init__(self, stored: dict[str, bytes]) -> None:
-        self.stored = stored
-
-    def load(self, user_id: str, message: object) -> bytes | None:
-        return self.stored.get(user_id)
-
-    def store(self, user_id: str, message: object, value: bytes) -> None:
-        self.stored[user_id] = value
 
 
 def speed_line(readings: Sequence[tuple[str, float]]) -> str:
