@@ -4,15 +4,15 @@
 # Ctrl-C (or SIGTERM) stops every process this script started, the broker included.
 #
 # Variables: DEMO_USERS (500), DEMO_RATE events/s (50), DEMO_USER (user-000000, the busiest demo user),
-# DEMO_SHOW_EVERY_S (15), PROFILESTREAM_* settings (see the README), and the broker's KAFKA_* variables
-# (deploy/local/README.md).
+# DEMO_SHOW_EVERY_S (15), DEMO_RUN_DIR (var/run: the processes' logs), PROFILESTREAM_* settings (see the
+# README), and the broker's KAFKA_* variables (deploy/local/README.md).
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 cd "$REPO_ROOT"
 BIN="$REPO_ROOT/.venv/bin"
-RUN_DIR="$REPO_ROOT/var/run"
+RUN_DIR="${DEMO_RUN_DIR:-$REPO_ROOT/var/run}"
 mkdir -p "$RUN_DIR"
 
 export PROFILESTREAM_KAFKA_BOOTSTRAP="${PROFILESTREAM_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
@@ -25,14 +25,17 @@ RECOMMEND_URL="http://127.0.0.1:${PROFILESTREAM_RECOMMEND_PORT:-8088}"
 worker_pid=""
 traffic_pid=""
 recommend_pid=""
+tail_pid=""
 
 stop_all() {
   trap - INT TERM EXIT
   echo "run.sh: stopping demo traffic, recommender, worker and broker" >&2
+  # Ctrl-C reaches every process of the terminal's group, a SIGTERM to this script only this script: stop each.
+  [[ -n "$tail_pid" ]] && kill -TERM "$tail_pid" 2>/dev/null || true
   [[ -n "$traffic_pid" ]] && kill -TERM "$traffic_pid" 2>/dev/null || true
   [[ -n "$recommend_pid" ]] && kill -TERM "$recommend_pid" 2>/dev/null || true
   [[ -n "$worker_pid" ]] && kill -TERM "$worker_pid" 2>/dev/null || true
-  for pid in $traffic_pid $recommend_pid $worker_pid; do
+  for pid in $tail_pid $traffic_pid $recommend_pid $worker_pid; do
     for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
     kill -KILL "$pid" 2>/dev/null || true
   done
@@ -40,18 +43,21 @@ stop_all() {
   "$SCRIPT_DIR/kafka.sh" stop || true
   echo "run.sh: stopped" >&2
 }
-trap stop_all INT TERM EXIT
+# After a signal the script ends there (128 + the signal's number), not back in the loop below.
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
+trap stop_all EXIT
 
 "$SCRIPT_DIR/kafka.sh" start >/dev/null
 "$BIN/profilestream" --cli-log-level warning topics create
-echo "run.sh: worker log in var/run/worker.log; metrics on http://127.0.0.1:${PROFILESTREAM_METRICS_PORT:-9308}/metrics" >&2
+echo "run.sh: worker log in $RUN_DIR/worker.log; metrics on http://127.0.0.1:${PROFILESTREAM_METRICS_PORT:-9308}/metrics" >&2
 "$BIN/profilestream" worker >"$RUN_DIR/worker.log" 2>&1 &
 worker_pid=$!
 if [[ -n "${PROFILESTREAM_MODEL_DIR:-}" ]]; then
   # The recommender scores a profile only with its own model's item vectors: publish them (idempotent).
   "$BIN/profilestream" --cli-log-level warning model publish --model "$PROFILESTREAM_MODEL_DIR" >&2
 fi
-echo "run.sh: recommender log in var/run/recommend.log; $RECOMMEND_URL/recommendations/$DEMO_USER?k=5" >&2
+echo "run.sh: recommender log in $RUN_DIR/recommend.log; $RECOMMEND_URL/recommendations/$DEMO_USER?k=5" >&2
 "$BIN/profilestream" recommend >"$RUN_DIR/recommend.log" 2>&1 &
 recommend_pid=$!
 "$BIN/profilestream" --cli-log-level warning demo-traffic --users "$DEMO_USERS" --rate "$DEMO_RATE" \
@@ -68,11 +74,11 @@ while kill -0 "$tail_pid" 2>/dev/null; do
     if shown=$(curl -sf "$RECOMMEND_URL/recommendations/$DEMO_USER?k=5"); then
       echo "run.sh: recommendations for $DEMO_USER: $shown" >&2
     else
-      echo "run.sh: the recommender does not answer yet (var/run/recommend.log)" >&2
+      echo "run.sh: the recommender does not answer yet ($RUN_DIR/recommend.log)" >&2
     fi
   fi
   if ! kill -0 "$worker_pid" 2>/dev/null; then
-    echo "run.sh: the worker exited; last lines of var/run/worker.log:" >&2
+    echo "run.sh: the worker exited; last lines of $RUN_DIR/worker.log:" >&2
     tail -n 20 "$RUN_DIR/worker.log" >&2
     kill -TERM "$tail_pid" 2>/dev/null || true
     exit 1
