@@ -4,6 +4,7 @@ events every pipeline test sends. Helpers live here, not in test modules."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -37,12 +38,25 @@ __all__ = [
     "all_records",
     "demo_events",
     "expected_counts",
+    "free_ports",
     "latest_values",
     "run_cli",
     "send_events",
     "wait_until",
     "worker_samples",
 ]
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel has just handed out (all held at once, so they differ)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def wait_until(

@@ -23,24 +23,14 @@ from aiokafka import TopicPartition as AIOTopicPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
+from tests.harness import free_ports
+
 pytestmark = pytest.mark.kafka
 
 KAFKA_SH = Path(__file__).resolve().parents[2] / "deploy" / "local" / "kafka.sh"
 # Upper bound for one script call; `start` itself gives up after 60 s.
 SCRIPT_TIMEOUT_S = 120
 CLIENT_TIMEOUT_S = 30
-
-
-def _free_ports(count: int) -> list[int]:
-    """Ports the kernel has just handed out (all held at once, so they differ)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class LocalKafka:
 
     @classmethod
     def in_dir(cls, data_dir: Path, port: int | None = None) -> LocalKafka:
-        client_port, controller_port = _free_ports(2)
+        client_port, controller_port = free_ports(2)
         # Settings of the caller's shell (for instance the session broker's) must not leak in.
         env = {key: value for key, value in os.environ.items() if not key.startswith("KAFKA_")}
         env |= {

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.test_kafka_local import _free_ports
+from tests.harness import free_ports
 
 pytestmark = pytest.mark.kafka
 
@@ -90,7 +90,7 @@ def _model(tmp_path: Path) -> Path:
 @pytest.fixture
 def demo_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """run.sh's environment: its own ports, broker data, state, logs and model; the broker stopped afterwards."""
-    kafka_port, controller_port, metrics_port, web_port, recommend_port = _free_ports(5)
+    kafka_port, controller_port, metrics_port, web_port, recommend_port = free_ports(5)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KAFKA_", "PROFILESTREAM_"))}
     env |= {
         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
