@@ -12,7 +12,7 @@ SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 cd "$REPO_ROOT"
 BIN="$REPO_ROOT/.venv/bin"
-RUN_DIR="${DEMO_RUN_DIR:-$REPO_ROOT/var/run}"
+RUN_DIR="${DEMO_RUN_DIR:-var/run}"  # relative to the repository, where the script runs
 mkdir -p "$RUN_DIR"
 
 export PROFILESTREAM_KAFKA_BOOTSTRAP="${PROFILESTREAM_KAFKA_BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}"
