@@ -23,23 +23,30 @@ DEMO_SHOW_EVERY_S="${DEMO_SHOW_EVERY_S:-15}"
 RECOMMEND_URL="http://127.0.0.1:${PROFILESTREAM_RECOMMEND_PORT:-8088}"
 
 worker_pid=""
-traffic_pid=""
-recommend_pid=""
 tail_pid=""
 
 stop_all() {
-  trap - INT TERM EXIT
+  # Further signals are ignored while stopping: a second Ctrl-C must not leave the broker running.
+  trap '' INT TERM
+  trap - EXIT
   echo "run.sh: stopping demo traffic, recommender, worker and broker" >&2
-  # Ctrl-C reaches every process of the terminal's group, a SIGTERM to this script only this script: stop each.
-  [[ -n "$tail_pid" ]] && kill -TERM "$tail_pid" 2>/dev/null || true
-  [[ -n "$traffic_pid" ]] && kill -TERM "$traffic_pid" 2>/dev/null || true
-  [[ -n "$recommend_pid" ]] && kill -TERM "$recommend_pid" 2>/dev/null || true
-  [[ -n "$worker_pid" ]] && kill -TERM "$worker_pid" 2>/dev/null || true
-  for pid in $tail_pid $traffic_pid $recommend_pid $worker_pid; do
-    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-    kill -KILL "$pid" 2>/dev/null || true
+  # Every background job, whether its pid variable was set yet or not (a signal can land between `cmd &` and
+  # `pid=$!`). A SIGTERM to this script reaches only the script, and a script's background jobs ignore Ctrl-C:
+  # each is stopped here.
+  local pids pid alive
+  pids="$(jobs -p)"
+  # shellcheck disable=SC2086 # one word per pid
+  [[ -n "$pids" ]] && kill -TERM $pids 2>/dev/null || true
+  for _ in $(seq 1 60); do # 30 s for all of them together, then SIGKILL
+    alive=""
+    for pid in $pids; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [[ -z "$alive" ]] && break
+    sleep 0.5
   done
-  wait 2>/dev/null || true
+  # shellcheck disable=SC2086
+  [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null || true
+  # shellcheck disable=SC2086
+  wait $pids 2>/dev/null || true
   "$SCRIPT_DIR/kafka.sh" stop || true
   echo "run.sh: stopped" >&2
 }
@@ -59,10 +66,8 @@ if [[ -n "${PROFILESTREAM_MODEL_DIR:-}" ]]; then
 fi
 echo "run.sh: recommender log in $RUN_DIR/recommend.log; $RECOMMEND_URL/recommendations/$DEMO_USER?k=5" >&2
 "$BIN/profilestream" recommend >"$RUN_DIR/recommend.log" 2>&1 &
-recommend_pid=$!
 "$BIN/profilestream" --cli-log-level warning demo-traffic --users "$DEMO_USERS" --rate "$DEMO_RATE" \
   >"$RUN_DIR/demo-traffic.log" 2>&1 &
-traffic_pid=$!
 echo "run.sh: demo traffic: $DEMO_USERS users, $DEMO_RATE events/s; profile updates follow (Ctrl-C stops everything)" >&2
 "$BIN/profilestream" --cli-log-level warning profiles tail &
 tail_pid=$!
@@ -71,7 +76,7 @@ ticks=0
 while kill -0 "$tail_pid" 2>/dev/null; do
   ticks=$((ticks + 1))
   if ((ticks % DEMO_SHOW_EVERY_S == 0)); then
-    if shown=$(curl -sf "$RECOMMEND_URL/recommendations/$DEMO_USER?k=5"); then
+    if shown=$(curl -sf --max-time 2 "$RECOMMEND_URL/recommendations/$DEMO_USER?k=5"); then
       echo "run.sh: recommendations for $DEMO_USER: $shown" >&2
     else
       echo "run.sh: the recommender does not answer yet ($RUN_DIR/recommend.log)" >&2
@@ -85,3 +90,5 @@ while kill -0 "$tail_pid" 2>/dev/null; do
   fi
   sleep 1
 done
+echo "run.sh: the profile tail exited (is the broker up? deploy/local/kafka.sh status)" >&2
+exit 1
