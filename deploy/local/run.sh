@@ -85,7 +85,6 @@ while kill -0 "$tail_pid" 2>/dev/null; do
   if ! kill -0 "$worker_pid" 2>/dev/null; then
     echo "run.sh: the worker exited; last lines of $RUN_DIR/worker.log:" >&2
     tail -n 20 "$RUN_DIR/worker.log" >&2
-    kill -TERM "$tail_pid" 2>/dev/null || true
     exit 1
   fi
   sleep 1
