@@ -1,9 +1,11 @@
 """The worker's own cost per event, in memory, side by side with an earlier commit.
 
 The worker's :class:`~streams.worker.processor.BatchProcessor` folds generated events into a dict store: no
-Kafka, one torch thread, the worker's garbage-collector policy and record cache, the untrained 64-dimension
-encoder. Two shapes of unit:
+Kafka, one thread of torch and of numpy's BLAS, the worker's garbage-collector policy and record cache, the
+untrained 64-dimension encoder. Three shapes of unit:
 
+- *one*: units of one event, as a light load makes them (each unit pays the fixed cost of a unit: an encoder
+  call, a record, a profile), timed over 2,000 events after the cache is warm;
 - *live*: units of 250 events over 2,000 users, so nearly every user of a unit has one event (a GRU step, a
   record and a profile per event: the freshness target's case), timed after a third of the events warmed the
   cache;
@@ -33,7 +35,8 @@ from bench.procs import REPO_ROOT
 
 USERS, EVENTS_PER_USER = 2_000, 12
 LIVE_UNIT, DRAIN_UNIT = 250, 8_000
-SHAPES = ("live", "drain")
+ONE_EVENT_UNITS = 2_000
+SHAPES = ("one", "live", "drain")
 
 # The helpers below are defined here, not imported from elsewhere in bench/: a measuring process takes every other
 # module from the tree it measures, which may be an earlier commit without them (bench.speed_probe uses them too).
@@ -78,6 +81,7 @@ def measure() -> dict[str, float]:
     """Microseconds per event of each shape, in this process (imports torch and the worker's modules)."""
     import torch
     from prometheus_client import CollectorRegistry
+    from threadpoolctl import threadpool_limits
 
     from state.record_cache import RecordCache
     from state.spec import StateSpec
@@ -85,14 +89,15 @@ def measure() -> dict[str, float]:
     from streams.worker.metrics import WorkerMetrics
     from streams.worker.processor import BatchOutput, BatchProcessor, InboundMessage
 
-    torch.set_num_threads(1)  # as the benchmark's workers run
+    torch.set_num_threads(1)  # as the benchmark's workers run (models.threads; earlier trees lack it)
+    threadpool_limits(limits=1, user_api="blas")
     spec = StateSpec()  # one instance, as a worker holds one
     runtime = untrained_runtime()
 
     def messages(seed: int) -> list[InboundMessage]:
         return inbound_messages(USERS, USERS * EVENTS_PER_USER, seed, "fold-cost")
 
-    def fold_cost(batch: list[InboundMessage], unit: int, warm: int) -> float:
+    def fold_cost(batch: list[InboundMessage], unit: int, warm: int, count: int | None = None) -> float:
         processor = BatchProcessor(
             runtime, spec, WorkerMetrics(CollectorRegistry(), process_metrics=False), cache=RecordCache(20_000)
         )
@@ -108,11 +113,13 @@ def measure() -> dict[str, float]:
             return time.perf_counter() - started
 
         fold(batch[:warm])
-        return fold(batch[warm:]) * 1e6 / (len(batch) - warm)
+        timed = batch[warm:] if count is None else batch[warm : warm + count]
+        return fold(timed) * 1e6 / len(timed)
 
     live, drain = messages(7), messages(11)
     tune_garbage_collector()  # after the set-up, as the worker freezes its start-up heap
     return {
+        "one": min(fold_cost(live, 1, len(live) // 3, ONE_EVENT_UNITS) for _ in range(3)),
         "live": min(fold_cost(live, LIVE_UNIT, len(live) // 3) for _ in range(3)),
         "drain": min(fold_cost(drain, DRAIN_UNIT, 0) for _ in range(3)),
     }
@@ -152,10 +159,13 @@ def compare(rounds: int, baseline: str | None, workdir: Path) -> str:
     finally:
         if checkout is not None:
             remove_checkout(checkout)
-    ratios = (" live ÷ baseline | drain ÷ baseline |", " ---: | ---: |") if checkout else ("", "")
-    lines = ["| tree | live, µs per event | drain, µs per event |" + ratios[0], "| --- | ---: | ---: |" + ratios[1]]
+    ratios = ("", "")
+    if checkout is not None:
+        ratios = (" one ÷ baseline | live ÷ baseline | drain ÷ baseline |", " ---: | ---: | ---: |")
+    header = "| tree | one-event units, µs per event | live, µs per event | drain, µs per event |"
+    lines = [header + ratios[0], "| --- | ---: | ---: | ---: |" + ratios[1]]
     for name, _ in trees:
-        row = f"| {name} | {best[name]['live']:.1f} | {best[name]['drain']:.1f} |"
+        row = f"| {name} | " + " | ".join(f"{best[name][s]:.1f}" for s in SHAPES) + " |"
         if checkout is not None:
             base = best[trees[1][0]]
             row += "".join(f" {best[name][s] / base[s]:.3f} |" for s in SHAPES)

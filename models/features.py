@@ -111,7 +111,8 @@ _TENSOR_FIELDS = (
 
 @dataclass(frozen=True)
 class SequenceCodes:
-    """Feature indices of one user's event sequence as numpy arrays (length L); used to build batches."""
+    """Feature indices of L events as numpy arrays: one user's sequence (to build batches), or one event of each
+    of L users (`FeatureSpace.event_codes`)."""
 
     type_code: np.ndarray[Any, np.dtype[np.int64]]  # [L]
     item: np.ndarray[Any, np.dtype[np.int64]]  # [L]
@@ -308,11 +309,16 @@ class FeatureSpace:
     # -- tensors -----------------------------------------------------------------------------------------------
     def tensorize(self, events: Sequence[EventFields], prev_ts_ms: Sequence[int | None]) -> EventTensors:
         """One event per user -> tensors of leading shape [B]. `prev_ts_ms[b]` is user b's previous event time."""
+        codes = self.event_codes(events, prev_ts_ms)
+        return EventTensors(*(torch.from_numpy(getattr(codes, name)) for name in _TENSOR_FIELDS))
+
+    def event_codes(self, events: Sequence[EventFields], prev_ts_ms: Sequence[int | None]) -> SequenceCodes:
+        """One event per user -> their feature indices [B] (numpy); `prev_ts_ms[b]` is user b's previous time."""
         if len(events) != len(prev_ts_ms):
             raise FeatureError(f"{len(events)} events but {len(prev_ts_ms)} previous timestamps")
         rows = [self._codes(e, p) for e, p in zip(events, prev_ts_ms, strict=True)]
         terms = [self.query_buckets(e.query_terms) for e in events]
-        return _tensors_from_rows(rows, terms, self.max_query_terms)
+        return _codes_from_rows(rows, terms, self.max_query_terms)
 
     def sequence_codes(self, sequence: Sequence[EventFields], prev_ts_ms: int | None = None) -> SequenceCodes:
         """Feature indices of one user's time-ordered events; `prev_ts_ms` is the time of the event before them."""
@@ -322,19 +328,7 @@ class FeatureSpace:
             rows.append(self._codes(event, previous))
             previous = event.ts_ms
         terms = [self.query_buckets(e.query_terms) for e in sequence]
-        n = len(rows)
-        columns = list(zip(*rows, strict=True)) if rows else [()] * 8
-        return SequenceCodes(
-            type_code=np.asarray(columns[0], dtype=np.int64).reshape(n),
-            item=np.asarray(columns[1], dtype=np.int64).reshape(n),
-            item_mask=np.asarray(columns[2], dtype=np.float32).reshape(n),
-            category=np.asarray(columns[3], dtype=np.int64).reshape(n),
-            category_mask=np.asarray(columns[4], dtype=np.float32).reshape(n),
-            query_terms=np.asarray(terms, dtype=np.int64).reshape(n, self.max_query_terms),
-            gap=np.asarray(columns[5], dtype=np.int64).reshape(n),
-            price=np.asarray(columns[6], dtype=np.int64).reshape(n),
-            quantity=np.asarray(columns[7], dtype=np.int64).reshape(n),
-        )
+        return _codes_from_rows(rows, terms, self.max_query_terms)
 
     def tensorize_sequences(
         self,
@@ -468,23 +462,23 @@ def pad_codes(codes: Sequence[SequenceCodes], max_query_terms: int) -> tuple[Eve
     return tensors, torch.from_numpy(lengths)
 
 
-def _tensors_from_rows(
+def _codes_from_rows(
     rows: Sequence[tuple[int, int, float, int, float, int, int, int]],
     terms: Sequence[list[int]],
     max_query_terms: int,
-) -> EventTensors:
-    batch = len(rows)
+) -> SequenceCodes:
+    n = len(rows)
     columns = list(zip(*rows, strict=True)) if rows else [()] * 8
-    return EventTensors(
-        type_code=torch.tensor(columns[0], dtype=torch.int64).reshape(batch),
-        item=torch.tensor(columns[1], dtype=torch.int64).reshape(batch),
-        item_mask=torch.tensor(columns[2], dtype=torch.float32).reshape(batch),
-        category=torch.tensor(columns[3], dtype=torch.int64).reshape(batch),
-        category_mask=torch.tensor(columns[4], dtype=torch.float32).reshape(batch),
-        query_terms=torch.tensor(terms, dtype=torch.int64).reshape(batch, max_query_terms),
-        gap=torch.tensor(columns[5], dtype=torch.int64).reshape(batch),
-        price=torch.tensor(columns[6], dtype=torch.int64).reshape(batch),
-        quantity=torch.tensor(columns[7], dtype=torch.int64).reshape(batch),
+    return SequenceCodes(
+        type_code=np.asarray(columns[0], dtype=np.int64).reshape(n),
+        item=np.asarray(columns[1], dtype=np.int64).reshape(n),
+        item_mask=np.asarray(columns[2], dtype=np.float32).reshape(n),
+        category=np.asarray(columns[3], dtype=np.int64).reshape(n),
+        category_mask=np.asarray(columns[4], dtype=np.float32).reshape(n),
+        query_terms=np.asarray(terms, dtype=np.int64).reshape(n, max_query_terms),
+        gap=np.asarray(columns[5], dtype=np.int64).reshape(n),
+        price=np.asarray(columns[6], dtype=np.int64).reshape(n),
+        quantity=np.asarray(columns[7], dtype=np.int64).reshape(n),
     )
 
 

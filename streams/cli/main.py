@@ -83,13 +83,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Fold a history file into the worker table's changelog and the profile topic (before the workers start)."""
-    import torch
-
     from models.errors import CheckpointError
+    from models.threads import limit_threads
     from streams.worker.backfill import BackfillRefusedError, run_backfill
     from streams.worker.encoder_runtime import EncoderRuntime
 
-    torch.set_num_threads(settings.torch_threads)
+    limit_threads(settings.torch_threads)
     try:
         encoder = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)
     except CheckpointError as exc:

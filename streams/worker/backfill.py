@@ -39,12 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from aiokafka import AIOKafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import CoordinatorNotAvailableError, TopicAlreadyExistsError
 from prometheus_client import CollectorRegistry
 
+from models.threads import limit_threads
 from state.codec import peek_activity
 from state.expiry import is_idle
 from state.spec import StateSpec
@@ -251,8 +251,8 @@ _PROCESS_FOLDER: dict[str, HistoryFolder] = {}
 
 
 def _start_fold_process(encoder: EncoderRuntime, spec: StateSpec, partitions: int) -> None:
-    # Each process one torch thread: the processes are the parallelism.
-    torch.set_num_threads(1)
+    # Each process one thread of torch and BLAS: the processes are the parallelism.
+    limit_threads(1)
     _PROCESS_FOLDER["folder"] = HistoryFolder(encoder, spec, partitions)
 
 

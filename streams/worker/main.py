@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-import torch
 from prometheus_client import CollectorRegistry
 
 from models.errors import CheckpointError
+from models.threads import limit_threads
 from state.record_cache import RecordCache
 from state.spec import StateSpec
 from streams.contract.decoder import Reason
@@ -81,7 +81,7 @@ def run_worker(
     # After the imports above: the filter attaches to the loggers of the Kafka clients, faust and ours.
     install_log_rate_limit()
 
-    torch.set_num_threads(settings.torch_threads)
+    limit_threads(settings.torch_threads)
     metrics = WorkerMetrics(CollectorRegistry(), reject_reasons=[reason.value for reason in Reason])
     server = metrics.start_http_server(settings.metrics_bind, settings.metrics_port) if settings.metrics_port else None
     try:

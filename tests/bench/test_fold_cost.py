@@ -15,8 +15,8 @@ def test_rounds_alternate_and_keep_each_trees_best(monkeypatch: pytest.MonkeyPat
     checkout = tmp_path / "baseline"
     order: list[Path] = []
     figures = {
-        REPO_ROOT: iter([{"live": 90.0, "drain": 50.0}, {"live": 80.0, "drain": 55.0}]),
-        checkout: iter([{"live": 100.0, "drain": 60.0}, {"live": 110.0, "drain": 50.0}]),
+        REPO_ROOT: iter([{"one": 400.0, "live": 90.0, "drain": 50.0}, {"one": 500.0, "live": 80.0, "drain": 55.0}]),
+        checkout: iter([{"one": 900.0, "live": 100.0, "drain": 60.0}, {"one": 800.0, "live": 110.0, "drain": 50.0}]),
     }
 
     def run_in(tree: Path) -> dict[str, float]:
@@ -31,11 +31,11 @@ def test_rounds_alternate_and_keep_each_trees_best(monkeypatch: pytest.MonkeyPat
     assert order == [REPO_ROOT, checkout, checkout, REPO_ROOT]
     assert removed == [checkout]
     rows = table.splitlines()
-    assert rows[2] == "| this tree | 80.0 | 50.0 | 0.800 | 1.000 |"
-    assert rows[3] == "| `abc1234` | 100.0 | 50.0 | 1.000 | 1.000 |"
+    assert rows[2] == "| this tree | 400.0 | 80.0 | 50.0 | 0.500 | 0.800 | 1.000 |"
+    assert rows[3] == "| `abc1234` | 800.0 | 100.0 | 50.0 | 1.000 | 1.000 | 1.000 |"
 
 
 def test_without_a_baseline_only_this_tree(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(fold_cost, "_run_in", lambda tree: {"live": 95.0, "drain": 51.0})
+    monkeypatch.setattr(fold_cost, "_run_in", lambda tree: {"one": 700.0, "live": 95.0, "drain": 51.0})
     table = fold_cost.compare(1, None, tmp_path)
-    assert table.splitlines()[2] == "| this tree | 95.0 | 51.0 |"
+    assert table.splitlines()[2] == "| this tree | 700.0 | 95.0 | 51.0 |"
