@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from bench.broker import BenchBroker
 from bench.load import EventEncoder, LoadSpec, build_schedule
 from bench.procs import REPO_ROOT
 from bench.stats import median
+from models.threads import limit_threads
 from streams.client.admin import create_topics
 from streams.settings import load_settings
 from streams.worker.backfill import DEFAULT_BATCH_EVENTS, BackfillReport, run_backfill
@@ -132,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--controller-port", type=int, default=BenchBroker.controller_port)
     parser.add_argument("--data-dir", default=BenchBroker.data_dir, help="the benchmark broker's data directory")
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    limit_threads(1)  # the fold processes set their own (streams.worker.backfill); this one may fold too
     workdir = REPO_ROOT / "var" / "bench"
     workdir.mkdir(parents=True, exist_ok=True)
     history = workdir / "backfill-history.jsonl"

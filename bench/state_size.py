@@ -127,9 +127,9 @@ def _fold_share(
     users: int, events_per_user: int, mean_gap_ms: int, workdir: Path, settings: Settings, share: int
 ) -> None:
     """Child process: fold the events of the partitions ``p % processes == share`` and flush them to disk."""
-    import torch
+    from models.threads import limit_threads
 
-    torch.set_num_threads(settings.torch_threads)
+    limit_threads(settings.torch_threads)
     processes = settings.partitions if settings.partitions < 2 else 2
     spec = LoadSpec(users, users * events_per_user, user_order="blocks", mean_gap_ms=mean_gap_ms)
     runtime = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)

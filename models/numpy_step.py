@@ -3,10 +3,11 @@
 A live unit often folds one event per user for a handful of users. Through torch that costs about a millisecond
 whatever the batch (some forty operators, each with torch's dispatch overhead), a quarter of a one-event unit's
 work; the same arithmetic on numpy arrays costs a fifth of it, and stays cheaper at thousands of users
-(docs/performance.md). `NumpyEncoder` copies the weights of a `ProfileEncoder` once and repeats its `step` and
-`profile` operation for operation, so the two agree to float32 rounding (tests/models/test_numpy_step.py holds
-them within 1e-6). Rows with more than `FOLD_STEP_LIMIT` new events (a window re-folded after an out-of-order
-event) still go through the model's batched `run`, as in `ProfileEncoder.fold`.
+(docs/performance.md, "The one-event step on numpy"). `NumpyEncoder` copies the weights of a `ProfileEncoder`
+once and repeats its `step` and `profile` operation for operation, so the two agree to float32 rounding
+(tests/models/test_numpy_step.py holds them within the serving-parity bound, 1e-5; they differ by about 1e-7).
+Rows with more than `FOLD_STEP_LIMIT` new events (a window re-folded after an out-of-order event) still go
+through the model's batched `run`, as in `ProfileEncoder.fold`.
 
 numpy's BLAS may start threads of its own; the worker limits them with torch's (`models.threads`).
 """
@@ -49,11 +50,26 @@ _READ_PARAMETERS = frozenset(
 )
 """Every parameter a `ProfileEncoder` may have; a model with another one would be folded wrongly here."""
 
+_KNOWN_CONFIG = frozenset(
+    {
+        "embedding_dim",
+        "hidden_dim",
+        "dropout",  # training only
+        "tie_item_embeddings",
+        "init_std",  # initialisation only
+        "init_logit_scale",  # training only
+        "recency_memory",
+        "item_category_vectors",
+    }
+)
+"""Every `EncoderConfig` field this step follows; a new one may change the arithmetic, so it is refused."""
+
 _SOFTPLUS_THRESHOLD = 20.0  # torch's default: softplus(x) = x above it
 
 
 def _array(tensor: torch.Tensor) -> Array:
-    return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
+    # A copy, never a view of the model's storage: the weights folded with are the ones of construction time.
+    return np.array(tensor.detach().cpu().numpy(), dtype=np.float32, order="C", copy=True)
 
 
 def _sigmoid(x: Array) -> Array:
@@ -68,6 +84,9 @@ class NumpyEncoder:
         unknown = {name for name, _ in model.named_parameters()} - _READ_PARAMETERS
         if unknown:
             raise ModelError(f"the numpy step does not know the parameters {sorted(unknown)}")
+        unknown = set(model.config.to_dict()) - _KNOWN_CONFIG
+        if unknown:
+            raise ModelError(f"the numpy step does not know the encoder settings {sorted(unknown)}")
         self.model = model  # for rows longer than FOLD_STEP_LIMIT
         self.features = model.features
         self.hidden_dim = model.hidden_dim  # S: H, or H + D with the recency memory
@@ -98,7 +117,7 @@ class NumpyEncoder:
             self._item_category: Array | None = None
             self._item_category_mask: Array | None = None
             if model.item_category is not None and model.item_category_mask is not None:
-                self._item_category = model.item_category.numpy().copy()  # [N]
+                self._item_category = np.array(model.item_category.numpy(), copy=True)  # [N]
                 self._item_category_mask = _array(model.item_category_mask)  # [N, 1]
 
     def initial_hidden(self, batch: int) -> Array:
@@ -165,8 +184,10 @@ class NumpyEncoder:
         `fold` (torch's batched `run`).
         """
         batch = len(new_events)
-        if h0.shape != (batch, self.hidden_dim) or h0.dtype != np.float32:
-            raise ValueError(f"h0 must be float32 [{batch}, {self.hidden_dim}], got {h0.dtype} {list(h0.shape)}")
+        if h0.shape != (batch, self.hidden_dim):
+            raise ValueError(f"h0 must be [{batch}, {self.hidden_dim}], got {list(h0.shape)}")
+        if h0.dtype != np.float32:
+            raise ValueError(f"h0 must be float32, got {h0.dtype}")
         if len(prev_ts_ms) != batch:
             raise ValueError(f"{batch} users but {len(prev_ts_ms)} previous timestamps")
         lengths = [len(events) for events in new_events]

@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds between full garbage-collector sweeps (the worker's only long collector pauses).",
     )
-    torch_threads: int = Field(1, ge=1, description="Threads torch may use in a worker.")
+    torch_threads: int = Field(1, ge=1, description="Threads torch and numpy's BLAS may use in a worker.")
     metrics_bind: str = Field("127.0.0.1", description="Bind address of the Prometheus /metrics server.")
     metrics_port: int = Field(9308, ge=0, le=65535, description="Port of the /metrics server (0 disables it).")
     web_bind: str = Field("127.0.0.1", description="Bind address of the worker's HTTP lookup (Faust web).")

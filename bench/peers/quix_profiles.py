@@ -22,12 +22,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from prometheus_client import CollectorRegistry
 from quixstreams import Application, State, message_context  # type: ignore[import-not-found,unused-ignore]
 from quixstreams.state.rocksdb import RocksDBOptions  # type: ignore[import-not-found,unused-ignore]
 from quixstreams.utils.json import dumps as json_dumps  # type: ignore[import-not-found,unused-ignore]
 
+from models.threads import limit_threads
 from streams.contract.decoder import Reason
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import PROFILES, input_topic
@@ -94,7 +94,7 @@ class ProfileJob:
 
 def build_app(settings: Settings) -> Application:
     """The Quix application of the profile job for ``settings``."""
-    torch.set_num_threads(settings.torch_threads)
+    limit_threads(settings.torch_threads)  # as the faust worker does
     encoder = EncoderRuntime.load(settings.model_dir, embedding_dim=settings.embedding_dim)
     metrics = WorkerMetrics(CollectorRegistry(), reject_reasons=[reason.value for reason in Reason])
     if settings.metrics_port:

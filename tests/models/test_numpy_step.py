@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from models import numpy_step
 from models.encoder import FOLD_STEP_LIMIT, EncoderConfig, ProfileEncoder
 from models.errors import ModelError
 from models.features import EventInput, FeatureSpace
@@ -113,7 +114,7 @@ def test_fold_rejects_what_the_torch_fold_rejects(histories: list[list[EventInpu
         fast.fold(fast.initial_hidden(2), [histories[0], []], [None, None])
     with pytest.raises(ValueError, match="must be float32"):
         fast.fold(fast.initial_hidden(1).astype(np.float64), [histories[0]], [None])
-    with pytest.raises(ValueError, match="must be float32"):
+    with pytest.raises(ValueError, match=r"must be \[1, 8\]"):
         fast.fold(fast.initial_hidden(3), [histories[0]], [None])
     with pytest.raises(ValueError, match="previous timestamps"):
         fast.fold(fast.initial_hidden(1), [histories[0]], [None, None])
@@ -121,9 +122,43 @@ def test_fold_rejects_what_the_torch_fold_rejects(histories: list[list[EventInpu
     assert h.shape == (0, 8) and profiles.shape == (0, 8)
 
 
+def test_fold_leaves_the_callers_state_alone(histories: list[list[EventInput]]) -> None:
+    # The worker's record cache holds the vectors that go in; a fold must not write into them.
+    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True))
+    fast = NumpyEncoder(model)
+    rows = [h[:2] for h in histories] + [h[:6] for h in histories]  # step rows and long rows
+    h0 = np.random.default_rng(0).normal(size=(len(rows), fast.hidden_dim)).astype(np.float32)
+    before = h0.copy()
+    h, _ = fast.fold(h0, rows, [None] * len(rows))
+    assert np.array_equal(h0, before)
+    assert not np.shares_memory(h, h0)
+
+
+def test_weights_are_copied_at_construction(histories: list[list[EventInput]]) -> None:
+    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True))
+    fast = NumpyEncoder(model)
+    rows = [h[:3] for h in histories]
+    h_before, p_before = fast.fold(fast.initial_hidden(len(rows)), rows, [None] * len(rows))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    h_after, p_after = fast.fold(fast.initial_hidden(len(rows)), rows, [None] * len(rows))
+    assert np.array_equal(h_before, h_after) and np.array_equal(p_before, p_after)
+
+
 def test_a_parameter_the_numpy_step_does_not_read_is_refused(histories: list[list[EventInput]]) -> None:
     # A new part of the encoder must be added to the numpy step too, or the worker's profiles would drift.
     model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
     model.extra_scale = nn.Parameter(torch.ones(()))
     with pytest.raises(ModelError, match="extra_scale"):
+        NumpyEncoder(model)
+
+
+def test_an_encoder_setting_the_numpy_step_does_not_know_is_refused(
+    histories: list[list[EventInput]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if EncoderConfig had gained `recency_memory` after the numpy step was written.
+    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
+    monkeypatch.setattr(numpy_step, "_KNOWN_CONFIG", numpy_step._KNOWN_CONFIG - {"recency_memory"})
+    with pytest.raises(ModelError, match="recency_memory"):
         NumpyEncoder(model)
