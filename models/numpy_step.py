@@ -3,8 +3,9 @@
 A live unit often folds one event per user for a handful of users. Through torch that costs about a millisecond
 whatever the batch (some forty operators, each with torch's dispatch overhead), a quarter of a one-event unit's
 work; the same arithmetic on numpy arrays costs a fifth of it, and stays cheaper at thousands of users
-(docs/performance.md, "The one-event step on numpy"). `NumpyEncoder` copies the weights of a `ProfileEncoder`
-once and repeats its `step` and `profile` operation for operation, so the two agree to float32 rounding
+(docs/performance.md, "The one-event step on numpy"). `NumpyEncoder` reads the weights of a `ProfileEncoder`
+in place (numpy views of its tensors: no second copy of a large item table) and repeats its `step` and
+`profile` operation for operation, so the two agree to float32 rounding
 (tests/models/test_numpy_step.py holds them within the serving-parity bound, 1e-5; they differ by about 1e-7).
 Rows with more than `FOLD_STEP_LIMIT` new events (a window re-folded after an out-of-order event) still go
 through the model's batched `run`, as in `ProfileEncoder.fold`.
@@ -67,9 +68,12 @@ _KNOWN_CONFIG = frozenset(
 _SOFTPLUS_THRESHOLD = 20.0  # torch's default: softplus(x) = x above it
 
 
-def _array(tensor: torch.Tensor) -> Array:
-    # A copy, never a view of the model's storage: the weights folded with are the ones of construction time.
-    return np.array(tensor.detach().cpu().numpy(), dtype=np.float32, order="C", copy=True)
+def _view(tensor: torch.Tensor) -> Array:
+    # The model's own storage, not a copy: an item table can be hundreds of megabytes, and a view can never
+    # hold other weights than the model does.
+    if tensor.device.type != "cpu" or tensor.dtype != torch.float32:
+        raise ModelError(f"the numpy step needs float32 weights on the CPU, got {tensor.dtype} on {tensor.device}")
+    return tensor.detach().numpy()
 
 
 def _sigmoid(x: Array) -> Array:
@@ -78,7 +82,7 @@ def _sigmoid(x: Array) -> Array:
 
 
 class NumpyEncoder:
-    """A `ProfileEncoder`'s stream entry point (`fold`) on numpy arrays; weights copied at construction."""
+    """A `ProfileEncoder`'s stream entry point (`fold`) on numpy arrays, reading the model's weights in place."""
 
     def __init__(self, model: ProfileEncoder) -> None:
         unknown = {name for name, _ in model.named_parameters()} - _READ_PARAMETERS
@@ -92,33 +96,32 @@ class NumpyEncoder:
         self.hidden_dim = model.hidden_dim  # S: H, or H + D with the recency memory
         self._gru_dim = model.config.hidden_dim  # H
         params = dict(model.named_parameters())
-        with torch.no_grad():
-            self._input_items = _array(model.item_embedding.weight)  # [N, D]
-            own = model.output_item_embedding if model.output_item_embedding is not None else model.item_embedding
-            self._output_items = _array(own.weight)  # [N, D], the items' own part of their vectors
-            self._categories = _array(model.category_embedding.weight)  # [C, D]
-            self._query = _array(model.query_embedding.weight)  # [Q+1, D], row 0 zero (padding)
-            self._types = _array(model.type_embedding.weight)
-            self._gaps = _array(model.gap_embedding.weight)
-            self._prices = _array(model.price_embedding.weight)
-            self._quantities = _array(model.quantity_embedding.weight)
-            # Transposed once, so each step is x @ W (torch computes x @ W.T with the same products).
-            self._w_ih = np.ascontiguousarray(_array(params["gru.weight_ih_l0"]).T)  # [D, 3H], gates r, z, n
-            self._w_hh = np.ascontiguousarray(_array(params["gru.weight_hh_l0"]).T)  # [H, 3H]
-            self._b_ih = _array(params["gru.bias_ih_l0"])  # [3H]
-            self._b_hh = _array(params["gru.bias_hh_l0"])
-            self._head_w = np.ascontiguousarray(_array(model.head.weight).T)  # [H, D]
-            self._head_b = _array(model.head.bias)
-            self._recency = model.recency_decay_logit is not None and model.recency_gate is not None
-            if model.recency_decay_logit is not None and model.recency_gate is not None:
-                self._decay = _sigmoid(_array(model.recency_decay_logit))  # lam, a 0-d array
-                self._gate_w = np.ascontiguousarray(_array(model.recency_gate.weight).T)  # [H, 1]
-                self._gate_b = _array(model.recency_gate.bias)  # [1]
-            self._item_category: Array | None = None
-            self._item_category_mask: Array | None = None
-            if model.item_category is not None and model.item_category_mask is not None:
-                self._item_category = np.array(model.item_category.numpy(), copy=True)  # [N]
-                self._item_category_mask = _array(model.item_category_mask)  # [N, 1]
+        self._input_items = _view(model.item_embedding.weight)  # [N, D]
+        own = model.output_item_embedding if model.output_item_embedding is not None else model.item_embedding
+        self._output_items = _view(own.weight)  # [N, D], the items' own part of their vectors
+        self._categories = _view(model.category_embedding.weight)  # [C, D]
+        self._query = _view(model.query_embedding.weight)  # [Q+1, D], row 0 zero (padding)
+        self._types = _view(model.type_embedding.weight)
+        self._gaps = _view(model.gap_embedding.weight)
+        self._prices = _view(model.price_embedding.weight)
+        self._quantities = _view(model.quantity_embedding.weight)
+        # Transposed views, so each step is x @ W.T as torch computes it (BLAS reads the transpose in place).
+        self._w_ih = _view(params["gru.weight_ih_l0"]).T  # [D, 3H], gates r, z, n
+        self._w_hh = _view(params["gru.weight_hh_l0"]).T  # [H, 3H]
+        self._b_ih = _view(params["gru.bias_ih_l0"])  # [3H]
+        self._b_hh = _view(params["gru.bias_hh_l0"])
+        self._head_w = _view(model.head.weight).T  # [H, D]
+        self._head_b = _view(model.head.bias)
+        self._recency = model.recency_decay_logit is not None and model.recency_gate is not None
+        if model.recency_decay_logit is not None and model.recency_gate is not None:
+            self._decay_logit = _view(model.recency_decay_logit)  # 0-d; lam = sigmoid of it, at each step
+            self._gate_w = _view(model.recency_gate.weight).T  # [H, 1]
+            self._gate_b = _view(model.recency_gate.bias)  # [1]
+        self._item_category: Array | None = None
+        self._item_category_mask: Array | None = None
+        if model.item_category is not None and model.item_category_mask is not None:
+            self._item_category = model.item_category.numpy()  # [N], a buffer derived from the features
+            self._item_category_mask = _view(model.item_category_mask)  # [N, 1]
 
     def initial_hidden(self, batch: int) -> Array:
         """Hidden state of users without events: zeros [B, S]."""
@@ -150,7 +153,7 @@ class NumpyEncoder:
         h_new = (1.0 - update) * candidate + update * h_gru  # [B, H]
         if not self._recency:
             return h_new.astype(np.float32, copy=False)  # type: ignore[no-any-return]
-        lam = self._decay
+        lam = _sigmoid(self._decay_logit)
         known = x.item_mask * (x.item != OOV_INDEX).astype(np.float32)  # [B]
         keep = (1.0 - known * (1.0 - lam))[:, None]  # [B, 1]
         add = (known * (1.0 - lam))[:, None] * self._item_vectors_of(x.item)  # [B, D]

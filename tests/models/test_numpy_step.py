@@ -134,16 +134,25 @@ def test_fold_leaves_the_callers_state_alone(histories: list[list[EventInput]]) 
     assert not np.shares_memory(h, h0)
 
 
-def test_weights_are_copied_at_construction(histories: list[list[EventInput]]) -> None:
-    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True))
+def test_the_numpy_step_folds_with_the_models_weights_as_they_are(histories: list[list[EventInput]]) -> None:
+    # It reads the model's storage (no second copy of an item table), so it can never fold with stale weights.
+    config = EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True, item_category_vectors=True)
+    model = _model(histories, config)
     fast = NumpyEncoder(model)
-    rows = [h[:3] for h in histories]
-    h_before, p_before = fast.fold(fast.initial_hidden(len(rows)), rows, [None] * len(rows))
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(1.0)
-    h_after, p_after = fast.fold(fast.initial_hidden(len(rows)), rows, [None] * len(rows))
-    assert np.array_equal(h_before, h_after) and np.array_equal(p_before, p_after)
+            p.mul_(0.5).add_(0.1)
+    rows = [h[:3] for h in histories]
+    h, profiles = fast.fold(fast.initial_hidden(len(rows)), rows, [None] * len(rows))
+    h_torch, p_torch = model.fold(model.initial_hidden(len(rows)), rows, [None] * len(rows))
+    assert float(np.abs(h - h_torch.numpy()).max()) <= TOLERANCE
+    assert float(np.abs(profiles - p_torch.numpy()).max()) <= TOLERANCE
+
+
+def test_weights_other_than_float32_on_the_cpu_are_refused(histories: list[list[EventInput]]) -> None:
+    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8)).double()
+    with pytest.raises(ModelError, match="float32"):
+        NumpyEncoder(model)
 
 
 def test_a_parameter_the_numpy_step_does_not_read_is_refused(histories: list[list[EventInput]]) -> None:
