@@ -31,7 +31,7 @@ the exported vectors a recommender serves) sees the same composed vectors.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -304,17 +304,8 @@ class ProfileEncoder(nn.Module):
         (a window re-folded after an out-of-order event) go through `run` in padded batches of similar lengths,
         so a long row costs a share of one GRU call instead of one Python step per event.
         """
-        batch = len(new_events)
-        if h0.dim() != 2 or h0.shape[0] != batch or h0.shape[1] != self.hidden_dim:
-            raise ValueError(f"h0 must be [{batch}, {self.hidden_dim}], got {list(h0.shape)}")
-        if h0.dtype != torch.float32:
-            raise ValueError(f"h0 must be float32, got {h0.dtype}")
-        if len(prev_ts_ms) != batch:
-            raise ValueError(f"{batch} users but {len(prev_ts_ms)} previous timestamps")
-        lengths = [len(events) for events in new_events]
-        if batch and min(lengths) < 1:
-            raise ValueError("every user passed to fold needs at least one new event")
-        long_rows = [b for b in range(batch) if lengths[b] > FOLD_STEP_LIMIT]
+        lengths = fold_lengths(tuple(h0.shape), str(h0.dtype), self.hidden_dim, new_events, prev_ts_ms)
+        long_rows = [b for b in range(len(lengths)) if lengths[b] > FOLD_STEP_LIMIT]
         with torch.inference_mode():
             h = h0.clone()  # [B, S]
             # Rows of similar length run together (lengths within a factor of two), so padding stays small.
@@ -329,14 +320,47 @@ class ProfileEncoder(nn.Module):
                 out = self.run(x, h.index_select(0, index))  # [B_g, L, S]
                 last = out[torch.arange(len(rows)), padded_lengths - 1]  # [B_g, S]
                 h = h.index_copy(0, index, last)
-            for k in range(min(max(lengths, default=0), FOLD_STEP_LIMIT)):
-                users = [b for b in range(batch) if k < lengths[b] <= FOLD_STEP_LIMIT]
-                if not users:
-                    break
+            for users, events, previous in fold_steps(new_events, prev_ts_ms, lengths):
                 index = torch.tensor(users, dtype=torch.int64)  # [B_k]
-                events = [new_events[b][k] for b in users]
-                previous = [prev_ts_ms[b] if k == 0 else new_events[b][k - 1].ts_ms for b in users]
                 x_k = self.features.tensorize(events, previous)  # leading shape [B_k]
                 h_k = self.step(h.index_select(0, index), x_k)  # [B_k, S]
                 h = h.index_copy(0, index, h_k)  # [B, S]
             return h, self.profile(h)  # [B, S], [B, D]
+
+
+def fold_lengths(
+    h0_shape: tuple[int, ...],
+    h0_dtype: str,
+    hidden_dim: int,
+    new_events: Sequence[Sequence[EventFields]],
+    prev_ts_ms: Sequence[int | None],
+) -> list[int]:
+    """Check the arguments of a fold (torch's or numpy's, `models.numpy_step`) -> each user's count of new events.
+
+    `h0_dtype` is the state's dtype as `str` gives it ("torch.float32" or "float32").
+    """
+    batch = len(new_events)
+    if h0_shape != (batch, hidden_dim):
+        raise ValueError(f"h0 must be [{batch}, {hidden_dim}], got {list(h0_shape)}")
+    if h0_dtype.removeprefix("torch.") != "float32":
+        raise ValueError(f"h0 must be float32, got {h0_dtype}")
+    if len(prev_ts_ms) != batch:
+        raise ValueError(f"{batch} users but {len(prev_ts_ms)} previous timestamps")
+    lengths = [len(events) for events in new_events]
+    if batch and min(lengths) < 1:
+        raise ValueError("every user passed to fold needs at least one new event")
+    return lengths
+
+
+def fold_steps(
+    new_events: Sequence[Sequence[EventFields]], prev_ts_ms: Sequence[int | None], lengths: Sequence[int]
+) -> Iterator[tuple[list[int], list[EventFields], list[int | None]]]:
+    """The steps of a fold's short rows (at most `FOLD_STEP_LIMIT` new events): step k gives the rows that have a
+    k-th event, those events, and the time of the event before each."""
+    for k in range(min(max(lengths, default=0), FOLD_STEP_LIMIT)):
+        users = [b for b in range(len(lengths)) if k < lengths[b] <= FOLD_STEP_LIMIT]
+        if not users:
+            return
+        events = [new_events[b][k] for b in users]
+        previous = [prev_ts_ms[b] if k == 0 else new_events[b][k - 1].ts_ms for b in users]
+        yield users, events, previous

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.encoder import FOLD_STEP_LIMIT, ProfileEncoder
+from models.encoder import FOLD_STEP_LIMIT, ProfileEncoder, fold_lengths, fold_steps
 from models.errors import ModelError
 from models.features import OOV_INDEX, EventFields, SequenceCodes
 
@@ -186,18 +186,9 @@ class NumpyEncoder:
         Users with at most `FOLD_STEP_LIMIT` new events go step by step here; longer rows go through the model's
         `fold` (torch's batched `run`).
         """
-        batch = len(new_events)
-        if h0.shape != (batch, self.hidden_dim):
-            raise ValueError(f"h0 must be [{batch}, {self.hidden_dim}], got {list(h0.shape)}")
-        if h0.dtype != np.float32:
-            raise ValueError(f"h0 must be float32, got {h0.dtype}")
-        if len(prev_ts_ms) != batch:
-            raise ValueError(f"{batch} users but {len(prev_ts_ms)} previous timestamps")
-        lengths = [len(events) for events in new_events]
-        if batch and min(lengths) < 1:
-            raise ValueError("every user passed to fold needs at least one new event")
+        lengths = fold_lengths(h0.shape, str(h0.dtype), self.hidden_dim, new_events, prev_ts_ms)
         h = h0.copy()
-        long_rows = [b for b in range(batch) if lengths[b] > FOLD_STEP_LIMIT]
+        long_rows = [b for b in range(len(lengths)) if lengths[b] > FOLD_STEP_LIMIT]
         if long_rows:
             h_long, _ = self.model.fold(
                 torch.from_numpy(h[long_rows]),
@@ -205,11 +196,6 @@ class NumpyEncoder:
                 [prev_ts_ms[b] for b in long_rows],
             )
             h[long_rows] = h_long.numpy()
-        for k in range(min(max(lengths, default=0), FOLD_STEP_LIMIT)):
-            users = [b for b in range(batch) if k < lengths[b] <= FOLD_STEP_LIMIT]
-            if not users:
-                break
-            events = [new_events[b][k] for b in users]
-            previous = [prev_ts_ms[b] if k == 0 else new_events[b][k - 1].ts_ms for b in users]
+        for users, events, previous in fold_steps(new_events, prev_ts_ms, lengths):
             h[users] = self.step(h[users], self.features.event_codes(events, previous))
         return h, self.profile(h)

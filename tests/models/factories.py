@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import random
 
+import torch
 from torch import Tensor
 
-from models.encoder import ProfileEncoder
-from models.features import EventInput, make_event_input
+from models.encoder import EncoderConfig, ProfileEncoder
+from models.features import EventInput, FeatureSpace, make_event_input
 
 BASE_TS_MS = 1_700_000_000_000
 
@@ -68,3 +69,15 @@ def fold_in_random_chunks(
         for b, chunk in zip(users, chunks, strict=True):
             done[b] += len(chunk)
     return h
+
+
+def noisy_model(histories: list[list[EventInput]], config: EncoderConfig, seed: int = 0) -> ProfileEncoder:
+    """A vocabulary fitted on every other history (so some items stay unknown) and large random weights, so that
+    two computations of the same profile that disagree would show it."""
+    torch.manual_seed(seed)
+    space = FeatureSpace.fit(histories[::2], num_query_buckets=32, item_categories=config.item_category_vectors)
+    model = ProfileEncoder(config, space)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.5)
+    return model.eval()

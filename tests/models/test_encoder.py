@@ -9,7 +9,7 @@ import torch
 
 from models.encoder import FOLD_STEP_LIMIT, EncoderConfig, ProfileEncoder
 from models.features import EventInput, FeatureSpace, make_event_input
-from tests.models.factories import fold_in_random_chunks, random_history
+from tests.models.factories import fold_in_random_chunks, noisy_model, random_history
 
 TOLERANCE = 1e-5
 
@@ -19,14 +19,7 @@ def _fullwidth(text: str) -> str:
 
 
 def _model(histories: list[list[EventInput]], seed: int = 0) -> ProfileEncoder:
-    """A model with a fitted vocabulary and large random weights, so that disagreements would show."""
-    torch.manual_seed(seed)
-    space = FeatureSpace.fit(histories[::2], num_query_buckets=32)  # half the items stay unknown
-    model = ProfileEncoder(EncoderConfig(embedding_dim=16, hidden_dim=24), space)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.5)
-    return model.eval()
+    return noisy_model(histories, EncoderConfig(embedding_dim=16, hidden_dim=24), seed)
 
 
 @pytest.fixture(scope="module")

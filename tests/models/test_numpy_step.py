@@ -10,24 +10,13 @@ import torch
 from torch import nn
 
 from models import numpy_step
-from models.encoder import FOLD_STEP_LIMIT, EncoderConfig, ProfileEncoder
+from models.encoder import FOLD_STEP_LIMIT, EncoderConfig
 from models.errors import ModelError
-from models.features import EventInput, FeatureSpace
+from models.features import EventInput
 from models.numpy_step import NumpyEncoder
-from tests.models.factories import random_history
+from tests.models.factories import noisy_model, random_history
 
 TOLERANCE = 1e-5  # the serving-parity bound; float32 rounding of the two paths is about 1e-7
-
-
-def _model(histories: list[list[EventInput]], config: EncoderConfig, seed: int = 0) -> ProfileEncoder:
-    """A fitted vocabulary (half the items unknown) and large random weights, so that a disagreement would show."""
-    torch.manual_seed(seed)
-    space = FeatureSpace.fit(histories[::2], num_query_buckets=32, item_categories=config.item_category_vectors)
-    model = ProfileEncoder(config, space)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0.0, 0.5)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +42,7 @@ CONFIGS = [
 @pytest.mark.parametrize("config", CONFIGS)
 def test_numpy_fold_equals_torch_fold_chunk_by_chunk(histories: list[list[EventInput]], config: EncoderConfig) -> None:
     # Chunks of 1..2*FOLD_STEP_LIMIT events: step rows and the long rows that go through torch's `run` mix.
-    model = _model(histories, config)
+    model = noisy_model(histories, config)
     fast = NumpyEncoder(model)
     rnd = random.Random(3)
     h_torch = model.initial_hidden(len(histories))
@@ -78,7 +67,7 @@ def test_numpy_fold_equals_torch_fold_chunk_by_chunk(histories: list[list[EventI
 
 def test_numpy_step_one_event_per_user_is_the_torch_step(histories: list[list[EventInput]]) -> None:
     config = EncoderConfig(embedding_dim=16, hidden_dim=16, recency_memory=True, item_category_vectors=True)
-    model = _model(histories, config, seed=5)
+    model = noisy_model(histories, config, seed=5)
     fast = NumpyEncoder(model)
     events = [h[-1] for h in histories]
     prev = [h[-2].ts_ms if len(h) > 1 else None for h in histories]
@@ -94,7 +83,7 @@ def test_numpy_step_one_event_per_user_is_the_torch_step(histories: list[list[Ev
 def test_large_gate_inputs_follow_torch_softplus_and_sigmoid(histories: list[list[EventInput]]) -> None:
     # Far outside the usual range: softplus's linear branch, saturated gates, no float32 overflow.
     config = EncoderConfig(embedding_dim=16, hidden_dim=16, recency_memory=True)
-    model = _model(histories, config, seed=2)
+    model = noisy_model(histories, config, seed=2)
     with torch.no_grad():
         for p in model.parameters():
             p.mul_(40.0)
@@ -108,7 +97,7 @@ def test_large_gate_inputs_follow_torch_softplus_and_sigmoid(histories: list[lis
 
 
 def test_fold_rejects_what_the_torch_fold_rejects(histories: list[list[EventInput]]) -> None:
-    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
+    model = noisy_model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
     fast = NumpyEncoder(model)
     with pytest.raises(ValueError, match="at least one new event"):
         fast.fold(fast.initial_hidden(2), [histories[0], []], [None, None])
@@ -124,7 +113,7 @@ def test_fold_rejects_what_the_torch_fold_rejects(histories: list[list[EventInpu
 
 def test_fold_leaves_the_callers_state_alone(histories: list[list[EventInput]]) -> None:
     # The worker's record cache holds the vectors that go in; a fold must not write into them.
-    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True))
+    model = noisy_model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True))
     fast = NumpyEncoder(model)
     rows = [h[:2] for h in histories] + [h[:6] for h in histories]  # step rows and long rows
     h0 = np.random.default_rng(0).normal(size=(len(rows), fast.hidden_dim)).astype(np.float32)
@@ -137,7 +126,7 @@ def test_fold_leaves_the_callers_state_alone(histories: list[list[EventInput]]) 
 def test_the_numpy_step_folds_with_the_models_weights_as_they_are(histories: list[list[EventInput]]) -> None:
     # It reads the model's storage (no second copy of an item table), so it can never fold with stale weights.
     config = EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True, item_category_vectors=True)
-    model = _model(histories, config)
+    model = noisy_model(histories, config)
     fast = NumpyEncoder(model)
     with torch.no_grad():
         for p in model.parameters():
@@ -150,14 +139,14 @@ def test_the_numpy_step_folds_with_the_models_weights_as_they_are(histories: lis
 
 
 def test_weights_other_than_float32_on_the_cpu_are_refused(histories: list[list[EventInput]]) -> None:
-    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8)).double()
+    model = noisy_model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8)).double()
     with pytest.raises(ModelError, match="float32"):
         NumpyEncoder(model)
 
 
 def test_a_parameter_the_numpy_step_does_not_read_is_refused(histories: list[list[EventInput]]) -> None:
     # A new part of the encoder must be added to the numpy step too, or the worker's profiles would drift.
-    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
+    model = noisy_model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
     model.extra_scale = nn.Parameter(torch.ones(()))
     with pytest.raises(ModelError, match="extra_scale"):
         NumpyEncoder(model)
@@ -167,7 +156,7 @@ def test_an_encoder_setting_the_numpy_step_does_not_know_is_refused(
     histories: list[list[EventInput]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As if EncoderConfig had gained `recency_memory` after the numpy step was written.
-    model = _model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
+    model = noisy_model(histories, EncoderConfig(embedding_dim=8, hidden_dim=8))
     monkeypatch.setattr(numpy_step, "_KNOWN_CONFIG", numpy_step._KNOWN_CONFIG - {"recency_memory"})
     with pytest.raises(ModelError, match="recency_memory"):
         NumpyEncoder(model)
