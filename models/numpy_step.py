@@ -2,7 +2,7 @@
 
 A live unit often folds one event per user for a handful of users. Through torch that costs about a millisecond
 whatever the batch (some forty operators, each with torch's dispatch overhead), a quarter of a one-event unit's
-work; the same arithmetic on numpy arrays costs a fifth of it, and stays cheaper at thousands of users
+work; the same arithmetic on numpy arrays costs a sixth of it, and stays cheaper at thousands of users
 (docs/performance.md, "The one-event step on numpy"). `NumpyEncoder` reads the weights of a `ProfileEncoder`
 in place (numpy views of its tensors: no second copy of a large item table) and repeats its `step` and
 `profile` operation for operation, so the two agree to float32 rounding
