@@ -152,13 +152,13 @@ class NumpyEncoder:
         candidate = np.tanh(gates_x[:, 2 * gru :] + reset * gates_h[:, 2 * gru :])
         h_new = (1.0 - update) * candidate + update * h_gru  # [B, H]
         if not self._recency:
-            return h_new.astype(np.float32, copy=False)  # type: ignore[no-any-return]
+            return h_new  # type: ignore[no-any-return]
         lam = _sigmoid(self._decay_logit)
         known = x.item_mask * (x.item != OOV_INDEX).astype(np.float32)  # [B]
         keep = (1.0 - known * (1.0 - lam))[:, None]  # [B, 1]
         add = (known * (1.0 - lam))[:, None] * self._item_vectors_of(x.item)  # [B, D]
         memory = keep * h[:, gru:] + add  # [B, D]
-        return np.concatenate([h_new, memory], axis=1).astype(np.float32, copy=False)
+        return np.concatenate([h_new, memory], axis=1)
 
     def profile(self, h: Array) -> Array:
         """States [B, S] -> L2-normalised profiles [B, D], as `ProfileEncoder.profile`."""
@@ -170,7 +170,7 @@ class NumpyEncoder:
             gate = np.where(a > _SOFTPLUS_THRESHOLD, a, np.log1p(np.exp(np.minimum(a, _SOFTPLUS_THRESHOLD))))
             z = z + gate * h[:, gru:]
         norm = np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-12)  # F.normalize's eps
-        return (z / norm).astype(np.float32, copy=False)  # type: ignore[no-any-return]
+        return z / norm  # type: ignore[no-any-return]
 
     def _item_vectors_of(self, items: Array) -> Array:
         vectors = self._output_items[items]  # [B, D]
