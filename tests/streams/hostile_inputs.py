@@ -163,6 +163,11 @@ def hostile_inputs(now_ms: int, tag: str = "hostile") -> list[HostileInput]:
     add("deep-array", b"[" * 4096 + b"]" * 4096, Reason.NOT_JSON)
     add("deep-object", b'{"a":' * 2000 + b"1" + b"}" * 2000, Reason.NOT_JSON)
     add("deep-unterminated", b'["' + b"[" * 5000, Reason.NOT_JSON)
+    # Unterminated strings of escaped quotes behind more brackets than the depth limit: the depth check's string
+    # pattern once rescanned the text from every quote (quadratic: half a minute for one such message).
+    escaped_quotes = (MAX_EVENT_BYTES - 2 * MAX_JSON_DEPTH) // 2
+    add("unterminated-escaped-quotes", b"{" * (MAX_JSON_DEPTH + 1) + b'"' + b'\\"' * escaped_quotes, Reason.NOT_JSON)
+    add("unterminated-backslashes", b"[" * (MAX_JSON_DEPTH + 1) + b'"\\' * escaped_quotes, Reason.NOT_JSON)
     too_deep = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH  # with the event object: one level too many
     add_raw("deep-in-unknown-field", Reason.NOT_JSON, with_field(f'"x":{too_deep}'))
     at_limit = "[" * (MAX_JSON_DEPTH - 1) + "]" * (MAX_JSON_DEPTH - 1)

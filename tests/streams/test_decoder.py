@@ -20,7 +20,7 @@ from state.record import UserState
 from state.spec import StateSpec
 from streams.bridge import to_state_event
 from streams.contract import decoder
-from streams.contract.decoder import Reason, Rejection, decode_event
+from streams.contract.decoder import _JSON_STRING, Reason, Rejection, decode_event
 from streams.contract.events import (
     MAX_EVENT_BYTES,
     MAX_FUTURE_SKEW_MS,
@@ -160,6 +160,18 @@ def test_the_hostile_table_covers_many_distinct_kinds() -> None:
     assert len(set(names)) == len(names)
     assert len({row.name for row in HOSTILE if row.reason is not None}) >= 25
     assert {row.reason for row in HOSTILE} >= {None, Reason.NOT_JSON, Reason.NOT_UTF8, Reason.INVALID_VALUE}
+
+
+@pytest.mark.parametrize(
+    ("text", "string"),
+    [('"abc', '"abc'), ('"a\\"b', '"a\\"b'), ('"abc\\', '"abc\\'), ('"ok" "x', '"ok"'), ('"a\\\\" x', '"a\\\\"')],
+)
+def test_the_depth_check_reads_an_unterminated_string_to_the_end_of_the_text(text: str, string: str) -> None:
+    # What keeps the depth check linear: a scan from any quote succeeds (at the closing quote or the end), so no
+    # quote starts a failed scan to the end of the text (the unterminated-* rows of the hostile table, quadratic
+    # before: half a minute for one message; tests do not time it).
+    match = _JSON_STRING.match(text)
+    assert match is not None and match.group() == string
 
 
 @pytest.mark.parametrize("row", HOSTILE, ids=[row.name for row in HOSTILE])
