@@ -92,7 +92,7 @@ class ProfileSubscriber:
                 self.profiles.pop(user_id, None)
             return ProfileDeleted(user_id)
         try:
-            profile = ProfileUpdated.from_bytes(value)
+            profile = ProfileUpdated.from_bytes(value, key)
         except ProfileDecodeError as exc:
             self.skipped += 1
             log.warning("skipped an invalid profile message: %s", exc)

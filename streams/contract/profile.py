@@ -57,26 +57,67 @@ class ProfileUpdated:
         return orjson.dumps(self.to_dict())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> ProfileUpdated:
-        """Parse a published profile; raises :class:`ProfileDecodeError` when it is not one."""
+    def from_bytes(cls, data: bytes, key: bytes | None = None) -> ProfileUpdated:
+        """Parse a published profile; raises :class:`ProfileDecodeError` when it is not one.
+
+        Types are checked as the JSON Schema states them, never converted: a ``"version": "7"`` or an embedding
+        given as a string is refused, not read as something else. With ``key`` (the message key), a profile
+        whose ``user_id`` differs from it is refused too: filed under either, it would overwrite another user.
+        """
         try:
             obj = orjson.loads(data)
-            if obj.get("schema") != PROFILE_SCHEMA_VERSION:
-                raise ProfileDecodeError(f"unsupported profile schema {obj.get('schema')!r}")
-            embedding = [float(x) for x in obj["embedding"]]
-            if not all(math.isfinite(x) for x in embedding):
-                raise ProfileDecodeError("embedding has non-finite values")
-            return cls(
-                user_id=str(obj["user_id"]),
-                version=int(obj["version"]),
-                model_version=str(obj["model_version"]),
-                embedding=embedding,
-                updated_at_ms=int(obj["updated_at"]),
-                last_event_ts_ms=int(obj["last_event_ts"]),
-                event_count=int(obj["event_count"]),
-                aggregates=dict(obj.get("aggregates") or {}),
-            )
-        except ProfileDecodeError:
-            raise
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ProfileDecodeError(f"not a profile-updated message: {type(exc).__name__}") from exc
+        except orjson.JSONDecodeError as exc:
+            raise ProfileDecodeError("not a profile-updated message: not JSON") from exc
+        if not isinstance(obj, dict):
+            raise ProfileDecodeError("not a profile-updated message: not a JSON object")
+        schema = obj.get("schema")
+        if type(schema) is not int or schema != PROFILE_SCHEMA_VERSION:
+            raise ProfileDecodeError(f"unsupported profile schema {schema!r}")
+        user_id = _text(obj, "user_id")
+        if key is not None and user_id.encode("utf-8", errors="surrogatepass") != key:
+            raise ProfileDecodeError("field 'user_id' differs from the message key")
+        aggregates = obj.get("aggregates")
+        if not isinstance(aggregates, dict):
+            raise ProfileDecodeError("field 'aggregates' must be an object")
+        return cls(
+            user_id=user_id,
+            version=_integer(obj, "version", minimum=1),
+            model_version=_text(obj, "model_version"),
+            embedding=_embedding(obj.get("embedding")),
+            updated_at_ms=_integer(obj, "updated_at"),
+            last_event_ts_ms=_integer(obj, "last_event_ts"),
+            event_count=_integer(obj, "event_count", minimum=1),
+            aggregates=aggregates,
+        )
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest finite float32: consumers hold embeddings as float32, where a larger value becomes infinite."""
+
+
+def _text(obj: dict[str, Any], name: str) -> str:
+    value = obj.get(name)
+    if not isinstance(value, str) or not value:
+        raise ProfileDecodeError(f"field '{name}' must be a non-empty string")
+    return value
+
+
+def _integer(obj: dict[str, Any], name: str, *, minimum: int | None = None) -> int:
+    value = obj.get(name)
+    # bool is an int in Python, never in JSON Schema.
+    if type(value) is not int:
+        raise ProfileDecodeError(f"field '{name}' must be an integer")
+    if minimum is not None and value < minimum:
+        raise ProfileDecodeError(f"field '{name}' must be at least {minimum}")
+    return value
+
+
+def _embedding(value: object) -> list[float]:
+    if not isinstance(value, list) or not value:
+        raise ProfileDecodeError("field 'embedding' must be a non-empty array of numbers")
+    if not all(type(x) is float or type(x) is int for x in value):
+        raise ProfileDecodeError("field 'embedding' must hold numbers only")
+    embedding = [float(x) for x in value]
+    if not all(math.isfinite(x) and abs(x) <= FLOAT32_MAX for x in embedding):
+        raise ProfileDecodeError("field 'embedding' has values that are not finite in float32")
+    return embedding

@@ -58,3 +58,7 @@ def register_lookup(
             except StateDecodeError:
                 return self.json({"error": "state_unreadable"}, status=500)
             return self.json(profile.to_dict())
+
+    @app.page("/profiles/{user_id}")
+    class ProfileViewWithoutSlash(ProfileView):
+        """The same lookup without the trailing slash: otherwise aiohttp's plain 404 would read as an unknown user."""

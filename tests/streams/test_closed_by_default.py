@@ -56,10 +56,13 @@ def test_faust_views_are_off_and_the_lookup_needs_its_token(
         status, body = _get(settings, f"/profiles/{USER}/", refused)
         assert status == 401, refused
         assert json.loads(body) == {"error": "unauthorized"}
-    status, body = _get(settings, f"/profiles/{USER}/", f"Bearer {TOKEN}")
-    assert status == 200
-    assert json.loads(body)["user_id"] == USER
-    assert _get(settings, "/profiles/nobody/", f"Bearer {TOKEN}")[0] == 404
+    for path in (f"/profiles/{USER}/", f"/profiles/{USER}"):  # with or without the trailing slash
+        status, body = _get(settings, path, f"Bearer {TOKEN}")
+        assert status == 200, path
+        assert json.loads(body)["user_id"] == USER
+        status, body = _get(settings, path.replace(USER, "nobody"), f"Bearer {TOKEN}")
+        assert (status, json.loads(body)) == (404, {"error": "not_found"}), path
+    assert _get(settings, f"/profiles/{USER}", "Bearer wrong-token")[0] == 401
 
     assert worker.stop() == 0
     assert TOKEN not in worker.log_text()

@@ -65,3 +65,48 @@ def test_non_finite_embeddings_are_rejected() -> None:
     data = json.dumps({**_profile().to_dict(), "embedding": [float("nan")]}).encode()
     with pytest.raises(ProfileDecodeError):
         ProfileUpdated.from_bytes(data)
+
+
+WRONG_FIELDS = {
+    "user-id-null": {"user_id": None},
+    "user-id-empty": {"user_id": ""},
+    "model-version-null": {"model_version": None},
+    "version-string": {"version": "7"},
+    "version-float": {"version": 6.9},
+    "version-bool": {"version": True},
+    "version-zero": {"version": 0},
+    "version-negative": {"version": -5},
+    "schema-float": {"schema": 1.0},
+    "embedding-string": {"embedding": "123"},
+    "embedding-object": {"embedding": {"1": 2}},
+    "embedding-empty": {"embedding": []},
+    "embedding-bools": {"embedding": [True, False]},
+    "aggregates-array": {"aggregates": [["a", 1]]},
+    "event-count-zero": {"event_count": 0},
+    "updated-at-string": {"updated_at": "1700000000123"},
+}
+
+
+@pytest.mark.parametrize("change", WRONG_FIELDS.values(), ids=WRONG_FIELDS)
+def test_a_field_of_the_wrong_type_or_range_is_refused_as_the_schema_refuses_it(change: dict[str, object]) -> None:
+    obj = {**_profile().to_dict(), **change}
+    if change != {"schema": 1.0}:  # JSON Schema's const 1 equals 1.0; the contract writes integers as integers
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(obj, SCHEMA)
+    with pytest.raises(ProfileDecodeError):
+        ProfileUpdated.from_bytes(json.dumps(obj).encode())
+
+
+def test_an_embedding_beyond_float32_is_refused() -> None:
+    # Consumers hold embeddings as float32, where 1e300 becomes infinite and every dot product with it too.
+    data = json.dumps({**_profile().to_dict(), "embedding": [1e300, 0.001]}).encode()
+    with pytest.raises(ProfileDecodeError, match="float32"):
+        ProfileUpdated.from_bytes(data)
+
+
+def test_a_profile_whose_user_id_differs_from_its_key_is_refused() -> None:
+    data = _profile("bob").to_bytes()
+    assert ProfileUpdated.from_bytes(data, b"bob").user_id == "bob"
+    assert ProfileUpdated.from_bytes(_profile("usér-東京").to_bytes(), "usér-東京".encode()).user_id == "usér-東京"
+    with pytest.raises(ProfileDecodeError, match="message key"):
+        ProfileUpdated.from_bytes(data, b"alice")

@@ -41,16 +41,19 @@ def test_the_subscriber_skips_a_republished_or_stale_profile(make_settings: Call
     for profile in sent:
         # One partition for both users, so the topic holds them in the order sent.
         producer.send(settings.topic(PROFILES), key=profile.user_id.encode(), value=profile.to_bytes(), partition=0)
+    # Keyed by one user, naming another: filed under either, it would overwrite someone; both kinds skip it.
+    producer.send(settings.topic(PROFILES), key=b"a", value=_profile("b", 9, 9_000).to_bytes(), partition=0)
     producer.flush()
     producer.close()
 
     with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as holding:
-        assert holding.lag() == len(sent), "nothing read yet"
+        assert holding.lag() == len(sent) + 1, "nothing read yet"
         seen: list[object] = []
         latest = holding.bootstrap(on_change=seen.append)
         assert (latest["a"].version, latest["a"].updated_at_ms) == (2, 2_000)
         assert (latest["b"].version, latest["b"].updated_at_ms) == (1, 5_000)
         assert holding.superseded == 2
+        assert holding.skipped == 1, "the profile whose user_id is not its key"
         assert holding.lag() == 0, "read to the end"
         assert len(seen) == 3, "superseded profiles are not passed on"
 
@@ -59,3 +62,4 @@ def test_the_subscriber_skips_a_republished_or_stale_profile(make_settings: Call
         raw.bootstrap(on_change=everything.append)
         assert everything == sent, "without holding, every profile as the topic holds it"
         assert raw.superseded == 0
+        assert raw.skipped == 1
