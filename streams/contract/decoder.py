@@ -177,6 +177,18 @@ def _string(obj: dict[str, Any], name: str, *, required: bool = True, max_chars:
     return value
 
 
+def id_problem(value: str, name: str = "user_id") -> str | None:
+    """Why ``value`` is not a valid contract id (empty, blank, too long, a lone surrogate), or None when it is one.
+
+    For services that take ids from elsewhere than an event (an HTTP path): the same rules as the decoder's.
+    """
+    try:
+        _string({name: value}, name)
+    except _InvalidError as exc:
+        return exc.detail
+    return None
+
+
 def _required_string(obj: dict[str, Any], name: str, max_chars: int = MAX_ID_CHARS) -> str:
     value = _string(obj, name, max_chars=max_chars)
     assert value is not None  # required=True never returns None

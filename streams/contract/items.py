@@ -125,8 +125,9 @@ def _manifest(obj: dict[str, Any], version: str) -> ItemsManifest:
     if obj.get("kind") != "manifest" or obj.get("score") != "dot" or obj.get("dtype") != "float32":
         raise ItemsDecodeError("a manifest key holds no dot-product float32 manifest")
     dim, count = obj["dim"], obj["count"]
-    if not isinstance(dim, int) or not isinstance(count, int) or dim < 1 or count < 0:
-        raise ItemsDecodeError("manifest dim must be a positive and count a non-negative integer")
+    # A version without items could serve nothing (an index needs at least one vector).
+    if type(dim) is not int or type(count) is not int or dim < 1 or count < 1:
+        raise ItemsDecodeError("manifest dim and count must be positive integers")
     return ItemsManifest(version, dim, count, int(obj["published_at"]))
 
 

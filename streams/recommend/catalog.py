@@ -88,10 +88,18 @@ class ItemCatalog:
             return None
         vectors = np.asarray([item.vector for item in items], dtype=np.float32)  # [N, D]
         ids = tuple(item.item_id for item in items)
-        self.loaded[version] = VersionIndex(
-            version, ids, ExactIndex(vectors), manifest.published_at_ms, {item_id: i for i, item_id in enumerate(ids)}
-        )
         del self._pending[version]
+        try:
+            index = ExactIndex(vectors)
+        except ValueError as exc:
+            # Whatever the topic holds, it must not stop the recommender: it is compacted, so a record that
+            # crashed it would crash every restart too.
+            self.skipped += 1
+            log.warning("model version %s: no index could be built (%s); not loaded", version, exc)
+            return None
+        self.loaded[version] = VersionIndex(
+            version, ids, index, manifest.published_at_ms, {item_id: i for i, item_id in enumerate(ids)}
+        )
         log.info("model version %s loaded: %d items of dimension %d", version, manifest.count, manifest.dim)
         return version
 

@@ -13,10 +13,12 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from streams.client.security import kafka_client_options
 from streams.client.subscriber import ProfileSubscriber
 from streams.contract.topics import MODEL_ITEMS, input_topic
 from streams.recommend.metrics import RecommendMetrics
 from streams.recommend.service import Recommender
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -51,27 +53,44 @@ class _TopicReader:
 
 
 class Follower:
-    """Applies the items, purchase and profile topics to ``recommender`` and keeps the gauges current."""
+    """Applies the items, purchase and profile topics to ``recommender`` and keeps the gauges current.
+
+    ``kafka_config`` goes to all three consumers (TLS and SASL: ``streams.client.security.kafka_client_options``).
+    """
 
     def __init__(
-        self, recommender: Recommender, metrics: RecommendMetrics, bootstrap_servers: str, topic_prefix: str = ""
+        self,
+        recommender: Recommender,
+        metrics: RecommendMetrics,
+        bootstrap_servers: str,
+        topic_prefix: str = "",
+        **kafka_config: Any,
     ) -> None:
         self._recommender = recommender
         self._metrics = metrics
-        self._items = _TopicReader(bootstrap_servers, f"{topic_prefix}{MODEL_ITEMS}")
+        self._items = _TopicReader(bootstrap_servers, f"{topic_prefix}{MODEL_ITEMS}", **kafka_config)
         try:
-            self._purchases = _TopicReader(bootstrap_servers, f"{topic_prefix}{input_topic('purchase')}")
+            self._purchases = _TopicReader(
+                bootstrap_servers, f"{topic_prefix}{input_topic('purchase')}", **kafka_config
+            )
         except RuntimeError:
             self._items.close()
             raise
         try:
             # hold=False: the recommender keeps a compact vector per user, not the whole profile.
-            self._profiles = ProfileSubscriber(bootstrap_servers, topic_prefix=topic_prefix, hold=False)
+            self._profiles = ProfileSubscriber(bootstrap_servers, topic_prefix=topic_prefix, hold=False, **kafka_config)
         except RuntimeError:
             self._items.close()
             self._purchases.close()
             raise
         self._skipped = {"items": 0, "purchases": 0, "profiles": 0}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, recommender: Recommender, metrics: RecommendMetrics) -> Follower:
+        """A follower of the settings' cluster and topic prefix, with their security (TLS, SASL)."""
+        return cls(
+            recommender, metrics, settings.kafka_bootstrap, settings.topic_prefix, **kafka_client_options(settings)
+        )
 
     def bootstrap(self, timeout_s: float) -> None:
         """Read every topic up to the end offsets seen now (items, purchases, then profiles)."""

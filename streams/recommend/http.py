@@ -1,7 +1,8 @@
 """The recommender's HTTP interface (standard library server, one thread per request).
 
 - ``GET /recommendations/{user_id}?k=20``: JSON (:meth:`Recommendation.to_json`); 400 with ``{"error": ...}`` for
-  a bad ``k`` or an empty user id.
+  a bad ``k``, or a user id that is not percent-encoded UTF-8 or that the event contract refuses (empty, blank,
+  longer than 256 characters).
 - ``GET /metrics``: Prometheus text format.
 - ``GET /healthz``: 200 once the topics were read to their end at start-up.
 
@@ -22,6 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.contract.decoder import id_problem
 from streams.recommend.metrics import RecommendMetrics
 from streams.recommend.service import MAX_K, Recommendation, Recommender
 
@@ -78,7 +80,15 @@ def _handler(
                 # One path segment; a user id holding "/" arrives percent-encoded (%2F).
                 if not segment or "/" in segment:
                     raise BadRequestError("the path is /recommendations/{user_id} with a non-empty user id")
-                answer = recommender.recommend(unquote(segment, errors="strict"), parse_k(query))
+                if not segment.isascii():
+                    # The server reads the request line as Latin-1: raw UTF-8 bytes would name another user.
+                    raise BadRequestError("the user id must be percent-encoded UTF-8")
+                user_id = unquote(segment, errors="strict")
+                problem = id_problem(user_id)
+                if problem is not None:
+                    # No event could carry this id, so no profile has it; its impression would be refused too.
+                    raise BadRequestError(problem)
+                answer = recommender.recommend(user_id, parse_k(query))
             except UnicodeDecodeError:
                 metrics.requests.labels("bad_request").inc()
                 self._send(HTTPStatus.BAD_REQUEST, b'{"error":"the user id is not UTF-8"}', "application/json")

@@ -29,7 +29,7 @@ def run_recommender(settings: Settings, stop: threading.Event | None = None) -> 
     metrics = RecommendMetrics(registry)
     recommender = Recommender(Coverage(settings.recommend_coverage_window_s))
     try:
-        follower = Follower(recommender, metrics, settings.kafka_bootstrap, settings.topic_prefix)
+        follower = Follower.from_settings(settings, recommender, metrics)
     except RuntimeError as exc:  # a topic is missing
         log.error("cannot start: %s", exc)
         return 2

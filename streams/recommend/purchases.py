@@ -35,7 +35,8 @@ class PurchaseLog:
             self.skipped += 1
             return
         self._bought.setdefault(decoded.user_id, set()).add(decoded.item_id)
-        self.counts[decoded.item_id] += decoded.quantity
+        # Purchases, not units: one order of a million units must not put its item first in every fallback.
+        self.counts[decoded.item_id] += 1
         self.generation += 1
 
     def bought(self, user_id: str) -> frozenset[str]:

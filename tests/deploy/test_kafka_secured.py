@@ -15,11 +15,16 @@ from pathlib import Path
 
 import pytest
 from kafka.errors import TopicAuthorizationFailedError
+from prometheus_client import CollectorRegistry
 
 from bench.procs import free_port
 from streams.client.producer import EventProducer
 from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
 from streams.contract.events import BrowseEvent
+from streams.recommend.coverage import Coverage
+from streams.recommend.follower import Follower
+from streams.recommend.metrics import RecommendMetrics
+from streams.recommend.service import Recommender
 from streams.settings import Settings, load_settings
 from tests.conftest import KAFKA_SCRIPT, REPO_ROOT
 from tests.harness import WorkerProcess, run_cli, wait_until
@@ -120,6 +125,15 @@ def test_right_credentials_work_end_to_end(
         return latest.event_count if latest is not None else 0
 
     wait_until(lambda: profile_count() == 3, 120, "the profile over SASL_SSL", workers=(worker,))
+
+    # The reference recommender reads its three topics with the same settings (TLS and SASL included).
+    recommender = Recommender(Coverage(60.0))
+    follower = Follower.from_settings(settings, recommender, RecommendMetrics(CollectorRegistry()))
+    try:
+        follower.bootstrap(timeout_s=60.0)
+    finally:
+        follower.close()
+    assert "secured-user" in recommender.profiles
 
     erased = run_cli(settings, "erase", "secured-user")
     assert erased.returncode == 0, erased.stderr

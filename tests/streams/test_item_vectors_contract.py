@@ -56,6 +56,8 @@ def _item_value(**changes: object) -> bytes:
         (item_key("m1", "item-7"), _item_value(vector=[])),
         (item_key("m1", "item-7"), _item_value(vector=["x"])),
         (manifest_key("m1"), _item_value()),  # an item under a manifest key
+        (manifest_key("m1"), ItemsManifest("m1", 3, 0, 1_700_000_000_000).to_bytes()),  # a version without items
+        (manifest_key("m1"), ItemsManifest("m1", True, 10, 1_700_000_000_000).to_bytes()),
         (b"\xff\xfe", _item_value()),
     ],
 )

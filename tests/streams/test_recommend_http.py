@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -69,7 +70,15 @@ def test_an_unknown_user_gets_the_fallback_and_it_is_counted(
 
 
 @pytest.mark.parametrize(
-    "path", ["/recommendations/u?k=0", "/recommendations/u?k=abc", "/recommendations/?k=3", "/recommendations/%FF"]
+    "path",
+    [
+        "/recommendations/u?k=0",
+        "/recommendations/u?k=abc",
+        "/recommendations/?k=3",
+        "/recommendations/%FF",
+        "/recommendations/%20%20",  # blank: no event could carry it
+        "/recommendations/" + "x" * 257,  # longer than the contract's 256 characters
+    ],
 )
 def test_bad_requests_get_400_and_the_service_goes_on(
     served: tuple[str, Recommender, CollectorRegistry], path: str
@@ -79,6 +88,17 @@ def test_bad_requests_get_400_and_the_service_goes_on(
     assert status == 400 and "error" in json.loads(body)
     assert registry.get_sample_value("profilestream_recommend_requests_total", {"outcome": "bad_request"}) == 1
     assert _get(f"{base}/recommendations/nobody")[0] == 200
+
+
+def test_a_user_id_in_raw_utf8_is_refused_not_read_as_latin1(
+    served: tuple[str, Recommender, CollectorRegistry],
+) -> None:
+    # Clients must percent-encode; the server reads the request line as Latin-1, where "é" would become "Ã©".
+    host, port = served[0].removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall("GET /recommendations/usér HTTP/1.0\r\n\r\n".encode())
+        answer = b"".join(iter(lambda: conn.recv(65536), b""))
+    assert answer.startswith(b"HTTP/1.0 400") and b"percent-encoded" in answer
 
 
 def test_metrics_are_served_and_carry_no_user_id(served: tuple[str, Recommender, CollectorRegistry]) -> None:

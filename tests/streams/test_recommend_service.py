@@ -122,14 +122,15 @@ def test_unknown_users_get_the_most_bought_items_then_the_models_frequency_order
         recommender.purchases.apply(key, value)
     answer = recommender.recommend("nobody", 4)
     assert answer.fallback is Fallback.UNKNOWN_USER
+    # Purchases are counted, not units: three units in one purchase count once.
     assert [(i.item_id, i.score) for i in answer.items] == [
-        ("item-7", 3.0),
         ("item-5", 2.0),
+        ("item-7", 1.0),
         ("item-0", 0.0),
         ("item-1", 0.0),
     ]
     # A user without a profile who bought the most popular item does not get it back.
-    assert "item-7" not in {i.item_id for i in recommender.recommend("a", 4).items}
+    assert "item-5" not in {i.item_id for i in recommender.recommend("b", 4).items}
 
 
 def test_the_popularity_ranking_follows_new_purchases() -> None:
@@ -149,6 +150,23 @@ def test_a_profile_tombstone_drops_the_users_profile_and_purchases_and_only_thei
     assert recommender.purchases.bought("a") == frozenset()
     assert recommender.purchases.bought("b") == {"item-2"}
     assert recommender.purchases.counts["item-1"] == 1  # counts name nobody and stay
+
+
+def test_a_manifest_without_items_is_skipped_and_an_index_failure_never_stops_the_catalog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = ItemCatalog()
+    empty = ItemsManifest("m0", DIM, 0, 1_700_000_000_000)
+    assert catalog.apply(manifest_key("m0"), empty.to_bytes()) is None
+    assert catalog.skipped == 1 and catalog.loaded == {}
+
+    def refuse(vectors: np.ndarray) -> None:
+        raise ValueError("no index")
+
+    monkeypatch.setattr("streams.recommend.catalog.ExactIndex", refuse)
+    for key, value in _records("m1", _vectors(3, 1)):
+        assert catalog.apply(key, value) is None
+    assert catalog.skipped == 2 and catalog.loaded == {}
 
 
 def test_invalid_purchase_records_are_skipped() -> None:
