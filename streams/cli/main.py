@@ -146,23 +146,36 @@ def cmd_acls_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    """Send the events of a JSON-lines file; invalid lines are reported by number and skipped."""
+    """Send the events of a JSON-lines file; invalid lines are reported by number and skipped.
+
+    Each line is sent as it is (fields of the producer's own included), keyed by its ``user_id``, after the SDK's
+    check, which is the only one: what it refuses, a ``ts`` too far in the future included, is a reported line.
+    """
+    from contextlib import ExitStack
+
     from streams.client.producer import EventProducer
-    from streams.contract.decoder import Rejection, decode_event
+    from streams.contract.decoder import InvalidEventError
 
     sent = bad = 0
-    with EventProducer.from_settings(settings) as producer:
-        with Path(args.file).open("rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                decoded = decode_event(line.strip())
-                if isinstance(decoded, Rejection):
-                    bad += 1
-                    print(f"line {number}: {decoded.reason.value}: {decoded.detail}", file=sys.stderr)
-                    continue
-                producer.send(decoded)
-                sent += 1
+    with ExitStack() as stack:
+        try:
+            # Opened before connecting: a wrong path is one line of error, and no connection is made.
+            lines = stack.enter_context(Path(args.file).open("rb"))
+        except OSError as exc:
+            print(f"profilestream produce: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2  # as argparse does for an argument it cannot use
+        producer = stack.enter_context(EventProducer.from_settings(settings))
+        for number, line in enumerate(lines, start=1):
+            value = line.strip()
+            if not value:
+                continue
+            try:
+                producer.send_json(value)
+            except InvalidEventError as exc:
+                bad += 1
+                print(f"line {number}: {exc.reason.value}: {exc.detail}", file=sys.stderr)
+                continue
+            sent += 1
         producer.flush()
     print(f"sent {sent} events, skipped {bad} invalid lines")
     return 0 if bad == 0 else 1
@@ -408,6 +421,19 @@ def _add_service_commands(sub: Subparsers) -> None:
     apply.set_defaults(handler=cmd_acls_apply)
 
 
+def _positive_rate(text: str) -> float:
+    """A rate in events per second: a finite number above 0 (the loop divides by it)."""
+    import math
+
+    try:
+        rate = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (rate > 0 and math.isfinite(rate)):
+        raise argparse.ArgumentTypeError(f"must be a number of events per second above 0, not {text}")
+    return rate
+
+
 def _add_producer_commands(sub: Subparsers) -> None:
     produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
     produce.add_argument("file", help="JSON-lines file, one event per line")
@@ -417,7 +443,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
 
     demo = sub.add_parser("demo-traffic", help="send generated events at a steady rate")
     demo.add_argument("--users", type=int, default=1000, help="number of generated users")
-    demo.add_argument("--rate", type=float, default=100.0, help="events per second")
+    demo.add_argument("--rate", type=_positive_rate, default=100.0, help="events per second (above 0)")
     demo.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the generator")
     _kafka_flags(demo)

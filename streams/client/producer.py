@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from types import TracebackType
 from typing import Any
@@ -11,7 +12,7 @@ from kafka import KafkaProducer
 
 from streams.client.pseudonym import Pseudonymiser, is_pseudonym
 from streams.client.security import kafka_client_options
-from streams.contract.decoder import InvalidEventError, Rejection, decode_event
+from streams.contract.decoder import InvalidEventError, Reason, Rejection, decode_event, id_problem
 from streams.contract.erasure import (
     ErasureReason,
     ErasureRequest,
@@ -26,7 +27,7 @@ from streams.contract.events import (
     Event,
     PurchaseEvent,
     SearchEvent,
-    encode_event,
+    event_to_dict,
     new_event_id,
 )
 from streams.contract.feedback import Impression, InvalidImpressionError, decode_impression, encode_impression
@@ -42,19 +43,82 @@ def now_ms() -> int:
 def _common_fields(user_id: str, ts_ms: int | None, session_id: str | None, event_id: str | None) -> CommonFields:
     """The shared fields of a new event, with the SDK's defaults: now, and a fresh UUID."""
     return {
-        "event_id": event_id or new_event_id(),
+        # Only an absent id is made here: an empty one is the caller's mistake, which the contract check refuses.
+        "event_id": new_event_id() if event_id is None else event_id,
         "user_id": user_id,
         "ts_ms": now_ms() if ts_ms is None else ts_ms,
         "session_id": session_id,
     }
 
 
+_BEYOND_EVERY_BOUND = str(10**32)
+"""The stand-in for an integer too long for Python to write: every integer field's bound is far below it, and the
+decoder reads such a literal as this number too."""
+
+
+def _checked_json(value: object) -> str:
+    """The JSON text of one field's value, written so that the decoder judges it as it would judge the value itself.
+
+    A string with a lone surrogate is escaped (the decoder then names the field). A value JSON has no literal for
+    is replaced by one the decoder rejects for the same fault: NaN or an infinity by 1e400 (read as infinite, so
+    not finite), an integer too long for Python to write by one beyond every bound, anything else (a ``Decimal``,
+    a set) by an empty object, which no field of the contract may be.
+    """
+    try:
+        return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, float):
+        return "1e400"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return ("-" if value < 0 else "") + _BEYOND_EVERY_BOUND
+    return "{}"
+
+
+def _checked_event(event: Event, now: int) -> tuple[bytes, Event]:
+    """The wire bytes of ``event`` and the event the worker's decoder reads from them, checked against the clock
+    ``now``; raises :class:`InvalidEventError` (reason and field named) for an event the worker would reject, of
+    whatever Python types its fields are."""
+    document = event_to_dict(event)
+    try:
+        # The wire format of encode_event, but NaN and infinity refused rather than written.
+        payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        fields = ",".join(f"{json.dumps(name)}:{_checked_json(value)}" for name, value in document.items())
+        payload = f"{{{fields}}}".encode()
+    checked = decode_event(payload, None, topic_type=event.type, now_ms=now)
+    if isinstance(checked, Rejection):
+        raise InvalidEventError(checked)
+    return payload, checked
+
+
+def _is_valid_id(user_id: object) -> bool:
+    """Whether the decoder accepts ``user_id`` as an id (by its own rules: a string of 1 to 256 code points, one of
+    them not a space, without lone surrogates)."""
+    return isinstance(user_id, str) and id_problem(user_id) is None
+
+
+def _with_user_id(value: bytes, user_id: str) -> bytes:
+    """The JSON object of an accepted message encoded again with another ``user_id``, every other field kept."""
+    try:
+        obj = json.loads(value)
+        obj["user_id"] = user_id
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except ValueError:
+        # Valid for the decoder, which ignores unknown fields, but not writable again: an integer of more than
+        # 4300 digits, or a number beyond the largest float, in a field of the producer's own.
+        raise InvalidEventError(
+            Rejection(Reason.INVALID_VALUE, "a number in the message cannot be encoded again with the pseudonym")
+        ) from None
+
+
 class EventProducer:
     """Sends browse, search and purchase events, keyed by ``user_id``, to the topic of their type.
 
     Each event is encoded and run through the same decoder the worker uses, so an event the worker would
-    reject raises :class:`InvalidEventError` here and is not sent. Delivery is acks=all with idempotence.
-    ``send`` is asynchronous: call :meth:`flush` (or use the producer as a context manager) before exiting.
+    reject (whatever the Python types of its fields) raises :class:`InvalidEventError` here and is not sent.
+    Delivery is acks=all with idempotence. ``send`` is asynchronous: call :meth:`flush` (or use the producer as
+    a context manager) before exiting.
     With a ``pseudonymiser`` (off by default; :mod:`streams.client.pseudonym`) every user id the producer sends,
     in events, impressions and erasure requests, is replaced by its keyed pseudonym before it leaves the process.
     """
@@ -86,21 +150,47 @@ class EventProducer:
         return cls(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, pseudonymiser=pseudonymiser, **options)
 
     def user_key(self, user_id: str) -> str:
-        """The id under which this producer sends ``user_id``: its pseudonym if pseudonymising, else itself."""
-        return user_id if self._pseudonymiser is None else self._pseudonymiser(user_id)
+        """The id under which this producer sends ``user_id``: its pseudonym if pseudonymising, else itself.
+
+        An id the contract rejects (empty, too long, not a string) is returned as it is: the event's check then
+        refuses it, where its pseudonym would be a valid id.
+        """
+        if self._pseudonymiser is None or not _is_valid_id(user_id):
+            return user_id
+        return self._pseudonymiser(user_id)
 
     def send(self, event: Event) -> Any:
-        """Validate and send one event; returns kafka-python's future of the record metadata."""
-        if self._pseudonymiser is not None and not is_pseudonym(event.user_id):
-            # The typed helpers already made the pseudonym; an event built by the caller is copied once here.
-            event = dataclasses.replace(event, user_id=self._pseudonymiser(event.user_id))
-        payload = encode_event(event)
-        key = event.user_id.encode()
-        checked = decode_event(payload, key, topic_type=event.type, now_ms=now_ms())
+        """Validate and send one event; returns kafka-python's future of the record metadata.
+
+        Sends the contract's fields only (the event classes have no others); :meth:`send_json` sends an event with
+        fields of the producer's own.
+        """
+        if self._pseudonymiser is not None:
+            # The typed helpers already made the pseudonym, which maps to itself; an event built by the caller is
+            # copied once here. An id the contract rejects stays as it is, for the check below to refuse.
+            user_id = self.user_key(event.user_id)
+            if user_id is not event.user_id:
+                event = dataclasses.replace(event, user_id=user_id)
+        payload, checked = _checked_event(event, now_ms())
+        topic = f"{self._topic_prefix}{input_topic(checked.type)}"
+        return self._producer.send(topic, value=payload, key=checked.user_id.encode())
+
+    def send_json(self, value: bytes) -> Any:
+        """Validate and send one event given as its JSON bytes (a line of a JSON-lines file, say), fields of the
+        producer's own included: keyed by its ``user_id``, to the topic of its ``type``, with the checks and
+        delivery of :meth:`send`. The bytes are sent as they are; with a pseudonymiser the object is encoded again
+        with the pseudonym as ``user_id``, every other field kept. Returns kafka-python's future."""
+        now = now_ms()
+        checked = decode_event(value, None, now_ms=now)
         if isinstance(checked, Rejection):
             raise InvalidEventError(checked)
-        topic = f"{self._topic_prefix}{input_topic(event.type)}"
-        return self._producer.send(topic, value=payload, key=key)
+        if self._pseudonymiser is not None and not is_pseudonym(checked.user_id):
+            value = _with_user_id(value, self._pseudonymiser(checked.user_id))
+            checked = decode_event(value, None, now_ms=now)
+            if isinstance(checked, Rejection):
+                raise InvalidEventError(checked)
+        topic = f"{self._topic_prefix}{input_topic(checked.type)}"
+        return self._producer.send(topic, value=value, key=checked.user_id.encode())
 
     def send_raw(self, payload: bytes, *, key: bytes | None, topic_type: str) -> Any:
         """Send already-encoded bytes unvalidated: for replaying dead letters and for tests of bad input."""

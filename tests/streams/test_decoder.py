@@ -281,13 +281,13 @@ def test_schema_and_decoder_agree_at_the_bounds(name: str, changes: dict[str, ob
 
 
 def test_schema_states_the_contract_constants() -> None:
-    properties = SCHEMA["properties"]
+    properties, defs = SCHEMA["properties"], SCHEMA["$defs"]  # fields of one event type are defined in $defs
     assert properties["ts"]["minimum"] == MIN_TS_MS
     assert properties["ts"]["exclusiveMaximum"] == MAX_TS_MS
-    assert properties["quantity"]["maximum"] == MAX_QUANTITY
-    assert properties["price"]["maximum"] == MAX_PRICE
-    assert properties["query"]["maxLength"] == MAX_TEXT_CHARS
-    assert SCHEMA["$defs"]["id"]["maxLength"] == MAX_ID_CHARS
+    assert defs["quantity"]["maximum"] == MAX_QUANTITY
+    assert defs["price"]["maximum"] == MAX_PRICE
+    assert defs["query"]["maxLength"] == MAX_TEXT_CHARS
+    assert defs["id"]["maxLength"] == MAX_ID_CHARS
     assert str(MAX_EVENT_BYTES) in SCHEMA["description"]
     assert f"{MAX_FUTURE_SKEW_MS // 60_000} minutes" in SCHEMA["description"]
 
