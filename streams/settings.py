@@ -79,14 +79,17 @@ class Settings(BaseSettings):
     consumer_session_timeout_s: float = Field(
         60.0,
         ge=6,
-        le=300,
+        le=90,
         description="Seconds the group waits for a silent worker before its partitions move: a killed worker's "
-        "fail-over time (the broker allows 6 to 300 by default).",
+        "fail-over time. The broker's group.min.session.timeout.ms and group.max.session.timeout.ms bound it (6 s "
+        "and 30 min by default since Kafka 2.3); faust's Kafka request timeout (90 s), which it may not exceed, "
+        "caps it here.",
     )
     align_max_idle_ms: int = Field(
         2000,
         ge=0,
-        description="Longest wait for an input partition that has unread events before the others go on without it.",
+        description="Longest wait for an input partition no fetch has answered for yet, or for a caught-up one the "
+        "others have run more than the allowed lateness past, before the other topics go on without it.",
     )
     align_max_lag_wait_ms: int = Field(
         600_000,
@@ -141,8 +144,8 @@ class Settings(BaseSettings):
         None,
         ge=2,
         description="Retention of the input topics, set by `topics create` (unset: the broker's default, seven "
-        "days). At most erasure_bound_ms keeps erased users' raw events within the bound too, at the price of "
-        "replaying less after an outage.",
+        "days). At most a third of erasure_bound_ms keeps erased users' raw events within the bound too, at the "
+        "price of replaying less after an outage.",
     )
     lookup_token: SecretStr | None = Field(
         None,

@@ -78,10 +78,11 @@ ERASURE_OUTCOMES: Final[tuple[ErasureOutcome, ...]] = ("executed", "unknown_user
 
 StepKind = Literal["new", "refold", "base", "rebuild"]
 STEP_KINDS: Final[tuple[StepKind, ...]] = ("new", "refold", "base", "rebuild")
-InfraStage = Literal["changelog", "publish", "store", "deadletter"]
-INFRA_STAGES: Final[tuple[InfraStage, ...]] = ("changelog", "publish", "store", "deadletter")
-"""Where an infrastructure fault made the worker retry: the state changelog write, the profile publication,
-the local state store (disk) and the dead-letter publication."""
+InfraStage = Literal["publish", "store"]
+INFRA_STAGES: Final[tuple[InfraStage, ...]] = ("publish", "store")
+"""Where an infrastructure fault made the worker retry: `publish`, a write to Kafka (state changelog, dead letters,
+profiles and tombstones all go through one ``BulkProducer.publish``; the log line of a refused batch names its
+topic), and `store`, a read or write of the local state store (RocksDB, i.e. the disk)."""
 
 # Buckets, in base units. Each set is chosen so that the thresholds the alerts and the dashboard use
 # are bucket boundaries, which makes `histogram_quantile` exact there and the SLO ratio exact.
@@ -94,8 +95,9 @@ END_TO_END_LATENCY_BUCKETS_S: Final = (
 GC_SWEEP_BUCKETS_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 STATE_PURGE_BUCKETS_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 """Flush and full compaction of one partition database after deletes, 10 ms .. 5 min."""
-BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
-"""Events per micro-batch, 1 .. 10000 (the largest batch size the worker can be configured with)."""
+BATCH_SIZE_BUCKETS: Final = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 50000)
+"""Events per micro-batch (at most `batch_max_events`, default 20000), 1 .. 50000. The setting has no upper limit:
+units above 50000 count in +Inf only."""
 
 BATCH_PROCESSING_BUCKETS_S: Final = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -243,7 +245,9 @@ class WorkerMetrics:
             "broker_unreachable", "End-offset requests to Kafka (one per lag refresh) that failed or timed out."
         )
         self.infra_retries = counter(
-            "infra_retries", "Retries after an infrastructure fault (disk, broker, publish), by stage.", ["stage"]
+            "infra_retries",
+            "Retries after an infrastructure fault, by stage (publish: a Kafka write; store: the local state store).",
+            ["stage"],
         )
         self.paused = gauge(
             "paused", "1 while the worker has paused consumption because of an infrastructure fault, else 0."

@@ -187,6 +187,22 @@ def test_compose_has_the_whole_deployment() -> None:
     assert "./prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
 
 
+def test_compose_keeps_the_worker_healthcheck_off_other_sub_commands() -> None:
+    # The image's HEALTHCHECK asks the worker's /healthz/ on the web port; no other sub-command serves it, so a
+    # container of one would be marked unhealthy (and a dependent service would never start).
+    assert "/healthz/" in dict(dockerfile_instructions())["HEALTHCHECK"]
+    services = load_yaml(COMPOSE)["services"]
+    image = services["worker-1"]["image"]
+    for name, spec in services.items():
+        if spec.get("image") != image:
+            continue
+        healthcheck = spec.get("healthcheck", {})
+        if spec["command"] == ["worker"]:
+            assert not healthcheck.get("disable", False), name
+        else:
+            assert healthcheck.get("disable") is True or "test" in healthcheck, name
+
+
 def test_prometheus_scrapes_the_compose_workers_on_their_metrics_port() -> None:
     services = load_yaml(COMPOSE)["services"]
     config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")

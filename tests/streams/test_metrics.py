@@ -10,7 +10,16 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.worker.metrics import END_TO_END_LATENCY_BUCKETS_S, INFRA_STAGES, WorkerMetrics, observe_many
+from streams.settings import Settings
+from streams.worker.metrics import (
+    BATCH_SIZE_BUCKETS,
+    END_TO_END_LATENCY_BUCKETS_S,
+    INFRA_STAGES,
+    WorkerMetrics,
+    observe_many,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 EXPECTED_SAMPLE_NAMES = {
     "profilestream_events_consumed_total",
@@ -211,6 +220,23 @@ def test_batch_and_encoder_histograms(registry: CollectorRegistry, metrics: Work
     assert value(registry, "profilestream_encoder_step_seconds_count") == 1.0
 
 
+def test_batch_size_buckets_measure_the_default_batch_and_larger_ones(
+    registry: CollectorRegistry, metrics: WorkerMetrics
+) -> None:
+    default = Settings.model_fields["batch_max_events"].default
+    assert default in BATCH_SIZE_BUCKETS
+    assert BATCH_SIZE_BUCKETS[-1] > default
+    metrics.observe_batch(size=default, seconds=1.0)
+    metrics.observe_batch(size=30_000, seconds=1.0)
+    assert value(registry, "profilestream_batch_size_events_bucket", le="10000.0") == 0.0
+    assert value(registry, "profilestream_batch_size_events_bucket", le="20000.0") == 1.0
+    assert value(registry, "profilestream_batch_size_events_bucket", le="50000.0") == 2.0
+    docs = (REPO_ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    row = re.search(r"^\| `profilestream_batch_size_events` \|.*Buckets: ((?:\d+, )*\d+)", docs, flags=re.MULTILINE)
+    assert row is not None
+    assert tuple(int(b) for b in row.group(1).split(", ")) == BATCH_SIZE_BUCKETS
+
+
 def test_lag_is_never_negative(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:
     metrics.set_lag("events.search", 2, -3)
     assert value(registry, "profilestream_consumer_lag_messages", topic="events.search", partition="2") == 0.0
@@ -259,7 +285,14 @@ def test_infra_retries_start_at_zero_per_stage_and_the_stage_is_checked(
         for s in f.samples
         if s.name == "profilestream_infra_retries_total"
     }
-    assert stages == {"changelog", "publish", "store", "deadletter"}
+    assert stages == {"publish", "store"}
+
+
+def test_the_infra_stages_are_the_ones_the_worker_retries_under() -> None:
+    # Every Kafka write (changelog, dead letters, profiles, tombstones) is one BulkProducer.publish: stage
+    # `publish`. A documented stage the worker never counts would send an operator after a fault that cannot be.
+    source = (REPO_ROOT / "streams" / "worker" / "app.py").read_text(encoding="utf-8")
+    assert set(re.findall(r'_retry\(\s*"(\w+)"', source)) == set(INFRA_STAGES)
 
 
 def test_paused(registry: CollectorRegistry, metrics: WorkerMetrics) -> None:

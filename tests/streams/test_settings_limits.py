@@ -1,0 +1,47 @@
+"""Settings bounded by other software: every value the settings accept must also be one a worker can start with."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from annotated_types import Le
+from pydantic import ValidationError
+
+from streams.settings import Settings, load_settings
+from streams.worker.app import build_faust_app
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def upper_limit(name: str) -> float:
+    limits = [m.le for m in Settings.model_fields[name].metadata if isinstance(m, Le)]
+    assert len(limits) == 1, name
+    return float(limits[0])  # type: ignore[arg-type]
+
+
+def test_the_longest_session_timeout_accepted_is_one_faust_starts_a_consumer_with(tmp_path: Path) -> None:
+    # faust refuses a session timeout above its Kafka request timeout when it creates the consumer, i.e. only
+    # once the worker starts; the settings refuse it at once.
+    longest = upper_limit("consumer_session_timeout_s")
+    settings = load_settings(consumer_session_timeout_s=longest, state_dir=tmp_path)
+    conf = build_faust_app(settings).conf
+    assert conf.broker_session_timeout == longest
+    assert conf.broker_session_timeout <= conf.broker_request_timeout
+    with pytest.raises(ValidationError):
+        load_settings(consumer_session_timeout_s=longest + 1)
+    with pytest.raises(ValidationError):
+        load_settings(consumer_session_timeout_s=5)  # under the broker's group.min.session.timeout.ms
+
+
+def test_the_session_timeout_is_in_the_settings_table() -> None:
+    docs = (REPO_ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    row = re.search(
+        r"^\| consumer_session_timeout_s \| `PROFILESTREAM_CONSUMER_SESSION_TIMEOUT_S` \| `([\d.]+)` \|(.*)$",
+        docs,
+        flags=re.MULTILINE,
+    )
+    assert row is not None
+    assert float(row.group(1)) == Settings.model_fields["consumer_session_timeout_s"].default
+    assert f"to {upper_limit('consumer_session_timeout_s'):g}:" in row.group(2)
