@@ -98,6 +98,16 @@ def _is_valid_id(user_id: object) -> bool:
     return isinstance(user_id, str) and id_problem(user_id) is None
 
 
+def _user_id_rejection(user_id: object) -> Rejection | None:
+    """Why ``user_id`` cannot be a message's user id (absent, not a string, refused by the contract), or None."""
+    if user_id is None:
+        return Rejection(Reason.MISSING_FIELD, "field 'user_id' is required")
+    if not isinstance(user_id, str):
+        return Rejection(Reason.WRONG_TYPE, "field 'user_id' must be a string")
+    problem = id_problem(user_id)
+    return None if problem is None else Rejection(Reason.INVALID_VALUE, problem)
+
+
 def _with_user_id(value: bytes, user_id: str) -> bytes:
     """The JSON object of an accepted message encoded again with another ``user_id``, every other field kept."""
     try:
@@ -212,11 +222,19 @@ class EventProducer:
         give ``wait_s`` to wait for the broker's acknowledgement of this request: a refusal (a principal without
         the ``eraser`` role's ACL, say) then raises the broker's ``KafkaError`` instead of passing unnoticed.
         """
+        rejection = _user_id_rejection(user_id)
+        if rejection is not None:
+            raise InvalidErasureError(rejection)
         user_id = self.user_key(user_id)
         request = ErasureRequest(
             request_id=request_id or new_request_id(), user_id=user_id, requested_at_ms=now_ms(), reason=reason
         )
-        payload = encode_erasure(request)
+        try:
+            payload = encode_erasure(request)
+        except (TypeError, ValueError) as exc:  # a field JSON cannot hold (a lone surrogate, a non-string)
+            raise InvalidErasureError(
+                Rejection(Reason.INVALID_VALUE, f"a field cannot be encoded: {type(exc).__name__}")
+            ) from None
         key = user_id.encode()
         checked = decode_erasure(payload, key, now_ms=now_ms())
         if isinstance(checked, Rejection):
@@ -296,9 +314,17 @@ class EventProducer:
     def impression(self, impression: Impression) -> Any:
         """Validate and send one impression (what a recommender showed) to the impression topic; an invalid one
         raises :class:`InvalidImpressionError` and is not sent. Returns kafka-python's future."""
+        rejection = _user_id_rejection(impression.user_id)
+        if rejection is not None:
+            raise InvalidImpressionError(rejection)
         if self._pseudonymiser is not None:
             impression = dataclasses.replace(impression, user_id=self._pseudonymiser(impression.user_id))
-        payload = encode_impression(impression)
+        try:
+            payload = encode_impression(impression)
+        except (TypeError, ValueError) as exc:  # a field JSON cannot hold (a lone surrogate, a non-string)
+            raise InvalidImpressionError(
+                Rejection(Reason.INVALID_VALUE, f"a field cannot be encoded: {type(exc).__name__}")
+            ) from None
         key = impression.user_id.encode()
         checked = decode_impression(payload, key, now_ms=now_ms())
         if isinstance(checked, Rejection):

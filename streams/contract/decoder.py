@@ -299,6 +299,11 @@ def json_object(value: bytes) -> dict[str, Any] | Rejection:
         obj = _parse_json(text)
     except _NotInteroperableError as exc:
         return Rejection(Reason.NOT_JSON, f"message is not interoperable JSON: {exc}")
+    except json.JSONDecodeError as exc:
+        if text.startswith("\ufeff"):
+            return Rejection(Reason.NOT_JSON, "message starts with a byte-order mark (UTF-8 has none here)")
+        # The parser's own words and where it stopped; never the text around it (it may hold personal data).
+        return Rejection(Reason.NOT_JSON, f"message is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except (ValueError, RecursionError):
         return Rejection(Reason.NOT_JSON, "message is not JSON")
     if not isinstance(obj, dict):

@@ -41,7 +41,7 @@ def test_produce_reports_every_invalid_line_and_sends_the_valid_ones_as_written(
     assert out.strip() == "sent 2 events, skipped 3 invalid lines"
     assert err.splitlines() == [
         "line 2: ts_out_of_range: ts is more than 10 minutes in the future",
-        "line 4: not_json: message is not JSON",
+        "line 4: not_json: message is not JSON: Expecting property name enclosed in double quotes at line 1 column 2",
         "line 6: invalid_value: field 'user_id' has a lone surrogate escape",
     ]
     [kafka] = made

@@ -334,3 +334,16 @@ def test_every_reason_code_is_documented() -> None:
     for reason in Reason:
         assert f"`{reason.value}`" in contract, reason
         assert f"`{reason.value}`" in rejected, reason
+
+
+def test_a_message_that_is_not_json_says_where_the_parser_stopped_without_quoting_it() -> None:
+    result = decode_event(b'{"schema":1,"user_id":"secret-user" "type":"browse"}', b"k")
+    assert isinstance(result, Rejection) and result.reason is Reason.NOT_JSON
+    assert result.detail == "message is not JSON: Expecting ',' delimiter at line 1 column 37"
+    assert "secret" not in result.detail
+
+
+def test_a_byte_order_mark_is_named() -> None:
+    result = decode_event("\ufeff".encode() + _bytes(_valid()), b"u3", topic_type="purchase")
+    assert isinstance(result, Rejection) and result.reason is Reason.NOT_JSON
+    assert "byte-order mark" in result.detail

@@ -14,7 +14,9 @@ import pytest
 from streams.client.producer import EventProducer, now_ms
 from streams.client.pseudonym import Pseudonymiser, is_pseudonym
 from streams.contract.decoder import InvalidEventError, Reason, Rejection, decode_event
+from streams.contract.erasure import InvalidErasureError
 from streams.contract.events import MAX_FUTURE_SKEW_MS, MAX_ID_CHARS, BrowseEvent, PurchaseEvent, encode_event
+from streams.contract.feedback import Impression, InvalidImpressionError
 from tests.streams.fake_kafka import RecordingKafkaProducer, record_kafka
 
 KEY = b"0123456789abcdef0123456789abcdef"
@@ -234,3 +236,33 @@ def test_send_json_with_pseudonyms_replaces_the_user_id_and_keeps_every_other_fi
     assert (topic, key) == ("events.browse", alias.encode())
     assert json.loads(value) == {**json.loads(line), "user_id": alias}
     assert b'"u1"' not in value
+
+
+@pytest.mark.parametrize(
+    ("user_id", "reason"),
+    [(None, Reason.MISSING_FIELD), (7, Reason.WRONG_TYPE), ("  ", Reason.INVALID_VALUE), (LONE, Reason.INVALID_VALUE)],
+)
+def test_erasure_requests_and_impressions_refuse_a_bad_user_id_with_the_contracts_error(
+    sdk: tuple[EventProducer, RecordingKafkaProducer], user_id: Any, reason: Reason
+) -> None:
+    producer, kafka = sdk
+    with pytest.raises(InvalidErasureError) as erasure:
+        producer.request_erasure(user_id)
+    shown = Impression(
+        request_id="r1", user_id=user_id, ts_ms=TS, model_version=None, source="popular", item_ids=("i1",)
+    )
+    with pytest.raises(InvalidImpressionError) as impression:
+        producer.impression(shown)
+    assert erasure.value.reason is reason and impression.value.reason is reason
+    assert "'user_id'" in erasure.value.detail and "'user_id'" in impression.value.detail
+    assert kafka.sent == []
+
+
+def test_an_impression_field_json_cannot_hold_is_refused(sdk: tuple[EventProducer, RecordingKafkaProducer]) -> None:
+    producer, kafka = sdk
+    with pytest.raises(InvalidImpressionError):
+        shown = Impression(
+            request_id="r1", user_id="u1", ts_ms=TS, model_version=None, source="popular", item_ids=(LONE,)
+        )
+        producer.impression(shown)
+    assert kafka.sent == []
