@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]
@@ -16,9 +17,8 @@ import pytest
 
 from streams.contract.decoder import Rejection, decode_event
 
-SCHEMA = json.loads(
-    (Path(__file__).parents[2] / "streams" / "contract" / "schemas" / "event-v1.schema.json").read_text()
-)
+SCHEMA_DIR = Path(__file__).parents[2] / "streams" / "contract" / "schemas"
+SCHEMA = json.loads((SCHEMA_DIR / "event-v1.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 TS = 1_767_225_600_000
 ABSENT = object()
@@ -147,3 +147,34 @@ def test_schema_and_decoder_agree_on_any_price_and_currency(event_type: str) -> 
         if len(set(_verdicts(_document(event_type, price=price, currency=currency)))) != 1
     ]
     assert disagreements == []
+
+
+def _patterns(node: object) -> list[str]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in ([v] if k == "pattern" else _patterns(v))]
+    return [p for v in node for p in _patterns(v)] if isinstance(node, list) else []
+
+
+NOT_BLANK = sorted(
+    {
+        p
+        for name in ("event-v1", "impression-v1")
+        for p in _patterns(json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text()))
+        if p.startswith("[^")
+    }
+)
+
+
+@pytest.mark.parametrize("pattern", NOT_BLANK)
+def test_the_not_blank_pattern_means_what_the_decoders_strip_means_in_any_regex_engine(pattern: str) -> None:
+    # The decoder refuses a string that str.strip() empties; "\\S" would differ by engine (ECMA-262's, which JSON
+    # Schema names, counts U+FEFF as a space and U+001C-U+001F and U+0085 as not), so the class is spelled out
+    # with escapes every engine reads alike. Every code point but the surrogates:
+    compiled = re.compile(pattern)
+    differ = [
+        hex(c)
+        for c in itertools.chain(range(0xD800), range(0xE000, 0x110000))
+        if bool(compiled.search(chr(c))) == chr(c).isspace()
+    ]
+    assert differ == []
+    assert compiled.search("\ufeff") and not compiled.search(" \x1c\x85\u3000")
