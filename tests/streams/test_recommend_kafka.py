@@ -181,8 +181,9 @@ def test_a_profile_tombstone_ends_what_the_recommender_holds_of_the_user(
         return bool(recommender.get("/recommendations/leaver?k=3")[1]["fallback_reason"] == "unknown_user")
 
     wait_until(forgotten, 60, "the tombstone to be followed")
-    # The purchase went with the profile: the item is no longer excluded, and as the most bought it comes first.
-    assert recommender.get("/recommendations/leaver?k=3")[1]["items"][0] == {"item_id": "item-3", "score": 5.0}
+    # The purchase went with the profile: the item is no longer excluded, and as the most bought it comes first
+    # (one purchase of five units: purchases are counted, not units).
+    assert recommender.get("/recommendations/leaver?k=3")[1]["items"][0] == {"item_id": "item-3", "score": 1.0}
     recommender.stop()
 
 
