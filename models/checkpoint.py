@@ -116,10 +116,7 @@ def save_checkpoint(
         torch_version=torch.__version__,
         extra=dict(extra or {}),
     )
-    if out_dir.exists() and not _replaceable(out_dir):
-        raise CheckpointError(
-            f"refusing to overwrite {out_dir}: it exists and is not a checkpoint directory; choose another --out"
-        )
+    check_writable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
@@ -139,6 +136,16 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return version
+
+
+def check_writable(out_dir: Path) -> None:
+    """Raise `CheckpointError` if `save_checkpoint` would refuse `out_dir`: it exists and is neither an empty
+    directory nor a checkpoint. Callers check it before a long training run, not only after it."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not _replaceable(out_dir):
+        raise CheckpointError(
+            f"refusing to overwrite {out_dir}: it exists and is not a checkpoint directory; choose another --out"
+        )
 
 
 def load_checkpoint(path: Path) -> tuple[ProfileEncoder, CheckpointMetadata]:

@@ -91,13 +91,34 @@ def read_session_tsv(path: Path) -> tuple[list[list[EventInput]], list[list[str]
         if header is None or tuple(h.strip() for h in header[:3]) != TSV_HEADER:
             raise ProtocolError(f"{path}: the first line must be the header {' / '.join(TSV_HEADER)}")
         for number, row in enumerate(reader, start=2):
-            try:
-                session, item, time_s = row[0], row[1], float(row[2])
-            except (IndexError, ValueError) as exc:
-                raise ProtocolError(f"{path}: line {number} is not SessionId<TAB>ItemId<TAB>Time ({exc})") from exc
-            rows.setdefault(session, []).append(make_event_input("browse", round(time_s * 1000), item_id=item))
+            problem = _row_problem(row)
+            if problem:
+                raise ProtocolError(f"{path}: line {number}: {problem}")
+            session, item, time_ms = row[0], row[1], round(float(row[2]) * 1000)
+            rows.setdefault(session, []).append(make_event_input("browse", time_ms, item_id=item))
     keys = list(rows)
     return [rows[k] for k in keys], [[k] * len(rows[k]) for k in keys]
+
+
+_MAX_TIME_S = 2**53 / 1000  # beyond it a float no longer holds whole milliseconds (and int64 arrays come near)
+
+
+def _row_problem(row: Sequence[str]) -> str:
+    """What is wrong with a row of a GRU4Rec-format file ("" if nothing); never quotes the row's values."""
+    if len(row) < len(TSV_HEADER):
+        return f"not {'<TAB>'.join(TSV_HEADER)} ({len(row)} tab-separated fields)"
+    for name, value in zip(TSV_HEADER[:2], row, strict=False):
+        if not value.strip():
+            return f"{name} is empty"
+    try:
+        time_s = float(row[2])
+    except ValueError:
+        return "Time is not a number"
+    if not math.isfinite(time_s):
+        return "Time is not a finite number"
+    if abs(time_s) >= _MAX_TIME_S:
+        return "Time is too far from 1970 to be held in whole milliseconds"
+    return ""
 
 
 def write_session_tsv(data: StandardData, path: Path, *, test: bool) -> int:

@@ -28,7 +28,9 @@ RNG state is restored):
   weights (`epochs` is then the most it runs); with `refit`, the number of epochs so chosen is trained again
   from a fresh initialisation on every event (training and validation parts, vocabulary included): on a time
   split the validation period is the most recent data and holds items nothing earlier has. The validation
-  metrics in the result are those of the first phase (the refit model has seen those events).
+  metrics in the result are those of the first phase (the refit model has seen those events). Without the
+  refit the model returned was fitted on the events before the cutoff only: `fitted_before_ms` in the result
+  says so, and `fitted_sequences` gives those events (for the data fingerprint a checkpoint records).
 
 Seeds: with a constant learning rate, early stopping kept 2 to 4 epochs and the seed alone moved Recall@20 by
 0.014 on a validation split of YOOCHOOSE's training file; the models were caught at different points of a
@@ -156,6 +158,22 @@ def data_fingerprint(sequences: Sequence[Sequence[EventInput]]) -> str:
                 f"{e.price!r},{e.quantity};".encode()
             )
     return digest.hexdigest()
+
+
+def fitted_sequences(sequences: Sequence[Sequence[EventInput]], metrics: Mapping[str, Any]) -> list[list[EventInput]]:
+    """The part of `sequences` that the model `train(sequences, ...)` returned with `metrics` was fitted on.
+
+    Every event, unless early stopping kept the first phase's model (no refit): then each user's events before
+    the validation cutoff (`metrics["fitted_before_ms"]`), which only chose the epoch. Histories are time-sorted
+    as `train` sorts them, and users left without events are dropped. Metrics of checkpoints written before the
+    key existed count as fitted on every event.
+    """
+    cutoff = metrics.get("fitted_before_ms")
+    histories = [sorted(s, key=lambda e: e.ts_ms) for s in sequences]
+    if cutoff is None:
+        return [h for h in histories if h]
+    fitted = [[e for e in h if e.ts_ms < cutoff] for h in histories]
+    return [h for h in fitted if h]
 
 
 @dataclass(frozen=True)
@@ -300,8 +318,12 @@ def _fit_model(
     config: TrainConfig,
     encoder_config: EncoderConfig,
     item_ids: Mapping[int, str] | None,
+    *,
+    cutoff_ms: int | None = None,
 ) -> tuple[ProfileEncoder, list[_Window], _Objective]:
-    """A fresh model whose vocabulary is fitted on `sequences`, its training windows and its objective."""
+    """A fresh model whose vocabulary is fitted on `sequences`, its training windows and its objective.
+
+    `cutoff_ms` is the validation cutoff `sequences` were cut at, if any (it only words the error)."""
     features = FeatureSpace.fit(
         sequences,
         min_item_count=config.min_item_count,
@@ -310,7 +332,10 @@ def _fit_model(
         num_query_buckets=config.num_query_buckets,
     )
     if features.num_items < 2:
-        raise TrainingError("no item-bearing (browse/purchase) events before the validation cutoff")
+        raise TrainingError(
+            "no item-bearing (browse/purchase) events to train on"
+            + (" before the validation cutoff" if cutoff_ms is not None else "")
+        )
     model = ProfileEncoder(encoder_config, features)
     codes = [features.sequence_codes(s) for s in sequences]
     windows = [w for c in codes for w in _windows(c, config.max_seq_len, distinct=config.distinct_targets)]
@@ -330,7 +355,7 @@ def _train(
 ) -> tuple[ProfileEncoder, dict[str, Any]]:
     started = time.monotonic()
     split = split_by_time(sequences, config.validation_fraction)
-    model, windows, objective = _fit_model(split.train, config, encoder_config, item_ids)
+    model, windows, objective = _fit_model(split.train, config, encoder_config, item_ids, cutoff_ms=split.cutoff_ms)
     validation = split.validation_targets
     distinct_validation = config.distinct_targets or config.validate_distinct
     if distinct_validation:
@@ -400,6 +425,9 @@ def _train(
         "num_train_targets": int(sum(int((w.targets >= 0).sum()) for w in windows)),
         "num_val_targets": num_val,
         "validation_cutoff_ms": split.cutoff_ms,
+        # The returned model was fitted on the events before this time only (None: on every event given); see
+        # `fitted_sequences`.
+        "fitted_before_ms": None if refit_loss else split.cutoff_ms,
         "train_config": config.to_dict(),
         "train_seconds": round(time.monotonic() - started, 3),
     }

@@ -18,16 +18,22 @@ from typing import TypeAlias
 
 from kafka.errors import KafkaError
 
+from models.errors import ModelError
 from streams.cli.model import register
 from streams.client.acls import ROLES
 from streams.client.secret_files import SecretConfigError
 from streams.contract.erasure import ERASURE_REASONS
+from streams.offline.trivago import TrivagoImportError
+from streams.offline.yoochoose import YoochooseImportError
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 EXIT_CONFIG = 2
 """Exit code of a command stopped by a setting that cannot be used (a secret file, TLS files)."""
+EXIT_INPUT = 2
+"""Exit code of a command stopped by an input it cannot use: a missing or unreadable file, a checkpoint or data file
+that is not what it should be, data a model cannot be trained or evaluated on (as argparse exits for an argument)."""
 EXIT_KAFKA = 4
 """Exit code of a command that Kafka refused or did not answer (a wrong login, a missing ACL, no broker)."""
 ERASE_WAIT_S = 60.0
@@ -83,6 +89,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     """Fold a history file into the worker table's changelog and the profile topic (before the workers start)."""
+    events = Path(args.events)
+    try:
+        # Opened before torch is imported, the model loaded and Kafka reached: a wrong path is one line of error
+        # at once, and no connection is made.
+        with events.open("rb"):
+            pass
+    except OSError as exc:
+        print(f"profilestream backfill: cannot read {events}: {exc.strerror or exc}", file=sys.stderr)
+        return 2  # as argparse does for an argument it cannot use
     from models.errors import CheckpointError
     from models.threads import limit_threads
     from streams.worker.backfill import BackfillRefusedError, run_backfill
@@ -97,7 +112,7 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = run_backfill(
             settings,
-            Path(args.events),
+            events,
             encoder,
             force=args.force,
             batch_events=args.batch_events,
@@ -527,6 +542,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # traceback; the client's log lines above it say what the broker answered.
         print(f"profilestream: Kafka: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
         return EXIT_KAFKA
+    except (ModelError, TrivagoImportError, YoochooseImportError) as exc:
+        # Input the command cannot use (a checkpoint, a data file, the data of a run): the message names the file
+        # and what is wrong with it, never a value from it.
+        print(f"profilestream: {_first_line(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as exc:
+        print(f"profilestream: {_os_error_text(exc)}", file=sys.stderr)
+        return EXIT_INPUT
+
+
+def _os_error_text(exc: OSError) -> str:
+    """`<file>: <what the system said>` (a missing file, a directory given for a file, no permission)."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return f"{type(exc).__name__}: {_first_line(exc)}"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # building the parser imports no torch
+    from models.checkpoint import CheckpointMetadata
+    from models.events import EventInput
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 """The checkout: the data folders are looked for beside it (`../shared/data`)."""
@@ -30,6 +35,55 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _positive_int(text: str) -> int:
+    """A count (epochs, threads, dimensions, the metrics' cut-off): a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _fraction(text: str, *, zero: bool) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    low_ok = value >= 0.0 if zero else value > 0.0
+    if not (low_ok and value < 1.0):  # NaN fails both
+        interval = "[0, 1)" if zero else "(0, 1)"
+        raise argparse.ArgumentTypeError(f"must be a share in {interval}, not {text}")
+    return value
+
+
+def _held_out_fraction(text: str) -> float:
+    """`train --test-fraction`: 0 (hold nothing out) up to, not including, 1."""
+    return _fraction(text, zero=True)
+
+
+def _test_fraction(text: str) -> float:
+    """A test part's share (`evaluate`, `data split`): above 0 (a test part is needed) and below 1."""
+    return _fraction(text, zero=False)
+
+
+def _finite_json(value: Any) -> Any:
+    """`value` with every NaN or infinite float replaced by None (JSON has no such numbers): a metric over a
+    subset without targets is NaN in the tables and null in the JSON report."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_json(v) for v in value]
+    return value
+
+
+def _write_report(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(_finite_json(payload), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+
+
 def _size_text(path: Path) -> str:
     size = sum(f.stat().st_size for f in path.iterdir() if f.is_file())
     return f"{size / 1e6:.1f} MB on disk"
@@ -37,14 +91,16 @@ def _size_text(path: Path) -> str:
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     """Train an encoder on every event of a file (or all but its latest `--test-fraction`, kept for `evaluate`)."""
-    from models.checkpoint import save_checkpoint
+    from models.checkpoint import check_writable, save_checkpoint
     from models.encoder import EncoderConfig
     from models.evaluation import time_split
-    from models.training import TrainConfig, data_fingerprint, train
+    from models.training import TrainConfig, data_fingerprint, fitted_sequences, train
     from streams.offline.histories import read_histories
 
     if args.no_refit and not args.early_stopping:
         raise SystemExit("--no-refit needs --early-stopping: without it nothing is held out, so there is no refit")
+    out = Path(args.out)
+    check_writable(out)  # before the training, which the refusal would otherwise throw away
     started = time.monotonic()
     histories, report = read_histories(Path(args.events))
     _log(report.summary())
@@ -67,29 +123,40 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         sequences, train_config, encoder_config, progress=not args.no_progress, item_ids=histories.item_ids()
     )
     train_s = time.monotonic() - trained_from
+    # Early stopping without the refit keeps a model fitted on the events before its validation cutoff only: the
+    # checkpoint names those (fingerprint, period), and the later ones, which chose the epoch, separately.
+    fitted = fitted_sequences(sequences, metrics)
+    fitted_events = sum(map(len, fitted))
+    validation_only = sum(map(len, sequences)) - fitted_events
     extra: dict[str, Any] = {
         "events_file": Path(args.events).name,
         "bad_lines": report.bad_lines,
         "test_fraction": args.test_fraction,
         "test_cutoff_ms": split.cutoff_ms,
-        "trained_until_ms": max((e.ts_ms for h in sequences for e in h), default=None),
+        "trained_until_ms": max((e.ts_ms for h in fitted for e in h), default=None),
+        # Latest event of the validation slice when it was not trained on (it chose the epoch); else None.
+        "validated_until_ms": max((e.ts_ms for h in sequences for e in h), default=None) if validation_only else None,
         "encoder_config": encoder_config.to_dict(),
     }
-    out = Path(args.out)
-    version = save_checkpoint(
-        model, out, training_fingerprint=data_fingerprint(sequences), metrics=metrics, extra=extra
-    )
+    version = save_checkpoint(model, out, training_fingerprint=data_fingerprint(fitted), metrics=metrics, extra=extra)
     parameters = sum(p.numel() for p in model.parameters())
     print(f"model {version} written to {out}")
     held_out = report.events - sum(map(len, sequences)) - report.duplicates
-    print(
-        f"trained on {sum(map(len, sequences))} events of {len(sequences)} users, {model.features.num_items - 1} "
-        + (
-            f"items: every event of {Path(args.events).name}"
-            if args.test_fraction <= 0
-            else f"items: {Path(args.events).name} without its latest {args.test_fraction:.0%} ({held_out} events, "
-            "held out for `evaluate --events`)"
+    left_out = []
+    if args.test_fraction > 0:
+        left_out.append(f"its latest {args.test_fraction:.0%} ({held_out} events, held out for `evaluate --events`)")
+    if validation_only:
+        left_out.append(
+            f"the latest {train_config.validation_fraction:.0%} of the rest ({validation_only} events, early "
+            "stopping's validation slice, not trained on)"
+            if args.test_fraction > 0
+            else f"its latest {train_config.validation_fraction:.0%} ({validation_only} events, early stopping's "
+            "validation slice, not trained on)"
         )
+    name = Path(args.events).name
+    print(
+        f"trained on {fitted_events} events of {len(fitted)} users, {model.features.num_items - 1} items: "
+        + (f"{name} without " + " and ".join(left_out) if left_out else f"every event of {name}")
     )
     if args.early_stopping:
         print(
@@ -124,7 +191,6 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
     from models.checkpoint import load_checkpoint
     from models.evaluation import evaluate, explicit_split, time_split
-    from models.training import data_fingerprint
     from streams.offline.histories import clickouts, read_histories, read_split_histories
     from streams.offline.trivago import impressions_path, read_impressions
 
@@ -144,6 +210,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         _log(report.summary())
         split = time_split(histories.inputs, args.test_fraction)
         trained_until = metadata.extra.get("trained_until_ms")
+        validated_until = metadata.extra.get("validated_until_ms")
         if trained_until is None:
             _log("warning: the checkpoint does not record its training period; leakage cannot be checked")
         elif split.cutoff_ms is not None and trained_until >= split.cutoff_ms:
@@ -153,14 +220,21 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
                 f"{args.test_fraction} (or evaluate with the fraction it was trained with)"
             )
             return 1
+        elif split.cutoff_ms is not None and validated_until is not None and validated_until >= split.cutoff_ms:
+            _log(
+                f"the model's early stopping chose its epoch on events up to {validated_until} ms, at or after the "
+                f"test cutoff {split.cutoff_ms} ms: its numbers would be inflated. Train it with --test-fraction "
+                f"{args.test_fraction} (or evaluate with the fraction it was trained with)"
+            )
+            return 1
     else:
         source = Path(args.test)
         histories, train_report, test_report = read_split_histories(Path(args.train), source)
         _log(f"train file: {train_report.summary()}")
         _log(f"test file: {test_report.summary()}")
         split = explicit_split(histories.inputs, histories.is_test)
-        same = data_fingerprint([h for h in split.train if h]) == metadata.training_fingerprint
-        _log(f"model trained on exactly the --train events: {'yes' if same else 'no (fingerprint differs)'}")
+        if not _check_training_data(metadata, split.train, split.histories):
+            return 1
     side = Path(args.impressions) if args.impressions else impressions_path(source)
     shown = read_impressions(side) if side.is_file() else {}
     if args.impressions and not shown:
@@ -179,9 +253,45 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     print(report_.format_table())
     print(f"evaluation time: {time.monotonic() - started:.1f} s")
     if args.json_out:
-        payload = {"model_version": metadata.model_version, **report_.to_json()}
-        Path(args.json_out).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        _write_report(Path(args.json_out), {"model_version": metadata.model_version, **report_.to_json()})
     return 0
+
+
+def _check_training_data(
+    metadata: CheckpointMetadata,
+    train_part: Sequence[Sequence[EventInput]],
+    everything: Sequence[Sequence[EventInput]],
+) -> bool:
+    """On an explicit split, say whether the checkpoint was trained on exactly the training part (by the training
+    data's fingerprint); False, after saying why, if it was trained on the training and test events together.
+
+    `train_part` and `everything` are per-user histories in the worker's order, as `train` reads a file. A model
+    trained on anything else (another file, a time split) gets a warning: whether it saw test events cannot be told.
+    """
+    from models.training import data_fingerprint, fitted_sequences
+
+    name = f"model {metadata.model_version}"
+    fitted_before = metadata.metrics.get("fitted_before_ms")
+    if data_fingerprint(fitted_sequences(train_part, metadata.metrics)) == metadata.training_fingerprint:
+        if fitted_before is None:
+            _log(f"{name} trained on exactly the --train events: yes")
+        else:
+            _log(
+                f"{name} trained on exactly the --train events before its early-stopping cutoff {fitted_before} ms "
+                "(the later ones chose its epoch): yes"
+            )
+        return True
+    if data_fingerprint(fitted_sequences(everything, metadata.metrics)) == metadata.training_fingerprint:
+        _log(
+            f"{name} was trained on the --train and --test events together: its numbers would be inflated. Train it "
+            "on the --train file alone"
+        )
+        return False
+    _log(
+        f"{name} trained on exactly the --train events: no (fingerprint differs). Warning: if its training data "
+        "held test events, its numbers are inflated"
+    )
+    return True
 
 
 def cmd_evaluate_standard(args: argparse.Namespace) -> int:
@@ -190,7 +300,7 @@ def cmd_evaluate_standard(args: argparse.Namespace) -> int:
 
     from models.checkpoint import load_checkpoint
     from models.sessionrec import SessionEncoder, baseline_scorers, evaluate_standard, prepare, write_session_tsv
-    from streams.offline.standard import read_standard_input
+    from streams.offline.standard import TSV_SUFFIXES, read_standard_input
 
     if args.train is None or args.test is None:
         _log("evaluate --protocol standard needs --train FILE and --test FILE")
@@ -201,6 +311,18 @@ def cmd_evaluate_standard(args: argparse.Namespace) -> int:
     _log(f"train {read.train_text}")
     _log(f"test {read.test_text}")
     data = prepare(read.histories, read.keys, read.is_test)
+    models = [load_checkpoint(Path(path)) for path in args.model or []]
+    if models and {Path(args.train).suffix, Path(args.test).suffix} & TSV_SUFFIXES:
+        _log(
+            "warning: the models' training data cannot be compared with GRU4Rec-format files; if a model was "
+            "trained on test sessions, its numbers are inflated"
+        )
+    elif models:
+        train_part = [
+            [e for e, t in zip(h, f, strict=True) if not t] for h, f in zip(read.histories, read.is_test, strict=True)
+        ]
+        if not all([_check_training_data(metadata, train_part, read.histories) for _, metadata in models]):
+            return 1
     if args.export_tsv:
         folder = Path(args.export_tsv)
         rows = (
@@ -209,17 +331,15 @@ def cmd_evaluate_standard(args: argparse.Namespace) -> int:
         )
         _log(f"wrote the protocol's sessions to {folder}/train.tsv ({rows[0]} rows) and test.tsv ({rows[1]} rows)")
     scorers: list[Any] = []
-    for path in args.model or []:
-        model, metadata = load_checkpoint(Path(path))
-        name = "encoder" if len(args.model) == 1 else f"encoder {metadata.model_version[:8]}"
+    for model, metadata in models:
+        name = "encoder" if len(models) == 1 else f"encoder {metadata.model_version[:8]}"
         scorers.append(SessionEncoder(model, data, name))
         _log(f"model {metadata.model_version}: {metadata.extra.get('events_file', '?')}")
     report_ = evaluate_standard(data, [*scorers, *baseline_scorers(data)], exclude_previous=not args.keep_previous_item)
     print(report_.format_table())
     print(f"evaluation time: {time.monotonic() - started:.1f} s")
     if args.json_out:
-        payload = {"models": args.model or [], **report_.to_json()}
-        Path(args.json_out).write_text(json.dumps(payload, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        _write_report(Path(args.json_out), {"models": args.model or [], **report_.to_json()})
     return 0
 
 
@@ -346,14 +466,14 @@ def register(
     train.add_argument("--seed", type=int, default=0, help="random seed (training is deterministic for a seed)")
     train.add_argument(
         "--test-fraction",
-        type=float,
+        type=_held_out_fraction,
         default=0.0,
         help=f"{fraction_help}, never trained on, for `evaluate --events` on the same file [default 0: train on "
         "every event]",
     )
     train.add_argument(
         "--epochs",
-        type=int,
+        type=_positive_int,
         default=10,
         # Literal figures: this module must not import torch (models.training) to build the parser; a test holds
         # them equal to TrainConfig's defaults.
@@ -368,10 +488,10 @@ def register(
         "improving, then refit on every event for the epochs it chose (default: the whole schedule on every "
         "event, which made seeds agree better; docs/model.md)",
     )
-    train.add_argument("--dim", type=int, default=64, help="profile and item-vector dimension [default 64]")
+    train.add_argument("--dim", type=_positive_int, default=64, help="profile and item-vector dimension [default 64]")
     train.add_argument(
         "--hidden-dim",
-        type=int,
+        type=_positive_int,
         default=32,
         help="GRU hidden dimension; a user's state is hidden-dim + dim floats with the recency memory, and the "
         "worker keeps two such vectors per user [default 32, which keeps a record under 2 KiB]",
@@ -410,13 +530,15 @@ def register(
     )
     evaluate.add_argument("--export-tsv", help="standard protocol: write the filtered sessions as train.tsv/test.tsv")
     evaluate.add_argument(
-        "--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help=f"{fraction_help} [default 0.2]"
+        "--test-fraction", type=_test_fraction, default=DEFAULT_TEST_FRACTION, help=f"{fraction_help} [default 0.2]"
     )
     evaluate.add_argument(
         "--impressions", help="click-out impressions side file [default: <events or test stem>.impressions.jsonl]"
     )
-    evaluate.add_argument("--k", type=int, default=DEFAULT_K, help=f"cut-off of the metrics [default {DEFAULT_K}]")
-    evaluate.add_argument("--threads", type=int, default=2, help="torch threads [default 2]")
+    evaluate.add_argument(
+        "--k", type=_positive_int, default=DEFAULT_K, help=f"cut-off of the metrics [default {DEFAULT_K}]"
+    )
+    evaluate.add_argument("--threads", type=_positive_int, default=2, help="torch threads [default 2]")
     evaluate.add_argument("--json-out", help="also write the report as JSON to this file")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -443,7 +565,7 @@ def register(
     split.add_argument("--out-dir", required=True, help="folder for train.jsonl and test.jsonl (use var/...)")
     split.add_argument(
         "--test-fraction",
-        type=float,
+        type=_test_fraction,
         default=DEFAULT_TEST_FRACTION,
         help=f"sessions ending in this latest share of event time are test sessions [default {DEFAULT_TEST_FRACTION}]",
     )

@@ -107,16 +107,18 @@ def max_query_terms() -> int:
 
 def group_by_user(events: Iterable[Event], report: ReadReport | None = None) -> UserHistories:
     """Group events per user in the worker's event order, dropping a user's repeated event ids."""
-    return _group(((e, False) for e in events), report if report is not None else ReadReport())
+    report = report if report is not None else ReadReport()
+    return _group(((e, False) for e in events), report, report)
 
 
-def _group(events: Iterable[tuple[Event, bool]], report: ReadReport) -> UserHistories:
+def _group(events: Iterable[tuple[Event, bool]], train_report: ReadReport, test_report: ReadReport) -> UserHistories:
+    """Group per user; a dropped duplicate is counted in the report of the file it came from (test or not)."""
     per_user: dict[str, list[tuple[Event, bool]]] = {}
     seen: dict[str, set[str]] = {}
     for event, is_test in events:
         ids = seen.setdefault(event.user_id, set())
         if event.event_id in ids:
-            report.duplicates += 1
+            (test_report if is_test else train_report).duplicates += 1
             continue
         ids.add(event.event_id)
         per_user.setdefault(event.user_id, []).append((event, is_test))
@@ -145,12 +147,13 @@ def read_histories(path: Path) -> tuple[UserHistories, ReadReport]:
 def read_split_histories(train_path: Path, test_path: Path) -> tuple[UserHistories, ReadReport, ReadReport]:
     """Read an explicit split: every user's events of both files in one time-ordered history, test events marked.
 
-    An event id seen in the training file is dropped from the test file (counted as a duplicate).
+    An event id seen in the training file is dropped from the test file (counted as a duplicate of the test file);
+    an event id repeated within the training file is counted in the training file's report.
     """
     train_report, test_report = ReadReport(), ReadReport()
     train_events = [(e, False) for e in read_events(train_path, train_report)]
     test_events = [(e, True) for e in read_events(test_path, test_report)]
-    return _group([*train_events, *test_events], test_report), train_report, test_report
+    return _group([*train_events, *test_events], train_report, test_report), train_report, test_report
 
 
 def clickouts(

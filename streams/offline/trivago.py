@@ -17,6 +17,11 @@ and the worker orders equal event times by event-id hash, which would shuffle th
 event-time order, so replaying the file through Kafka and reading it offline fold every user's events in the
 same, original order.
 
+Every event goes through the contract's decoder before it is written: an event it refuses (an empty user id,
+a time before 2000) is skipped and counted by the decoder's reason code, like the rows that map to no event
+(`empty_reference`, `bad_timestamp`, `unknown_action`, `bad_prices`); the summary names the first few skipped
+rows by number.
+
 The impressions of each click-out do not fit the contract, so they go to a **side file** (never into the
 events): `<out stem>.impressions.jsonl`, one JSON object per click-out, in the order of the events file:
 `{"event_id": ..., "impressions": [item ids, in shown order], "prices": [ints aligned with impressions]}`.
@@ -33,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from streams.contract.decoder import Reason, Rejection, decode_event
 from streams.contract.events import BrowseEvent, Event, PurchaseEvent, SearchEvent, encode_event
 
 SOURCE_FILE = "events.csv.gz"
@@ -61,6 +67,8 @@ SEARCH_ACTIONS = frozenset(
 )
 CLICKOUT = "clickout item"
 MAX_SPREAD_MS = 999  # a user's 1001st event within one second shares its time with the 1000th
+MAX_REPORTED_ROWS = 10
+"""Skipped rows named by number in an import's summary (the counts cover all of them)."""
 
 
 class TrivagoImportError(Exception):
@@ -83,22 +91,48 @@ class Impressions:
         )
 
 
+def contract_rejection(event: Event) -> Rejection | None:
+    """Why the contract's decoder refuses `event` as it would be written (None: it accepts it)."""
+    try:
+        line = encode_event(event)
+    except (ValueError, TypeError) as exc:  # a value JSON or UTF-8 cannot hold; the message may quote it
+        return Rejection(Reason.UNDECODABLE, f"the event cannot be encoded ({type(exc).__name__})")
+    decoded = decode_event(line)
+    return decoded if isinstance(decoded, Rejection) else None
+
+
+def skipped_text(skipped: Counter[str], first: list[tuple[str, str, str]]) -> str:
+    """`skipped` counts per reason and the first skipped rows as (row, reason, detail): one line, or "none"."""
+    if not skipped:
+        return "none"
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()))
+    rows = "; ".join(f"{row}: {reason}" + (f" ({detail})" if detail else "") for row, reason, detail in first)
+    return f"{counts} (first skipped: {rows})"
+
+
 @dataclass
 class ImportReport:
-    """Counts of an import: rows read, events written per type, rows skipped per reason."""
+    """Counts of an import: rows read, events written per type, rows skipped per reason (the first few by number)."""
 
     rows: int = 0
     events: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    first_skipped: list[tuple[str, str, str]] = field(default_factory=list)  # ("row N", reason, detail)
     clickouts_with_impressions: int = 0
+
+    def skip(self, row_number: int, reason: str, detail: str = "") -> None:
+        """Count a skipped row; the first `MAX_REPORTED_ROWS` are kept by number (details never quote values)."""
+        self.skipped[reason] += 1
+        if len(self.first_skipped) < MAX_REPORTED_ROWS:
+            self.first_skipped.append((f"row {row_number}", reason, detail))
 
     def summary(self) -> str:
         """One line for the operator."""
         types = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
-        skipped = ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())) or "none"
         return (
             f"read {self.rows} rows; wrote {sum(self.events.values())} events ({types}); "
-            f"{self.clickouts_with_impressions} click-outs with impressions; skipped: {skipped}"
+            f"{self.clickouts_with_impressions} click-outs with impressions; "
+            f"skipped: {skipped_text(self.skipped, self.first_skipped)}"
         )
 
 
@@ -183,9 +217,15 @@ def import_trivago(source: Path, out: Path) -> ImportReport:
         report.rows += 1
         result = convert_row(row, number)
         if isinstance(result, str):
-            report.skipped[result] += 1
+            report.skip(number, result)
             continue
         event, shown = result
+        # Checked before the millisecond spread, which cannot take a whole second's time out of the contract's
+        # range (it ends at a whole second), so the event as written is accepted too.
+        rejection = contract_rejection(event)
+        if rejection is not None:
+            report.skip(number, rejection.reason.value, rejection.detail)
+            continue
         converted.append((event.ts_ms, number, event, shown))
     converted.sort(key=lambda entry: (entry[0], entry[1]))  # event time, then file order
     converted = _spread_within_seconds(converted)

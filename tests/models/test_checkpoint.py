@@ -15,6 +15,7 @@ from models.checkpoint import (
     HPARAMS_FILE,
     METADATA_FILE,
     STATE_DICT_FILE,
+    check_writable,
     load_checkpoint,
     model_version,
     save_checkpoint,
@@ -83,6 +84,21 @@ def test_saving_again_replaces_a_checkpoint_but_not_other_directories(
     with pytest.raises(CheckpointError, match="refusing to overwrite"):
         save_checkpoint(trained_model, other, training_fingerprint="abc", metrics={})
     assert (other / "todo.txt").read_text() == "keep me"
+
+
+def test_check_writable_tells_before_saving_what_save_would_refuse(saved: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for fine in (saved, empty, tmp_path / "new" / "ckpt"):
+        check_writable(fine)  # a checkpoint, an empty directory, a new path
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me")
+    plain = tmp_path / "file"
+    plain.write_text("keep me")
+    for refused in (other, plain):
+        with pytest.raises(CheckpointError, match=f"refusing to overwrite {refused}"):
+            check_writable(refused)
 
 
 def test_non_finite_metrics_are_stored_as_null(saved: Path) -> None:

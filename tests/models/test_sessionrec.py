@@ -145,6 +145,28 @@ def test_tsv_round_trip_and_session_split(tmp_path: Path) -> None:
     assert flags == [[False, False], [True]]
 
 
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ("9\t5\tnan", "Time is not a finite number"),
+        ("9\t5\tinf", "Time is not a finite number"),
+        ("9\t5\t-inf", "Time is not a finite number"),
+        ("9\t5\t1e30", "Time is too far from 1970 to be held in whole milliseconds"),
+        ("9\t5\tnoon", "Time is not a number"),
+        ("9\t\t1396860669.2", "ItemId is empty"),
+        ("9\t \t1396860669.2", "ItemId is empty"),
+        ("\t5\t1396860669.2", "SessionId is empty"),
+        ("9 5 1396860669.2", "not SessionId<TAB>ItemId<TAB>Time (1 tab-separated fields)"),
+    ],
+)
+def test_a_bad_tsv_row_is_a_protocol_error_naming_its_line(tmp_path: Path, row: str, problem: str) -> None:
+    path = tmp_path / "bad.tsv"
+    path.write_text("SessionId\tItemId\tTime\n1\t5\t1396860669.2\n1\t6\t1396860670.2\n" + row + "\n")
+    with pytest.raises(ProtocolError) as raised:
+        read_session_tsv(path)
+    assert str(raised.value) == f"{path}: line 4: {problem}"
+
+
 def test_summarise_runs() -> None:
     summary = summarise_runs({"recall@20": [0.5, 0.7, 0.6]})["recall@20"]
     assert summary["median"] == 0.6 and summary["min"] == 0.5 and summary["max"] == 0.7 and summary["runs"] == 3

@@ -91,8 +91,11 @@ def test_split_by_time_holds_out_the_latest_events() -> None:
 
 def test_training_without_item_events_fails_clearly() -> None:
     searches = [[make_event_input("search", t, query="x") for t in range(5)] for _ in range(3)]
-    with pytest.raises(TrainingError, match="no item-bearing"):
+    with pytest.raises(TrainingError, match="no item-bearing") as nothing_held_out:
         train(searches, TrainConfig(epochs=1, validation_fraction=0.0), SMALL, progress=False)
+    assert "validation cutoff" not in str(nothing_held_out.value)  # nothing was held out
+    with pytest.raises(TrainingError, match=r"no item-bearing .* before the validation cutoff"):
+        train(searches, TrainConfig(epochs=1, validation_fraction=0.2), SMALL, progress=False)
     with pytest.raises(TrainingError, match="max_seq_len"):
         TrainConfig(max_seq_len=1)
 

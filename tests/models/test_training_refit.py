@@ -6,7 +6,7 @@ import torch
 
 from models.encoder import EncoderConfig
 from models.features import make_event_input, stable_hash64
-from models.training import TrainConfig, train
+from models.training import TrainConfig, fitted_sequences, train
 from tests.models.factories import BASE_TS_MS, successor_histories
 
 SMALL = EncoderConfig(embedding_dim=8, hidden_dim=8, recency_memory=True)
@@ -28,6 +28,13 @@ def test_refit_trains_the_early_stopped_epochs_on_all_events() -> None:
     plain, plain_metrics = train(histories, TrainConfig(**{**config.to_dict(), "refit": False}), SMALL, progress=False)
     assert plain.features.item_index(stable_hash64("late-item")) == 0
     assert plain_metrics["refit"] is False and plain_metrics["refit_train_loss"] == []
+    # What each model was fitted on: every event after the refit, the events before the cutoff without it.
+    assert metrics["fitted_before_ms"] is None and fitted_sequences(histories, metrics) == histories
+    cutoff = plain_metrics["fitted_before_ms"]
+    assert cutoff == plain_metrics["validation_cutoff_ms"] is not None
+    fitted = fitted_sequences(histories, plain_metrics)
+    assert fitted == [[e for e in h if e.ts_ms < cutoff] for h in histories if h[0].ts_ms < cutoff]
+    assert 0 < sum(map(len, fitted)) < sum(map(len, histories))
     # Deterministic like the rest of training.
     again, _ = train(histories, config, SMALL, progress=False)
     assert not torch.are_deterministic_algorithms_enabled()  # the switch used while training is restored
@@ -38,3 +45,4 @@ def test_no_refit_without_a_validation_split() -> None:
     histories = [[make_event_input("browse", BASE_TS_MS + t, item_id=f"i{t % 3}") for t in range(6)] for _ in range(4)]
     _, metrics = train(histories, TrainConfig(epochs=1, validation_fraction=0.0, refit=True), SMALL, progress=False)
     assert metrics["refit"] is False
+    assert metrics["fitted_before_ms"] is None and fitted_sequences(histories, metrics) == histories

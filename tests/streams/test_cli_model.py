@@ -125,12 +125,19 @@ def test_train_defaults_to_every_event(events_file: Path, tmp_path: Path, capsys
 def test_train_with_early_stopping_holds_a_slice_out_then_refits(
     events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from models.training import data_fingerprint
+
     model_dir = tmp_path / "stopped"
     assert main(["train", "--events", str(events_file), "--out", str(model_dir), "--early-stopping", *TINY_MODEL]) == 0
     printed = capsys.readouterr().out
     _, metadata = load_checkpoint(model_dir)
     assert "early stopping on the latest 10% of them" in printed and "refit on all of them" in printed
     assert metadata.metrics["validation_cutoff_ms"] is not None and metadata.metrics["refit"] is True
+    # The refit model was fitted on every event: the checkpoint names them all.
+    histories, report = read_histories(events_file)
+    assert f"trained on {report.events} events" in printed and f"every event of {events_file.name}" in printed
+    assert metadata.metrics["fitted_before_ms"] is None and metadata.extra["validated_until_ms"] is None
+    assert metadata.training_fingerprint == data_fingerprint([h for h in histories.inputs if h])
 
 
 def test_no_refit_without_early_stopping_is_refused(events_file: Path, tmp_path: Path) -> None:
@@ -138,18 +145,22 @@ def test_no_refit_without_early_stopping_is_refused(events_file: Path, tmp_path:
         main(["train", "--events", str(events_file), "--out", str(tmp_path / "m"), "--no-refit", *TINY_MODEL])
 
 
-def test_standard_protocol_on_split_and_imported_files(
-    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # Demo traffic has no session_id and no 30-minute gaps: give every user's 8 events a session.
+def _with_sessions(events_file: Path, out: Path) -> Path:
+    """Demo traffic has no session_id and no 30-minute gaps: give every user's 8 events a session."""
     seen: dict[str, int] = {}
     lines = []
     for line in events_file.read_text().splitlines():
         event = json.loads(line)
         n = seen[event["user_id"]] = seen.get(event["user_id"], -1) + 1
         lines.append(json.dumps({**event, "session_id": f"{event['user_id']}-{n // 8}"}))
-    sessions_file, split_dir = tmp_path / "sessions.jsonl", tmp_path / "split"
-    sessions_file.write_text("\n".join(lines) + "\n")
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_standard_protocol_on_split_and_imported_files(
+    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sessions_file, split_dir = _with_sessions(events_file, tmp_path / "sessions.jsonl"), tmp_path / "split"
     assert main(["data", "split", "--events", str(sessions_file), "--out-dir", str(split_dir)]) == 0
     model_dir = tmp_path / "m"
     assert main(["train", "--events", str(split_dir / "train.jsonl"), "--out", str(model_dir), *TINY_MODEL]) == 0
@@ -204,3 +215,136 @@ def test_train_help_states_the_schedule_defaults(capsys: pytest.CaptureFixture[s
     printed = " ".join(capsys.readouterr().out.split())  # argparse wraps the help text
     assert f"falls by {TrainConfig.lr_decay:g} after each" in printed
     assert f"mean of the last {TrainConfig.average_epochs} epochs' weights, at most the second half's" in printed
+
+
+def test_train_without_refit_reports_and_records_only_what_it_fitted(
+    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from models.training import data_fingerprint
+
+    model_dir = tmp_path / "no-refit"
+    argv = ["train", "--events", str(events_file), "--out", str(model_dir), "--early-stopping", "--no-refit"]
+    assert main([*argv, *TINY_MODEL]) == 0
+    printed = capsys.readouterr().out
+    _, metadata = load_checkpoint(model_dir)
+    cutoff = metadata.metrics["validation_cutoff_ms"]
+    assert cutoff is not None and metadata.metrics["fitted_before_ms"] == cutoff
+    histories, _ = read_histories(events_file)
+    fitted = [[e for e in h if e.ts_ms < cutoff] for h in histories.inputs]
+    fitted = [h for h in fitted if h]
+    events = sum(map(len, fitted))
+    assert 0 < events < sum(map(len, histories.inputs))
+    assert f"trained on {events} events of {len(fitted)} users" in printed
+    assert "early stopping's validation slice, not trained on" in printed
+    assert metadata.training_fingerprint == data_fingerprint(fitted)
+    assert metadata.extra["trained_until_ms"] == max(e.ts_ms for h in fitted for e in h) < cutoff
+    assert metadata.extra["validated_until_ms"] == max(e.ts_ms for h in histories.inputs for e in h)
+
+    # On an explicit split with this file as --train, evaluate says what the model was fitted on.
+    test = tmp_path / "test.jsonl"
+    test.write_text("")
+    assert main(["evaluate", "--train", str(events_file), "--test", str(test), "--model", str(model_dir)]) == 0
+    assert "trained on exactly the --train events before its early-stopping cutoff" in capsys.readouterr().err
+    # A time split whose test part overlaps the validation slice, which chose the epoch: refused.
+    assert main(["evaluate", "--events", str(events_file), "--model", str(model_dir), "--test-fraction", "0.05"]) == 1
+    assert "early stopping chose its epoch on events up to" in capsys.readouterr().err
+
+
+def test_train_refuses_an_unusable_out_before_reading_the_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import streams.offline.histories
+
+    def never(path: Path) -> None:
+        raise AssertionError("the events were read")
+
+    monkeypatch.setattr(streams.offline.histories, "read_histories", never)
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    plain = tmp_path / "file"
+    plain.write_text("mine")
+    for out in (folder, plain):
+        assert main(["train", "--events", str(tmp_path / "missing.jsonl"), "--out", str(out), *TINY_MODEL]) == 2
+        assert f"refusing to overwrite {out}" in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "mine" and plain.read_text() == "mine"
+
+
+def test_json_report_has_null_for_a_subset_without_targets(
+    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir = tmp_path / "m"
+    assert main(["train", "--events", str(events_file), "--out", str(model_dir), *TINY_MODEL]) == 0
+    last = max(json.loads(line)["ts"] for line in events_file.read_text().splitlines())
+    user = json.loads(events_file.read_text().splitlines()[0])["user_id"]
+    test = tmp_path / "test.jsonl"
+    new_items = [  # items the model never saw: the "known" subset has no targets
+        {"schema": 1, "event_id": f"t{i}", "user_id": user, "type": "browse", "ts": last + 1000 * (i + 1),
+         "item_id": f"never-seen-{i}"}
+        for i in range(3)
+    ]  # fmt: skip
+    test.write_text("".join(json.dumps(e) + "\n" for e in new_items))
+    report_file = tmp_path / "report.json"
+    argv = ["evaluate", "--train", str(events_file), "--test", str(test), "--model", str(model_dir)]
+    assert main([*argv, "--json-out", str(report_file)]) == 0
+    assert "| encoder | nan |" in capsys.readouterr().out
+    report = json.loads(report_file.read_text())
+    assert report["counts"]["known_targets"] == 0
+    assert report["next_item"]["known"]["encoder"] == {"recall@20": None, "mrr@20": None, "ndcg@20": None}
+    assert report["next_item"]["all"]["encoder"]["recall@20"] == 0.0
+
+
+def test_standard_protocol_checks_what_each_model_was_trained_on(
+    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = _with_sessions(events_file, tmp_path / "whole.jsonl")
+    split_dir = tmp_path / "split"
+    assert main(["data", "split", "--events", str(whole), "--out-dir", str(split_dir)]) == 0
+    leaked, other = tmp_path / "leaked", tmp_path / "other"
+    assert main(["train", "--events", str(whole), "--out", str(leaked), *TINY_MODEL]) == 0
+    assert main(["train", "--events", str(split_dir / "test.jsonl"), "--out", str(other), *TINY_MODEL]) == 0
+    capsys.readouterr()
+    files = ["--train", str(split_dir / "train.jsonl"), "--test", str(split_dir / "test.jsonl")]
+    # Trained on the training and test files together: refused, before any evaluation.
+    assert main(["evaluate", "--protocol", "standard", *files, "--model", str(leaked)]) == 1
+    captured = capsys.readouterr()
+    assert "was trained on the --train and --test events together" in captured.err and captured.out == ""
+    # Trained on something else: evaluated, with a warning.
+    assert main(["evaluate", "--protocol", "standard", *files, "--model", str(other)]) == 0
+    assert "no (fingerprint differs). Warning" in capsys.readouterr().err
+    # The explicit split of the stream protocol refuses the leaked model too.
+    assert main(["evaluate", *files, "--model", str(leaked)]) == 1
+
+
+def test_import_yoochoose_skips_what_the_contract_refuses_and_names_the_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    header = "SessionId\tItemId\tTime\n"
+    rows = ["1\t10\t1396310000.5", "1\t\t1396310001.0", "2\t11\t-5", "3\t12\t0.099", "\t13\t1396310002.0"]
+    (source / "yoochoose-clicks-100k_train_full.txt").write_text(header + "\n".join(rows) + "\n")
+    (source / "yoochoose-clicks-100k_test.txt").write_text(header + "4\t10\t1396400000.0\n")
+    out = tmp_path / "out"
+    assert main(["data", "import", "yoochoose", "--source", str(source), "--out-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote train 1 browse events, test 1 browse events; skipped: invalid_value 2, ts_out_of_range 2" in printed
+    assert "train row 2: invalid_value (field 'item_id' must not be empty)" in printed
+    assert "train row 3: ts_out_of_range" in printed and "train row 4: ts_out_of_range" in printed
+    assert "train row 5: invalid_value (field 'session_id' must not be empty)" in printed
+    assert len((out / "train.jsonl").read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("time_text", ["inf", "nan", "-inf", "noon"])
+def test_import_yoochoose_stops_at_a_time_that_is_not_a_finite_number(
+    time_text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    header = "SessionId\tItemId\tTime\n"
+    (source / "yoochoose-clicks-100k_train_full.txt").write_text(header + f"1\t10\t1396310000.5\n1\t11\t{time_text}\n")
+    (source / "yoochoose-clicks-100k_test.txt").write_text(header + "2\t10\t1396400000.0\n")
+    assert main(["data", "import", "yoochoose", "--source", str(source), "--out-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("profilestream: ") and "\n" not in err
+    assert err.endswith(("row 2: Time is not a finite number", "row 2: Time is not a number"))  # never the value

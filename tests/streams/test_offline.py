@@ -106,3 +106,13 @@ def test_clickouts_take_purchase_targets_with_impressions() -> None:
     assert found[0].query == (1, [e.event_id for e in histories.events[1]].index("e4"))
     assert found[0].clicked == stable_hash64("i3")
     assert found[0].shown == (stable_hash64("i9"), stable_hash64("i3"))
+
+
+def test_explicit_split_counts_duplicates_in_the_file_they_are_in(tmp_path: Path) -> None:
+    events = _events()
+    repeated = BrowseEvent(event_id="e3", user_id="u2", ts_ms=TS + 30, item_id="other")  # e3 again, in train
+    train = _write(tmp_path / "train.jsonl", [encode_event(e) for e in [*events[:3], repeated]])
+    test = _write(tmp_path / "test.jsonl", [encode_event(e) for e in events[3:]])
+    _, train_report, test_report = read_split_histories(train, test)
+    assert (train_report.duplicates, test_report.duplicates) == (1, 0)
+    assert "duplicate" in train_report.summary() and "duplicate" not in test_report.summary()

@@ -128,3 +128,51 @@ def test_plain_csv_and_clear_errors(tmp_path: Path) -> None:
     broken.write_text('{"event_id": "x"}\n')
     with pytest.raises(TrivagoImportError, match="line 1"):
         read_impressions(broken)
+
+
+def test_events_the_contract_refuses_are_skipped_by_reason_with_their_rows(tmp_path: Path) -> None:
+    bad = [
+        ("", "s3", T0, 1, "interaction item image", "5967314", "FR", "Paris, France", "tablet", "", "", ""),
+        ("U3", "s3", 99, 2, "interaction item image", "5967314", "FR", "Paris, France", "tablet", "", "", ""),
+        ("U3", "s3", -5, 3, "interaction item image", "5967314", "FR", "Paris, France", "tablet", "", "", ""),
+        ("U3", " ", T0, 4, "interaction item image", "5967314", "FR", "Paris, France", "tablet", "", "", ""),
+        ("U3", "s3", "1e9", 5, "interaction item image", "5967314", "FR", "Paris, France", "tablet", "", "", ""),
+    ]  # fmt: skip
+    source = tmp_path / "rows.csv"
+    source.write_bytes(csv_bytes([*ROWS, *bad]))
+    out = tmp_path / "events.jsonl"
+    report = import_trivago(source, out)
+    assert report.rows == 14 and sum(report.events.values()) == 7  # the good rows' events only
+    assert report.skipped == {
+        "empty_reference": 1,
+        "unknown_action": 1,
+        "invalid_value": 2,
+        "ts_out_of_range": 2,
+        "bad_timestamp": 1,
+    }
+    assert report.first_skipped == [
+        ("row 6", "empty_reference", ""),
+        ("row 7", "unknown_action", ""),
+        ("row 10", "invalid_value", "field 'user_id' must not be empty"),
+        ("row 11", "ts_out_of_range", "ts must be milliseconds since the epoch, years 2000 to 2099"),
+        ("row 12", "ts_out_of_range", "ts must be milliseconds since the epoch, years 2000 to 2099"),
+        ("row 13", "invalid_value", "field 'session_id' must not be empty"),
+        ("row 14", "bad_timestamp", ""),
+    ]
+    summary = report.summary()
+    assert (
+        "skipped: bad_timestamp 1, empty_reference 1, invalid_value 2, ts_out_of_range 2, unknown_action 1" in summary
+    )
+    assert "row 10: invalid_value (field 'user_id' must not be empty)" in summary and "Paris" not in summary
+    # Everything written is an event the worker accepts.
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 7 and not any(isinstance(decode_event(line), Rejection) for line in lines)
+
+
+def test_only_the_first_skipped_rows_are_named(tmp_path: Path) -> None:
+    row = ("U1", "s1", T0, 1, "open the app", "x", "FR", "Paris, France", "tablet", "", "", "")
+    source = tmp_path / "rows.csv"
+    source.write_bytes(csv_bytes([row] * 25))
+    report = import_trivago(source, tmp_path / "events.jsonl")
+    assert report.skipped == {"unknown_action": 25}
+    assert [r for r, _, _ in report.first_skipped] == [f"row {n}" for n in range(1, 11)]
