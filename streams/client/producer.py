@@ -5,14 +5,22 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from kafka import KafkaProducer
 
 from streams.client.pseudonym import Pseudonymiser, is_pseudonym
 from streams.client.security import kafka_client_options
-from streams.contract.decoder import InvalidEventError, Reason, Rejection, decode_event, id_problem
+from streams.contract.decoder import (
+    ContractRejectionError,
+    InvalidEventError,
+    Reason,
+    Rejection,
+    decode_event,
+    id_problem,
+)
 from streams.contract.erasure import (
     ErasureReason,
     ErasureRequest,
@@ -33,6 +41,9 @@ from streams.contract.events import (
 from streams.contract.feedback import Impression, InvalidImpressionError, decode_impression, encode_impression
 from streams.contract.topics import ERASURE, IMPRESSIONS, input_topic
 from streams.settings import Settings
+
+M = TypeVar("M")
+"""A contract message type (an erasure request, an impression)."""
 
 
 def now_ms() -> int:
@@ -106,6 +117,15 @@ def _user_id_rejection(user_id: object) -> Rejection | None:
         return Rejection(Reason.WRONG_TYPE, "field 'user_id' must be a string")
     problem = id_problem(user_id)
     return None if problem is None else Rejection(Reason.INVALID_VALUE, problem)
+
+
+def _encoded(encode: Callable[[M], bytes], message: M, error: type[ContractRejectionError]) -> bytes:
+    """``encode(message)``; raises ``error`` (the contract's rejection) for a field JSON cannot hold (a lone
+    surrogate, a value that is not a string or a number), instead of the encoder's own TypeError or ValueError."""
+    try:
+        return encode(message)
+    except (TypeError, ValueError) as exc:
+        raise error(Rejection(Reason.INVALID_VALUE, f"a field cannot be encoded: {type(exc).__name__}")) from None
 
 
 def _with_user_id(value: bytes, user_id: str) -> bytes:
@@ -229,12 +249,7 @@ class EventProducer:
         request = ErasureRequest(
             request_id=request_id or new_request_id(), user_id=user_id, requested_at_ms=now_ms(), reason=reason
         )
-        try:
-            payload = encode_erasure(request)
-        except (TypeError, ValueError) as exc:  # a field JSON cannot hold (a lone surrogate, a non-string)
-            raise InvalidErasureError(
-                Rejection(Reason.INVALID_VALUE, f"a field cannot be encoded: {type(exc).__name__}")
-            ) from None
+        payload = _encoded(encode_erasure, request, InvalidErasureError)
         key = user_id.encode()
         checked = decode_erasure(payload, key, now_ms=now_ms())
         if isinstance(checked, Rejection):
@@ -319,12 +334,7 @@ class EventProducer:
             raise InvalidImpressionError(rejection)
         if self._pseudonymiser is not None:
             impression = dataclasses.replace(impression, user_id=self._pseudonymiser(impression.user_id))
-        try:
-            payload = encode_impression(impression)
-        except (TypeError, ValueError) as exc:  # a field JSON cannot hold (a lone surrogate, a non-string)
-            raise InvalidImpressionError(
-                Rejection(Reason.INVALID_VALUE, f"a field cannot be encoded: {type(exc).__name__}")
-            ) from None
+        payload = _encoded(encode_impression, impression, InvalidImpressionError)
         key = impression.user_id.encode()
         checked = decode_impression(payload, key, now_ms=now_ms())
         if isinstance(checked, Rejection):
