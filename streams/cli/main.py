@@ -480,6 +480,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
     erase.set_defaults(handler=cmd_erase)
 
     pseudonym = sub.add_parser("pseudonym", help="print the keyed pseudonym of user ids (docs/security.md)")
+    pseudonym.allow_abbrev = False  # as every command with secret flags: a prefix must not read as --pseudonym-key
     pseudonym.add_argument("user_ids", nargs="+", metavar="user_id", help="the ids to map")
     _setting_flag(pseudonym, "pseudonym_key_file", type_=Path)
     pseudonym.set_defaults(handler=cmd_pseudonym)
@@ -529,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``profilestream`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.cli_log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.cli_log_level)
     settings = _settings_from(args)
     handler: Handler = args.handler
     try:
@@ -550,6 +551,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"profilestream: {_os_error_text(exc)}", file=sys.stderr)
         return EXIT_INPUT
+
+
+def configure_logging(level: str) -> None:
+    """The CLI's log lines at ``level``; never kafka-python's admin client below INFO, which logs its whole
+    configuration at DEBUG, the SASL password included."""
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka.admin.client").setLevel(max(logging.INFO, logging.getLogger().level))
 
 
 def _os_error_text(exc: OSError) -> str:

@@ -37,6 +37,7 @@ from state.expiry import is_idle
 from state.record import UserState
 from state.spec import StateSpec
 from streams.client.erasure_bound import compaction_configs
+from streams.client.secret_files import SecretConfigError
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
 from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
@@ -111,7 +112,7 @@ up to a MiB per input partition (aiokafka's fetch size), so this bounds the work
 def build_faust_app(settings: Settings) -> faust.App:
     """The Faust app of one worker: broker, RocksDB store, web server, and the settings the worker relies on."""
 
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         # faust's aiokafka transport, with offset gaps of the input topics left to the worker (faust_seam).
         broker=[f"{register_transport()}://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
@@ -144,6 +145,24 @@ def build_faust_app(settings: Settings) -> faust.App:
         # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
         producer_max_batch_size=BATCH_BYTES,
     )
+    # faust also reads APP_* variables, which override the arguments above: APP_WEB_TABLES_ENABLED=true would
+    # serve raw state records to anyone who reaches the port. Refuse rather than start open.
+    opened = [name for name in OPEN_VIEWS if getattr(app.conf, name)]
+    if opened:
+        raise WebViewsOpenError(
+            f"faust's views {', '.join(opened)} are on (an APP_* variable in the environment?): they would serve "
+            "raw state records or the worker map to anyone; unset them"
+        )
+    return app
+
+
+OPEN_VIEWS = ("web_tables_enabled", "web_router_enabled", "debug")
+"""faust settings that add views beyond the lookup: raw state records, the worker map, the debug pages."""
+
+
+class WebViewsOpenError(SecretConfigError):
+    """faust's own web views were turned on from the environment; the worker refuses to start open (reported
+    like a secret setting that cannot be used: one line, the configuration's exit code)."""
 
 
 class ProfileWorker:

@@ -41,7 +41,9 @@ class BearerToken:
         scheme, _, given = authorization.partition(" ")
         if scheme.lower() != SCHEME:
             return False
-        return hmac.compare_digest(given.strip().encode(), self._token)
+        # aiohttp keeps header bytes that are not UTF-8 as surrogate escapes: encoded back, never an exception (a
+        # 500 and a traceback per request for anyone without a token).
+        return hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token)
 
     def __repr__(self) -> str:
         # Never the token itself: this object may end up in a log line or a traceback.

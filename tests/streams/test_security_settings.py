@@ -11,7 +11,7 @@ from faust.auth import SASLCredentials, SSLCredentials
 from pydantic import SecretStr
 
 from bench.procs import settings_env
-from streams.cli.main import EXIT_CONFIG, build_parser, main
+from streams.cli.main import EXIT_CONFIG, build_parser, configure_logging, main
 from streams.client.secret_files import SecretConfigError, resolve_secret
 from streams.client.security import kafka_client_options, tls_context
 from streams.settings import load_settings
@@ -121,6 +121,58 @@ def test_a_secret_file_that_cannot_be_used_is_named_but_never_quoted(tmp_path: P
         resolve_secret("lookup_token", None, tmp_path / "absent")
     assert resolve_secret("lookup_token", None, _password_file(tmp_path)) == PASSWORD
     assert resolve_secret("lookup_token", None, None) is None
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"0123456789\xc3(secret")
+    with pytest.raises(SecretConfigError, match="is not UTF-8 text") as raised:
+        resolve_secret("pseudonym_key", None, binary)
+    assert "0xc3" not in str(raised.value) and "position" not in str(raised.value)
+
+
+def test_a_secret_gives_the_same_value_from_a_variable_as_from_a_file(tmp_path: Path) -> None:
+    # A key injected as a variable often ends in a newline; its pseudonyms must equal the file's, or an erasure
+    # request from a tool configured the other way names a pseudonym no state has.
+    from_file = resolve_secret("pseudonym_key", None, _password_file(tmp_path))
+    assert resolve_secret("pseudonym_key", SecretStr(PASSWORD + "\n"), None) == from_file == PASSWORD
+
+
+def test_the_cli_never_logs_the_sasl_password_at_debug_level(tmp_path: Path) -> None:
+    # kafka-python's admin client logs its configuration, password included, at debug level.
+    import logging
+
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import KafkaConfigurationError
+
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    caught: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: caught.append(record.getMessage())  # type: ignore[method-assign]
+    try:
+        root.setLevel(logging.DEBUG)  # what basicConfig does in a CLI process (here pytest's handlers stop it)
+        configure_logging("debug")
+        root.addHandler(handler)
+        settings = load_settings(
+            kafka_bootstrap="127.0.0.1:9",
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="svc",
+            kafka_sasl_password_file=_password_file(tmp_path),
+        )
+        logging.getLogger("tests.debug_probe").debug("a debug line of another logger")  # debug lines get through
+        # The client logs its configuration first, then refuses the unknown key: no connection is tried.
+        with pytest.raises(KafkaConfigurationError):
+            KafkaAdminClient(bootstrap_servers="127.0.0.1:9", not_a_setting=1, **kafka_client_options(settings))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        logging.getLogger("kafka.admin.client").setLevel(logging.NOTSET)
+    assert "a debug line of another logger" in caught
+    assert not [line for line in caught if PASSWORD in line]
+
+
+def test_the_pseudonym_command_refuses_abbreviated_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["pseudonym", "--pseudonym-key", "0123456789abcdef", "user-1"])
+    assert "unrecognized arguments" in capsys.readouterr().err
 
 
 def test_secrets_are_masked_in_the_settings_but_reach_a_child_process() -> None:
