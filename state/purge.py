@@ -65,10 +65,9 @@ def purge_deleted(db: Any) -> PurgeResult:
     options.set_bottommost_level_compaction(rocksdict.BottommostLevelCompaction.force())
     db.compact_range(None, None, options)
     # The compaction's new MANIFEST starts with the list of files from before it, which may name a deleted key
-    # as a file's first or last; one more change (rewriting the smallest live file) starts another MANIFEST,
-    # and RocksDB deletes the old ones once a compaction finishes.
-    files = db.live_files()
-    if files:
-        smallest = min(files, key=lambda f: int(f["size"]))
-        db.compact_range(smallest["start_key"], smallest["end_key"], options)
+    # as a file's first or last; one more change starts another MANIFEST, and RocksDB deletes the old ones once a
+    # compaction finishes. That change is a second compaction of the whole range: one keyed by a file's first
+    # and last user (cheaper) is written to RocksDB's info LOG with both ids, which then outlive their erasure.
+    if db.live_files():
+        db.compact_range(None, None, options)
     return PurgeResult(deletes, before, _sst_bytes(db), time.perf_counter() - start)

@@ -74,3 +74,21 @@ def test_nothing_to_purge_in_a_database_without_deletes(tmp_path: Path) -> None:
     del db[b"user-1"]
     assert pending_deletes(db) == 1
     db.close()
+
+
+def test_an_id_the_purge_compacted_by_is_not_left_in_rocksdbs_info_log(tmp_path: Path) -> None:
+    # RocksDB's info LOG names a manual compaction's range: keyed by a file's first and last user, it kept their
+    # ids (hex-encoded) after a later purge erased them.
+    db = _open(tmp_path)
+    for i in range(50):
+        db[f"user-{i:03d}".encode()] = b"v" * 200
+    db.flush()
+    del db[b"user-010"]
+    purge_deleted(db)  # the round before: its compactions' ranges are in the LOG by then
+    first, last = b"user-000", b"user-049"  # the bounds of every file of this small database
+    for user in (first, last):
+        del db[user]
+    purge_deleted(db)
+    db.close()
+    needles = [form for user in (first, last) for form in (user, user.hex().upper().encode(), user.hex().encode())]
+    assert _files_holding(tmp_path, *needles) == []

@@ -60,7 +60,7 @@ def test_an_erased_user_leaves_every_file_of_the_state_store_within_the_bound(
     assert record is not None
     # The user's hidden vector, as the state codec writes it: a value no other user's record holds.
     value = record.hidden.astype("<f4").tobytes()
-    needles = (user.encode(), value)
+    needles = (user.encode(), user.encode().hex().upper().encode(), value)  # hex: how RocksDB's LOG writes keys
     assert _files_holding(settings.state_dir, user.encode()), "the user's id is on disk before the erasure"
     assert _files_holding(settings.state_dir, value), "the user's stored value is on disk before the erasure"
 
