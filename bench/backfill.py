@@ -4,7 +4,8 @@ The same generated history as the suite's drain (Zipf-like users, 70/20/10 brows
 a contract-v1 JSON-lines file; ``run_backfill`` (what ``profilestream backfill --events`` runs) folds it with
 the worker's processor and writes the changelog and the profiles, with the untrained 64-dimension encoder and one
 torch thread, like the suite's worker. Each run uses a fresh app id and topic prefix. The result replaces the
-backfill section of bench/RESULTS.md (``python -m bench`` keeps that section when it rewrites the file).
+backfill section of bench/RESULTS.md (``python -m bench`` keeps that section when it rewrites the file, so the
+section names its own commit and date).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench.broker import BenchBroker
 from bench.load import EventEncoder, LoadSpec, build_schedule
+from bench.machine import tree_commit
 from bench.procs import REPO_ROOT
 from bench.stats import median
 from models.threads import limit_threads
@@ -66,7 +68,7 @@ def render(
     users: int,
     events: int,
     command: str,
-    worker_rate: float | None,
+    commit: str,
     *,
     processes: int,
     batch_events: int,
@@ -77,7 +79,8 @@ def render(
         START,
         "## Backfill",
         "",
-        f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: `profilestream backfill --events` over "
+        f"`{command}`, on commit `{commit}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: "
+        "`profilestream backfill --events` over "
         f"the throughput section's history ({events:,} events, {users:,} users) written as a JSON-lines file; one "
         f"{_processes(processes)}, untrained encoder (64 dimensions), 1 torch thread each, batches of "
         f"{batch_events:,} events; each run writes "
@@ -94,9 +97,6 @@ def render(
             f"{run.cpu_s / r.read.events * 1000:.3f} | {r.written:,} |"
         )
     lines.append(f"| **median** | **{rate:,.0f}** | | | | |")
-    if worker_rate:
-        lines += ["", f"The worker drains the same history at {worker_rate:,.0f} events/s (throughput section): the "
-                  f"backfill is {rate / worker_rate:.1f}x faster."]  # fmt: skip
     lines.append(END)
     return "\n".join(lines) + "\n"
 
@@ -125,7 +125,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--processes", type=int, default=1, help="fold processes of the backfill")
     parser.add_argument("--batch-events", type=int, default=DEFAULT_BATCH_EVENTS, help="events per fold batch")
-    parser.add_argument("--worker-rate", type=float, default=None, help="the worker's drain rate, for the ratio")
     parser.add_argument("--results", type=Path, default=REPO_ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--port", type=int, default=BenchBroker.port, help="the benchmark broker's port")
     parser.add_argument("--controller-port", type=int, default=BenchBroker.controller_port)
@@ -156,15 +155,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The broker's ports and data directory change nothing measured: the report shows the sizes only.
     shown = ["--events", str(args.events), "--users", str(args.users), "--runs", str(args.runs)]
     shown += ["--processes", str(args.processes), "--batch-events", str(args.batch_events)]
-    if args.worker_rate:
-        shown += ["--worker-rate", f"{args.worker_rate:g}"]
     command = shlex.join(["python", "-m", "bench.backfill", *shown])
     section = render(
         runs,
         args.users,
         args.events,
         command,
-        args.worker_rate,
+        tree_commit(),
         processes=args.processes,
         batch_events=args.batch_events,
     )

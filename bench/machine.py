@@ -46,7 +46,7 @@ def _kafka_version() -> str:
     return os.environ.get("KAFKA_VERSION") or (found.group(1) if found else "unknown")
 
 
-def _commit() -> str:
+def tree_commit() -> str:
     """The checked-out commit, and whether the working tree differs from it."""
     root = REPO_ROOT
     try:
@@ -90,5 +90,5 @@ class Machine:
             python=platform.python_version(),
             versions={"kafka": _kafka_version(), **{p: _version(p) for p in packages}},
             load_average=os.getloadavg(),
-            commit=_commit(),
+            commit=tree_commit(),
         )

@@ -19,11 +19,11 @@ def test_paced_requests_sends_each_scheduled_request_once() -> None:
     finally:
         server.shutdown()
         server.server_close()
-    assert result.offered == 40 and result.errors == 0
-    assert len(result.latencies_ms) == 40 and min(result.latencies_ms) >= 0
+    assert result.errors == 0
+    assert all(latency > 0 for latency in result.latencies_ms), "every request was timed"
     assert registry.get_sample_value("profilestream_recommend_requests_total", {"outcome": "ok"}) == 40
 
 
 def test_a_server_that_is_gone_is_counted_as_errors() -> None:
     result = paced_requests("http://127.0.0.1:9", 100, 20.0, 0.5, seed=1)  # port 9 (discard): nothing listens
-    assert result.offered == 10 and result.errors == 10
+    assert result.errors == result.offered == 10  # 20 requests/s for half a second

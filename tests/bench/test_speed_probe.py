@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from bench.speed_probe import speed_line, speed_probe
@@ -26,4 +28,4 @@ def test_the_probe_folds_with_one_torch_thread_and_gives_the_callers_back() -> N
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
-    assert 0.0 < seconds < 60.0
+    assert math.isfinite(seconds) and seconds > 0.0  # a reading, whatever the machine's speed

@@ -24,6 +24,8 @@ from tests.conftest import KAFKA_SCRIPT
 pytestmark = pytest.mark.kafka
 
 TIMEOUT_S = 3.0
+HANG_GUARD_S = 60.0
+"""Far above TIMEOUT_S: a refresh that has not ended by then hangs, whatever the machine's speed."""
 
 
 def create_topic(bootstrap: str, partitions: int = 2) -> str:
@@ -77,7 +79,7 @@ def test_lag_from_end_offsets_held_while_the_broker_is_unreachable(kafka_bootstr
     source = KafkaEndOffsets(kafka_bootstrap, request_timeout_s=TIMEOUT_S)
     monitor = LagMonitor(kafka_bootstrap, metrics.worker, nothing_processed, source=source, timeout_s=TIMEOUT_S)
 
-    async def scenario() -> float:
+    async def scenario() -> None:
         await monitor.start()
         assert metrics.broker_up() == 1
         # Offsets 0..9 of partition 0 processed; nothing of partition 1 (its fallback position is 0).
@@ -88,9 +90,9 @@ def test_lag_from_end_offsets_held_while_the_broker_is_unreachable(kafka_bootstr
         await monitor.stop()
         source.bootstrap_servers = f"127.0.0.1:{free_port()}"
         produce(kafka_bootstrap, topic, 0, 5)  # new input the monitor cannot see
-        started = time.monotonic()
-        await monitor.refresh([p0, p1], {p0: 29})  # the worker drained what it had fetched
-        took = time.monotonic() - started
+        # The worker drained what it had fetched. The refresh must end (bounded by the monitor's timeout): a hang
+        # guard far above it, not a timing assertion.
+        await asyncio.wait_for(monitor.refresh([p0, p1], {p0: 29}), HANG_GUARD_S)
         assert metrics.broker_up() == 0
         assert metrics.unreachable() == 1
         assert (metrics.lag(p0), metrics.lag(p1)) == (20, 12)  # held, not 0
@@ -100,9 +102,8 @@ def test_lag_from_end_offsets_held_while_the_broker_is_unreachable(kafka_bootstr
         assert metrics.broker_up() == 1
         assert (metrics.lag(p0), metrics.lag(p1)) == (5, 12)  # 35 - 30: the true figure at once
         await monitor.stop()
-        return took
 
-    assert asyncio.run(scenario()) < TIMEOUT_S + 1
+    asyncio.run(scenario())
 
 
 def test_a_monitor_whose_broker_never_answers(kafka_bootstrap: str) -> None:
@@ -110,15 +111,12 @@ def test_a_monitor_whose_broker_never_answers(kafka_bootstrap: str) -> None:
     monitor = LagMonitor(f"127.0.0.1:{free_port()}", metrics.worker, nothing_processed, timeout_s=TIMEOUT_S)
     tp = ("events.browse", 0)
 
-    async def scenario() -> float:
-        started = time.monotonic()
-        await monitor.start()
-        await monitor.refresh([tp], {tp: 41})
+    async def scenario() -> None:
+        await asyncio.wait_for(monitor.start(), HANG_GUARD_S)
+        await asyncio.wait_for(monitor.refresh([tp], {tp: 41}), HANG_GUARD_S)
         await monitor.stop()
-        return time.monotonic() - started
 
-    took = asyncio.run(scenario())
-    assert took < 2 * (TIMEOUT_S + 1)
+    asyncio.run(scenario())
     assert metrics.broker_up() == 0
     assert metrics.unreachable() == 2
     assert metrics.lag(tp) is None  # no end offset was ever known: no made-up lag
@@ -174,9 +172,7 @@ def test_a_broker_that_stops_and_comes_back(kafka_bootstrap: str, private_broker
         # The broker goes away under an established connection.
         await asyncio.to_thread(private_broker.run, "stop")
         for _ in range(2):
-            started = time.monotonic()
-            await monitor.refresh([tp], {tp: 39})
-            assert time.monotonic() - started < TIMEOUT_S + 1
+            await asyncio.wait_for(monitor.refresh([tp], {tp: 39}), HANG_GUARD_S)
             assert metrics.broker_up() == 0
             assert metrics.lag(tp) == 25
         assert metrics.unreachable() == 2

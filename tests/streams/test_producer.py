@@ -11,10 +11,11 @@ from kafka import KafkaConsumer
 
 from streams.cli.main import main as cli_main
 from streams.client.producer import EventProducer
+from streams.client.pseudonym import Pseudonymiser
 from streams.contract.decoder import InvalidEventError, Reason, decode_event
 from streams.contract.events import BrowseEvent, PurchaseEvent, SearchEvent
 from streams.settings import Settings
-from tests.harness import wait_until
+from tests.harness import all_records, wait_until
 
 pytestmark = pytest.mark.kafka
 TS = 1_767_225_600_000
@@ -100,18 +101,38 @@ def test_produce_command_sends_each_valid_line_byte_for_byte_to_the_real_broker(
     assert out.strip() == "sent 2 events, skipped 1 invalid lines"
     assert err.startswith("line 2: missing_field:")
 
-    topics = [settings.topic(f"events.{t}") for t in ("browse", "search", "purchase")]
-    consumer = KafkaConsumer(*topics, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest")
-    received: list[tuple[str, bytes | None, bytes]] = []
-    try:
+    # produce flushes before it returns: reading each topic to its end offsets sees everything it sent.
+    assert _input_topics(settings) == {"browse": [(b"u1", own)], "search": [], "purchase": [(b"u2", free)]}
 
-        def collect() -> bool:
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                received.extend((tp.topic, r.key, r.value) for r in records)
-            return len(received) >= 2
 
-        wait_until(collect, 30, "the two valid lines")
-        collect()  # one more poll: the invalid line, had it been sent, would show up here
-    finally:
-        consumer.close()
-    assert sorted(received) == [(topics[0], b"u1", own), (topics[2], b"u2", free)]
+def test_produce_command_with_a_pseudonym_key_sends_the_alias_and_never_the_raw_id(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """With ``--pseudonym-key-file`` the key and ``user_id`` a consumer reads are the alias; every other field,
+    the producer's own included, is the line's."""
+    settings = make_settings()
+    key_file = tmp_path / "pseudonym.key"
+    key_file.write_bytes(b"0123456789abcdef0123456789abcdef")
+    line = {"schema": 1, "event_id": "e1", "user_id": "alice@example.com", "type": "browse", "ts": TS}
+    line |= {"item_id": "i1", "coupon": {"x": 1}}
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(json.dumps(line).encode() + b"\n")
+
+    flags = ["--kafka-bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix]
+    assert cli_main(["produce", str(events), *flags, "--pseudonym-key-file", str(key_file)]) == 0
+
+    alias = Pseudonymiser(key_file.read_bytes())("alice@example.com")
+    [(key, value)] = _input_topics(settings)["browse"]
+    assert key == alias.encode() and value is not None
+    assert json.loads(value) == {**line, "user_id": alias}
+    assert b"alice" not in value + key
+
+
+def _input_topics(settings: Settings) -> dict[str, list[tuple[bytes | None, bytes | None]]]:
+    """(key, value) of every record on each input topic, read to its end offsets."""
+    return {
+        kind: [
+            (key, value) for key, value, _ in all_records(settings.kafka_bootstrap, settings.topic(f"events.{kind}"))
+        ]
+        for kind in ("browse", "search", "purchase")
+    }
