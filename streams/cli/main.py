@@ -122,6 +122,16 @@ def cmd_backfill(args: argparse.Namespace, settings: Settings) -> int:
     except BackfillRefusedError as exc:
         print(f"profilestream backfill: refused: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        # A topic missing or of the wrong shape, the broker refusing records (aiokafka's errors and the bulk
+        # producer's DeliveryError are RuntimeErrors): one line, and what the operator should do about it.
+        print(
+            f"profilestream backfill: failed: {type(exc).__name__}: {_first_line(exc)}; batches acknowledged before "
+            "it stay written (each user's state before its profile); run the same command again before any "
+            "worker starts",
+            file=sys.stderr,
+        )
+        return EXIT_KAFKA
     print(f"backfill with model {encoder.model_version}: {report.summary()}")
     return 0
 

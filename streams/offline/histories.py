@@ -58,8 +58,11 @@ class ReadReport:
         return text
 
 
-def read_events(path: Path, report: ReadReport | None = None) -> Iterator[Event]:
-    """Decode the events of a JSON-lines file in file order; bad lines are counted in `report` and skipped."""
+def read_events(path: Path, report: ReadReport | None = None, *, now_ms: int | None = None) -> Iterator[Event]:
+    """Decode the events of a JSON-lines file in file order; bad lines are counted in `report` and skipped.
+
+    With ``now_ms`` an event dated further ahead of it than the contract allows is a bad line too, as the worker
+    refuses it (``ts_out_of_range``): a backfill must not take it as the clock."""
     report = report if report is not None else ReadReport()
     with Path(path).open("rb") as lines:
         for number, line in enumerate(lines, start=1):
@@ -67,7 +70,7 @@ def read_events(path: Path, report: ReadReport | None = None) -> Iterator[Event]
             if not stripped:
                 continue
             report.lines += 1
-            decoded = decode_event(stripped)
+            decoded = decode_event(stripped, now_ms=now_ms)
             if isinstance(decoded, Rejection):
                 report.bad[decoded.reason.value] += 1
                 if len(report.first_bad) < MAX_REPORTED_BAD_LINES:

@@ -16,7 +16,8 @@ that never goes to the input topics. Its records keep no input position (``UserS
 the worker's offset dedupe treats every event of the input topics as new, and it simply continues with the new
 events. Should some history also be sent to the input topics (an overlap at the cut-over), the worker's existing
 dedupe catches it: an event within the allowed lateness of the user's newest event is dropped by its
-``event_id``; an older one is dead-lettered as ``too_late``. Producers start sending at the cut-over point.
+``event_id`` (exactly, for the last ``recent_window + dedupe_ids`` events of a user); an older one is
+dead-lettered as ``too_late``. Producers start sending at the cut-over point.
 
 Safety: the backfill refuses to run when the worker group has members, or has committed input offsets (a worker
 ran: its changelog holds live state a backfill would replace), unless ``force`` is given. Before a worker's
@@ -147,7 +148,8 @@ def check_group_idle(settings: Settings, timeout_s: float = COORDINATOR_TIMEOUT_
 
 def ensure_changelog(settings: Settings) -> str:
     """Create the table's changelog topic as faust would (compacted, the table's partitions); check an existing
-    one has the table's partition count. Returns its name."""
+    one has the table's partition count. Returns its name. Raises RuntimeError, before creating anything, when
+    the profile topic does not exist (the admin step has not run: nothing could be published)."""
     topic = changelog_topic(settings)
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -155,7 +157,11 @@ def ensure_changelog(settings: Settings) -> str:
         **kafka_client_options(settings),
     )
     try:
-        if topic not in set(admin.list_topics()):
+        existing = set(admin.list_topics())
+        profiles_topic = settings.topic(PROFILES)
+        if profiles_topic not in existing:
+            raise RuntimeError(f"topic {profiles_topic} does not exist: run `profilestream topics create` first")
+        if topic not in existing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
                     {
@@ -351,7 +357,9 @@ async def _fold_and_write(
         await bulk.learn_partitions(profiles_topic)
         if not bulk.partition_count(profiles_topic):
             raise RuntimeError(f"topic {profiles_topic} does not exist: run `profilestream topics create` first")
-        events = list(read_events(events_file, report.read))
+        # The worker's clock check applies: a line dated far ahead would otherwise be the clock by which every
+        # other user looks idle (and skipped), and its user's live events would all be too late.
+        events = list(read_events(events_file, report.read, now_ms=wall_clock_ms()))
         watermark_ms = max((e.ts_ms for e in events), default=0)
         bar = _progress_bar(len(events), progress)
         folded = fold_batches(user_batches(events, batch_events, report.read), encoder, spec, settings.partitions,
@@ -366,6 +374,7 @@ async def _fold_and_write(
             records, profiles, rejected = result
             report.rejected += rejected
             report.users += len(records)
+            written: list[tuple[bytes, bytes]] = []
             for key, value in profiles:
                 raw = records[key.decode()]
                 count, last_ms = peek_activity(raw)
@@ -374,10 +383,15 @@ async def _fold_and_write(
                     continue
                 # The table's partition of the user, as the worker's state access writes it.
                 bulk.stage(changelog, partition_for_key(key, settings.partitions), key, raw)
+                written.append((key, value))
+            # State first, profiles once it is acknowledged, as the worker does: a failure in between leaves
+            # state without a profile (the next run or event publishes it), never a profile without its state.
+            await bulk.publish()
+            for key, value in written:
                 bulk.stage(profiles_topic, bulk.partition_of(profiles_topic, key), key, value)
-                report.written += 1
             # Every record of the batch acknowledged before the next folds: bounded memory, early errors.
             await bulk.publish()
+            report.written += len(written)
             bar.update(sum(peek_activity(raw)[0] for raw in records.values()))
         bar.close()
     finally:

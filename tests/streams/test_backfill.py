@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kafka.admin import KafkaAdminClient
 
 from state.codec import decode_state
 from state.record import UserState
 from streams.cli.main import main
-from streams.contract.events import Event, encode_event
+from streams.contract.events import BrowseEvent, Event, encode_event
 from streams.contract.topics import PROFILES
 from streams.settings import Settings
 from streams.worker.backfill import BackfillRefusedError, changelog_topic, run_backfill
@@ -108,6 +109,11 @@ def test_backfill_then_stream_equals_stream_from_the_beginning(
     # Backfill the history (twice: a re-run before the worker's first start changes nothing), then stream the rest.
     settings = make_settings(**WORKER)
     history_file = _write(history, tmp_path / "history.jsonl")
+    # A line dated decades ahead, which the worker would refuse: a bad line, not the clock by which every other
+    # user would look idle and be skipped.
+    with history_file.open("ab") as out:
+        out.write(encode_event(BrowseEvent(event_id="f", user_id="from-the-future", ts_ms=4 * 10**12, item_id="i")))
+        out.write(b"\n")
     assert _backfill_cli(settings, history_file) == 0
     assert _backfill_cli(settings, history_file) == 0
     log = ProfileLog(settings)
@@ -148,3 +154,22 @@ def test_backfill_then_stream_equals_stream_from_the_beginning(
     # Told to, it writes over a used group (here: the history's state again, replacing the live one).
     forced = run_backfill(settings, history_file, encoder, force=True)
     assert forced.written == len(expected_counts(history))
+
+
+def test_a_backfill_into_topics_that_do_not_exist_fails_in_one_line(
+    make_settings: Callable[..., Settings], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(**WORKER)
+    history_file = _write(demo_events(users=3, count=20, seed=5), tmp_path / "history.jsonl")
+    run = uuid.uuid4().hex[:8]
+    missing = settings.model_copy(update={"topic_prefix": f"missing{run}.", "app_id": f"ps-missing-{run}"})
+    assert _backfill_cli(missing, history_file) == 4
+    err = capsys.readouterr().err
+    assert "profilestream backfill: failed: RuntimeError: topic " in err and "does not exist" in err
+    assert "Traceback" not in err and "run the same command again" in err
+    # Checked before anything is made: no changelog topic of the missing prefix's app was created either.
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        assert changelog_topic(missing) not in set(admin.list_topics())
+    finally:
+        admin.close()

@@ -57,6 +57,15 @@ def test_bad_lines_are_counted_by_reason_and_skipped(tmp_path: Path) -> None:
     assert "4 bad lines" in report.summary() and "i1" not in report.summary()
 
 
+def test_with_a_clock_an_event_dated_too_far_ahead_is_a_bad_line(tmp_path: Path) -> None:
+    ahead = BrowseEvent(event_id="f", user_id="u9", ts_ms=TS + 3_600_000, item_id="i1")
+    path = _write(tmp_path / "e.jsonl", [encode_event(e) for e in [*_events(), ahead]])
+    assert list(read_events(path)) == [*_events(), ahead]  # no clock: any time is read as it is
+    report = ReadReport()
+    assert list(read_events(path, report, now_ms=TS)) == _events()  # an hour ahead of the clock: refused
+    assert report.bad == {"ts_out_of_range": 1}
+
+
 def _worker_order(*ids: str) -> list[str]:
     """Event ids of equal time in the worker's order (by the id's hash)."""
     return sorted(ids, key=stable_hash64)
