@@ -76,7 +76,7 @@ from streams.worker.processor import (
     wall_clock_ms,
 )
 from streams.worker.profile_builder import build_profile, current_records, is_current
-from streams.worker.state_purge import StatePurger, purge_interval_s, stale_store_age_s
+from streams.worker.state_purge import StatePurger, first_purge_delay_s, purge_interval_s, stale_store_age_s
 from streams.worker.state_table import FaustStateAccess
 from streams.worker.store_layout import TABLE_NAME, worker_stores_on_disk
 from streams.worker.web_auth import BearerToken
@@ -240,6 +240,7 @@ class ProfileWorker:
             stale_after_s=stale_store_age_s(settings),
         )
         self.app.timer(purge_interval_s(settings))(self._purge_state)
+        self.app.task(self._purge_after_start)
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         self.lag_monitor = LagMonitor(
@@ -529,8 +530,11 @@ class ProfileWorker:
 
     async def _erase_users(self, stream: Any) -> None:
         """Erasure requests (:mod:`streams.contract.erasure`): a valid one deletes the user's state (changelog,
-        then store) and publishes a tombstone; one for a user without state is acknowledged with nothing published;
-        an invalid one is dead-lettered and nothing is deleted. The log names the request id, never the user."""
+        then store), if there is any, and publishes a tombstone either way; an invalid one is dead-lettered and
+        nothing is deleted. The log names the request id, never the user.
+
+        A user without state may still have a profile on the compacted topic (one published under an earlier app
+        id, whose state this group never had): the tombstone is what erases it there."""
         async for event in stream.events():
             message = self._inbound(event.message)
             request = check_erasure(message, self._partition_of, wall_clock_ms())
@@ -545,8 +549,8 @@ class ProfileWorker:
                     self.processor.forget([request.user_id])
                     if known:
                         self.state.delete(key, message.partition)
-                        await self._stage_tombstones([key])
-                        await self._publish(BatchOutput())
+                    await self._stage_tombstones([key])
+                    await self._publish(BatchOutput())
             if isinstance(request, DeadLetter):
                 self.metrics.count_erasure_request("rejected")
                 log.warning(
@@ -561,8 +565,9 @@ class ProfileWorker:
                 self.metrics.count_erasure_request("executed")
                 log.info("erasure request %s executed (reason %s)", request.request_id, request.reason)
             else:
+                self.metrics.count_tombstones("erasure")
                 self.metrics.count_erasure_request("unknown_user")
-                log.info("erasure request %s: no state for the user; nothing to erase", request.request_id)
+                log.info("erasure request %s: no state for the user; tombstone published", request.request_id)
 
     async def _expire_idle_users(self) -> None:
         """Delete users idle longer than the TTL, in event time, from the partitions this worker owns.
@@ -696,6 +701,12 @@ class ProfileWorker:
 
     async def _purge_state(self) -> None:
         """Take deleted records out of the state files (:class:`streams.worker.state_purge.StatePurger`)."""
+        await self.purger.run_once()
+
+    async def _purge_after_start(self) -> None:
+        """The first purge round, soon after the start rather than a whole interval later (see
+        :func:`streams.worker.state_purge.first_purge_delay_s`)."""
+        await asyncio.sleep(first_purge_delay_s(self.settings))
         await self.purger.run_once()
 
     async def _stage_tombstones(self, keys: list[bytes]) -> None:

@@ -36,6 +36,18 @@ def purge_interval_s(settings: Settings) -> float:
     return settings.erasure_bound_ms / 2 / 1000
 
 
+FIRST_PURGE_AFTER_S = 60.0
+"""A worker's first purge round comes this long after its start (or one interval, if that is shorter)."""
+
+
+def first_purge_delay_s(settings: Settings) -> float:
+    """Seconds from a worker's start to its first purge round. A timer's first round comes a whole interval after
+    the start, so a worker restarted more often than that (rolling deploys, a crash loop) would never purge, and
+    the deleted users of its databases would outlive the bound; a minute in, its partitions are usually open
+    (one still restoring is purged at the next round)."""
+    return min(purge_interval_s(settings), FIRST_PURGE_AFTER_S)
+
+
 class StatePurger:
     """Purges the partition databases returned by ``databases`` that hold deleted records, and drops the ones
     on disk (``stores``) that are not held and older than ``stale_after_s``."""

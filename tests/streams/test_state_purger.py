@@ -16,7 +16,14 @@ from prometheus_client import CollectorRegistry
 from state.rocksdb_options import RocksDBTuning, rocksdict_options
 from streams.settings import load_settings
 from streams.worker.metrics import WorkerMetrics
-from streams.worker.state_purge import StatePurger, drop_stale_stores, purge_interval_s, stale_store_age_s
+from streams.worker.state_purge import (
+    FIRST_PURGE_AFTER_S,
+    StatePurger,
+    drop_stale_stores,
+    first_purge_delay_s,
+    purge_interval_s,
+    stale_store_age_s,
+)
 
 
 def _db(path: Path) -> rocksdict.Rdict:
@@ -68,6 +75,12 @@ def test_a_failed_purge_is_counted_and_the_round_goes_on(tmp_path: Path) -> None
 def test_the_interval_is_half_the_erasure_bound() -> None:
     assert purge_interval_s(load_settings(erasure_bound_ms=6000)) == 3.0
     assert purge_interval_s(load_settings(erasure_bound_ms=24 * 3600 * 1000)) == 12 * 3600
+
+
+def test_the_first_round_comes_a_minute_after_the_start_or_one_interval_if_shorter() -> None:
+    # The default bound (a day) puts rounds 12 h apart: a worker restarted more often must still purge.
+    assert first_purge_delay_s(load_settings()) == FIRST_PURGE_AFTER_S == 60.0
+    assert first_purge_delay_s(load_settings(erasure_bound_ms=6_000)) == 3.0
 
 
 def test_partition_databases_older_than_the_tombstones_are_dropped_before_faust_opens_them(tmp_path: Path) -> None:
