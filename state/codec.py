@@ -8,6 +8,7 @@ changelog topic, so they are untrusted input.
 from __future__ import annotations
 
 import functools
+import math
 import struct
 import zlib
 
@@ -32,6 +33,10 @@ from state.layout import (
     HEAD_TERMS_SHIFT,
     HEAD_TYPE_MASK,
     KNOWN_FLAGS,
+    MAX_STORED_AMOUNT,
+    MAX_STORED_COUNT,
+    MAX_STORED_TS_MS,
+    MIN_STORED_TS_MS,
     MIN_VALUE_BYTES,
     READABLE_VERSIONS,
 )
@@ -279,7 +284,66 @@ def _decode(data: bytes, spec: StateSpec) -> UserState:
         record = _decode_v2_or_v3(reader, with_base=version != FORMAT_V2)
     if not reader.at_end():
         raise CorruptStateError(f"{body_end - reader.pos} unread bytes after the record")
+    _check_consistent(record)
     return record
+
+
+def _check_consistent(record: UserState) -> None:
+    """Raise CorruptStateError for a record the worker never writes, however well-formed its bytes: one that
+    would fail the fold, the encoder or the profile's JSON later (and there take other users' events with it),
+    or be stored in a form that cannot be read back."""
+    problem = _inconsistency(record)
+    if problem:
+        raise CorruptStateError(f"inconsistent record: {problem}")
+
+
+def _inconsistency(record: UserState) -> str | None:
+    return _counts_or_vectors(record) or _times(record) or _aggregates(record)
+
+
+def _counts_or_vectors(record: UserState) -> str | None:
+    if record.version > MAX_STORED_COUNT or record.event_count > MAX_STORED_COUNT:
+        return "version or event count beyond 64 bits"
+    if any(p > MAX_STORED_COUNT for p in record.positions):
+        return "input position beyond 64 bits"
+    for name, vector in (("hidden", record.hidden), ("base_hidden", record.base_hidden)):
+        if not np.isfinite(vector).all():
+            return f"{name} vector is not finite"
+    if record.hidden.size and record.base_hidden.size and record.hidden.size != record.base_hidden.size:
+        return "hidden and base vectors differ in size"
+    if record.event_count == 0 and (record.recent or record.evicted_ids):
+        return "events without an event count"
+    if len(record.recent) > record.event_count:
+        return "more events in the window than counted"
+    return None
+
+
+def _times(record: UserState) -> str | None:
+    if record.event_count == 0:
+        return None
+    first, last = record.first_event_ms, record.last_event_ms
+    if not MIN_STORED_TS_MS <= first <= last < MAX_STORED_TS_MS:
+        return "event times outside the contract's range"
+    if record.recent and record.recent[-1].ts_ms > last:
+        return "a window event after the newest event time"
+    if record.base_prev_ts_ms and not first <= record.base_prev_ts_ms <= last:
+        return "base vector time outside the user's events"
+    if record.evicted_ids and (record.evicted_ids != sorted(record.evicted_ids) or record.evicted_ids[0][0] < first):
+        return "remembered ids out of order or before the first event"
+    return None
+
+
+def _aggregates(record: UserState) -> str | None:
+    for state in record.aggregates.values():
+        if isinstance(state, BucketSeries):
+            if any(not 0 <= v <= MAX_STORED_AMOUNT for values in state.buckets.values() for v in values):
+                return "a bucket sum outside 0 to the stored maximum"
+        elif state.weights:
+            if not all(math.isfinite(w) and w > 0.0 for w in state.weights.values()):
+                return "a weight that is not a positive finite number"
+            if not MIN_STORED_TS_MS <= state.reference_ms <= record.last_event_ms:
+                return "a weight table's time outside the user's events"
+    return None
 
 
 def _decode_hidden(r: ByteReader, float16: bool) -> npt.NDArray[np.float32]:

@@ -80,6 +80,14 @@ HEAD_TERMS_ESCAPE = 7
 MAX_VARINT_BYTES = 10
 """A 64-bit value needs at most 10 LEB128 bytes; more means the data is corrupt."""
 
+MIN_STORED_TS_MS = 946_684_800_000
+"""2000-01-01: no record holds an earlier time (the event contract refuses earlier events)."""
+MAX_STORED_TS_MS = 4_102_444_800_000
+"""2100-01-01: no record holds this time or a later one (the event contract refuses such events)."""
+MAX_STORED_COUNT = 2**63 - 1
+"""The largest version, event count or input position a record holds: a signed 64-bit integer, as consumers of the
+profile topic read it."""
+
 MAX_STORED_AMOUNT = 2**62
 """The largest quantity, price in thousandths or bucket-series sum a record holds. Its zigzag form (2**63) fits
 `MAX_VARINT_BYTES`, and it is a signed 64-bit integer for any reader in another language. `StateEvent` refuses

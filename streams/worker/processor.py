@@ -128,8 +128,40 @@ class _UserWork:
     new_events: list[StateEvent] = field(default_factory=list)
     evicted: list[StateEvent] = field(default_factory=list)
     newest_ts_ms: list[int] = field(default_factory=list)
+    accepted: list[InboundMessage] = field(default_factory=list)
+    """The messages whose events were folded into the record in memory (new_events' messages)."""
     redelivered: int = 0
     """Messages at or below the positions the record had already processed (Kafka delivered them again)."""
+
+
+@dataclass(slots=True)
+class _Vectors:
+    """What an encoder call sets on a record, kept to undo a call that failed part of the way."""
+
+    hidden: np.ndarray
+    base_hidden: np.ndarray
+    base_prev_ts_ms: int
+    base_known: bool
+    model_version: str
+    version: int
+
+    @classmethod
+    def of(cls, record: UserState) -> _Vectors:
+        """The record's values now."""
+        return cls(
+            record.hidden,
+            record.base_hidden,
+            record.base_prev_ts_ms,
+            record.base_known,
+            record.model_version,
+            record.version,
+        )
+
+    def restore(self, record: UserState) -> None:
+        """Put the kept values back."""
+        record.hidden, record.base_hidden = self.hidden, self.base_hidden
+        record.base_prev_ts_ms, record.base_known = self.base_prev_ts_ms, self.base_known
+        record.model_version, record.version = self.model_version, self.version
 
 
 @dataclass(slots=True)
@@ -337,15 +369,44 @@ class BatchProcessor:
                 # Nothing to store (duplicates, too-late events); the record may have changed in memory.
                 self.cache.discard(user_id)
         if work:
-            try:
-                self._encode_and_publish(work, state, output)
-            except Exception:
-                log.exception("encoding a batch failed; its events go to the dead-letter topic")
-                for w in work:
-                    self.cache.discard(w.user_id)
-                    self._dead_letter_all(w.messages, "encode", output)
+            self._encode_isolated(work, state, output)
         if refresh:
             self._republish(refresh, state, output)
+
+    def _encode_isolated(self, work: list[_UserWork], state: StateAccess, output: BatchOutput) -> None:
+        """One encoder call for the slice; if it fails, one call per user, so that a user whose record the
+        encoder cannot take (a bug, a record no check foresaw) costs only that user's events, which go to the
+        dead-letter topic, and not every other user's of the slice."""
+        before = [_Vectors.of(w.record) for w in work]
+        try:
+            self._encode_and_publish(work, state, output)
+            return
+        except StateUnavailableError:
+            raise
+        except Exception:
+            if len(work) == 1:
+                self._encode_failed(work[0], output)
+                return
+            log.warning("encoding a slice of %d users failed; encoding them one by one", len(work))
+        for w, vectors in zip(work, before, strict=True):
+            vectors.restore(w.record)  # the failed call may have set some records' vectors and versions
+            try:
+                self._encode_and_publish([w], state, output)
+            except StateUnavailableError:
+                raise
+            except Exception:
+                self._encode_failed(w, output)
+
+    def _encode_failed(self, w: _UserWork, output: BatchOutput) -> None:
+        log.exception("encoding a user's events failed; their events go to the dead-letter topic")
+        self.cache.discard(w.user_id)
+        # Only the events folded in memory: too-late ones have their dead letter already, redeliveries were
+        # folded before.
+        for message in w.accepted:
+            output.dead_letters.append(
+                DeadLetter(message, "encode", Reason.PROCESSING_ERROR, "internal error, see logs")
+            )
+        self._unit.rejected[Reason.PROCESSING_ERROR.value] += len(w.accepted)
 
     def _dead_letter_all(self, events: list[tuple[Event, InboundMessage]], stage: str, output: BatchOutput) -> None:
         for _, message in events:
@@ -419,6 +480,7 @@ class BatchProcessor:
             if outcome is FoldOutcome.ACCEPTED:
                 work.new_events.append(state_event)
                 work.newest_ts_ms.append(event.ts_ms)
+                work.accepted.append(message)
                 if event.ts_ms > output.watermarks_ms.get(message.partition, 0):
                     output.watermarks_ms[message.partition] = event.ts_ms
             elif outcome is FoldOutcome.DUPLICATE:
@@ -447,14 +509,20 @@ class BatchProcessor:
             return
         now_ms = self.clock_ms()
         for w, (record, embedding) in zip(refresh, current, strict=True):
-            record.version += 1
-            state.store(w.user_id, w.last_message, encode_state(record, self.spec))
+            try:
+                record.version += 1
+                value = encode_state(record, self.spec)
+                profile = build_profile(w.user_id, record, embedding, self.spec, now_ms).to_bytes()
+            except Exception:
+                # Only redeliveries, already folded: nothing is lost, the profile goes out with the next event.
+                log.exception("re-publishing a redelivered user's profile failed")
+                self.cache.discard(w.user_id)
+                continue
+            state.store(w.user_id, w.last_message, value)
             self.cache.put(w.user_id, record)
-            output.profiles.append(
-                (w.user_id.encode(), build_profile(w.user_id, record, embedding, self.spec, now_ms).to_bytes())
-            )
-        self._unit.state_writes += len(refresh)
-        self._unit.republished += len(refresh)
+            output.profiles.append((w.user_id.encode(), profile))
+            self._unit.state_writes += 1
+            self._unit.republished += 1
 
     def _fold_mode(
         self,
@@ -464,7 +532,11 @@ class BatchProcessor:
         new_events: Sequence[StateEvent],
     ) -> FoldMode:
         """How the hidden vector is brought up to date: see :class:`FoldMode`."""
-        if has_history and (record.model_version != self.encoder.model_version or not record.base_known):
+        if has_history and (
+            record.model_version != self.encoder.model_version
+            or not record.base_known
+            or record.hidden.size not in (0, self.encoder.hidden_dim)
+        ):
             return FoldMode.REBUILD
         if newest_folded is not None and any(event_order_key(e) < newest_folded for e in new_events):
             return FoldMode.REPAIR

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 import state.fold as fold_module
 import streams.worker.processor as processor_module
+import streams.worker.profile_builder as profile_builder
 from models.checkpoint import model_version, untrained_model
 from models.encoder import EncoderConfig
 from state.codec import decode_state, encode_state
@@ -188,6 +189,76 @@ def test_a_failure_for_one_user_dead_letters_that_user_only(monkeypatch: pytest.
     assert sorted(letter.message.offset for letter in output.dead_letters) == [0, 2]
     assert {letter.reason.value for letter in output.dead_letters} == {"processing_error"}
     assert registry.get_sample_value("profilestream_events_rejected_total", {"reason": "processing_error"}) == 2
+
+
+def _failing_for(user: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_profile raises for ``user`` alone, as a bug or a record no check foresaw would."""
+    real = profile_builder.build_profile
+
+    def build(user_id: str, *args: Any) -> Any:
+        if user_id == user:
+            raise ValueError("a record the profile cannot be built from")
+        return real(user_id, *args)
+
+    monkeypatch.setattr(processor_module, "build_profile", build)
+
+
+def test_an_encode_failure_for_one_user_dead_letters_that_users_new_events_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = [_message(_browse("good", 1, T0), 0), _message(_browse("bad", 2, T0), 1)]
+    late = _browse("bad", 5, T0 - 2 * SPEC.allowed_lateness_ms)  # dead-lettered as too late, and only as that
+    second = [_message(_browse("good", 3, T0 + 1), 2), _message(_browse("bad", 4, T0 + 5), 3), _message(late, 4)]
+    # The reference: the same units without the bad user.
+    reference, _ = _processor(_encoder(1))
+    reference_state = DictState()
+    reference.process(first[:1], reference_state)
+    expected = _profiles(reference.process(second[:1], reference_state).profiles)["good"]
+
+    processor, registry = _processor(_encoder(1))
+    state = DictState()
+    processor.process(first, state)
+    _failing_for("bad", monkeypatch)
+    output = processor.process(second, state)
+
+    profiles = _profiles(output.profiles)
+    assert list(profiles) == ["good"]
+    # Folded once, as without the failure next to it: the slice's failed call did not advance its vectors (a
+    # second step would move the embedding by far more than the parity bound; a batch of one rounds differently).
+    assert profiles["good"].version == expected.version
+    assert np.max(np.abs(np.array(profiles["good"].embedding) - np.array(expected.embedding))) <= 1e-5
+    assert decode_state(state.records["good"], SPEC).event_count == 2
+    letters = sorted((letter.message.offset, letter.reason.value) for letter in output.dead_letters)
+    assert letters == [(3, "processing_error"), (4, "too_late")]
+    assert registry.get_sample_value("profilestream_events_rejected_total", {"reason": "processing_error"}) == 1
+    assert decode_state(state.records["bad"], SPEC).event_count == 1  # its stored record as it was
+
+
+def test_a_failure_republishing_one_redelivered_user_costs_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    processor, _ = _processor(_encoder(1))
+    state = DictState()
+    messages = [_message(_browse(u, i, T0 + i), i) for i, u in enumerate(["good", "bad"])]
+    processor.process(messages, state)
+    processor.forget()  # a restart: Kafka delivers both again, the records say they were folded
+    _failing_for("bad", monkeypatch)
+    output = processor.process(messages, state)
+    assert list(_profiles(output.profiles)) == ["good"] and output.dead_letters == []
+    assert _profiles(output.profiles)["good"].version == 2
+    assert decode_state(state.records["bad"], SPEC).version == 1  # untouched: its profile goes with its next event
+
+
+def test_a_record_whose_hidden_vector_is_not_the_models_size_is_rebuilt_from_its_window() -> None:
+    encoder = _encoder(1)
+    processor, _ = _processor(encoder)
+    state = DictState()
+    processor.process([_message(_browse("u", 1, T0), 0)], state)
+    record = decode_state(state.records["u"], SPEC)
+    record.hidden, record.base_hidden = np.zeros(3, np.float32), np.zeros(0, np.float32)
+    state.records["u"] = encode_state(record, SPEC)
+    processor.forget()
+    output = processor.process([_message(_browse("u", 2, T0 + 1), 1)], state)
+    assert output.dead_letters == []
+    assert decode_state(state.records["u"], SPEC).hidden.size == encoder.hidden_dim
 
 
 @pytest.mark.parametrize("fresh", [True, False])
