@@ -83,6 +83,9 @@ def _items(obj: dict[str, Any]) -> tuple[str, ...]:
         raise _InvalidError(Reason.WRONG_TYPE, "field 'items' must be an array of item ids")
     if len(items) > MAX_IMPRESSION_ITEMS:
         raise _InvalidError(Reason.INVALID_VALUE, f"field 'items' lists more than {MAX_IMPRESSION_ITEMS} items")
+    if any(item is None for item in items):
+        # A null entry is of the wrong type, not a missing field (the array is there).
+        raise _InvalidError(Reason.WRONG_TYPE, "field 'items' must hold item ids, not null")
     # Each entry under the item_id rules of the input contract (checked through the same helper).
     return tuple(_required_string({"items[]": item}, "items[]", MAX_ID_CHARS) for item in items)
 

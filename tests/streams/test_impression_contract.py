@@ -53,6 +53,7 @@ BAD = [
     ("wrong-type", _changed(type="browse"), Reason.UNKNOWN_EVENT_TYPE),
     ("items-not-array", _changed(items="item-1"), Reason.WRONG_TYPE),
     ("item-not-string", _changed(items=["item-1", 2]), Reason.WRONG_TYPE),
+    ("item-null", _changed(items=["item-1", None]), Reason.WRONG_TYPE),
     ("item-empty", _changed(items=["item-1", " "]), Reason.INVALID_VALUE),
     ("too-many-items", _changed(items=[f"i{i}" for i in range(MAX_IMPRESSION_ITEMS + 1)]), Reason.INVALID_VALUE),
     ("bad-source", _changed(source="random"), Reason.INVALID_VALUE),
