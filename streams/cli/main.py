@@ -397,7 +397,9 @@ def _add_service_commands(sub: Subparsers) -> None:
     )
     backfill.add_argument("--events", required=True, help="contract-v1 JSON-lines file of the history")
     backfill.add_argument(
-        "--force", action="store_true", help="write even if the worker group has members or committed offsets"
+        "--force",
+        action="store_true",
+        help="write even if the worker group has committed offsets (never while it has live members)",
     )
     backfill.add_argument("--batch-events", type=int, default=50_000, help="events folded per encoder call")
     backfill.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -20,7 +20,7 @@ dedupe catches it: an event within the allowed lateness of the user's newest eve
 dead-lettered as ``too_late``. Producers start sending at the cut-over point.
 
 Safety: the backfill refuses to run when the worker group has members, or has committed input offsets (a worker
-ran: its changelog holds live state a backfill would replace), unless ``force`` is given. Before a worker's
+ran: its changelog holds live state a backfill would replace), the latter unless ``force`` is given. Before a worker's
 first start it is idempotent: a re-run writes the very same records (version 1 of each user's profile and
 state), so the restored state is the same. Users whose history is idle longer than the TTL, judged at the
 file's newest event, are not written: the worker's expiry would delete them at once.
@@ -111,8 +111,12 @@ class BackfillReport:
         )
 
 
-def check_group_idle(settings: Settings, timeout_s: float = COORDINATOR_TIMEOUT_S) -> None:
-    """Raise :class:`BackfillRefusedError` when the worker group has members or committed input offsets."""
+def check_group_idle(
+    settings: Settings, *, allow_committed: bool = False, timeout_s: float = COORDINATOR_TIMEOUT_S
+) -> None:
+    """Raise :class:`BackfillRefusedError` when the worker group has members, or committed input offsets unless
+    ``allow_committed``. Live members are always refused: a running worker never reads the changelog again, so
+    a backfill under it would be replaced by its state, or replace it at its next restart, losing events."""
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id=f"{settings.app_id}-backfill",
@@ -133,8 +137,10 @@ def check_group_idle(settings: Settings, timeout_s: float = COORDINATOR_TIMEOUT_
         if members:
             raise BackfillRefusedError(
                 f"the worker group {settings.app_id} has {members} live members (state {group.get('group_state')}); "
-                "stop the workers first, or pass --force"
+                "stop the workers first (--force does not override this)"
             )
+        if allow_committed:
+            return
         inputs = {settings.topic(input_topic(t)) for t in EVENT_TYPES}
         committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id) or {}
         if any(tp.topic in inputs for tp in committed):
@@ -307,8 +313,7 @@ def run_backfill(
 ) -> BackfillReport:
     """Fold ``events_file`` and write changelog records and profiles; see the module docstring."""
     started = time.perf_counter()
-    if not force:
-        check_group_idle(settings)
+    check_group_idle(settings, allow_committed=force)
     report = BackfillReport()
     changelog = ensure_changelog(settings)
     asyncio.run(

@@ -128,6 +128,8 @@ def test_backfill_then_stream_equals_stream_from_the_beginning(
     encoder = EncoderRuntime.load(None, embedding_dim=16)
     with pytest.raises(BackfillRefusedError, match="live members"):
         run_backfill(settings, history_file, encoder)
+    with pytest.raises(BackfillRefusedError, match="live members"):
+        run_backfill(settings, history_file, encoder, force=True)  # never under running workers
     assert worker.stop() == 0
     with pytest.raises(BackfillRefusedError, match="committed input offsets"):
         run_backfill(settings, history_file, encoder)
