@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9308, ge=0, le=65535, description="Port of the /metrics server (0 disables it).")
     web_bind: str = Field("127.0.0.1", description="Bind address of the worker's HTTP lookup (Faust web).")
     web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker's HTTP lookup (Faust web).")
+    web_host: str | None = Field(
+        None,
+        description="Host name by which the other workers reach this worker's lookup, to forward a request for a "
+        "user this worker does not own; unset: the bind address when it is one address, else the machine's "
+        "host name.",
+    )
     erasure_bound_ms: int = Field(
         24 * 3600 * 1000,
         ge=2,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -109,6 +110,20 @@ INBOX_POLLS = 2
 up to a MiB per input partition (aiokafka's fetch size), so this bounds the worker's memory in a backlog."""
 
 
+ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 - the wildcard binds, named (binds nothing)
+
+
+def advertised_web_host(settings: Settings) -> str:
+    """The host name other workers use to reach this worker's web server: ``web_host`` if set, else the bind
+    address when it is one address (a local run binds 127.0.0.1, which its other workers reach), else the
+    machine's host name (faust's own default)."""
+    if settings.web_host:
+        return settings.web_host
+    if settings.web_bind not in ANY_ADDRESS:
+        return settings.web_bind
+    return socket.gethostname()
+
+
 def build_faust_app(settings: Settings) -> faust.App:
     """The Faust app of one worker: broker, RocksDB store, web server, and the settings the worker relies on."""
 
@@ -131,6 +146,9 @@ def build_faust_app(settings: Settings) -> faust.App:
         web_router_enabled=False,
         web_bind=settings.web_bind,
         web_port=settings.web_port,
+        # The lookup forwards a request for a user another worker owns to that worker's canonical URL, built from
+        # this host name: faust's default, the machine's host name, need not resolve where the others run.
+        web_host=advertised_web_host(settings),
         # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
         stream_recovery_delay=0.5,
         broker_commit_interval=1.0,

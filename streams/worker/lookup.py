@@ -1,7 +1,8 @@
 """HTTP lookup of one user's current profile, served by every worker.
 
 ``GET /profiles/{user_id}/`` answers from the worker that owns the user: a worker that does not own it
-forwards the request there (Faust's table routing), so a client may ask any worker. The answer is the
+forwards the request there (Faust's table routing, to the URL the owner advertises: ``web_host``, see
+:func:`streams.worker.app.advertised_web_host`), so a client may ask any worker. The answer is the
 profile-updated v1 object as it would be published now (``updated_at`` is the time of the lookup), or 404. A
 record the loaded model did not make (a model rollout in progress) is re-encoded from its stored window with
 the loaded model and answered with that model's version (:mod:`streams.worker.profile_builder`).

@@ -267,6 +267,13 @@ def test_statefulset_wiring() -> None:
     # Liveness is answered on the worker's event loop, so a wedged loop restarts the pod.
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz/", "port": "web"}
     assert ports["web"] == int(config["data"]["PROFILESTREAM_WEB_PORT"])
+    # A lookup is forwarded to the owning pod by its name under the headless Service, in this namespace.
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    names = list(env)
+    assert names.index("POD_NAME") < names.index("PROFILESTREAM_WEB_HOST"), "$(POD_NAME) expands only if defined before"
+    namespace = statefulset["metadata"]["namespace"]
+    assert env["PROFILESTREAM_WEB_HOST"]["value"] == f"$(POD_NAME).{spec['serviceName']}.{namespace}.svc"
 
     # Runs as the image's non-root user.
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,19 @@ def test_every_setting_has_its_variable_in_the_settings_table() -> None:
     table = "\n".join(line for line in docs.splitlines() if line.startswith("| "))
     missing = [name for name in Settings.model_fields if f"`PROFILESTREAM_{name.upper()}`" not in table]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "host"),
+    [
+        ({}, "127.0.0.1"),  # the local default bind: the other local workers reach it there
+        ({"web_bind": "10.1.2.3"}, "10.1.2.3"),
+        ({"web_bind": "0.0.0.0"}, socket.gethostname()),
+        ({"web_bind": "0.0.0.0", "web_host": "w-0.profilestream"}, "w-0.profilestream"),
+    ],
+)
+def test_the_lookup_is_forwarded_to_a_url_the_other_workers_can_reach(
+    overrides: dict[str, str], host: str, tmp_path: Path
+) -> None:
+    conf = build_faust_app(load_settings(state_dir=tmp_path, web_port=7001, **overrides)).conf
+    assert str(conf.canonical_url) == f"http://{host}:7001"

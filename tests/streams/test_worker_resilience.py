@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from kafka.errors import CoordinatorNotAvailableError
 from bench.procs import free_port
 from streams.client.producer import EventProducer
 from streams.contract.events import BrowseEvent, Event, PurchaseEvent, event_to_dict
+from streams.contract.profile import ProfileUpdated
 from streams.contract.topics import DEADLETTER
 from streams.settings import Settings
 from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
@@ -114,6 +116,14 @@ def test_two_workers_rebalance_without_losing_state(
     wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
     send_events(settings_a, events[1500:3000])
     log.wait_caught_up(expected_counts(events[:3000]), 120, "both workers")
+
+    # Either worker answers for every user: a lookup for a user the other one owns is forwarded there (to the
+    # URL it advertises), and answers with that user's latest profile.
+    for settings in (settings_a, settings_b):
+        for user, updates in log.updates.items():
+            with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/profiles/{user}/", timeout=30) as answer:
+                looked_up = ProfileUpdated.from_bytes(answer.read(), key=user.encode())
+            assert (looked_up.version, looked_up.event_count) == (updates[-1].version, updates[-1].event_count)
 
     # The first leaves: the second takes every partition, again with the state.
     assert worker_a.stop() == 0
