@@ -155,7 +155,9 @@ def check_group_idle(
 def ensure_changelog(settings: Settings) -> str:
     """Create the table's changelog topic as faust would (compacted, the table's partitions); check an existing
     one has the table's partition count. Returns its name. Raises RuntimeError, before creating anything, when
-    the profile topic does not exist (the admin step has not run: nothing could be published)."""
+    the profile topic does not exist (the admin step has not run: nothing could be published), or when an input
+    topic does not have ``settings.partitions`` partitions (the workers would fail at start, or look for the
+    backfilled users in other partitions)."""
     topic = changelog_topic(settings)
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -167,6 +169,15 @@ def ensure_changelog(settings: Settings) -> str:
         profiles_topic = settings.topic(PROFILES)
         if profiles_topic not in existing:
             raise RuntimeError(f"topic {profiles_topic} does not exist: run `profilestream topics create` first")
+        present = [settings.topic(input_topic(t)) for t in EVENT_TYPES if settings.topic(input_topic(t)) in existing]
+        # Only named topics: describe_topics([]) would describe every topic of the cluster.
+        for described_input in admin.describe_topics(present) if present else []:
+            count = len(described_input["partitions"])
+            if count != settings.partitions:
+                raise RuntimeError(
+                    f"{described_input['name']} has {count} partitions, --partitions says {settings.partitions}: "
+                    "give the backfill the workers' partition count"
+                )
         if topic not in existing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(

@@ -175,3 +175,19 @@ def test_a_backfill_into_topics_that_do_not_exist_fails_in_one_line(
         assert changelog_topic(missing) not in set(admin.list_topics())
     finally:
         admin.close()
+
+
+def test_a_backfill_with_another_partition_count_than_the_input_topics_is_refused_in_one_line(
+    make_settings: Callable[..., Settings], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = make_settings(**WORKER)  # topics of 4 partitions
+    history_file = _write(demo_events(users=3, count=20, seed=5), tmp_path / "history.jsonl")
+    wrong = settings.model_copy(update={"partitions": 8, "app_id": f"ps-wrong-{uuid.uuid4().hex[:8]}"})
+    assert _backfill_cli(wrong, history_file) == 4
+    err = capsys.readouterr().err
+    assert f"{settings.topic('events.browse')} has 4 partitions, --partitions says 8" in err
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        assert changelog_topic(wrong) not in set(admin.list_topics()), "refused before the changelog is made"
+    finally:
+        admin.close()
