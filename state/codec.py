@@ -292,13 +292,9 @@ def _check_consistent(record: UserState) -> None:
     """Raise CorruptStateError for a record the worker never writes, however well-formed its bytes: one that
     would fail the fold, the encoder or the profile's JSON later (and there take other users' events with it),
     or be stored in a form that cannot be read back."""
-    problem = _inconsistency(record)
+    problem = _counts_or_vectors(record) or _times(record) or _aggregates(record)
     if problem:
         raise CorruptStateError(f"inconsistent record: {problem}")
-
-
-def _inconsistency(record: UserState) -> str | None:
-    return _counts_or_vectors(record) or _times(record) or _aggregates(record)
 
 
 def _counts_or_vectors(record: UserState) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
@@ -85,6 +86,14 @@ def _set_configs(admin: KafkaAdminClient, spec: TopicSpec) -> None:
     log.info("topic %s: configs set (%s)", spec.name, ", ".join(f"{k}={v}" for k, v in sorted(spec.configs.items())))
 
 
+def partition_counts(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[str, int]:
+    """The partition count of each of ``topics`` that exists (the others are left out)."""
+    present = set(admin.list_topics())
+    wanted = [t for t in topics if t in present]
+    # Only named topics: describe_topics([]) would describe every topic of the cluster.
+    return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(wanted)} if wanted else {}
+
+
 def create_topics(settings: Settings, timeout_ms: int = 30_000) -> dict[str, str]:
     """Create the topics that do not exist yet; returns each topic's outcome ('created' or 'exists').
 
@@ -99,9 +108,7 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> dict[str, str
         **kafka_client_options(settings),
     )
     try:
-        present = set(admin.list_topics())
-        wanted = [s.name for s in topic_specs(settings) if s.name in present]
-        counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(wanted)} if wanted else {}
+        counts = partition_counts(admin, [s.name for s in topic_specs(settings)])
         outcome: dict[str, str] = {}
         for spec in topic_specs(settings):
             if spec.name in counts:

@@ -49,6 +49,7 @@ from models.threads import limit_threads
 from state.codec import peek_activity
 from state.expiry import is_idle
 from state.spec import StateSpec
+from streams.client.admin import partition_counts
 from streams.client.erasure_bound import compaction_configs
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES, Event
@@ -165,20 +166,18 @@ def ensure_changelog(settings: Settings) -> str:
         **kafka_client_options(settings),
     )
     try:
-        existing = set(admin.list_topics())
         profiles_topic = settings.topic(PROFILES)
-        if profiles_topic not in existing:
+        inputs = [settings.topic(input_topic(t)) for t in EVENT_TYPES]
+        counts = partition_counts(admin, [profiles_topic, *inputs, topic])
+        if profiles_topic not in counts:
             raise RuntimeError(f"topic {profiles_topic} does not exist: run `profilestream topics create` first")
-        present = [settings.topic(input_topic(t)) for t in EVENT_TYPES if settings.topic(input_topic(t)) in existing]
-        # Only named topics: describe_topics([]) would describe every topic of the cluster.
-        for described_input in admin.describe_topics(present) if present else []:
-            count = len(described_input["partitions"])
-            if count != settings.partitions:
+        for name in inputs:
+            if counts.get(name, settings.partitions) != settings.partitions:
                 raise RuntimeError(
-                    f"{described_input['name']} has {count} partitions, --partitions says {settings.partitions}: "
+                    f"{name} has {counts[name]} partitions, --partitions says {settings.partitions}: "
                     "give the backfill the workers' partition count"
                 )
-        if topic not in existing:
+        if topic not in counts:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
                     {
@@ -190,10 +189,10 @@ def ensure_changelog(settings: Settings) -> str:
                     },
                     wait_for_metadata=True,
                 )
-        [described] = admin.describe_topics([topic])
-        if len(described["partitions"]) != settings.partitions:
+            counts = partition_counts(admin, [topic])  # made here, or by someone else meanwhile
+        if counts[topic] != settings.partitions:
             raise RuntimeError(
-                f"{topic} has {len(described['partitions'])} partitions, the table {settings.partitions}: a worker "
+                f"{topic} has {counts[topic]} partitions, the table {settings.partitions}: a worker "
                 "would look for its users elsewhere"
             )
     finally:

@@ -18,10 +18,11 @@ from state.decay import DecayedWeights
 from state.errors import CorruptStateError, StateDecodeError, TruncatedStateError, UnknownFormatVersionError
 from state.events import MAX_STORED_PRICE, StateEvent, normalise_event
 from state.fold import fold_event
-from state.layout import MAX_STORED_AMOUNT
+from state.layout import MAX_STORED_AMOUNT, MAX_STORED_TS_MS, MIN_STORED_TS_MS
 from state.record import UserState
 from state.spec import StateSpec
 from state.windows import BucketSeries
+from streams.contract.events import MAX_TS_MS, MIN_TS_MS
 from tests.state.strategies import DEFAULT_SPEC, SMALL_SPEC, T0_MS, Stream, fold_all, realistic_user, streams
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -373,3 +374,8 @@ def test_a_well_formed_record_the_worker_never_writes_is_corrupt(edit: object) -
     edit(record)  # type: ignore[operator]
     with pytest.raises(CorruptStateError, match="inconsistent record"):
         decode_state(encode_state(record))
+
+
+def test_the_stored_time_range_is_the_event_contracts() -> None:
+    # Two copies, since state/ may not import streams/: a record's times are exactly what the contract accepts.
+    assert (MIN_STORED_TS_MS, MAX_STORED_TS_MS) == (MIN_TS_MS, MAX_TS_MS)
