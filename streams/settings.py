@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     expiry_interval_s: float = Field(
         60.0, gt=0, description="Seconds between scans of the stored users (idle users, users of an old model)."
     )
+    commit_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between commits of the input offsets the worker has finished (a crash redelivers at "
+        "most this long of work, which the per-user positions then recognise); a deletion commits at once.",
+    )
     model_rebuild_per_s: int = Field(
         200,
         ge=0,

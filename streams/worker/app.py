@@ -52,6 +52,7 @@ from streams.worker.encoder_runtime import EncoderRuntime
 from streams.worker.erasure import check_erasure
 from streams.worker.faust_seam import (
     accept_gap,
+    commit_through,
     fetched_at_ms,
     is_current_generation,
     kafka_producer,
@@ -151,7 +152,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         web_host=advertised_web_host(settings),
         # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
         stream_recovery_delay=0.5,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.consumer_session_timeout_s,
         # faust's default of 3 s must stay well under a third of a short session timeout.
         broker_heartbeat_interval=min(3.0, settings.consumer_session_timeout_s / 4),
@@ -566,6 +567,7 @@ class ProfileWorker:
                     # Whatever the store says, no cached copy of the user may outlive the request.
                     self.processor.forget([request.user_id])
                     if known:
+                        await self._commit_before_deleting(message.partition)
                         self.state.delete(key, message.partition)
                     await self._stage_tombstones([key])
                     await self._publish(BatchOutput())
@@ -586,6 +588,22 @@ class ProfileWorker:
                 self.metrics.count_tombstones("erasure")
                 self.metrics.count_erasure_request("unknown_user")
                 log.info("erasure request %s: no state for the user; tombstone published", request.request_id)
+
+    async def _commit_before_deleting(self, partition: int) -> None:
+        """Commit the input offsets folded so far in ``partition``, before users of it are deleted.
+
+        A user's record holds the input positions that tell a redelivered message from a new one; once it is
+        deleted, events of the user folded since the last commit would, after a crash, be delivered again and
+        folded as new: the erased (or expired) user would come back. Committed first, they are never delivered
+        again. Called under the unit lock, so every folded unit's offsets are acknowledged already.
+        """
+        processed = {tp: offset for tp, offset in self._processed.items() if tp[1] == partition}
+        if processed and not await commit_through(self.app, processed):
+            log.warning(
+                "partition %d: the input offsets folded before a deletion were not committed; after a crash before "
+                "the next commit the deleted users' last events would be folded again",
+                partition,
+            )
 
     async def _expire_idle_users(self) -> None:
         """Delete users idle longer than the TTL, in event time, from the partitions this worker owns.
@@ -631,6 +649,7 @@ class ProfileWorker:
                 # A user may have been active again while the scan yielded: look once more under the lock.
                 expired = [key for key in expired if self._still_idle(key, partition, watermark_ms)]
                 self.processor.forget(key.decode(errors="replace") for key in expired)
+                await self._commit_before_deleting(partition)
                 for key in expired:
                     self.state.delete(key, partition)
                 await self._stage_tombstones(expired)

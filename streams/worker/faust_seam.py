@@ -8,7 +8,8 @@ upgrade fails in one place. What the worker relies on:
   (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
 - faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
 - message acknowledgement (``Message.ack``, ``Message.generation_id``, ``App.consumer_generation_id``) for the
-  input messages the worker takes itself;
+  input messages the worker takes itself, and a commit on demand (``Consumer.commit`` and faust's record of
+  what it committed, ``Consumer._committed_offset``) before a deletion;
 - the consumer's poll (``Consumer._wait_next_records``, ``_to_message``, ``_buffered_partitions``,
   ``suspend_flow``, ``perform_seek``, ``seek_to_committed``, ``highwater``), where :class:`InputBatchConsumer`
   tells the worker the committed offsets it seeks back to after a rebalance and hands each poll result
@@ -313,6 +314,25 @@ def release(app: Any, messages: Iterable[Any]) -> None:
     consumer = app.consumer
     for message in messages:
         message.ack(consumer)
+
+
+async def commit_through(app: Any, processed: Mapping[tuple[str, int], int], attempts: int = 3) -> bool:
+    """Commit the acknowledged input offsets now; True once the committed offset of every (topic, partition) of
+    ``processed`` is past the offset given for it there.
+
+    faust's ``commit`` returns without committing when another commit is in flight (which may have taken its
+    offsets before the latest acknowledgements), so it is asked again, at most ``attempts`` times. What is
+    checked is faust's own record of what it committed (``Consumer._committed_offset``); faust also writes there
+    the offsets a rebalance refused, and the partition is then another worker's.
+    """
+    consumer = app.consumer
+    wanted = {TP(topic, partition): offset for (topic, partition), offset in processed.items()}
+    for _ in range(attempts):
+        await consumer.commit(set(wanted))
+        committed = consumer._committed_offset
+        if all((committed.get(tp) or 0) > offset for tp, offset in wanted.items()):
+            return True
+    return False
 
 
 def is_current_generation(app: Any, message: Any) -> bool:

@@ -13,6 +13,7 @@ from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
 from streams.contract.events import BrowseEvent, Event
 from streams.contract.profile import ProfileUpdated
 from streams.settings import Settings
+from streams.worker.partitioner import partition_for_key
 from streams.worker.store_layout import TABLE_NAME, find_partition_stores, table_dir
 from tests.harness import WorkerProcess, send_events, wait_until
 
@@ -93,3 +94,35 @@ def test_erasure_deletes_state_and_a_later_event_starts_afresh(
     assert isinstance(fresh, ProfileUpdated)
     assert (fresh.event_count, fresh.version) == (1, 1)
     assert "forget-me" not in worker.log_text(), "no user id in the worker's log"
+
+
+def test_an_erased_users_events_are_not_folded_again_after_a_crash(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Offsets are committed only every minute here: without the commit the erasure makes before it deletes, the
+    # kill below has Kafka deliver the user's five events again, and with the record gone they look new.
+    settings = make_settings(commit_interval_s=60.0)
+    changes = Changes(settings)
+    worker = start_worker(settings)
+    send_events(settings, _browse("forget-me", 5, T0))
+    wait_until(lambda: any(isinstance(c, ProfileUpdated) and c.event_count == 5 for c in changes.of("forget-me")),
+               90, "the profile before erasure", workers=(worker,))  # fmt: skip
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        producer.request_erasure("forget-me")
+        producer.flush()
+    wait_until(lambda: isinstance(changes.of("forget-me")[-1], ProfileDeleted), 60, "the tombstone",
+               workers=(worker,))  # fmt: skip
+    worker.kill()
+    erased_at = len(changes.of("forget-me"))
+
+    worker = start_worker(settings, name="after-kill")
+    # A user of the same partition, sent after the erased user's events: once its profile is out, everything
+    # before it on that partition has been read again and folded, or recognised as already done.
+    markers = (f"marker-{n}" for n in range(1000))
+    partition = partition_for_key(b"forget-me", settings.partitions)
+    marker = next(m for m in markers if partition_for_key(m.encode(), settings.partitions) == partition)
+    send_events(settings, _browse(marker, 1, T0 + 60_000))
+    wait_until(lambda: bool(changes.of(marker)), 120, "the marker's profile", workers=(worker,))
+    after = changes.of("forget-me")[erased_at:]
+    assert not [c for c in after if isinstance(c, ProfileUpdated)], "the erased user came back after the crash"
+    assert not _record_exists(settings.state_dir, "forget-me")

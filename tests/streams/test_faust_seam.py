@@ -329,3 +329,36 @@ def test_the_read_offsets_of_the_input_topics_never_gate_the_fetch_loop() -> Non
     assert offsets[TP("erasure", 0)] == 7  # other topics keep faust's own gating
     assert offsets[TP("erasure", 1)] is None  # nothing read yet, as faust's defaultdict answers
     assert offsets.pop(TP("events.browse", 1)) == 3
+
+
+def test_the_consumer_commits_on_demand_and_records_what_it_committed() -> None:
+    # commit_through asks for a commit of some partitions and reads faust's record of what it committed.
+    assert list(inspect.signature(Consumer.commit).parameters) == ["self", "topics", "start_new_transaction"]
+    assert "_committed_offset" in Consumer.__annotations__
+    assert "self._committed_offset.update(" in inspect.getsource(Consumer._commit_offsets)
+
+
+def test_commit_through_asks_again_until_the_committed_offsets_pass_what_was_processed() -> None:
+    class FakeConsumer:
+        """Commits one partition per call, as a commit already in flight would leave the other for later."""
+
+        def __init__(self) -> None:
+            self._committed_offset: dict[TP, int | None] = {}
+            self.asked: list[set[TP]] = []
+            self._next = iter([(TP("b", 1), 8), (TP("s", 1), 4)])
+
+        async def commit(self, topics: set[TP]) -> bool:
+            self.asked.append(topics)
+            tp, offset = next(self._next, (TP("b", 1), 8))
+            self._committed_offset[tp] = offset
+            return True
+
+    class App:
+        consumer = FakeConsumer()
+
+    assert asyncio.run(faust_seam.commit_through(App(), {("b", 1): 7, ("s", 1): 3}))
+    assert App.consumer.asked == [{TP("b", 1), TP("s", 1)}] * 2
+    # An offset the commits never pass (a revoked partition, a commit that keeps failing): False after three asks.
+    App.consumer = FakeConsumer()
+    assert not asyncio.run(faust_seam.commit_through(App(), {("b", 1): 7, ("s", 1): 9}))
+    assert len(App.consumer.asked) == 3
