@@ -10,6 +10,7 @@ upgrade fails in one place. What the worker relies on:
 - message acknowledgement (``Message.ack``, ``Message.generation_id``, ``App.consumer_generation_id``) for the
   input messages the worker takes itself, and a commit on demand (``Consumer.commit`` and faust's record of
   what it committed, ``Consumer._committed_offset``) before a deletion;
+- whether a rebalance or table recovery is under way (``App.rebalancing``, ``App.in_recovery``), for the lookup;
 - the consumer's poll (``Consumer._wait_next_records``, ``_to_message``, ``_buffered_partitions``,
   ``suspend_flow``, ``perform_seek``, ``seek_to_committed``, ``highwater``), where :class:`InputBatchConsumer`
   tells the worker the committed offsets it seeks back to after a rebalance and hands each poll result
@@ -333,6 +334,12 @@ async def commit_through(app: Any, processed: Mapping[tuple[str, int], int], att
         if all((committed.get(tp) or 0) > offset for tp, offset in wanted.items()):
             return True
     return False
+
+
+def restoring(app: Any) -> bool:
+    """Whether the app is between a rebalance's start and the end of its tables' recovery: a key its table does
+    not hold may be one not read back from the changelog yet."""
+    return bool(app.rebalancing or app.in_recovery)
 
 
 def is_current_generation(app: Any, message: Any) -> bool:

@@ -3,7 +3,10 @@
 ``GET /profiles/{user_id}/`` answers from the worker that owns the user: a worker that does not own it
 forwards the request there (Faust's table routing, to the URL the owner advertises: ``web_host``, see
 :func:`streams.worker.app.advertised_web_host`), so a client may ask any worker. The answer is the
-profile-updated v1 object as it would be published now (``updated_at`` is the time of the lookup), or 404. A
+profile-updated v1 object as it would be published now (``updated_at`` is the time of the lookup), or 404. While
+the worker does not know the partitions' owners yet, or restores its state (start-up, a rebalance, a new disk),
+a user it cannot find is answered 503 ``not_ready`` with ``Retry-After``, never 404: the user may be in the part of
+the changelog not read back yet, and a consumer would take a 404 for a user without history. A
 record the loaded model did not make (a model rollout in progress) is re-encoded from its stored window with
 the loaded model and answered with that model's version (:mod:`streams.worker.profile_builder`).
 
@@ -17,13 +20,22 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 
 from state.errors import StateDecodeError
 from state.spec import StateSpec
 from streams.worker.encoder_runtime import EncoderRuntime
+from streams.worker.faust_seam import restoring
 from streams.worker.processor import wall_clock_ms
 from streams.worker.profile_builder import current_profile
 from streams.worker.web_auth import BearerToken
+
+RETRY_AFTER_S = 1
+"""The ``Retry-After`` of a not-ready answer: a restore of a few hundred MB of changelog takes seconds."""
+
+
+def _not_ready(view: View) -> Response:
+    return view.json({"error": "not_ready"}, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def register_lookup(
@@ -46,14 +58,18 @@ def register_lookup(
                 return self.json(
                     {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="profiles"'}
                 )
-            return await self.routed(request, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
+            try:
+                return await self.routed(request, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
+            except ServiceUnavailable:
+                # faust's router before the group has told this worker who owns which partition.
+                return _not_ready(self)
 
         @app.table_route(table=table, match_info="user_id")
         async def routed(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:
             user_id = request.match_info["user_id"]
             raw = table.get(user_id.encode())
             if raw is None:
-                return self.json({"error": "not_found"}, status=404)
+                return _not_ready(self) if restoring(app) else self.json({"error": "not_found"}, status=404)
             try:
                 profile = current_profile(bytes(raw), user_id, encoder, spec, wall_clock_ms())
             except StateDecodeError:

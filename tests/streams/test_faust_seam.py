@@ -362,3 +362,18 @@ def test_commit_through_asks_again_until_the_committed_offsets_pass_what_was_pro
     App.consumer = FakeConsumer()
     assert not asyncio.run(faust_seam.commit_through(App(), {("b", 1): 7, ("s", 1): 9}))
     assert len(App.consumer.asked) == 3
+
+
+def test_the_app_says_when_a_rebalance_or_a_recovery_is_under_way() -> None:
+    # restoring() reads two flags faust's AppT declares; rebalance and recovery set and clear them.
+    assert {"rebalancing", "in_recovery"} <= set(faust.types.AppT.__annotations__)
+    assert "self.app.in_recovery = True" in inspect.getsource(faust_recovery.Recovery._set_recovery_started)
+    assert "self.app.in_recovery = False" in inspect.getsource(faust_recovery.Recovery._set_recovery_ended)
+
+    class App:
+        rebalancing = False
+        in_recovery = False
+
+    assert not faust_seam.restoring(App())
+    App.in_recovery = True
+    assert faust_seam.restoring(App())
