@@ -469,6 +469,7 @@ class ProfileWorker:
         except StateUnavailableError:
             del output.dead_letters[before:]
             output.profiles.clear()
+            output.event_times_ms.clear()
             output.watermarks_ms.clear()
             self.state.discard_pending()
             self.processor.forget()
@@ -528,6 +529,8 @@ class ProfileWorker:
             for key, value in output.profiles:
                 self.bulk.stage(topic, self.bulk.partition_of(topic, key), key, value)
             await self._deliver()
+            # Publication time: the broker has the profiles (after any retries the store or broker needed).
+            self.metrics.observe_end_to_end_latency_ms(output.event_times_ms, wall_clock_ms())
         # Let the producer's sender and faust's commit run before the next unit holds the event loop.
         await asyncio.sleep(0)
         if output.profiles:
@@ -768,6 +771,9 @@ class ProfileWorker:
         async with self._unit_lock:
             # Another worker may change these users' records from now on.
             self.processor.forget()
+            # Nor is what it processed there its position any more: when such a partition comes back, the lag and
+            # consumed-offset series would show the old offset until its next event.
+            self._processed = {tp: offset for tp, offset in self._processed.items() if tp[1] not in gone}
         self._paused = {tp for tp in self._paused if tp[1] not in gone}
 
     async def _on_assigned(self, sender: Any, assigned: Any, **_: Any) -> None:

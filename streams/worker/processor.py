@@ -84,6 +84,9 @@ class BatchOutput:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     watermarks_ms: dict[int, int] = field(default_factory=dict)
     """Newest accepted event time per source partition: the event-time clock of the expiry scan."""
+    event_times_ms: list[int] = field(default_factory=list)
+    """Event times of the new events folded into ``profiles``: the caller observes their end-to-end latency once
+    the profiles are delivered (the publication time the metric promises, not the fold's end)."""
 
 
 class StateAccess(Protocol):
@@ -194,8 +197,8 @@ class _UnitCounts:
     duplicates: int = 0
     model_rebuilds: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
-    published_events: list[tuple[list[int], int]] = field(default_factory=list)
-    """(event times of a slice's new events, when its profiles were made) for the end-to-end latency."""
+    newest_event_ms: int = 0
+    """The newest event time folded into a profile of the unit (0: none)."""
 
     def add_to(self, metrics: WorkerMetrics) -> None:
         """Count everything in ``metrics``."""
@@ -205,11 +208,8 @@ class _UnitCounts:
         metrics.count_model_rebuilds(self.model_rebuilds)
         for reason, n in self.rejected.items():
             metrics.count_rejected(reason, n)
-        for event_ts_ms, published_at_ms in self.published_events:
-            metrics.observe_end_to_end_latency_ms(event_ts_ms, published_at_ms)
-        newest = [max(ts) for ts, _ in self.published_events if ts]
-        if newest:
-            metrics.set_last_event_timestamp_ms(max(newest))
+        if self.newest_event_ms:
+            metrics.set_last_event_timestamp_ms(self.newest_event_ms)
 
 
 def _step_kinds(work: Sequence[_UserWork]) -> dict[StepKind, int]:
@@ -612,4 +612,6 @@ class BatchProcessor:
             self.cache.put(w.user_id, w.record)
         output.profiles.extend(profiles_out)
         self._unit.state_writes += len(work)
-        self._unit.published_events.append((newest, now_ms))
+        output.event_times_ms.extend(newest)
+        if newest:
+            self._unit.newest_event_ms = max(self._unit.newest_event_ms, *newest)
