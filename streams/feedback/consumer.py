@@ -20,6 +20,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 from kafka.coordinator.assignors.range import RangePartitionAssignor
+from kafka.structs import OffsetAndMetadata
 
 from streams.contract.decoder import Rejection, decode_event
 from streams.contract.events import BrowseEvent, PurchaseEvent
@@ -126,7 +127,7 @@ class FeedbackConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
             read += len(records)
         self._metrics.count(self.join.expire(now_ms))
         if read:
-            self._consumer.commit()
+            self._commit()
         self._metrics.held_impressions.set(self.join.held)
         self._metrics.pending_clicks.set(self.join.pending)
         self._metrics.assigned_partitions.set(len(self._consumer.assignment()))
@@ -136,7 +137,9 @@ class FeedbackConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         key, value = record.key, record.value
         counted = record.offset >= self._count_from.get(tp, 0)
         if kind == "impression":
-            impression = decode_impression(value, key)
+            # An impression dated ahead of the clock is refused: expiry drops the oldest first and stops at the
+            # first that is not due, so one dated years ahead would hold every impression behind it.
+            impression = decode_impression(value, key, now_ms=now_ms)
             if isinstance(impression, Rejection):
                 if counted:
                     self._reject(kind, impression)
@@ -158,10 +161,24 @@ class FeedbackConsumer(ConsumerRebalanceListener):  # type: ignore[misc]
         self._metrics.rejected.labels(kind, rejection.reason.value).inc()
         log.warning("skipped an invalid %s record: %s (%s)", kind, rejection.reason.value, rejection.detail)
 
+    def _commit(self) -> None:
+        """Commit, per placed partition, its position or the first offset not yet counted, whichever is later.
+
+        After an assignment a partition is read again from the window's start, below what was counted before;
+        committing that position (kafka-python's plain ``commit()``) would have the next member count the
+        records between the two a second time after a restart during the catch-up.
+        """
+        offsets = {
+            tp: OffsetAndMetadata(max(self._consumer.position(tp), self._count_from.get(tp, 0)), "", -1)
+            for tp in self._consumer.assignment() - self._to_position
+        }
+        if offsets:
+            self._consumer.commit(offsets)
+
     def close(self) -> None:
         """Commit what was counted and leave the group."""
         try:
-            self._consumer.commit()
+            self._commit()
         except Exception as exc:  # leaving matters more than a last commit; the next member counts again
             log.warning("final commit failed: %s", type(exc).__name__)
         self._consumer.close()
