@@ -72,7 +72,9 @@ class ProfileUpdated:
             raise ProfileDecodeError("not a profile-updated message: not a JSON object")
         schema = obj.get("schema")
         if type(schema) is not int or schema != PROFILE_SCHEMA_VERSION:
-            raise ProfileDecodeError(f"unsupported profile schema {schema!r}")
+            # Named by its type only (unless it is an integer): the value is untrusted and the message is logged.
+            shown = schema if type(schema) is int else f"of type {type(schema).__name__}"
+            raise ProfileDecodeError(f"unsupported profile schema {shown}")
         user_id = _text(obj, "user_id")
         if key is not None and user_id.encode("utf-8", errors="surrogatepass") != key:
             raise ProfileDecodeError("field 'user_id' differs from the message key")

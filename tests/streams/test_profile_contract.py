@@ -110,3 +110,14 @@ def test_a_profile_whose_user_id_differs_from_its_key_is_refused() -> None:
     assert ProfileUpdated.from_bytes(_profile("usér-東京").to_bytes(), "usér-東京".encode()).user_id == "usér-東京"
     with pytest.raises(ProfileDecodeError, match="message key"):
         ProfileUpdated.from_bytes(data, b"alice")
+
+
+def test_the_error_of_an_unsupported_schema_quotes_no_value_of_the_message() -> None:
+    # Consumers log the error (streams.client.subscriber): a producer's mistake must not put its content there.
+    data = json.dumps({"schema": {"user_id": "alice@example.com", "query": "a private search"}}).encode()
+    with pytest.raises(ProfileDecodeError) as refused:
+        ProfileUpdated.from_bytes(data)
+    assert "alice" not in str(refused.value) and "private" not in str(refused.value)
+    assert str(refused.value) == "unsupported profile schema of type dict"
+    with pytest.raises(ProfileDecodeError, match=r"unsupported profile schema 2$"):
+        ProfileUpdated.from_bytes(b"{\"schema\": 2}")
