@@ -51,14 +51,22 @@ def parse_k(query: str) -> int:
     return k
 
 
+IDLE_TIMEOUT_S = 10.0
+"""How long a connection may take to send a request, or stay open idle between requests, before it is closed."""
+
+
 def _handler(
     recommender: Recommender,
     metrics: RecommendMetrics,
     registry: CollectorRegistry,
     shown: Callable[[Recommendation], None] | None,
+    idle_timeout_s: float,
 ) -> type:
     class Handler(BaseHTTPRequestHandler):
         server_version = "profilestream-recommend"
+        # Each connection holds a thread: without a socket timeout, one that sends half a request line (or
+        # nothing) held it for good, and enough of them would exhaust the process's threads.
+        timeout = idle_timeout_s
 
         def log_message(self, format: str, *args: Any) -> None:
             """Silenced: request lines carry user ids."""
@@ -128,10 +136,11 @@ def start_server(
     port: int,
     *,
     shown: Callable[[Recommendation], None] | None = None,
+    idle_timeout_s: float = IDLE_TIMEOUT_S,
 ) -> ThreadingHTTPServer:
     """Serve in a daemon thread; the caller stops it with ``shutdown()``. ``shown`` is called with every answer
-    after it was sent (the impression writer)."""
-    server = ThreadingHTTPServer((bind, port), _handler(recommender, metrics, registry, shown))
+    after it was sent (the impression writer); a connection silent for ``idle_timeout_s`` is closed."""
+    server = ThreadingHTTPServer((bind, port), _handler(recommender, metrics, registry, shown, idle_timeout_s))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="recommend-http", daemon=True).start()
     return server

@@ -124,3 +124,16 @@ def test_parse_k(query: str, k: int) -> None:
 def test_parse_k_refuses(query: str) -> None:
     with pytest.raises(BadRequestError):
         parse_k(query)
+
+
+def test_a_connection_that_never_finishes_its_request_is_closed() -> None:
+    registry = CollectorRegistry()
+    server = start_server(Recommender(), RecommendMetrics(registry), registry, "127.0.0.1", 0, idle_timeout_s=0.5)
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as stalled:
+            stalled.sendall(b"GET /recommendations/u")  # half a request line, then nothing
+            # The server gives up on it (end of stream) instead of holding its thread until the client goes.
+            assert stalled.recv(1024) == b""
+    finally:
+        server.shutdown()
+        server.server_close()
