@@ -120,4 +120,4 @@ def test_the_error_of_an_unsupported_schema_quotes_no_value_of_the_message() -> 
     assert "alice" not in str(refused.value) and "private" not in str(refused.value)
     assert str(refused.value) == "unsupported profile schema of type dict"
     with pytest.raises(ProfileDecodeError, match=r"unsupported profile schema 2$"):
-        ProfileUpdated.from_bytes(b"{\"schema\": 2}")
+        ProfileUpdated.from_bytes(b'{"schema": 2}')
