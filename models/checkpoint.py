@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,10 +68,31 @@ class CheckpointMetadata:
         }
 
 
+LATER_CONFIG_FIELDS: tuple[tuple[str, object], ...] = (("recency_memory", False), ("item_category_vectors", False))
+"""Hyper-parameters added after the first checkpoints, in the order they came, each with the value that behaves as
+its absence. A checkpoint written before one existed hashed a config without it."""
+
+
 def model_version(model: ProfileEncoder) -> str:
     """Content hash of the model's weights, config and feature space; `untrained-` prefixed if never trained."""
+    return _content_version(model, model.config.to_dict())
+
+
+def _versions_as_written(model: ProfileEncoder) -> Iterator[str]:
+    """The model's version, then the versions earlier code gave the same model: without the hyper-parameters it
+    did not have yet (:data:`LATER_CONFIG_FIELDS`, newest first, while each is at its absent value)."""
+    config = model.config.to_dict()
+    yield _content_version(model, config)
+    for name, absent in reversed(LATER_CONFIG_FIELDS):
+        if config.get(name) != absent:
+            return
+        config = {key: value for key, value in config.items() if key != name}
+        yield _content_version(model, config)
+
+
+def _content_version(model: ProfileEncoder, config: dict[str, Any]) -> str:
     digest = hashlib.sha256()
-    digest.update(_canonical_json(model.config.to_dict()))
+    digest.update(_canonical_json(config))
     digest.update(_canonical_json(model.features.to_json()))
     state = model.state_dict()
     for name in sorted(state):
@@ -185,8 +207,9 @@ def load_checkpoint(path: Path) -> tuple[ProfileEncoder, CheckpointMetadata]:
         ) from exc
     model.trained = metadata.trained
     model.eval()
-    actual = model_version(model)
-    if actual != metadata.model_version:
+    versions = list(_versions_as_written(model))
+    if metadata.model_version not in versions:
+        actual = versions[0]
         raise CheckpointError(
             f"checkpoint {path}: content hash {actual} differs from model_version {metadata.model_version} in "
             f"{METADATA_FILE}; the files were modified or mixed from different checkpoints"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from models import checkpoint as checkpoint_module
 from models.checkpoint import (
     FEATURES_FILE,
     HPARAMS_FILE,
@@ -195,3 +196,32 @@ def test_modified_vocabulary_fails_the_content_hash(saved: Path) -> None:
 
 class _NotATensor:
     """Any non-tensor object: weights_only loading must refuse to unpickle it."""
+
+
+@pytest.mark.parametrize("unknown_then", [("item_category_vectors",), ("recency_memory", "item_category_vectors")])
+def test_a_checkpoint_written_before_a_later_hyper_parameter_existed_still_loads(
+    tmp_path: Path, trained_model: ProfileEncoder, unknown_then: tuple[str, ...]
+) -> None:
+    # What the code of that time wrote: hparams.json without the field, and a version hashed without it.
+    assert all(getattr(trained_model.config, name) is False for name in unknown_then)
+    out = tmp_path / "old"
+    save_checkpoint(trained_model, out, training_fingerprint="abc", metrics={})
+    then = {k: v for k, v in trained_model.config.to_dict().items() if k not in unknown_then}
+    old_version = checkpoint_module._content_version(trained_model, then)
+    assert old_version != model_version(trained_model)
+
+    def without_them(hparams: dict[str, object]) -> None:
+        for name in unknown_then:
+            del hparams[name]
+
+    _edit_json(out / HPARAMS_FILE, without_them)
+    _edit_json(out / METADATA_FILE, lambda d: d.update(model_version=old_version))
+    model, metadata = load_checkpoint(out)
+    assert metadata.model_version == old_version  # the version its profiles and item vectors were published under
+    assert model.config == trained_model.config
+    # A changed weight is still refused, whichever version the files claim.
+    state = torch.load(out / STATE_DICT_FILE, weights_only=True)
+    state["head.bias"] = state["head.bias"] + 1e-3
+    torch.save(state, out / STATE_DICT_FILE)
+    with pytest.raises(CheckpointError, match="content hash"):
+        load_checkpoint(out)
