@@ -283,7 +283,8 @@ class SessionItemKNN:
 class SessionEncoder:
     """The profile encoder: profile after every event of the user before the target's event, dot item vectors.
 
-    Candidates the model has no vector for score -inf (with `train` on the same training file there are none).
+    Candidates the model has no vector for score -inf, and a target among them counts as a miss (with `train` on
+    the same training file there are none).
     """
 
     def __init__(self, model: ProfileEncoder, data: StandardData, name: str = "encoder") -> None:
@@ -341,7 +342,12 @@ def rank_all(
             arange = torch.arange(scores.shape[1]).unsqueeze(0)
         target = scores.gather(1, targets.unsqueeze(1))  # [m, 1]
         tied_before = ((scores == target) & (arange < targets.unsqueeze(1))).sum(1)
-        ranks[start : start + len(part)] = ((scores > target).sum(1) + tied_before + 1).numpy()
+        ranked = (scores > target).sum(1) + tied_before + 1
+        # A target the scorer cannot score (an item the model has no vector for) is a miss: the tie rule would
+        # rank it among the other unscorable items by popularity, and a model that knows none of the candidates
+        # would be reported with most-popular's numbers.
+        ranked[torch.isneginf(target.squeeze(1))] = scores.shape[1] + 1
+        ranks[start : start + len(part)] = ranked.numpy()
     return ranks
 
 

@@ -333,8 +333,15 @@ def cmd_evaluate_standard(args: argparse.Namespace) -> int:
     scorers: list[Any] = []
     for model, metadata in models:
         name = "encoder" if len(models) == 1 else f"encoder {metadata.model_version[:8]}"
-        scorers.append(SessionEncoder(model, data, name))
+        scorer = SessionEncoder(model, data, name)
+        scorers.append(scorer)
         _log(f"model {metadata.model_version}: {metadata.extra.get('events_file', '?')}")
+        unknown = int(scorer.unknown.sum())
+        if unknown:
+            _log(
+                f"warning: model {metadata.model_version} has no vector for {unknown} of {len(data.candidates)} "
+                "candidate items (trained on other data or other item ids?); targets among them count as misses"
+            )
     report_ = evaluate_standard(data, [*scorers, *baseline_scorers(data)], exclude_previous=not args.keep_previous_item)
     print(report_.format_table())
     print(f"evaluation time: {time.monotonic() - started:.1f} s")

@@ -170,3 +170,13 @@ def test_a_bad_tsv_row_is_a_protocol_error_naming_its_line(tmp_path: Path, row: 
 def test_summarise_runs() -> None:
     summary = summarise_runs({"recall@20": [0.5, 0.7, 0.6]})["recall@20"]
     assert summary["median"] == 0.6 and summary["min"] == 0.5 and summary["max"] == 0.7 and summary["runs"] == 3
+
+
+def test_a_target_the_model_has_no_vector_for_is_a_miss_not_ranked_by_popularity() -> None:
+    data = _data()
+    queries = queries_of(data)
+    # An untrained model knows none of the candidates: every target is a miss, never most-popular's rank.
+    unknown = rank_all(SessionEncoder(untrained_model(EncoderConfig(embedding_dim=8, hidden_dim=8), seed=0), data),
+                       data, queries)  # fmt: skip
+    assert (unknown == len(data.candidates) + 1).all()
+    assert (rank_all(MostPopular(data), data, queries) <= len(data.candidates)).all()
