@@ -139,7 +139,8 @@ def write_session_tsv(data: StandardData, path: Path, *, test: bool) -> int:
 def _raw_sessions(
     histories: Sequence[Sequence[EventInput]], keys: Sequence[Sequence[str]], is_test: Sequence[Sequence[bool]]
 ) -> list[tuple[Session, bool]]:
-    """Rules 1-2: per (user, session key), the item events without consecutive repeats; test if any event is."""
+    """Rules 1-2: per (user, session key), the item events without consecutive repeats, and whether it is a test
+    session; raises `ProtocolError` for a session with events in both files."""
     out: list[tuple[Session, bool]] = []
     for b, history in enumerate(histories):
         grouped: dict[str, tuple[list[int], list[int], list[bool]]] = {}
@@ -153,6 +154,13 @@ def _raw_sessions(
             items.append(event.item_hash)
             positions.append(j)
         for items, positions, flags in grouped.values():
+            if any(flags) and not all(flags):
+                # Its training events would become targets of a model trained on them, and the baselines would
+                # lose them: the protocol splits by whole sessions.
+                raise ProtocolError(
+                    "a session has events in both the training and the test file; the standard protocol splits "
+                    "by whole sessions (as `profilestream data split` and GRU4Rec's preprocessing do)"
+                )
             out.append((Session(b, tuple(items), tuple(positions)), any(flags)))
     return out
 

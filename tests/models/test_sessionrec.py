@@ -180,3 +180,10 @@ def test_a_target_the_model_has_no_vector_for_is_a_miss_not_ranked_by_popularity
                        data, queries)  # fmt: skip
     assert (unknown == len(data.candidates) + 1).all()
     assert (rank_all(MostPopular(data), data, queries) <= len(data.candidates)).all()
+
+
+def test_a_session_in_both_files_is_refused() -> None:
+    # u1's session s1: three events in the training file, the fourth in the test file.
+    history = [[_browse(item, 1000 * i) for i, item in enumerate(["1", "2", "3", "4"])]]
+    with pytest.raises(ProtocolError, match="both the training and the test file"):
+        prepare(history, [["s1"] * 4], [[False, False, False, True]])
