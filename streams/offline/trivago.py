@@ -19,8 +19,8 @@ same, original order.
 
 Every event goes through the contract's decoder before it is written: an event it refuses (an empty user id,
 a time before 2000) is skipped and counted by the decoder's reason code, like the rows that map to no event
-(`empty_reference`, `bad_timestamp`, `unknown_action`, `bad_prices`); the summary names the first few skipped
-rows by number.
+(`short_row`, `empty_reference`, `bad_timestamp`, `unknown_action`, `bad_prices`); the summary names the first
+few skipped rows by number.
 
 The impressions of each click-out do not fit the contract, so they go to a **side file** (never into the
 events): `<out stem>.impressions.jsonl`, one JSON object per click-out, in the order of the events file:
@@ -158,11 +158,17 @@ def read_rows(source: Path) -> Iterator[dict[str, str]]:
             missing = set(COLUMNS) - set(reader.fieldnames or ())
             if missing:
                 raise TrivagoImportError(f"{path} lacks the columns {sorted(missing)}")
-            yield from reader
+            try:
+                yield from reader
+            except (EOFError, OSError, UnicodeDecodeError, csv.Error) as exc:
+                # A truncated or damaged download: say so in one line, not with a traceback.
+                raise TrivagoImportError(f"{path} cannot be read to its end ({type(exc).__name__}: {exc})") from exc
 
 
 def convert_row(row: dict[str, str], row_number: int) -> tuple[Event, Impressions | None] | str:
     """One CSV row -> (event, impressions of a click-out or None), or the reason it is skipped."""
+    if None in row.values():
+        return "short_row"  # fewer fields than the header names (csv gives None for the missing ones)
     action = row["action_type"]
     reference = row["reference"].strip()
     if not reference:

@@ -176,3 +176,15 @@ def test_only_the_first_skipped_rows_are_named(tmp_path: Path) -> None:
     report = import_trivago(source, tmp_path / "events.jsonl")
     assert report.skipped == {"unknown_action": 25}
     assert [r for r, _, _ in report.first_skipped] == [f"row {n}" for n in range(1, 11)]
+
+
+def test_a_short_row_is_skipped_and_a_truncated_download_is_a_clear_error(tmp_path: Path) -> None:
+    short = tmp_path / "short.csv"
+    short.write_bytes(csv_bytes(ROWS[:1]) + b"U9,s9,1541599523\n")  # three fields of twelve
+    report = import_trivago(short, tmp_path / "a.jsonl")
+    assert report.events == {"browse": 1} and report.skipped == {"short_row": 1}
+    truncated = tmp_path / "events.csv.gz"
+    truncated.write_bytes(gzip.compress(csv_bytes(ROWS * 50))[:-40])
+    with pytest.raises(TrivagoImportError, match="cannot be read to its end"):
+        import_trivago(truncated, tmp_path / "b.jsonl")
+    assert not (tmp_path / "b.jsonl").exists()
