@@ -851,4 +851,7 @@ class ProfileWorker:
             at for at in (fetched_at_ms(self.app, *tp) for tp in assigned if tp not in self._paused) if at is not None
         ]
         self.broker_absence.observe(time.time() * 1000, max(fetched, default=None))
-        await self.lag_monitor.refresh(assigned, self._processed)
+        # Idle: every fetched message is processed (none queued, held or in a unit), so the consumer's position
+        # is where processing stands, past offsets that hold no event.
+        idle = self._inbox.empty() and not self.aligner.held and not self._unit_lock.locked()
+        await self.lag_monitor.refresh(assigned, self._processed, idle=idle)

@@ -207,21 +207,25 @@ class LagMonitor:
             for tp in held.keys() - keep:
                 del held[tp]
 
-    async def refresh(self, assigned: Iterable[Partition], processed: Mapping[Partition, int]) -> None:
+    async def refresh(
+        self, assigned: Iterable[Partition], processed: Mapping[Partition, int], *, idle: bool = False
+    ) -> None:
         """Measure the lag of `assigned` against the broker's end offsets and set the metrics.
 
         `processed` maps a partition to the last offset the worker processed on it; the next offset to
-        process is one more. Partitions without one get theirs from the `next_offset` callable. Takes at
-        most about `timeout_s`: the end offsets and the fallbacks are asked for at the same time.
+        process is one more. Partitions without one get theirs from the `next_offset` callable. With `idle`
+        (nothing the consumer fetched waits to be processed) every partition's next offset is at least that
+        callable's answer too: the consumer's position moves past offsets that hold no event (a transaction's
+        commit marker), which processed offsets never reach, and a lag of one would otherwise stay for good.
+        Takes at most about `timeout_s`: the end offsets and the fallbacks are asked for at the same time.
         """
         partitions = sorted(set(assigned))
         # A snapshot: the fold agent goes on updating `processed` while the requests are out.
         done = {tp: processed[tp] for tp in partitions if tp in processed}
+        asked = partitions if idle else [tp for tp in partitions if tp not in done]
         async with self._lock:
             generation = self._generation
-            ends, nexts = await asyncio.gather(
-                self._request(partitions), self._fallbacks([tp for tp in partitions if tp not in done])
-            )
+            ends, nexts = await asyncio.gather(self._request(partitions), self._fallbacks(asked))
             if generation != self._generation:
                 log.debug("a rebalance happened during the lag refresh; its figures are dropped")
                 return
@@ -230,7 +234,7 @@ class LagMonitor:
             for tp in partitions:
                 if tp in done:
                     self.metrics.set_consumed_offset(tp[0], tp[1], done[tp])
-                    nexts[tp] = done[tp] + 1
+                    nexts[tp] = max(done[tp] + 1, nexts.get(tp, 0))
                 end, next_offset = self._end_offsets.get(tp), nexts.get(tp)
                 if end is None or next_offset is None:
                     continue

@@ -292,3 +292,18 @@ def test_a_refresh_that_spans_a_rebalance_does_not_bring_back_revoked_series(
     asyncio.run(scenario())
     assert lag(registry, BROWSE1) is None
     assert monitor.lag == {}
+
+
+def test_an_idle_worker_counts_offsets_that_hold_no_event_as_done(
+    registry: CollectorRegistry, monitor: LagMonitor, source: ScriptedSource, positions: Positions
+) -> None:
+    # The last record of the partition is a transaction's commit marker at offset 7: the worker processed
+    # offset 6, the consumer's position is 8, the end offset 8.
+    source.ends = {BROWSE0: 8}
+    positions.values = {BROWSE0: 8}
+    asyncio.run(monitor.refresh([BROWSE0], {BROWSE0: 6}))
+    assert lag(registry, BROWSE0) == 1  # busy: the processed offset is what counts (the position may run ahead)
+    asyncio.run(monitor.refresh([BROWSE0], {BROWSE0: 6}, idle=True))
+    assert lag(registry, BROWSE0) == 0
+    offset = "profilestream_consumed_offset"
+    assert registry.get_sample_value(offset, {"topic": "events.browse", "partition": "0"}) == 6
