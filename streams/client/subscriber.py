@@ -24,6 +24,8 @@ class ProfileDeleted:
     """A tombstone: the user's profile was removed (expiry or erasure)."""
 
     user_id: str
+    deleted_at_ms: int | None = None
+    """When the worker published the tombstone (the record's timestamp), if the record carries one."""
 
 
 ProfileChange = ProfileUpdated | ProfileDeleted
@@ -81,7 +83,7 @@ class ProfileSubscriber:
         options = {**kafka_client_options(settings), **kafka_config}
         return cls(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix, **options)
 
-    def _apply(self, key: bytes | None, value: bytes | None) -> ProfileChange | None:
+    def _apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int | None = None) -> ProfileChange | None:
         if key is None:
             self.skipped += 1
             log.warning("skipped a profile message without key")
@@ -90,7 +92,7 @@ class ProfileSubscriber:
         if value is None:
             if self._hold:
                 self.profiles.pop(user_id, None)
-            return ProfileDeleted(user_id)
+            return ProfileDeleted(user_id, timestamp_ms if timestamp_ms is not None and timestamp_ms >= 0 else None)
         try:
             profile = ProfileUpdated.from_bytes(value, key)
         except ProfileDecodeError as exc:
@@ -110,7 +112,7 @@ class ProfileSubscriber:
         changes: list[ProfileChange] = []
         for records in self._consumer.poll(timeout_ms=timeout_ms).values():
             for record in records:
-                change = self._apply(record.key, record.value)
+                change = self._apply(record.key, record.value, record.timestamp)
                 if change is not None:
                     changes.append(change)
         return changes

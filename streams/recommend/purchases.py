@@ -2,8 +2,9 @@
 
 The profile's aggregates count purchases but do not name the items, so the recommender reads
 ``events.purchase`` itself (from the start of its retention) and never recommends an item a user bought within
-that retention. The sets are personal data: they live only in memory, for as long as the purchase topic keeps
-the events, and a user's set is dropped with the user's profile tombstone (expiry or erasure).
+that retention. The sets are personal data: they live only in memory, and a user's purchases made before the
+user's profile tombstone (expiry or erasure) are dropped with it; purchases after it (the user came back) stay,
+whichever order a restart reads the two topics in.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ class PurchaseLog:
     """Per-user purchased item ids and per-item purchase counts."""
 
     def __init__(self) -> None:
-        self._bought: dict[str, set[str]] = {}
+        self._bought: dict[str, dict[str, int]] = {}
+        """Per user: each item bought and the event time of its newest purchase."""
         self.counts: Counter[str] = Counter()
         self.skipped = 0
         self.generation = 0
@@ -34,7 +36,8 @@ class PurchaseLog:
         if isinstance(decoded, Rejection) or not isinstance(decoded, PurchaseEvent):
             self.skipped += 1
             return
-        self._bought.setdefault(decoded.user_id, set()).add(decoded.item_id)
+        bought = self._bought.setdefault(decoded.user_id, {})
+        bought[decoded.item_id] = max(decoded.ts_ms, bought.get(decoded.item_id, decoded.ts_ms))
         # Purchases, not units: one order of a million units must not put its item first in every fallback.
         self.counts[decoded.item_id] += 1
         self.generation += 1
@@ -43,9 +46,21 @@ class PurchaseLog:
         """The items ``user_id`` bought (empty for a user without purchases)."""
         return frozenset(self._bought.get(user_id, ()))
 
-    def forget(self, user_id: str) -> None:
-        """Drop a user's purchases (their profile was deleted); the item counts stay, they name nobody."""
-        self._bought.pop(user_id, None)
+    def forget(self, user_id: str, before_ms: int | None = None) -> None:
+        """Drop a user's purchases (their profile was deleted at ``before_ms``; None: all of them); the item
+        counts stay, they name nobody.
+
+        A restart reads every purchase before the profile topic, so a tombstone compaction has not removed yet
+        comes after purchases the user made once they came back: those are kept (an item bought then must not
+        be recommended)."""
+        bought = self._bought.get(user_id)
+        if bought is None:
+            return
+        bought = {} if before_ms is None else {item: ts_ms for item, ts_ms in bought.items() if ts_ms > before_ms}
+        if bought:
+            self._bought[user_id] = bought
+        else:
+            del self._bought[user_id]
 
     @property
     def users(self) -> int:

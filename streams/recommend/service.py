@@ -128,7 +128,7 @@ class Recommender:
             for change in changes:
                 if isinstance(change, ProfileDeleted):
                     self.profiles.pop(change.user_id, None)
-                    self.purchases.forget(change.user_id)
+                    self.purchases.forget(change.user_id, change.deleted_at_ms)
                 else:
                     held = self.profiles.get(change.user_id)
                     # A profile published twice (a producer's retry) or an older one behind a newer: keep the newer.
