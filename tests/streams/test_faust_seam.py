@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -240,10 +241,22 @@ def test_each_seek_back_to_the_committed_offsets_tells_the_worker_where_delivery
 
     consumer = object.__new__(faust_seam.InputBatchConsumer)
     consumer._thread = Thread()  # type: ignore[assignment]
+    consumer.input_topics = frozenset({"events.browse", "events.search"})
+    sought: list[Mapping[TP, int]] = []
+
+    async def seek_wait(partitions: Mapping[TP, int]) -> None:
+        sought.append(partitions)
+
+    consumer.seek_wait = seek_wait  # type: ignore[method-assign]
     told: list[object] = []
     consumer.after_seek = told.append
     assert asyncio.run(consumer.seek_to_committed()) == committed
     assert told == [committed]
+    # The input partition with nothing committed is sent back to its log's start: aiokafka leaves it where its
+    # fetcher got to, past whatever that fetch brought while faust's flow was stopped (and dropped).
+    assert sought == [{TP("events.search", 0): 0}]
+    assert "if offset and offset > 0:" in inspect.getsource(aiokafka.AIOKafkaConsumer.seek_to_committed)
+    assert list(inspect.signature(faust_aiokafka.Consumer.seek_wait).parameters) == ["self", "partitions"]
 
 
 def test_take_inputs_needs_the_input_batch_consumer() -> None:
