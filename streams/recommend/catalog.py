@@ -63,14 +63,30 @@ class ItemCatalog:
         return self._try_load(record.model_version, pending)
 
     def _tombstone(self, key: bytes) -> str | None:
-        """A deleted manifest or item retires the version: its index is dropped and it must be re-published."""
+        """A deleted manifest or item retires the version: its index is dropped and it must be re-published.
+
+        The version's other item records stay (pending): a manifest published again after the retirement loads
+        it again, whichever partition a restart reads first. Dropping them too loaded nothing after such a
+        restart when the item records came first: they were gone before the new manifest arrived. An item's
+        own tombstone (freeing its space) drops that item.
+        """
         try:
-            version, _ = split_key(key)
+            version, item_id = split_key(key)
         except UnicodeDecodeError:
             self.skipped += 1
             return None
-        self._pending.pop(version, None)
-        if self.loaded.pop(version, None) is not None:
+        unloaded = self.loaded.pop(version, None)
+        pending = self._pending.setdefault(version, _Pending())
+        if unloaded is not None:
+            vectors = unloaded.index.vectors
+            for row, kept_id in enumerate(unloaded.item_ids):
+                pending.items[kept_id] = ItemVector(version, kept_id, row, vectors[row].tolist())
+        pending.manifest = None
+        if item_id is not None:
+            pending.items.pop(item_id, None)
+        if not pending.items:
+            del self._pending[version]
+        if unloaded is not None:
             log.info("model version %s unloaded (tombstone on the items topic)", version)
             return version
         return None

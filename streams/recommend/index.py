@@ -28,6 +28,11 @@ class ExactIndex:
         self._vectors = np.ascontiguousarray(vectors, dtype=np.float32)
 
     @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """The rows as given (float32), in the caller's order."""
+        return self._vectors
+
+    @property
     def size(self) -> int:
         """Number of items."""
         return int(self._vectors.shape[0])

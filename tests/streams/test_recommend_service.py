@@ -68,6 +68,25 @@ def test_a_tombstone_unloads_the_version() -> None:
     assert catalog.loaded == {}
 
 
+@pytest.mark.parametrize("items_first", [True, False])
+def test_a_version_retired_then_published_again_is_loaded_whichever_partition_comes_first(items_first: bool) -> None:
+    # What a restart reads before compaction: the items, the first manifest, its tombstone, the manifest again
+    # (keys on different partitions, so the items may come before or after the manifest key's history).
+    records = _records("m1", _vectors(4, 1))
+    manifest, items = records[-1], records[:-1]
+    manifest_history = [manifest, (manifest_key("m1"), None), manifest]
+    catalog = ItemCatalog()
+    for key, value in [*items, *manifest_history] if items_first else [*manifest_history, *items]:
+        catalog.apply(key, value)
+    assert list(catalog.loaded) == ["m1"]
+    assert catalog.loaded["m1"].item_ids == tuple(f"item-{i}" for i in range(4))
+    # Retired for good: the manifest's tombstone, then each item's (which frees what was kept).
+    assert catalog.apply(manifest_key("m1"), None) == "m1"
+    for key, _ in items:
+        catalog.apply(key, None)
+    assert catalog.loaded == {} and catalog._pending == {}
+
+
 def test_invalid_records_are_counted_and_never_load() -> None:
     catalog = ItemCatalog()
     catalog.apply(item_key("m1", "x"), b"garbage")
