@@ -20,6 +20,8 @@ from typing import Any
 
 import orjson
 
+from streams.contract.profile import FLOAT32_MAX
+
 ITEMS_FORMAT = "profilestream.item-vectors"
 ITEMS_FORMAT_VERSION = 1
 KEY_SEPARATOR = "\n"
@@ -135,11 +137,16 @@ def _item(obj: dict[str, Any], version: str, item_id: str) -> ItemVector:
     if obj.get("kind") != "item" or obj.get("item_id") != item_id:
         raise ItemsDecodeError("an item key holds no item record of that item")
     rank = obj["rank"]
-    if not isinstance(rank, int) or rank < 0:
+    if type(rank) is not int or rank < 0:  # bool is an int in Python, never in JSON
         raise ItemsDecodeError("item rank must be a non-negative integer")
-    vector = [float(x) for x in obj["vector"]]
-    if not vector or not all(math.isfinite(x) for x in vector):
-        raise ItemsDecodeError("item vector is empty or has non-finite values")
+    raw = obj["vector"]
+    # A list of JSON numbers only: float() would read the string "123" as [1.0, 2.0, 3.0] and true as 1.0.
+    if not isinstance(raw, list) or not all(type(x) in (int, float) for x in raw):
+        raise ItemsDecodeError("item vector must be an array of numbers")
+    vector = [float(x) for x in raw]
+    # Within float32, as the index holds it: a larger value would become infinite there and drop every score.
+    if not vector or not all(math.isfinite(x) and abs(x) <= FLOAT32_MAX for x in vector):
+        raise ItemsDecodeError("item vector is empty or has values that are not finite in float32")
     return ItemVector(version, item_id, rank, vector)
 
 

@@ -55,6 +55,10 @@ def _item_value(**changes: object) -> bytes:
         (item_key("m1", "item-7"), _item_value(rank=-1)),
         (item_key("m1", "item-7"), _item_value(vector=[])),
         (item_key("m1", "item-7"), _item_value(vector=["x"])),
+        (item_key("m1", "item-7"), _item_value(vector="123")),  # float() reads a string's digits one by one
+        (item_key("m1", "item-7"), _item_value(vector=[True, 1.0])),
+        (item_key("m1", "item-7"), _item_value(rank=True)),
+        (item_key("m1", "item-7"), _item_value(vector=[1e39, 1.0])),  # infinite in float32
         (manifest_key("m1"), _item_value()),  # an item under a manifest key
         (manifest_key("m1"), ItemsManifest("m1", 3, 0, 1_700_000_000_000).to_bytes()),  # a version without items
         (manifest_key("m1"), ItemsManifest("m1", True, 10, 1_700_000_000_000).to_bytes()),
