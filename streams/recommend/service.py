@@ -14,8 +14,11 @@ Rules (docs/recommend.md):
 from __future__ import annotations
 
 import enum
+import math
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -28,6 +31,8 @@ from streams.recommend.coverage import Coverage
 from streams.recommend.purchases import PurchaseLog
 
 MAX_K = 200
+POPULAR_REFRESH_S = 1.0
+"""Longest a popularity ranking is kept after purchases changed the counts (a version change redoes it at once)."""
 
 
 class Fallback(enum.StrEnum):
@@ -86,8 +91,10 @@ class Recommender:
     """Holds profiles, purchases and item indexes; the follower thread applies changes under :attr:`lock` and
     request threads look up under it, so a request never sees a half-applied version."""
 
-    def __init__(self, coverage: Coverage | None = None) -> None:
+    def __init__(self, coverage: Coverage | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.lock = threading.Lock()
+        self._clock = clock
+        self.popular_refresh_s = POPULAR_REFRESH_S
         self.coverage = coverage or Coverage()
         self.profiles: dict[str, ProfileVector] = {}
         self.superseded = 0
@@ -96,6 +103,7 @@ class Recommender:
         self.purchases = PurchaseLog()
         self._popular_key: tuple[int, str | None] | None = None
         self._popular_ranked: list[str] = []
+        self._popular_at = -math.inf
 
     def recommend(self, user_id: str, k: int) -> Recommendation:
         """The top ``k`` (1..MAX_K) items for ``user_id``; raises ``ValueError`` for a k out of range."""
@@ -155,16 +163,21 @@ class Recommender:
         return Recommendation(user_id, tuple(items), None, reason)
 
     def _popular_ranking(self) -> list[str]:
-        """Items by popularity, recomputed only after a purchase or a version change (sorting a large
-        catalogue per request would cost more than the exact search)."""
+        """Items by popularity, recomputed after a version change, and after purchases at most every
+        ``popular_refresh_s``: sorting a large catalogue costs more than the exact search (16.8 ms against 0.08
+        for 50,000 items), under the lock every request takes, and in a shop every purchase changes the counts.
+        The user's own purchases are excluded at each request, whatever the ranking's age."""
         newest = self.catalog.newest()
-        key = (self.purchases.generation, newest.model_version if newest else None)
-        if key != self._popular_key:
+        version = newest.model_version if newest else None
+        key = (self.purchases.generation, version)
+        now = self._clock()
+        stale_version = self._popular_key is None or self._popular_key[1] != version
+        if key != self._popular_key and (stale_version or now - self._popular_at >= self.popular_refresh_s):
             counts = self.purchases.counts
             if newest is not None:
                 # Every item of the newest version: most bought first, then the model's training frequency.
                 ranked = sorted(newest.item_ids, key=lambda item: (-counts[item], newest.rows[item]))
             else:
                 ranked = [item for item, _ in counts.most_common()]
-            self._popular_key, self._popular_ranked = key, ranked
+            self._popular_key, self._popular_ranked, self._popular_at = key, ranked, now
         return self._popular_ranked

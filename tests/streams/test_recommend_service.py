@@ -152,10 +152,16 @@ def test_unknown_users_get_the_most_bought_items_then_the_models_frequency_order
     assert "item-5" not in {i.item_id for i in recommender.recommend("b", 4).items}
 
 
-def test_the_popularity_ranking_follows_new_purchases() -> None:
+def test_the_popularity_ranking_follows_new_purchases_at_most_once_a_second() -> None:
     recommender = _recommender({"m1": _vectors(10, 1)})
+    now = [100.0]
+    recommender._clock = lambda: now[0]
     assert recommender.recommend("nobody", 1).items[0].item_id == "item-0"
     recommender.purchases.apply(*_purchase("a", "item-9"))
+    # Within the refresh interval the ranking is kept (sorting the catalogue per purchase cost every request)...
+    assert recommender.recommend("nobody", 1).items[0].item_id == "item-0"
+    assert "item-9" not in {i.item_id for i in recommender.recommend("a", 10).items}  # ...a user's own purchase is out
+    now[0] += recommender.popular_refresh_s
     assert recommender.recommend("nobody", 1).items[0].item_id == "item-9"
 
 
