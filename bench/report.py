@@ -276,6 +276,40 @@ def _freshness_beside_baseline(results: SuiteResults) -> list[str]:
     ]
 
 
+def _two_process_live(results: SuiteResults) -> list[str]:
+    """One worker and two worker processes of one group under the same paced load, in the same runs."""
+    fraction = results.config.two_process_fraction
+    if not results.two_process_live or fraction is None or fraction not in results.config.load_fractions:
+        return []
+    i = results.config.load_fractions.index(fraction)
+    one = [run[i] for run in results.freshness]
+    two = results.two_process_live
+    header = ["worker processes", "load", "offered events/s", "p50 ms", "p99 ms", "uncovered"]
+    rows = []
+    for count, runs in ((1, one), (2, two)):
+        summary = median_summary([r.latency for r in runs])
+        rows.append(
+            [
+                str(count),
+                runs[0].phase.label,
+                _num(median([r.achieved_per_s for r in runs])),
+                _num(summary.p50_ms),
+                _num(summary.p99_ms),
+                str(max(r.missing for r in runs)),
+            ]
+        )
+    p99_one = median_summary([r.latency for r in one]).p99_ms
+    p99_two = median_summary([r.latency for r in two]).p99_ms
+    return [
+        f"Live traffic spread over two worker processes of one group (each owns half of the partitions), both "
+        f"started together under the warm-up load ({len(two)} run(s)), beside one process at the same load "
+        f"(the median of the freshness runs) "
+        f"(p99 two ÷ one: {ratio(p99_two, p99_one):.2f}):",
+        "",
+        *_table(header, rows),
+    ]
+
+
 def _freshness(results: SuiteResults) -> list[str]:
     if not results.freshness:
         return []
@@ -315,6 +349,7 @@ def _freshness(results: SuiteResults) -> list[str]:
     shown = "none of the loads" if best is None else f"{_num(best)} events/s"
     out += _table(header, rows)
     out += _freshness_beside_baseline(results)
+    out += _two_process_live(results)
     refinement = _live_refinement(results)
     out += refinement
     fixed_shown = (

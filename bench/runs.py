@@ -214,13 +214,7 @@ def run_drain(
     """
     app_id = f"bench-{dataset.name}-{variant}-{processes}p-{run}-{time.time_ns() % 10**8}"
     settings = env.settings(dataset.prefix, app_id)
-    others = [
-        settings.model_copy(
-            update={"state_dir": settings.state_dir.with_name(f"{app_id}-{n}"), "metrics_port": free_port(),
-                    "web_port": free_port()}
-        )
-        for n in range(1, processes)
-    ]  # fmt: skip
+    others = _other_processes(settings, processes)
     profiles_topic = settings.topic(PROFILES)
     deadletter_topic = settings.topic(DEADLETTER)
     dead_before = sum(end_offsets(env.bootstrap, deadletter_topic).values())
@@ -318,6 +312,17 @@ def run_drain(
     return result, None
 
 
+def _other_processes(settings: Settings, processes: int) -> list[Settings]:
+    """Settings of the second and later worker processes of ``settings``' group: own state directory and ports."""
+    return [
+        settings.model_copy(
+            update={"state_dir": settings.state_dir.with_name(f"{settings.app_id}-{n}"), "metrics_port": free_port(),
+                    "web_port": free_port()}
+        )
+        for n in range(1, processes)
+    ]  # fmt: skip
+
+
 def _log_text(worker: WorkerProcess) -> str:
     return worker.log_path.read_text(errors="replace") if worker.log_path.is_file() else ""
 
@@ -368,8 +373,10 @@ def run_paced(
     warmup: PacedPhase,
     refine: Callable[[list[PhaseResult]], PacedPhase | None] | None = None,
     on_phase: Callable[[PacedPhase, int], None] | None = None,
+    processes: int = 1,
 ) -> list[PhaseResult]:
-    """One worker on fresh topics; a warm-up, then each phase in turn, each drained before the next starts.
+    """``processes`` workers of one group (one by default) on fresh topics; a warm-up, then each phase in turn,
+    each drained before the next starts.
 
     With ``refine``, more phases follow in the same worker, each chosen from the results so far, until it returns
     None; their results come after those of ``phases``. ``on_phase`` is called with each phase and the worker's
@@ -382,7 +389,12 @@ def run_paced(
     schedule = build_schedule(spec)
     recorder = ProfileRecorder(env.bootstrap, profiles_topic, end_offsets(env.bootstrap, profiles_topic), spec.users)
     checkout = env.baseline if variant == "baseline" else None
+    others = _other_processes(settings, processes)
     worker = start_worker_from(checkout, variant, settings, env.workdir / "logs" / f"{name}.log")
+    workers = [worker] + [
+        start_worker_from(checkout, variant, other, env.workdir / "logs" / f"{name}-{n}.log")
+        for n, other in enumerate(others, 1)
+    ]
     results: list[PhaseResult] = []
     next_index = 0
 
@@ -410,20 +422,24 @@ def run_paced(
             while load.running():
                 if recorder.poll(0.05):
                     last_progress = time.monotonic()
-                _check_alive(worker, last_progress, recorder)
+                for each in workers:
+                    _check_alive(each, last_progress, recorder)
             sent = load.result()
             recorder.expect(np.bincount(schedule.user[: sent.end], minlength=spec.users).astype(np.int64))
             while not recorder.done:
                 if recorder.poll(0.05):
                     last_progress = time.monotonic()
-                _check_alive(worker, last_progress, recorder)
+                for each in workers:
+                    _check_alive(each, last_progress, recorder)
             next_index = sent.end
             if phase is not warmup:
                 results.append(_phase_result(phase, sent, schedule, recorder))
     finally:
-        worker.stop()
+        for each in workers:
+            each.stop()
         recorder.close()
-        shutil.rmtree(settings.state_dir, ignore_errors=True)
+        for each_settings in (settings, *others):
+            shutil.rmtree(each_settings.state_dir, ignore_errors=True)
     return results
 
 

@@ -59,6 +59,8 @@ class SuiteResults:
     max_rate_per_s: float = 0.0
     freshness: list[list[PhaseResult]] = field(default_factory=list)
     """Per run, one result per load fraction."""
+    two_process_live: list[PhaseResult] = field(default_factory=list)
+    """Per freshness run, two worker processes under ``config.two_process_fraction`` of the drain maximum."""
     live_refined: list[list[PhaseResult]] = field(default_factory=list)
     """Per run, the loads offered after the fixed ones to narrow the live-traffic maximum (bench.live_search)."""
     speed: list[tuple[str, float]] = field(default_factory=list)
@@ -136,6 +138,12 @@ def run_suite(env: BenchEnv, config: SuiteConfig, sections: set[str], log: Calla
             )
             results.freshness.append(phase_results[: len(phases)])
             results.live_refined.append(phase_results[len(phases) :])
+            if config.two_process_fraction is not None and run == 0:  # once a suite: about 40 s
+                fraction = config.two_process_fraction
+                shared = PacedPhase(f"{fraction * 100:g}%", fraction * results.max_rate_per_s, config.paced_s)
+                (spread,) = run_paced(env, "profilestream", run, spec, [shared], warmup, processes=2)
+                log(f"freshness run {run + 1}, two processes at {shared.label}: p99 {spread.latency.p99_ms:.0f} ms")
+                results.two_process_live.append(spread)
             if env.baseline is not None and env.baseline_paced:
                 earlier = run_paced(env, "baseline", run, spec, phases, warmup)
                 log(

@@ -31,6 +31,10 @@ class SuiteConfig:
     live_refine_steps: int = 2
     """Loads each freshness run offers after the fixed ones, halfway between the highest that met the p99 target
     and the lowest above it that did not (bench.live_search): the live-traffic maximum to a quarter of the gap."""
+    two_process_fraction: float | None = 0.5
+    """The paced load, as a share of one worker's drain maximum, offered in the first freshness run to two worker
+    processes of one group as well (None: not run): whether live traffic scales out as a drain does, and the
+    rebalance of two workers starting together under traffic (a partition with nothing committed yet)."""
     live_profile_fraction: float = 0.5
     """The paced load, as a share of the drain maximum, under which the profile section samples the worker a second
     time (``paced_s`` long, after ``warmup_s``): the 50 % load of the freshness target, whose cost per event is not
@@ -99,6 +103,8 @@ QUICK = SuiteConfig(
     unit_events=2_000,
     # Quix Streams' start-up alone takes about 40 s: with it the quick suite took 3.8 minutes.
     reference_runs=0,
+    # Two processes under live traffic added 30 s: 3.4 minutes on a slow machine (2026-12-02).
+    two_process_fraction=None,
 )
 """`make bench-quick`: one run of each part, small sizes, three paced loads and no Quix Streams peer; a smoke
 test of the suite in under 3 minutes."""
