@@ -8,8 +8,8 @@ upgrade fails in one place. What the worker relies on:
   (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
 - faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
 - message acknowledgement (``Message.ack``, ``Message.generation_id``, ``App.consumer_generation_id``) for the
-  input messages the worker takes itself, and a commit on demand (``Consumer.commit`` and faust's record of
-  what it committed, ``Consumer._committed_offset``) before a deletion;
+  input messages the worker takes itself, and a commit on demand (``Consumer.commit``, then the broker's
+  committed offsets through the consumer thread's aiokafka client) before a deletion;
 - whether a rebalance or table recovery is under way (``App.rebalancing``, ``App.in_recovery``), for the lookup;
 - the consumer's poll (``Consumer._wait_next_records``, ``_to_message``, ``_buffered_partitions``,
   ``suspend_flow``, ``perform_seek``, ``seek_to_committed``, ``highwater``), where :class:`InputBatchConsumer`
@@ -213,17 +213,22 @@ class InputBatchConsumer(faust_aiokafka.Consumer):
         inputs: list[Any] = []
         others: list[tuple[TP, list[Any]]] = []
         for tp, tp_records in records.items():
-            if active is not None and tp not in active and tp not in self._buffered_partitions:
-                continue
-            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
             if tp.topic in self.input_topics:
+                # Also those of a partition paused since the fetch (the worker's back-pressure), which faust's rule
+                # below drops: the consumer's position is past them already, so dropped they were never read
+                # again (a stall at a partition's end; with a transactional producer's markers, a hole the
+                # continuity check then accepted). The worker checks ownership and generation itself.
+                self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                 if deliver is None:
                     # Not wired yet: nothing is taken, so the continuity check reads these offsets again.
                     continue
                 to_message = self._to_message
                 inputs.extend([to_message(tp, record) for record in tp_records])
-            else:
-                others.append((tp, tp_records))
+                continue
+            if active is not None and tp not in active and tp not in self._buffered_partitions:
+                continue
+            self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            others.append((tp, tp_records))
         if inputs and deliver is not None:
             # A rebalance (suspend_flow) or a stop ends the wait; the batch is then dropped unacknowledged.
             await self.wait_first(deliver(inputs), self.suspend_flow.wait())
@@ -329,22 +334,32 @@ def release(app: Any, messages: Iterable[Any]) -> None:
 
 
 async def commit_through(app: Any, processed: Mapping[tuple[str, int], int], attempts: int = 3) -> bool:
-    """Commit the acknowledged input offsets now; True once the committed offset of every (topic, partition) of
-    ``processed`` is past the offset given for it there.
+    """Commit the acknowledged input offsets now; True once the broker's committed offset of every (topic,
+    partition) of ``processed`` is past the offset given for it there.
 
     faust's ``commit`` returns without committing when another commit is in flight (which may have taken its
-    offsets before the latest acknowledgements), so it is asked again, at most ``attempts`` times. What is
-    checked is faust's own record of what it committed (``Consumer._committed_offset``); faust also writes there
-    the offsets a rebalance refused, and the partition is then another worker's.
+    offsets before the latest acknowledgements), so it is asked again, at most ``attempts`` times. The answer is
+    the broker's (aiokafka's ``committed``, a remote call), not faust's record of what it committed
+    (``Consumer._committed_offset``): faust writes there the offsets a rebalance refused too.
     """
     consumer = app.consumer
     wanted = {TP(topic, partition): offset for (topic, partition), offset in processed.items()}
     for _ in range(attempts):
         await consumer.commit(set(wanted))
-        committed = consumer._committed_offset
-        if all((committed.get(tp) or 0) > offset for tp, offset in wanted.items()):
+        if await _committed_past(consumer, wanted):
             return True
     return False
+
+
+async def _committed_past(consumer: Any, wanted: Mapping[TP, int]) -> bool:
+    """Whether the broker holds, for each partition of ``wanted``, a committed offset past the one given."""
+    thread = consumer._thread
+    client = thread._ensure_consumer()
+    for tp, offset in wanted.items():
+        committed = await thread.call_thread(client.committed, faust_aiokafka.ensure_aiokafka_TP(tp))
+        if committed is None or committed <= offset:
+            return False
+    return True
 
 
 def restoring(app: Any) -> bool:
