@@ -396,6 +396,10 @@ class ProfileWorker:
         rejected = {id(letter.message): letter for letter in output.dead_letters}
         valid = {id(item.message): item for item in decoded}
         for message in messages:
+            # Checked again: accept_gap above yields, and a revocation may have run meanwhile (its aligner queues
+            # are dropped; a message added after that would wait there and be folded ahead of its redelivery).
+            if message.partition not in self._owned or not is_current_generation(self.app, message.token):
+                continue
             item: Decoded | DeadLetter
             if id(message) in valid:
                 item = valid[id(message)]
@@ -444,8 +448,9 @@ class ProfileWorker:
         if not released:
             return 0
         async with self._unit_lock:
-            # A partition revoked while waiting for the lock: its events go to the next owner.
-            kept = [h for h in released if h.partition in self._owned]
+            # A partition revoked while waiting for the lock: its events go to the next owner. One fetched before
+            # the last rebalance is never folded, even if its partition came back: it is delivered again.
+            kept = [h for h in released if h.partition in self._owned and self._current(h)]
             decoded = [h.item for h in kept if isinstance(h.item, Decoded)]
             output = BatchOutput(dead_letters=[h.item for h in kept if isinstance(h.item, DeadLetter)])
             await self._retry("store", lambda: self._fold(decoded, output, len(kept)), (StateUnavailableError,))
@@ -458,6 +463,9 @@ class ProfileWorker:
                 if ts_ms > self._watermarks_ms.get(partition, 0):
                     self._watermarks_ms[partition] = ts_ms
         return len(released)
+
+    def _current(self, held: Held[Decoded | DeadLetter]) -> bool:
+        return is_current_generation(self.app, held.item.message.token)
 
     async def _fold(self, decoded: list[Decoded], output: BatchOutput, consumed: int) -> None:
         """Fold and encode, letting the event loop run between slices of users (lookups, timers, the producer);
