@@ -83,6 +83,14 @@ while kill -0 "$tail_pid" 2>/dev/null; do
     fi
   fi
   if ! kill -0 "$worker_pid" 2>/dev/null; then
+    status=0
+    wait "$worker_pid" 2>/dev/null || status=$?
+    if ((status == 0)); then
+      # A clean stop: only a signal makes the worker exit 0, and Ctrl-C reaches it too (faust handles SIGINT,
+      # unlike the script's other jobs), sometimes before this script's own trap has run. Stop as the trap does.
+      stop_all
+      exit 130
+    fi
     echo "run.sh: the worker exited; last lines of $RUN_DIR/worker.log:" >&2
     tail -n 20 "$RUN_DIR/worker.log" >&2
     exit 1

@@ -53,6 +53,12 @@ def _profile_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("{")]
 
 
+def _worker_log_tail(env: dict[str, str], lines: int = 15) -> list[str]:
+    """The last lines of the worker's log run.sh wrote (empty if there is none)."""
+    log = Path(env["DEMO_RUN_DIR"]) / "worker.log"
+    return log.read_text(errors="replace").splitlines()[-lines:] if log.is_file() else []
+
+
 def _session_processes(session_id: int) -> list[int]:
     """Process ids of the live (not zombie) processes in session ``session_id``."""
     found = []
@@ -164,7 +170,9 @@ def test_run_sh_shows_profiles_and_recommendations_and_a_signal_stops_everything
         else:
             proc.send_signal(signal.SIGTERM)  # a supervisor's stop: only run.sh gets it, and must stop the rest
             expected = 128 + signal.SIGTERM
-        assert proc.wait(timeout=STOP_TIMEOUT_S) == expected
+        code = proc.wait(timeout=STOP_TIMEOUT_S)
+        # On a wrong code, what run.sh said last (which of its exits it took) and the worker's log tail.
+        assert code == expected, (code, err.lines[-15:], _worker_log_tail(demo_env))
         err.finish(timeout_s=10)  # its last lines may still be in the pipe when it exits
         assert "run.sh: stopped" in err.lines, err.lines[-10:]
         deadline = time.monotonic() + 10
