@@ -97,5 +97,12 @@ while kill -0 "$tail_pid" 2>/dev/null; do
   fi
   sleep 1
 done
+status=0
+wait "$tail_pid" 2>/dev/null || status=$?
+if ((status == 0 || status == 130)); then
+  # Stopped by Ctrl-C (which may reach it before this script's trap runs): stop as the trap does.
+  stop_all
+  exit 130
+fi
 echo "run.sh: the profile tail exited (is the broker up? deploy/local/kafka.sh status)" >&2
 exit 1
