@@ -172,7 +172,11 @@ def test_run_sh_shows_profiles_and_recommendations_and_a_signal_stops_everything
             expected = 128 + signal.SIGTERM
         code = proc.wait(timeout=STOP_TIMEOUT_S)
         # On a wrong code, what run.sh said last (which of its exits it took) and the worker's log tail.
-        assert code == expected, (code, err.lines[-15:], _worker_log_tail(demo_env))
+        if code != expected:
+            # In full (an assertion's message is cut short): which of its exits run.sh took, and the worker's end.
+            said = "\n".join(err.lines[-15:])
+            worker = "\n".join(_worker_log_tail(demo_env))
+            pytest.fail(f"run.sh exited {code}, not {expected}\n--- run.sh:\n{said}\n--- worker.log:\n{worker}")
         err.finish(timeout_s=10)  # its last lines may still be in the pipe when it exits
         assert "run.sh: stopped" in err.lines, err.lines[-10:]
         deadline = time.monotonic() + 10
