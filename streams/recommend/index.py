@@ -11,6 +11,7 @@ a user with many purchases still gets k answers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,7 +45,7 @@ class ExactIndex:
 
     def search(
         self, query: npt.ArrayLike, k: int, exclude: Sequence[int] | Rows = ()
-    ) -> tuple[Rows, npt.NDArray[np.float32]]:
+    ) -> tuple[Rows, npt.NDArray[np.floating[Any]]]:
         """The rows of the ``k`` highest dot products with ``query`` and their scores, best first, never one of
         ``exclude``. Fewer than ``k`` only when fewer items remain. Raises ``ValueError`` for a query of another
         dimension (a profile of another model must never be scored here)."""
@@ -53,7 +54,12 @@ class ExactIndex:
             raise ValueError(f"query has shape {q.shape}, the index holds {self.dim}-dimensional items")
         if k < 1:
             raise ValueError("k must be at least 1")
-        scores = self._vectors @ q  # [N]
+        with np.errstate(over="ignore", invalid="ignore"):  # handled below
+            scores: npt.NDArray[np.floating[Any]] = self._vectors @ q  # [N]
+        if not np.isfinite(scores).all():
+            # Values near float32's limit (the contracts allow any finite float32) overflow a float32 sum to inf, or
+            # NaN with mixed signs, and such rows would be dropped; a float64 sum of float32 products cannot.
+            scores = self._vectors.astype(np.float64) @ q.astype(np.float64)
         excluded = np.unique(np.asarray(exclude, dtype=np.int64))
         scores[excluded] = -np.inf
         k = min(k, self.size - len(excluded))

@@ -56,3 +56,16 @@ def test_an_empty_or_flat_matrix_is_refused(bad: np.ndarray) -> None:
 def test_k_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="k must"):
         ExactIndex(_vectors()).search(np.ones(8, dtype=np.float32), 0)
+
+
+def test_values_near_the_float32_limit_are_ranked_not_dropped() -> None:
+    """Both contracts take any finite float32: a float32 sum of such products overflows (inf, or NaN with mixed
+    signs), and those items vanished from the answer."""
+    top = float(np.finfo(np.float32).max)
+    vectors = np.array([[top, top, top, top], [top, -top, top, -top], [0.5, 0.5, 0.5, 0.5]], dtype=np.float32)
+    index = ExactIndex(vectors)
+    rows, scores = index.search([0.5, 0.5, 0.5, 0.5], k=3)
+    assert rows.tolist() == [0, 2, 1]
+    assert np.isfinite(scores).all()
+    rows, _ = index.search([top, top, top, top], k=3)  # a profile at the limit too
+    assert rows.tolist() == [0, 2, 1]
