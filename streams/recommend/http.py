@@ -4,7 +4,8 @@
   a bad ``k``, or a user id that is not percent-encoded UTF-8 or that the event contract refuses (empty, blank,
   longer than 256 characters).
 - ``GET /metrics``: Prometheus text format.
-- ``GET /healthz``: 200 once the topics were read to their end at start-up.
+- ``GET /healthz``: 200 once the topics were read to their end at start-up (``HEAD`` too).
+- Any other method: 405 with ``Allow: GET, HEAD``.
 
 Request paths hold user ids, so the server logs no request lines; errors are logged without the path.
 """
@@ -42,10 +43,11 @@ def parse_k(query: str) -> int:
     values = parse_qs(query, keep_blank_values=True).get("k")
     if not values:
         return DEFAULT_K
-    try:
-        k = int(values[-1])
-    except ValueError:
+    raw = values[-1]
+    # ASCII digits only: int() also reads other scripts' digits, signs, spaces and underscores.
+    if not (raw.isascii() and raw.isdigit()):
         raise BadRequestError("k must be an integer") from None
+    k = int(raw)
     if not 1 <= k <= MAX_K:
         raise BadRequestError(f"k must be between 1 and {MAX_K}")
     return k
@@ -81,6 +83,34 @@ def _handler(
                 self._recommend(url.path[len(PREFIX) :], url.query)
             else:
                 self._send(HTTPStatus.NOT_FOUND, orjson.dumps({"error": "not found"}), "application/json")
+
+        def do_HEAD(self) -> None:
+            # A health probe may ask with HEAD: the status and headers of GET /healthz, without the body.
+            if urlsplit(self.path).path == "/healthz":
+                self._send(HTTPStatus.OK, b"", "application/json")
+            else:
+                self._refuse_method()
+
+        def do_POST(self) -> None:
+            self._refuse_method()
+
+        def do_PUT(self) -> None:
+            self._refuse_method()
+
+        def do_DELETE(self) -> None:
+            self._refuse_method()
+
+        def do_PATCH(self) -> None:
+            self._refuse_method()
+
+        def _refuse_method(self) -> None:
+            body = orjson.dumps({"error": "only GET is served"})
+            self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
+            self.send_header("Allow", "GET, HEAD")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _recommend(self, segment: str, query: str) -> None:
             started = time.perf_counter()

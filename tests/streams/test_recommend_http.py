@@ -115,12 +115,32 @@ def test_unknown_paths_are_404(served: tuple[str, Recommender, CollectorRegistry
     assert _get(f"{served[0]}/table/x/")[0] == 404
 
 
+def test_head_answers_the_health_check_and_other_methods_get_405(
+    served: tuple[str, Recommender, CollectorRegistry],
+) -> None:
+    def ask(method: str, path: str) -> urllib.response.addinfourl | urllib.error.HTTPError:
+        request = urllib.request.Request(f"{served[0]}{path}", method=method)
+        try:
+            answer: urllib.response.addinfourl = urllib.request.urlopen(request, timeout=10)
+            return answer
+        except urllib.error.HTTPError as error:
+            return error
+
+    with ask("HEAD", "/healthz") as health:
+        assert health.status == 200
+        assert health.read() == b""
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        with ask(method, "/recommendations/alice") as refused:
+            assert refused.status == 405
+            assert refused.headers["Allow"] == "GET, HEAD"
+
+
 @pytest.mark.parametrize(("query", "k"), [("", 20), ("k=5", 5), ("k=1&k=200", 200)])
 def test_parse_k(query: str, k: int) -> None:
     assert parse_k(query) == k
 
 
-@pytest.mark.parametrize("query", ["k=", "k=201", "k=-3", "k=2.5"])
+@pytest.mark.parametrize("query", ["k=", "k=201", "k=-3", "k=2.5", "k=%D9%A5", "k=1_0", "k=+5", "k=%205"])
 def test_parse_k_refuses(query: str) -> None:
     with pytest.raises(BadRequestError):
         parse_k(query)
