@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from kafka.errors import KafkaError
 
@@ -27,6 +27,9 @@ from streams.offline.trivago import TrivagoImportError
 from streams.offline.yoochoose import YoochooseImportError
 from streams.settings import ENV_PREFIX, Settings, load_settings
 
+if TYPE_CHECKING:  # imported where used: the SDK pulls in kafka-python's producer, which most commands never need
+    from streams.client.producer import EventProducer
+
 Handler = Callable[[argparse.Namespace, Settings], int]
 
 EXIT_CONFIG = 2
@@ -36,6 +39,8 @@ EXIT_INPUT = 2
 that is not what it should be, data a model cannot be trained or evaluated on (as argparse exits for an argument)."""
 EXIT_KAFKA = 4
 """Exit code of a command that Kafka refused or did not answer (a wrong login, a missing ACL, no broker)."""
+MAX_REPORTED_LINES = 1_000
+"""Lines ``produce`` names one by one when the broker did not take them; beyond that, a count."""
 ERASE_WAIT_S = 60.0
 """How long ``profilestream erase`` waits for the broker to acknowledge the request."""
 
@@ -171,39 +176,100 @@ def cmd_acls_apply(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
-    """Send the events of a JSON-lines file; invalid lines are reported by number and skipped.
+    """Send the events of a JSON-lines file; invalid lines are reported by number and skipped, and so are lines the
+    broker did not take (exit 4), so that exactly those can be sent again.
 
     Each line is sent as it is (fields of the producer's own included), keyed by its ``user_id``, after the SDK's
     check, which is the only one: what it refuses, a ``ts`` too far in the future included, is a reported line.
     """
-    from contextlib import ExitStack
+    import contextlib
 
     from streams.client.producer import EventProducer
     from streams.contract.decoder import InvalidEventError
 
     sent = bad = 0
-    with ExitStack() as stack:
+    # (line number, error) of each record the broker refused or never acknowledged, and the futures of the records
+    # whose outcome is not known yet; changed from kafka-python's I/O thread (single dict and list operations are
+    # atomic), read after the flush.
+    undelivered: list[tuple[int, BaseException]] = []
+    pending: dict[int, object] = {}
+    stopped_at: tuple[int, KafkaError] | None = None
+    with contextlib.ExitStack() as stack:
         try:
             # Opened before connecting: a wrong path is one line of error, and no connection is made.
             lines = stack.enter_context(Path(args.file).open("rb"))
         except OSError as exc:
             print(f"profilestream produce: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
             return 2  # as argparse does for an argument it cannot use
-        producer = stack.enter_context(EventProducer.from_settings(settings))
-        for number, line in enumerate(lines, start=1):
-            value = line.strip()
-            if not value:
-                continue
-            try:
-                producer.send_json(value)
-            except InvalidEventError as exc:
-                bad += 1
-                print(f"line {number}: {exc.reason.value}: {exc.detail}", file=sys.stderr)
-                continue
-            sent += 1
-        producer.flush()
-    print(f"sent {sent} events, skipped {bad} invalid lines")
+        producer = EventProducer.from_settings(settings)
+        try:
+            for number, line in enumerate(lines, start=1):
+                value = line.strip()
+                if not value:
+                    continue
+                try:
+                    future = producer.send_json(value)
+                except InvalidEventError as exc:
+                    bad += 1
+                    print(f"line {number}: {exc.reason.value}: {exc.detail}", file=sys.stderr)
+                    continue
+                except KafkaError as exc:
+                    # No metadata for the topic in time, say: this line and those after it were not sent.
+                    stopped_at = (number, exc)
+                    break
+                pending[number] = future
+                future.add_callback(_settled, pending, number)
+                future.add_errback(_failed, pending, undelivered, number)
+                sent += 1
+        finally:
+            # Closing flushes and waits for kafka-python's I/O thread, so every outcome it will report is in by then.
+            _close_reporting(producer)
+        undelivered.extend((number, _NotConfirmedError()) for number in list(pending))
+    for number, error in sorted(undelivered, key=lambda pair: pair[0])[:MAX_REPORTED_LINES]:
+        print(f"line {number}: not delivered: {type(error).__name__}", file=sys.stderr)
+    if len(undelivered) > MAX_REPORTED_LINES:
+        print(f"... and {len(undelivered) - MAX_REPORTED_LINES} more lines not delivered", file=sys.stderr)
+    if stopped_at is not None:
+        number, error = stopped_at
+        print(f"line {number}: not sent: {type(error).__name__}: {_first_line(error)}; stopped there", file=sys.stderr)
+    tally = f"sent {sent - len(undelivered)} events"
+    if undelivered:
+        tally += f", {len(undelivered)} not delivered"
+    print(f"{tally}, skipped {bad} invalid lines")
+    if undelivered or stopped_at is not None:
+        return EXIT_KAFKA
     return 0 if bad == 0 else 1
+
+
+def _close_reporting(producer: EventProducer) -> None:
+    """Close ``produce``'s producer; delivery failures are reported line by line by the caller, and a failure of
+    the flush as a whole (kafka-python's flush gives up on futures that never complete after a fatal error of its
+    idempotent producer, and those lines count as not confirmed) in one line here."""
+    from streams.client.producer import UndeliveredError
+
+    try:
+        producer.close()
+    except UndeliveredError:
+        pass
+    except KafkaError as exc:
+        print(f"profilestream produce: Kafka: {type(exc).__name__}: {_first_line(exc)}", file=sys.stderr)
+
+
+def _settled(pending: dict[int, object], number: int, _metadata: object) -> None:
+    """A record's delivery was confirmed (kafka-python's callback)."""
+    pending.pop(number, None)
+
+
+def _failed(
+    pending: dict[int, object], undelivered: list[tuple[int, BaseException]], number: int, error: BaseException
+) -> None:
+    """A record's delivery failed (kafka-python's errback)."""
+    undelivered.append((number, error))
+    pending.pop(number, None)
+
+
+class _NotConfirmedError(Exception):
+    """The outcome of a record the broker did not confirm before the command ended (it may have arrived)."""
 
 
 class _StopFlag:
@@ -461,6 +527,17 @@ def _positive_rate(text: str) -> float:
     return rate
 
 
+def _positive_count(text: str) -> int:
+    """A count of users or events: an integer of at least 1 (no users cannot make an event)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
+    return count
+
+
 def _add_producer_commands(sub: Subparsers) -> None:
     produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
     produce.add_argument("file", help="JSON-lines file, one event per line")
@@ -469,7 +546,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
     produce.set_defaults(handler=cmd_produce)
 
     demo = sub.add_parser("demo-traffic", help="send generated events at a steady rate")
-    demo.add_argument("--users", type=int, default=1000, help="number of generated users")
+    demo.add_argument("--users", type=_positive_count, default=1000, help="number of generated users")
     demo.add_argument("--rate", type=_positive_rate, default=100.0, help="events per second (above 0)")
     demo.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the generator")
@@ -478,8 +555,8 @@ def _add_producer_commands(sub: Subparsers) -> None:
     demo.set_defaults(handler=cmd_demo_traffic)
 
     demo_events = sub.add_parser("demo-events", help="write generated events to a JSON-lines file")
-    demo_events.add_argument("--users", type=int, default=1000, help="number of generated users")
-    demo_events.add_argument("--count", type=int, default=50_000, help="number of events")
+    demo_events.add_argument("--users", type=_positive_count, default=1000, help="number of generated users")
+    demo_events.add_argument("--count", type=_positive_count, default=50_000, help="number of events")
     demo_events.add_argument("--seed", type=int, default=7, help="random seed of the generator")
     demo_events.add_argument("--out", required=True, help="output JSON-lines file")
     demo_events.set_defaults(handler=cmd_demo_events)

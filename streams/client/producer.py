@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from streams.client.pseudonym import Pseudonymiser, is_pseudonym
 from streams.client.security import kafka_client_options
@@ -73,11 +76,11 @@ def _checked_json(value: object) -> str:
     A string with a lone surrogate is escaped (the decoder then names the field). A value JSON has no literal for
     is replaced by one the decoder rejects for the same fault: NaN or an infinity by 1e400 (read as infinite, so
     not finite), an integer too long for Python to write by one beyond every bound, anything else (a ``Decimal``,
-    a set) by an empty object, which no field of the contract may be.
+    a set, a list nested too deep to write) by an empty object, which no field of the contract may be.
     """
     try:
         return json.dumps(value, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested beyond what json can write
         pass
     if isinstance(value, float):
         return "1e400"
@@ -94,7 +97,7 @@ def _checked_event(event: Event, now: int) -> tuple[bytes, Event]:
     try:
         # The wire format of encode_event, but NaN and infinity refused rather than written.
         payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-    except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
         fields = ",".join(f"{json.dumps(name)}:{_checked_json(value)}" for name, value in document.items())
         payload = f"{{{fields}}}".encode()
     checked = decode_event(payload, None, topic_type=event.type, now_ms=now)
@@ -124,7 +127,7 @@ def _encoded(encode: Callable[[M], bytes], message: M, error: type[ContractRejec
     surrogate, a value that is not a string or a number), instead of the encoder's own TypeError or ValueError."""
     try:
         return encode(message)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: a value nested beyond json's depth
         raise error(Rejection(Reason.INVALID_VALUE, f"a field cannot be encoded: {type(exc).__name__}")) from None
 
 
@@ -133,13 +136,52 @@ def _with_user_id(value: bytes, user_id: str) -> bytes:
     try:
         obj = json.loads(value)
         obj["user_id"] = user_id
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        try:
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        except UnicodeEncodeError:
+            # A lone surrogate escape (\ud800) in a field of the producer's own, which the line carried escaped and
+            # the decoder accepts there: escaped again, the field keeps the value it had.
+            return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
     except ValueError:
         # Valid for the decoder, which ignores unknown fields, but not writable again: an integer of more than
         # 4300 digits, or a number beyond the largest float, in a field of the producer's own.
         raise InvalidEventError(
             Rejection(Reason.INVALID_VALUE, "a number in the message cannot be encoded again with the pseudonym")
         ) from None
+
+
+class UndeliveredError(KafkaError):  # type: ignore[misc]  # kafka-python is untyped
+    """Records sent since the last flush that the brokers did not acknowledge: ``count`` of them, the first
+    failure's exception as ``first`` (kafka-python's error; it names no record's content)."""
+
+    def __init__(self, count: int, first: BaseException | None) -> None:
+        self.count = count
+        self.first = first
+        reason = f"{type(first).__name__}: {first}" if first is not None else "unknown"
+        super().__init__(f"{count} record(s) not delivered (first failure {reason})")
+
+
+class _DeliveryFailures:
+    """Failed deliveries since the last look, counted from kafka-python's I/O thread (its futures' errbacks)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+        self._first: BaseException | None = None
+
+    def record(self, error: BaseException) -> None:
+        """An errback: one record failed with ``error``."""
+        with self._lock:
+            self._count += 1
+            if self._first is None:
+                self._first = error
+
+    def take(self) -> tuple[int, BaseException | None]:
+        """The failures since the last call, and forget them."""
+        with self._lock:
+            taken = (self._count, self._first)
+            self._count, self._first = 0, None
+        return taken
 
 
 class EventProducer:
@@ -171,6 +213,7 @@ class EventProducer:
         self._topic_prefix = topic_prefix
         self._pseudonymiser = pseudonymiser
         self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
+        self._failures = _DeliveryFailures()
 
     @classmethod
     def from_settings(cls, settings: Settings, **kafka_config: Any) -> EventProducer:
@@ -203,13 +246,17 @@ class EventProducer:
                 event = dataclasses.replace(event, user_id=user_id)
         payload, checked = _checked_event(event, now_ms())
         topic = f"{self._topic_prefix}{input_topic(checked.type)}"
-        return self._producer.send(topic, value=payload, key=checked.user_id.encode())
+        return self._send(topic, payload, checked.user_id.encode())
 
-    def send_json(self, value: bytes) -> Any:
+    def send_json(self, value: bytes | bytearray) -> Any:
         """Validate and send one event given as its JSON bytes (a line of a JSON-lines file, say), fields of the
         producer's own included: keyed by its ``user_id``, to the topic of its ``type``, with the checks and
         delivery of :meth:`send`. The bytes are sent as they are; with a pseudonymiser the object is encoded again
         with the pseudonym as ``user_id``, every other field kept. Returns kafka-python's future."""
+        if not isinstance(value, bytes | bytearray):
+            # The decoder takes bytes; a str would fail inside it and be reported as a decoder bug.
+            raise TypeError(f"send_json takes the event's JSON as bytes, not {type(value).__name__}")
+        value = bytes(value)
         now = now_ms()
         checked = decode_event(value, None, now_ms=now)
         if isinstance(checked, Rejection):
@@ -218,13 +265,15 @@ class EventProducer:
             value = _with_user_id(value, self._pseudonymiser(checked.user_id))
             checked = decode_event(value, None, now_ms=now)
             if isinstance(checked, Rejection):
-                raise InvalidEventError(checked)
+                # The line was valid as written: say that the pseudonym made it invalid (a longer id, say).
+                detail = f"{checked.detail} (with the pseudonym as user_id)"
+                raise InvalidEventError(Rejection(checked.reason, detail))
         topic = f"{self._topic_prefix}{input_topic(checked.type)}"
-        return self._producer.send(topic, value=value, key=checked.user_id.encode())
+        return self._send(topic, value, checked.user_id.encode())
 
     def send_raw(self, payload: bytes, *, key: bytes | None, topic_type: str) -> Any:
         """Send already-encoded bytes unvalidated: for replaying dead letters and for tests of bad input."""
-        return self._producer.send(f"{self._topic_prefix}{input_topic(topic_type)}", value=payload, key=key)
+        return self._send(f"{self._topic_prefix}{input_topic(topic_type)}", payload, key)
 
     def request_erasure(
         self,
@@ -254,7 +303,7 @@ class EventProducer:
         checked = decode_erasure(payload, key, now_ms=now_ms())
         if isinstance(checked, Rejection):
             raise InvalidErasureError(checked)
-        future = self._producer.send(f"{self._topic_prefix}{ERASURE}", value=payload, key=key)
+        future = self._send(f"{self._topic_prefix}{ERASURE}", payload, key)
         if wait_s is not None:
             future.get(timeout=wait_s)
         return request.request_id
@@ -339,15 +388,29 @@ class EventProducer:
         checked = decode_impression(payload, key, now_ms=now_ms())
         if isinstance(checked, Rejection):
             raise InvalidImpressionError(checked)
-        return self._producer.send(f"{self._topic_prefix}{IMPRESSIONS}", value=payload, key=key)
+        return self._send(f"{self._topic_prefix}{IMPRESSIONS}", payload, key)
+
+    def _send(self, topic: str, value: bytes, key: bytes | None) -> Any:
+        future = self._producer.send(topic, value=value, key=key)
+        future.add_errback(self._failures.record)
+        return future
 
     def flush(self, timeout_s: float | None = None) -> None:
-        """Block until every event sent so far is acknowledged by the brokers."""
+        """Block until every record sent so far is acknowledged by the brokers or has failed; raises
+        :class:`UndeliveredError` if any record sent since the previous flush failed (refused by the broker, or
+        not acknowledged within kafka-python's ``delivery_timeout_ms``). Each send's future says which."""
         self._producer.flush(timeout=timeout_s)
+        failed, first = self._failures.take()
+        if failed:
+            raise UndeliveredError(failed, first)
 
     def close(self, timeout_s: float | None = None) -> None:
-        """Flush and release the connection."""
-        self._producer.close(timeout=timeout_s)
+        """Flush and release the connection; raises :class:`UndeliveredError` as :meth:`flush` does (the connection
+        is released all the same)."""
+        try:
+            self.flush(timeout_s)
+        finally:
+            self._producer.close(timeout=timeout_s)
 
     def __enter__(self) -> EventProducer:
         return self
@@ -355,4 +418,9 @@ class EventProducer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+            return
+        # An error is on its way out already: release the connection without hiding it behind a delivery failure.
+        with contextlib.suppress(KafkaError):
+            self.close()

@@ -66,7 +66,8 @@ def impression_to_dict(impression: Impression) -> dict[str, object]:
         "ts": impression.ts_ms,
         "model_version": impression.model_version,
         "source": impression.source,
-        "items": list(impression.item_ids),
+        # A string is not a list of ids: kept whole for the decoder to refuse, not split into its characters.
+        "items": impression.item_ids if isinstance(impression.item_ids, str | bytes) else list(impression.item_ids),
     }
 
 

@@ -7,10 +7,11 @@ A response is never held back or failed by its impression: the send is asynchron
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any, Final
 
-from streams.client.producer import EventProducer, now_ms
+from streams.client.producer import EventProducer, UndeliveredError, now_ms
 from streams.contract.feedback import Impression
 from streams.recommend.metrics import RecommendMetrics
 from streams.recommend.service import Recommendation
@@ -56,4 +57,5 @@ class ImpressionWriter:
 
     def close(self) -> None:
         """Deliver what is buffered, then release the connection."""
-        self._producer.close(timeout_s=10)
+        with contextlib.suppress(UndeliveredError):  # each failure was counted and logged by its errback
+            self._producer.close(timeout_s=10)

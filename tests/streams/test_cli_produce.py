@@ -85,5 +85,38 @@ def test_demo_traffic_refuses_a_rate_that_is_not_above_zero(rate: str, capsys: p
     assert "argument --rate" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo-traffic", "--users", "0"],
+        ["demo-events", "--users", "0", "--out", "x"],
+        ["demo-events", "--count", "-5", "--out", "x"],
+        ["demo-events", "--count", "many", "--out", "x"],
+    ],
+)
+def test_demo_commands_refuse_counts_below_one(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # No users made a traceback (a choice from an empty sequence); a negative count wrote "-5 events".
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args(args)
+    assert stopped.value.code == 2
+    assert f"argument {args[1]}" in capsys.readouterr().err
+
+
 def test_demo_traffic_takes_a_fractional_rate() -> None:
     assert build_parser().parse_args(["demo-traffic", "--rate", "0.5"]).rate == 0.5
+
+
+def test_produce_counts_no_line_as_sent_that_the_broker_did_not_take(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The line numbers of records whose delivery failed, the tally without them, exit 4 (the real broker's
+    refusal: tests/streams/test_producer.py)."""
+    made = record_kafka(monkeypatch, failing={2, 3})
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(_line(event_id=f"e{n}") for n in range(1, 5)) + b"\n")
+
+    assert cli_main(["produce", str(events)]) == 4
+    out, err = capsys.readouterr()
+    assert out.strip() == "sent 2 events, 2 not delivered, skipped 0 invalid lines"
+    assert err.splitlines() == ["line 2: not delivered: KafkaTimeoutError", "line 3: not delivered: KafkaTimeoutError"]
+    assert len(made[0].sent) == 4

@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
+from kafka import KafkaAdminClient, KafkaConsumer
+from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams.cli.main import main as cli_main
-from streams.client.producer import EventProducer
+from streams.client.producer import EventProducer, UndeliveredError
 from streams.client.pseudonym import Pseudonymiser
 from streams.contract.decoder import InvalidEventError, Reason, decode_event
 from streams.contract.events import BrowseEvent, PurchaseEvent, SearchEvent
@@ -103,6 +104,70 @@ def test_produce_command_sends_each_valid_line_byte_for_byte_to_the_real_broker(
 
     # produce flushes before it returns: reading each topic to its end offsets sees everything it sent.
     assert _input_topics(settings) == {"browse": [(b"u1", own)], "search": [], "purchase": [(b"u2", free)]}
+
+
+def test_produce_command_names_the_lines_the_broker_refused_and_exits_4(
+    make_settings: Callable[..., Settings], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record the broker refuses is not counted as sent: kafka-python's flush does not raise for it, so the
+    command reads each send's outcome and names the lines to send again."""
+    settings = make_settings()
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        # The search topic takes batches of at most 1,024 bytes: a line of 3 KB is refused (MESSAGE_TOO_LARGE).
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, settings.topic("events.search"), configs={"max.message.bytes": "1024"}
+                )
+            ]
+        )
+    finally:
+        admin.close()
+    small = json.dumps({"schema": 1, "event_id": "e1", "user_id": "u1", "type": "browse", "ts": TS, "item_id": "i1"})
+    big = {"schema": 1, "user_id": "u2", "type": "search", "ts": TS, "query": "q", "note": "x" * 3000}
+    invalid = json.dumps({"schema": 1, "event_id": "e3", "user_id": "u3", "type": "browse", "ts": TS})
+    lines = [small, json.dumps({**big, "event_id": "e2"}), invalid, json.dumps({**big, "event_id": "e4"})]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+
+    flags = ["--kafka-bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix]
+    assert cli_main(["produce", str(events), *flags]) == 4
+    out, err = capsys.readouterr()
+    assert out.strip() == "sent 1 events, 2 not delivered, skipped 1 invalid lines", err
+    reported = [line for line in err.splitlines() if line.startswith("line ")]
+    assert reported[0].startswith("line 3: missing_field:")
+    assert reported[1:] == [
+        "line 2: not delivered: MessageSizeTooLargeError",
+        "line 4: not delivered: MessageSizeTooLargeError",
+    ]
+    assert _input_topics(settings) == {"browse": [(b"u1", small.encode())], "search": [], "purchase": []}
+
+
+def test_the_sdks_flush_raises_for_a_record_the_broker_refused(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings()
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.alter_configs(
+            [
+                ConfigResource(
+                    ConfigResourceType.TOPIC, settings.topic("events.search"), configs={"max.message.bytes": "1024"}
+                )
+            ]
+        )
+    finally:
+        admin.close()
+    producer = EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+    try:
+        producer.browse("u1", "i1", ts_ms=TS)
+        producer.search("u1", "x" * 1000, ts_ms=TS)  # 1,000 characters, the record over 1,024 bytes
+        with pytest.raises(UndeliveredError) as raised:
+            producer.flush()
+        assert raised.value.count == 1
+        assert type(raised.value.first).__name__ == "MessageSizeTooLargeError"
+        producer.flush()  # reported once: the next flush covers only what was sent after it
+    finally:
+        producer.close()
 
 
 def test_produce_command_with_a_pseudonym_key_sends_the_alias_and_never_the_raw_id(

@@ -15,7 +15,14 @@ from streams.client.producer import EventProducer, now_ms
 from streams.client.pseudonym import Pseudonymiser, is_pseudonym
 from streams.contract.decoder import InvalidEventError, Reason, Rejection, decode_event
 from streams.contract.erasure import InvalidErasureError
-from streams.contract.events import MAX_FUTURE_SKEW_MS, MAX_ID_CHARS, BrowseEvent, PurchaseEvent, encode_event
+from streams.contract.events import (
+    MAX_EVENT_BYTES,
+    MAX_FUTURE_SKEW_MS,
+    MAX_ID_CHARS,
+    BrowseEvent,
+    PurchaseEvent,
+    encode_event,
+)
 from streams.contract.feedback import Impression, InvalidImpressionError
 from tests.streams.fake_kafka import RecordingKafkaProducer, record_kafka
 
@@ -47,7 +54,23 @@ def _priced(price: float) -> Send:
     return lambda p: p.purchase("u1", "i1", quantity=1, price=price, currency="EUR", ts_ms=TS)
 
 
+def _nested(depth: int) -> list[Any]:
+    """A list nested ``depth`` deep: beyond what json (and Python's recursion limit) can write."""
+    outer: list[Any] = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
 BAD: list[tuple[str, Send, Reason, str]] = [
+    (
+        "category-nested",
+        lambda p: p.browse("u1", "i1", category=_wrong(_nested(5000))),
+        Reason.WRONG_TYPE,
+        "'category'",
+    ),
     ("item-lone-surrogate", lambda p: p.browse("u1", LONE, ts_ms=TS), Reason.INVALID_VALUE, "'item_id' has a lone"),
     ("user-lone-surrogate", lambda p: p.browse(LONE, "i1", ts_ms=TS), Reason.INVALID_VALUE, "'user_id' has a lone"),
     ("query-lone-surrogate", lambda p: p.search("u1", "a" + LONE, ts_ms=TS), Reason.INVALID_VALUE, "'query'"),
@@ -266,3 +289,56 @@ def test_an_impression_field_json_cannot_hold_is_refused(sdk: tuple[EventProduce
         )
         producer.impression(shown)
     assert kafka.sent == []
+
+
+def test_impressions_refuse_nested_or_string_item_lists(sdk: tuple[EventProducer, RecordingKafkaProducer]) -> None:
+    producer, kafka = sdk
+
+    def shown(item_ids: Any) -> Impression:
+        return Impression(
+            request_id="r1", user_id="u1", ts_ms=TS, model_version=None, source="popular", item_ids=item_ids
+        )
+
+    with pytest.raises(InvalidImpressionError) as nested:
+        producer.impression(shown((_nested(5000),)))
+    assert nested.value.reason is Reason.INVALID_VALUE
+    with pytest.raises(InvalidImpressionError) as whole:
+        producer.impression(shown("item-12"))  # was sent as the items "i", "t", "e", "m", ...
+    assert whole.value.reason is Reason.WRONG_TYPE
+    assert kafka.sent == []
+
+
+def test_send_json_takes_bytes_only(sdk: tuple[EventProducer, RecordingKafkaProducer]) -> None:
+    producer, kafka = sdk
+    line = b'{"schema":1,"event_id":"e1","user_id":"u1","type":"browse","ts":%d,"item_id":"i1"}' % TS
+    with pytest.raises(TypeError, match="bytes"):
+        producer.send_json(_wrong(line.decode()))  # was reported as the decoder's own bug
+    producer.send_json(bytearray(line))
+    assert len(kafka.sent) == 1
+
+
+def test_send_json_with_pseudonyms_sends_a_line_it_would_send_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field of the producer's own holding an escaped lone surrogate: accepted as written, and so with the
+    pseudonym in place of the id (it was refused as an unwritable number)."""
+    made = record_kafka(monkeypatch)
+    line = b'{"schema":1,"event_id":"e1","user_id":"u1","type":"browse","ts":%d,"item_id":"i1","note":"\\ud800"}' % TS
+    with EventProducer("127.0.0.1:9", pseudonymiser=Pseudonymiser(KEY)) as producer:
+        producer.send_json(line)
+    [(_, value, key)] = made[0].sent
+    assert json.loads(value)["note"] == json.loads('"\\ud800"')
+    assert key is not None and is_pseudonym(key.decode())
+
+
+def test_a_line_the_pseudonym_makes_too_large_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    record_kafka(monkeypatch)
+    document = {"schema": 1, "event_id": "e1", "user_id": "u1", "type": "browse", "ts": TS, "item_id": "i1"}
+    short = json.dumps(document, separators=(",", ":"))
+    line = short[:-1] + ',"pad":"' + "x" * (MAX_EVENT_BYTES - len(short) - 9) + '"}'
+    assert len(line) == MAX_EVENT_BYTES  # valid as written
+    with (
+        EventProducer("127.0.0.1:9", pseudonymiser=Pseudonymiser(KEY)) as producer,
+        pytest.raises(InvalidEventError) as raised,
+    ):
+        producer.send_json(line.encode())
+    assert raised.value.reason is Reason.TOO_LARGE
+    assert "with the pseudonym" in raised.value.detail
