@@ -88,7 +88,13 @@ class ProfileSubscriber:
             self.skipped += 1
             log.warning("skipped a profile message without key")
             return None
-        user_id = key.decode("utf-8", errors="replace")
+        try:
+            user_id = key.decode("utf-8")
+        except UnicodeDecodeError:
+            # Every such key would read as the same replacement character: a tombstone would delete that user.
+            self.skipped += 1
+            log.warning("skipped a profile message whose key is not UTF-8")
+            return None
         if value is None:
             if self._hold:
                 self.profiles.pop(user_id, None)

@@ -63,3 +63,21 @@ def test_the_subscriber_skips_a_republished_or_stale_profile(make_settings: Call
         assert everything == sent, "without holding, every profile as the topic holds it"
         assert raw.superseded == 0
         assert raw.skipped == 1
+
+
+def test_a_tombstone_whose_key_is_not_utf8_deletes_nobody(make_settings: Callable[..., Settings]) -> None:
+    # Decoded leniently, every such key read as the replacement character, and deleted the user of that name.
+    settings = make_settings()
+    replacement = _profile("\ufffd", 1, 1_000)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    producer.send(settings.topic(PROFILES), key=replacement.user_id.encode(), value=replacement.to_bytes(), partition=0)
+    producer.send(settings.topic(PROFILES), key=b"\xff", value=None, partition=0)
+    producer.flush()
+    producer.close()
+
+    with ProfileSubscriber(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as holding:
+        seen: list[object] = []
+        latest = holding.bootstrap(on_change=seen.append)
+        assert list(latest) == ["\ufffd"]
+        assert seen == [replacement]
+        assert holding.skipped == 1
