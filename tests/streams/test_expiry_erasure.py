@@ -126,3 +126,34 @@ def test_an_erased_users_events_are_not_folded_again_after_a_crash(
     after = changes.of("forget-me")[erased_at:]
     assert not [c for c in after if isinstance(c, ProfileUpdated)], "the erased user came back after the crash"
     assert not _record_exists(settings.state_dir, "forget-me")
+
+
+def test_an_expired_users_events_are_not_folded_again_after_a_crash(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # As for erasure: expiry deletes the record that held the user's input positions, so it commits the folded
+    # offsets first; with commits a minute apart a kill after the expiry would otherwise bring the user back.
+    settings = make_settings(
+        commit_interval_s=60.0, user_ttl_ms=HOUR_MS, expiry_interval_s=1.0, allowed_lateness_ms=3 * HOUR_MS
+    )
+    changes = Changes(settings)
+    worker = start_worker(settings)
+    partition = partition_for_key(b"idle-user", settings.partitions)
+    same_partition = (
+        f"mover-{n}" for n in range(1000) if partition_for_key(f"mover-{n}".encode(), settings.partitions) == partition
+    )
+    send_events(settings, _browse("idle-user", 3, T0))
+    wait_until(lambda: bool(changes.of("idle-user")), 90, "the first profile", workers=(worker,))
+    send_events(settings, _browse(next(same_partition), 1, T0 + 2 * HOUR_MS))
+    wait_until(lambda: isinstance(changes.of("idle-user")[-1], ProfileDeleted), 60, "the idle user's tombstone",
+               workers=(worker,))  # fmt: skip
+    worker.kill()
+    expired_at = len(changes.of("idle-user"))
+
+    worker = start_worker(settings, name="after-kill")
+    marker = next(same_partition)
+    send_events(settings, _browse(marker, 1, T0 + 2 * HOUR_MS + 60_000))
+    wait_until(lambda: bool(changes.of(marker)), 120, "the marker's profile", workers=(worker,))
+    after = changes.of("idle-user")[expired_at:]
+    assert not [c for c in after if isinstance(c, ProfileUpdated)], "the expired user came back after the crash"
+    assert not _record_exists(settings.state_dir, "idle-user")
