@@ -50,6 +50,17 @@ stop_all() {
   "$SCRIPT_DIR/kafka.sh" stop || true
   echo "run.sh: stopped" >&2
 }
+# Ctrl-C reaches the worker and the profile tail too (both handle SIGINT, unlike the script's other jobs),
+# sometimes before this script's own trap has run: a job that ended cleanly or by SIGINT while the demo ran was
+# stopped by Ctrl-C. Stop everything as the trap does; otherwise return, and the caller reports the failure.
+exit_if_interrupted() {
+  local status=0
+  wait "$1" 2>/dev/null || status=$?
+  if ((status == 0 || status == 130)); then
+    stop_all
+    exit 130
+  fi
+}
 # After a signal the script ends there (128 + the signal's number), not back in the loop below.
 trap 'stop_all; exit 130' INT
 trap 'stop_all; exit 143' TERM
@@ -83,26 +94,13 @@ while kill -0 "$tail_pid" 2>/dev/null; do
     fi
   fi
   if ! kill -0 "$worker_pid" 2>/dev/null; then
-    status=0
-    wait "$worker_pid" 2>/dev/null || status=$?
-    if ((status == 0)); then
-      # A clean stop: only a signal makes the worker exit 0, and Ctrl-C reaches it too (faust handles SIGINT,
-      # unlike the script's other jobs), sometimes before this script's own trap has run. Stop as the trap does.
-      stop_all
-      exit 130
-    fi
+    exit_if_interrupted "$worker_pid"
     echo "run.sh: the worker exited; last lines of $RUN_DIR/worker.log:" >&2
     tail -n 20 "$RUN_DIR/worker.log" >&2
     exit 1
   fi
   sleep 1
 done
-status=0
-wait "$tail_pid" 2>/dev/null || status=$?
-if ((status == 0 || status == 130)); then
-  # Stopped by Ctrl-C (which may reach it before this script's trap runs): stop as the trap does.
-  stop_all
-  exit 130
-fi
+exit_if_interrupted "$tail_pid"
 echo "run.sh: the profile tail exited (is the broker up? deploy/local/kafka.sh status)" >&2
 exit 1
