@@ -16,8 +16,10 @@ before any routing or table read. ``/healthz/`` stays open: it holds no personal
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import aiohttp
 import faust
 from faust.web import Request, Response, View
 from faust.web.exceptions import ServiceUnavailable
@@ -32,6 +34,9 @@ from streams.worker.web_auth import BearerToken
 
 RETRY_AFTER_S = 1
 """The ``Retry-After`` of a not-ready answer: a restore of a few hundred MB of changelog takes seconds."""
+FORWARD_TIMEOUT_S = 10.0
+"""Longest a lookup waits for the owner it was forwarded to (faust's HTTP client would wait five minutes)."""
+WWW_AUTHENTICATE = 'Bearer realm="profiles"'
 
 
 def _not_ready(view: View) -> Response:
@@ -55,14 +60,25 @@ def register_lookup(
         async def get(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:
             # Checked before routing: a request without the token never reaches another worker or the table.
             if not checker.allows(request.headers.get("Authorization")):
-                return self.json(
-                    {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="profiles"'}
-                )
+                return self.json({"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
             try:
-                return await self.routed(request, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
+                response: Response = await asyncio.wait_for(
+                    self.routed(request, *args, **kwargs),  # type: ignore[attr-defined]
+                    FORWARD_TIMEOUT_S,
+                )
             except ServiceUnavailable:
                 # faust's router before the group has told this worker who owns which partition.
                 return _not_ready(self)
+            except (TimeoutError, aiohttp.ClientError):
+                # The owner faust forwarded to did not answer: stopped or moving (its partitions move to another
+                # worker once the group notices), so ask again shortly.
+                return _not_ready(self)
+            # faust copies a forwarded answer's status and body, not its headers: put back the ones the status needs.
+            if response.status == 503:
+                response.headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+            elif response.status == 401:
+                response.headers.setdefault("WWW-Authenticate", WWW_AUTHENTICATE)
+            return response
 
         @app.table_route(table=table, match_info="user_id")
         async def routed(self: View, request: Request, *args: Any, **kwargs: Any) -> Response:

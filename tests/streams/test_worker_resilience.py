@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -188,3 +189,32 @@ def test_a_worker_stopped_during_a_rebalance_stops_cleanly(
 
 ASSIGNED_LINE = "Executing _on_partitions_assigned"
 """faust's log line as a worker starts the callbacks of a new assignment."""
+
+
+def test_a_lookup_forwarded_to_an_owner_that_died_is_not_ready_rather_than_a_server_error(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    # Until the group notices that worker b is gone (the session timeout), worker a's router still forwards b's
+    # users there; the refused connection was answered with a plain 500 and a traceback in a's log.
+    settings_a, settings_b = _two_workers_settings(make_settings, tmp_path)
+    events = demo_events(users=60, count=300, seed=23)
+    log = ProfileLog(settings_a)
+    worker_a = start_worker(settings_a, name="a")
+    worker_b = start_worker(settings_b, name="b")
+    wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
+    send_events(settings_a, events)
+    log.wait_caught_up(expected_counts(events), 120, "both workers")
+
+    worker_b.kill()
+    answers: list[tuple[int, str | None]] = []
+    for user in log.updates:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{settings_a.web_port}/profiles/{user}/", timeout=30) as ok:
+                answers.append((ok.status, None))
+        except urllib.error.HTTPError as refused:
+            answers.append((refused.code, refused.headers.get("Retry-After")))
+    statuses = {status for status, _ in answers}
+    assert statuses <= {200, 503}, answers
+    assert 503 in statuses, "some users were b's: asked within the session timeout, they cannot be answered yet"
+    assert all(retry == "1" for status, retry in answers if status == 503)
+    assert "Traceback" not in worker_a.log_text(), worker_a.log_tail()
