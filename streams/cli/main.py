@@ -11,10 +11,10 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO, TypeAlias
 
 from kafka.errors import KafkaError
 
@@ -39,6 +39,8 @@ EXIT_INPUT = 2
 that is not what it should be, data a model cannot be trained or evaluated on (as argparse exits for an argument)."""
 EXIT_KAFKA = 4
 """Exit code of a command that Kafka refused or did not answer (a wrong login, a missing ACL, no broker)."""
+MAX_LINE_BYTES = 2 * 65_536
+"""The longest line ``produce`` reads whole: an event's limit (64 KiB) and as much again for whitespace around it."""
 MAX_REPORTED_LINES = 1_000
 """Lines ``produce`` names one by one when the broker did not take them; beyond that, a count."""
 ERASE_WAIT_S = 60.0
@@ -203,7 +205,11 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
             return 2  # as argparse does for an argument it cannot use
         producer = EventProducer.from_settings(settings)
         try:
-            for number, line in enumerate(lines, start=1):
+            for number, line in enumerate(_bounded_lines(lines, MAX_LINE_BYTES), start=1):
+                if line is None:
+                    bad += 1
+                    print(f"line {number}: too_large: the line is longer than {MAX_LINE_BYTES} bytes", file=sys.stderr)
+                    continue
                 value = line.strip()
                 if not value:
                     continue
@@ -225,6 +231,13 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
             # Closing flushes and waits for kafka-python's I/O thread, so every outcome it will report is in by then.
             _close_reporting(producer)
         undelivered.extend((number, _NotConfirmedError()) for number in list(pending))
+    return _report_produced(sent, bad, undelivered, stopped_at)
+
+
+def _report_produced(
+    sent: int, bad: int, undelivered: list[tuple[int, BaseException]], stopped_at: tuple[int, KafkaError] | None
+) -> int:
+    """Name the lines the broker did not take, print the tally, and return ``produce``'s exit code."""
     for number, error in sorted(undelivered, key=lambda pair: pair[0])[:MAX_REPORTED_LINES]:
         print(f"line {number}: not delivered: {type(error).__name__}", file=sys.stderr)
     if len(undelivered) > MAX_REPORTED_LINES:
@@ -239,6 +252,18 @@ def cmd_produce(args: argparse.Namespace, settings: Settings) -> int:
     if undelivered or stopped_at is not None:
         return EXIT_KAFKA
     return 0 if bad == 0 else 1
+
+
+def _bounded_lines(stream: BinaryIO, limit: int) -> Iterator[bytes | None]:
+    """The lines of ``stream``, each read into at most ``limit`` bytes: a longer line is None (its rest is read in
+    pieces and dropped), so one enormous line cannot take the memory of the whole file."""
+    while line := stream.readline(limit + 1):
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        while (rest := stream.readline(limit)) and not rest.endswith(b"\n"):
+            pass
+        yield None
 
 
 def _close_reporting(producer: EventProducer) -> None:

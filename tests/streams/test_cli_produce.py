@@ -120,3 +120,26 @@ def test_produce_counts_no_line_as_sent_that_the_broker_did_not_take(
     assert out.strip() == "sent 2 events, 2 not delivered, skipped 0 invalid lines"
     assert err.splitlines() == ["line 2: not delivered: KafkaTimeoutError", "line 3: not delivered: KafkaTimeoutError"]
     assert len(made[0].sent) == 4
+
+
+def test_produce_reads_an_enormous_line_in_pieces_and_reports_it_as_too_large(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Read whole, a line of a few hundred MB took that much memory before the 64 KiB check refused it.
+    made = record_kafka(monkeypatch)
+    padded = _line(event_id="e3") + b" " * 60_000  # whitespace around an event is no part of it
+    events = tmp_path / "events.jsonl"
+    with events.open("wb") as out:
+        out.write(_line(event_id="e1") + b"\n")
+        out.write(b'{"pad":"' + b"x" * 5_000_000 + b'"}\n')
+        out.write(padded + b"\n")
+        out.write(b"y" * 300_000)  # the last line, without a newline
+
+    assert cli_main(["produce", str(events)]) == 1
+    out, err = capsys.readouterr()
+    assert out.strip() == "sent 2 events, skipped 2 invalid lines"
+    assert err.splitlines() == [
+        "line 2: too_large: the line is longer than 131072 bytes",
+        "line 4: too_large: the line is longer than 131072 bytes",
+    ]
+    assert [value for _, value, _ in made[0].sent] == [_line(event_id="e1"), _line(event_id="e3")]
