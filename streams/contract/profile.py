@@ -8,10 +8,13 @@ ignore fields they do not know.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from streams.contract.events import MAX_JSON_DEPTH
 
 PROFILE_SCHEMA_VERSION = 1
 # Seven decimals keep float32 precision where it matters for dot products and halve the message size.
@@ -20,6 +23,20 @@ EMBEDDING_DECIMALS = 7
 
 class ProfileDecodeError(ValueError):
     """A message on the profile topic is not a contract-v1 profile; the consumer should skip and report it."""
+
+
+COUNT_AGGREGATES = (
+    *(f"{kind}_count_{window}" for window in ("1h", "24h", "7d") for kind in ("browse", "search", "purchase")),
+    "purchase_count_30d",
+)
+"""The integer aggregates every v1 profile holds (the schema's required keys, with the spend and top lists)."""
+TOP_AGGREGATES = ("top_categories", "top_search_terms")
+_HASH = re.compile(r"[0-9a-f]{16}")
+
+
+def zero_aggregates() -> dict[str, Any]:
+    """The aggregates of a user with nothing in any window: every count 0, no spend, empty top lists."""
+    return {**dict.fromkeys(COUNT_AGGREGATES, 0), "purchase_spend_30d": 0.0, **{name: [] for name in TOP_AGGREGATES}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +51,7 @@ class ProfileUpdated:
     updated_at_ms: int
     last_event_ts_ms: int
     event_count: int
-    aggregates: dict[str, Any] = field(default_factory=dict)
+    aggregates: dict[str, Any] = field(default_factory=zero_aggregates)
 
     def to_dict(self) -> dict[str, Any]:
         """The contract-v1 JSON object."""
@@ -78,9 +95,7 @@ class ProfileUpdated:
         user_id = _text(obj, "user_id")
         if key is not None and user_id.encode("utf-8", errors="surrogatepass") != key:
             raise ProfileDecodeError("field 'user_id' differs from the message key")
-        aggregates = obj.get("aggregates")
-        if not isinstance(aggregates, dict):
-            raise ProfileDecodeError("field 'aggregates' must be an object")
+        aggregates = _aggregates(obj.get("aggregates"))
         return cls(
             user_id=user_id,
             version=_integer(obj, "version", minimum=1),
@@ -95,6 +110,51 @@ class ProfileUpdated:
 
 FLOAT32_MAX = 3.4028234663852886e38
 """The largest finite float32: consumers hold embeddings as float32, where a larger value becomes infinite."""
+
+
+def _aggregates(value: object) -> dict[str, Any]:
+    """``aggregates`` as the schema states it: the thirteen keys with their types and bounds (more keys may
+    follow in later versions), nested no deeper than an event may be."""
+    if not isinstance(value, dict):
+        raise ProfileDecodeError("field 'aggregates' must be an object")
+    for name in COUNT_AGGREGATES:
+        count = value.get(name)
+        if type(count) is not int or count < 0:
+            raise ProfileDecodeError(f"aggregate '{name}' must be an integer of at least 0")
+    if not _is_weight(value.get("purchase_spend_30d")):
+        raise ProfileDecodeError("aggregate 'purchase_spend_30d' must be a finite number of at least 0")
+    for name in TOP_AGGREGATES:
+        top = value.get(name)
+        if not isinstance(top, list) or not all(
+            isinstance(entry, dict)
+            and isinstance(entry.get("hash"), str)
+            and _HASH.fullmatch(entry["hash"])
+            and _is_weight(entry.get("weight"))
+            for entry in top
+        ):
+            raise ProfileDecodeError(
+                f"aggregate '{name}' must be a list of {{hash: 16 hex digits, weight: a number of at least 0}}"
+            )
+    if _deeper_than(value, MAX_JSON_DEPTH - 1):  # the profile object itself is the first level
+        raise ProfileDecodeError(f"field 'aggregates' nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _is_weight(value: object) -> bool:
+    # bool is an int in Python, never a number in JSON Schema.
+    return type(value) in (int, float) and math.isfinite(value) and value >= 0  # type: ignore[arg-type,operator]
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` levels (iteratively: no recursion limit)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
 
 
 def _text(obj: dict[str, Any], name: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 from state.aggregates import profile_aggregates
 from state.record import UserState
 from state.spec import StateSpec
-from streams.contract.profile import ProfileDecodeError, ProfileUpdated
+from streams.contract.profile import ProfileDecodeError, ProfileUpdated, zero_aggregates
 from streams.worker.encoder_runtime import embedding_rows
 
 SCHEMA = json.loads(
@@ -121,3 +121,56 @@ def test_the_error_of_an_unsupported_schema_quotes_no_value_of_the_message() -> 
     assert str(refused.value) == "unsupported profile schema of type dict"
     with pytest.raises(ProfileDecodeError, match=r"unsupported profile schema 2$"):
         ProfileUpdated.from_bytes(b'{"schema": 2}')
+
+
+def _nested(depth: int) -> object:
+    value: object = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+WRONG_AGGREGATES: dict[str, dict[str, object] | None] = {
+    "empty": None,
+    "count-missing": {"browse_count_1h": ...},
+    "count-negative": {"search_count_24h": -1},
+    "count-float": {"purchase_count_7d": 1.5},
+    "count-bool": {"purchase_count_30d": True},
+    "count-string": {"browse_count_7d": "3"},
+    "spend-negative": {"purchase_spend_30d": -0.5},
+    "spend-string": {"purchase_spend_30d": "12.50"},
+    "top-not-a-list": {"top_categories": {"hash": "0123456789abcdef", "weight": 1.0}},
+    "top-hash-short": {"top_categories": [{"hash": "abc", "weight": 1.0}]},
+    "top-hash-upper": {"top_search_terms": [{"hash": "0123456789ABCDEF", "weight": 1.0}]},
+    "top-weight-negative": {"top_search_terms": [{"hash": "0123456789abcdef", "weight": -1}]},
+    "top-weight-missing": {"top_categories": [{"hash": "0123456789abcdef"}]},
+}
+
+
+@pytest.mark.parametrize("change", WRONG_AGGREGATES.values(), ids=WRONG_AGGREGATES)
+def test_aggregates_the_schema_refuses_are_refused(change: dict[str, object] | None) -> None:
+    # Only "an object" was checked: a consumer reading aggregates["browse_count_1h"] met a KeyError or a string.
+    obj = _profile().to_dict()
+    aggregates = {} if change is None else {**obj["aggregates"], **change}
+    aggregates = {name: value for name, value in aggregates.items() if value is not ...}
+    obj["aggregates"] = aggregates
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(obj, SCHEMA)
+    with pytest.raises(ProfileDecodeError, match="aggregate"):
+        ProfileUpdated.from_bytes(json.dumps(obj).encode())
+
+
+def test_aggregates_may_carry_more_fields_but_not_nested_beyond_the_contracts_depth() -> None:
+    obj = _profile().to_dict()
+    obj["aggregates"] = {**obj["aggregates"], "extra": {"a": [1, 2]}}
+    assert ProfileUpdated.from_bytes(json.dumps(obj).encode()).aggregates["extra"] == {"a": [1, 2]}
+    obj["aggregates"]["extra"] = _nested(900)  # printed by `profiles tail`, it overflowed json's recursion
+    with pytest.raises(ProfileDecodeError, match="deeper"):
+        ProfileUpdated.from_bytes(json.dumps(obj).encode())
+
+
+def test_the_contracts_zero_aggregates_are_what_the_worker_writes_for_an_empty_state() -> None:
+    # The decoder's list of required aggregates and the state's aggregators must name the same keys.
+    assert zero_aggregates() == profile_aggregates(UserState.new(), StateSpec())
+    profile = ProfileUpdated("u", 1, "m", [1.0], 1, 1, 1)  # the default aggregates are valid ones
+    assert ProfileUpdated.from_bytes(profile.to_bytes()) == profile
