@@ -18,7 +18,7 @@ from kafka.errors import TopicAuthorizationFailedError
 from prometheus_client import CollectorRegistry
 
 from bench.procs import free_port
-from streams.client.producer import EventProducer
+from streams.client.producer import EventProducer, UndeliveredError
 from streams.client.subscriber import ProfileDeleted, ProfileSubscriber
 from streams.contract.events import BrowseEvent
 from streams.recommend.coverage import Coverage
@@ -221,18 +221,18 @@ def test_each_role_may_do_its_job_and_nothing_else(
 
     wait_until(erased_from_profiles, 60, "the eraser's erasure to be executed", workers=(worker,))
     subscriber.close()
-    # ... and the eraser may not send events.
-    with EventProducer.from_settings(eraser_login) as as_eraser:
-        future = as_eraser.send(BrowseEvent(event_id="y", user_id="acl-user", ts_ms=T0 + 6, item_id="i"))
+    # ... and the eraser may not send events; neither may the worker nor a subscriber. Each refusal shows in the
+    # send's future and again when the producer closes (the SDK's flush raises for what was not delivered).
+    for login, event_id in ((eraser_login, "y"), (worker_login, "x"), (subscriber_login, "z")):
+        as_other = EventProducer.from_settings(login)
+        future = as_other.send(BrowseEvent(event_id=event_id, user_id="acl-user", ts_ms=T0 + 5, item_id="i"))
         with pytest.raises(TopicAuthorizationFailedError):
             future.get(timeout=60)
+        with pytest.raises(UndeliveredError) as undelivered:
+            as_other.close()
+        assert isinstance(undelivered.value.first, TopicAuthorizationFailedError)
 
-    # Neither the worker nor a subscriber may write events, and the producer may not create topics.
-    for login in (worker_login, subscriber_login):
-        with EventProducer.from_settings(login) as as_other:
-            future = as_other.send(BrowseEvent(event_id="x", user_id="acl-user", ts_ms=T0 + 5, item_id="i"))
-            with pytest.raises(TopicAuthorizationFailedError):
-                future.get(timeout=60)
+    # The producer may not create topics.
     refused = run_cli(producer_login, "topics", "create")
     assert refused.returncode == 4
     assert "TopicAuthorizationFailedError" in refused.stderr.strip().splitlines()[-1]

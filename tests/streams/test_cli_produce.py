@@ -129,11 +129,11 @@ def test_produce_reads_an_enormous_line_in_pieces_and_reports_it_as_too_large(
     made = record_kafka(monkeypatch)
     padded = _line(event_id="e3") + b" " * 60_000  # whitespace around an event is no part of it
     events = tmp_path / "events.jsonl"
-    with events.open("wb") as out:
-        out.write(_line(event_id="e1") + b"\n")
-        out.write(b'{"pad":"' + b"x" * 5_000_000 + b'"}\n')
-        out.write(padded + b"\n")
-        out.write(b"y" * 300_000)  # the last line, without a newline
+    with events.open("wb") as written:
+        written.write(_line(event_id="e1") + b"\n")
+        written.write(b'{"pad":"' + b"x" * 5_000_000 + b'"}\n')
+        written.write(padded + b"\n")
+        written.write(b"y" * 300_000)  # the last line, without a newline
 
     assert cli_main(["produce", str(events)]) == 1
     out, err = capsys.readouterr()
