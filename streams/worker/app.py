@@ -175,8 +175,16 @@ def build_faust_app(settings: Settings) -> faust.App:
     return app
 
 
-OPEN_VIEWS = ("web_tables_enabled", "web_router_enabled", "debug")
-"""faust settings that add views beyond the lookup: raw state records, the worker map, the debug pages."""
+OPEN_VIEWS = (
+    "web_tables_enabled",
+    "web_router_enabled",
+    "web_stats_enabled",
+    "web_graph_enabled",
+    "web_metrics_enabled",
+    "debug",
+)
+"""faust settings that add views beyond the lookup: raw state records, the worker map, sensor stats and the
+partition assignment, the service graph, faust's own metrics page, the debug pages (each its own switch)."""
 
 
 class WebViewsOpenError(SecretConfigError):

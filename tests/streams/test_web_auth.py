@@ -40,7 +40,17 @@ def test_only_the_configured_bearer_token_passes(tmp_path: Path) -> None:
         assert TOKEN not in repr(token)
 
 
-@pytest.mark.parametrize("variable", ["APP_WEB_TABLES_ENABLED", "APP_WEB_ROUTER_ENABLED", "APP_DEBUG"])
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "APP_WEB_TABLES_ENABLED",
+        "APP_WEB_ROUTER_ENABLED",
+        "APP_WEB_STATS_ENABLED",  # /stats/ and /assignment/
+        "APP_WEB_GRAPH_ENABLED",
+        "APP_WEB_METRICS_ENABLED",  # /performance
+        "APP_DEBUG",
+    ],
+)
 def test_the_worker_refuses_faust_views_turned_on_from_the_environment(
     variable: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
