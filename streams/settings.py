@@ -20,7 +20,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 class Settings(BaseSettings):
     """Every setting of profilestream; each field is read from ``PROFILESTREAM_<FIELD NAME IN CAPITALS>``."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore")
+    # No infinite or NaN float: "inf" passes gt=0 and would make an interval or a timeout never end.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", allow_inf_nan=False)
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port.")
     kafka_security_protocol: SecurityProtocol = Field(

@@ -70,3 +70,13 @@ def test_the_lookup_is_forwarded_to_a_url_the_other_workers_can_reach(
 ) -> None:
     conf = build_faust_app(load_settings(state_dir=tmp_path, web_port=7001, **overrides)).conf
     assert str(conf.canonical_url) == f"http://{host}:7001"
+
+
+def test_no_float_setting_takes_infinity_or_nan() -> None:
+    # "inf" passes gt=0: a commit, expiry or purge interval, or a timeout, that never ends.
+    floats = [name for name, field in Settings.model_fields.items() if field.annotation in (float, float | None)]
+    assert "commit_interval_s" in floats and len(floats) > 5
+    for name in floats:
+        for text in ("inf", "1e400", "nan"):
+            with pytest.raises(ValidationError, match="finite"):
+                Settings(**{name: text})  # type: ignore[arg-type]
