@@ -35,6 +35,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     certificate and key are presented when both are given (mutual TLS).
     """
     if not uses_tls(settings):
+        _refuse_unused(settings, ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"))
         return None
     if (settings.kafka_ssl_certfile is None) != (settings.kafka_ssl_keyfile is None):
         raise SecretConfigError("set kafka_ssl_certfile and kafka_ssl_keyfile together (mutual TLS needs both)")
@@ -53,6 +54,7 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 def sasl_login(settings: Settings) -> tuple[str, str] | None:
     """(user name, password) for the SASL protocols, None for the others."""
     if not uses_sasl(settings):
+        _refuse_unused(settings, ("kafka_sasl_username", "kafka_sasl_password", "kafka_sasl_password_file"))
         return None
     password = resolve_secret("kafka_sasl_password", settings.kafka_sasl_password, settings.kafka_sasl_password_file)
     if not settings.kafka_sasl_username or password is None:
@@ -63,15 +65,27 @@ def sasl_login(settings: Settings) -> tuple[str, str] | None:
     return settings.kafka_sasl_username, password
 
 
+def _refuse_unused(settings: Settings, names: tuple[str, ...]) -> None:
+    """Raise SecretConfigError when any of ``names`` is set although the security protocol does not use it: a
+    login or a CA file given under PLAINTEXT was dropped without a word, and the client connected in the clear."""
+    given = [name for name in names if getattr(settings, name) is not None]
+    if given:
+        raise SecretConfigError(
+            f"{', '.join(given)} set, but kafka_security_protocol {settings.kafka_security_protocol} does not use "
+            "them: set the protocol that does (SASL_SSL, SASL_PLAINTEXT or SSL) or unset them"
+        )
+
+
 def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """Security options for a kafka-python or aiokafka client; empty for a plaintext cluster (their default)."""
+    """Security options for a kafka-python or aiokafka client; empty for a plaintext cluster (their default).
+    Raises SecretConfigError for a login or TLS file the protocol would not use."""
+    context = tls_context(settings)
+    login = sasl_login(settings)
     if settings.kafka_security_protocol == "PLAINTEXT":
         return {}
     options: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
-    context = tls_context(settings)
     if context is not None:
         options["ssl_context"] = context
-    login = sasl_login(settings)
     if login is not None:
         options["sasl_mechanism"] = settings.kafka_sasl_mechanism
         options["sasl_plain_username"], options["sasl_plain_password"] = login

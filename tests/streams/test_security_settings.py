@@ -85,6 +85,25 @@ def test_sasl_plaintext_has_no_tls_context() -> None:
     assert credentials.protocol.value == "SASL_PLAINTEXT"
 
 
+@pytest.mark.parametrize(
+    ("protocol", "given"),
+    [
+        ("PLAINTEXT", {"kafka_sasl_username": "worker", "kafka_sasl_password": "pw"}),
+        ("PLAINTEXT", {"kafka_ssl_cafile": "/nonexistent/ca.pem"}),
+        ("SSL", {"kafka_sasl_password": "pw"}),
+        ("SASL_PLAINTEXT", {"kafka_ssl_cafile": "/nonexistent/ca.pem", "kafka_sasl_username": "w"}),
+    ],
+)
+def test_a_login_or_tls_file_the_protocol_does_not_use_is_refused(protocol: str, given: dict[str, str]) -> None:
+    # Dropped without a word, a password given for a PLAINTEXT cluster meant connecting in the clear, unnoticed.
+    settings = load_settings(kafka_security_protocol=protocol, kafka_sasl_password_file=None, **given)
+    with pytest.raises(SecretConfigError, match=f"kafka_security_protocol {protocol} does not use") as refused:
+        kafka_client_options(settings)
+    assert "pw" not in str(refused.value)
+    with pytest.raises(SecretConfigError):
+        broker_credentials(settings)
+
+
 def test_mutual_tls_loads_the_client_certificate(tmp_path: Path) -> None:
     cert, key = _self_signed(tmp_path)
     settings = load_settings(
