@@ -170,7 +170,7 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = Field(
         None,
         description="Secret key of the producer SDK's user-id pseudonyms (unset: ids are sent as they are); "
-        "prefer pseudonym_key_file. At least 16 bytes; see docs/security.md.",
+        "prefer pseudonym_key_file. At least 32 bytes; see docs/security.md.",
     )
     pseudonym_key_file: Path | None = Field(
         None, description="File holding the pseudonym key (one line; surrounding whitespace is ignored)."

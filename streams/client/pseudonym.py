@@ -22,8 +22,9 @@ from streams.client.secret_files import SecretConfigError, resolve_secret
 
 PSEUDONYM_PREFIX = "ps1-"
 """Names the scheme (HMAC-SHA256, 128 bits, hex), so a later scheme can live beside it."""
-MIN_KEY_BYTES = 16
-"""A shorter key could be guessed; 32 random bytes (64 hex digits) is the recommendation."""
+MIN_KEY_BYTES = 32
+"""The key is its text's bytes, so a hex key of 32 characters holds 16 random bytes (128 bits, the pseudonym's
+own length); a shorter one could be guessed. ``openssl rand -hex 32`` (64 characters) is the recommendation."""
 _DIGEST_HEX = 32
 
 
@@ -32,7 +33,12 @@ class Pseudonymiser:
 
     def __init__(self, key: bytes) -> None:
         if len(key) < MIN_KEY_BYTES:
-            raise SecretConfigError(f"the pseudonym key must have at least {MIN_KEY_BYTES} bytes")
+            raise SecretConfigError(
+                f"the pseudonym key must have at least {MIN_KEY_BYTES} bytes (characters of its text): "
+                "make one with openssl rand -hex 32"
+            )
+        if len(set(key)) == 1:
+            raise SecretConfigError("the pseudonym key is one character repeated: make one with openssl rand -hex 32")
         self._key = key
 
     @classmethod

@@ -39,8 +39,12 @@ def test_a_pseudonym_is_stable_bound_to_its_key_and_hides_the_id() -> None:
 
 
 def test_a_short_or_missing_key_is_refused_or_off(tmp_path: Path) -> None:
-    with pytest.raises(SecretConfigError, match="at least 16 bytes"):
+    with pytest.raises(SecretConfigError, match="at least 32 bytes"):
         Pseudonymiser(b"short")
+    with pytest.raises(SecretConfigError, match="at least 32 bytes"):
+        Pseudonymiser(b"0123456789abcdef")  # openssl rand -hex 8: 64 random bits, once enough here
+    with pytest.raises(SecretConfigError, match="repeated"):
+        Pseudonymiser(b"a" * 64)
     assert Pseudonymiser.from_secret(None, None) is None
     key_file = tmp_path / "pseudonym.key"
     key_file.write_text(KEY.decode() + "\n")
