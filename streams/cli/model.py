@@ -368,6 +368,7 @@ def cmd_publish_items(args: argparse.Namespace, settings: Settings) -> int:
     from models.checkpoint import load_checkpoint
     from models.errors import CheckpointError
     from streams.client.items import publish_item_vectors
+    from streams.client.security import kafka_client_options
     from streams.contract.topics import MODEL_ITEMS
 
     try:
@@ -386,6 +387,7 @@ def cmd_publish_items(args: argparse.Namespace, settings: Settings) -> int:
         list(ids),
         vectors.tolist(),
         topic_prefix=settings.topic_prefix,
+        **kafka_client_options(settings),  # a secured cluster's TLS and login, as every other Kafka command
     )
     print(
         f"published {manifest.count} item vectors (dim {manifest.dim}) of model {manifest.model_version} "

@@ -11,6 +11,15 @@ from kafka.future import Future
 import streams.client.producer
 
 
+class _DoneFuture(Future):  # type: ignore[misc]  # kafka-python is untyped
+    """A finished future with the ``get`` of kafka-python's record-metadata future."""
+
+    def get(self, timeout: float | None = None) -> Any:
+        if self.failed():
+            raise self.exception
+        return self.value
+
+
 class RecordingKafkaProducer:
     """Records the configuration it was made with and every record sent; connects to nothing."""
 
@@ -25,10 +34,10 @@ class RecordingKafkaProducer:
         self.flushed = False
         RecordingKafkaProducer.made.append(self)
 
-    def send(self, topic: str, value: bytes, key: bytes | None = None) -> Future:
+    def send(self, topic: str, value: bytes, key: bytes | None = None) -> _DoneFuture:
         """Record the record; its future is done already: acknowledged, or failed if its number is in ``failing``."""
         self.sent.append((topic, value, key))
-        future = Future()
+        future = _DoneFuture()
         if len(self.sent) in self.failing:
             future.failure(KafkaTimeoutError("not acknowledged in time"))
         else:

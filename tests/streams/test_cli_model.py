@@ -348,3 +348,27 @@ def test_import_yoochoose_stops_at_a_time_that_is_not_a_finite_number(
     err = capsys.readouterr().err.strip()
     assert err.startswith("profilestream: ") and "\n" not in err
     assert err.endswith(("row 2: Time is not a finite number", "row 2: Time is not a number"))  # never the value
+
+
+def test_model_publish_connects_with_the_clusters_security_settings(
+    events_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It passed the bootstrap address alone: on a secured cluster it connected in the clear and failed, and the
+    # recommender never got the item vectors.
+    import streams.client.items
+    from tests.streams.fake_kafka import RecordingKafkaProducer
+
+    assert main(["train", "--events", str(events_file), "--out", str(tmp_path / "m"), *TINY_MODEL]) == 0
+    made: list[RecordingKafkaProducer] = []
+    monkeypatch.setattr(RecordingKafkaProducer, "made", made)
+    monkeypatch.setattr(streams.client.items, "KafkaProducer", RecordingKafkaProducer)
+    password = tmp_path / "password"
+    password.write_text("not-quoted-anywhere")
+    flags = ["--kafka-security-protocol", "SASL_PLAINTEXT", "--kafka-sasl-username", "publisher"]
+    flags += ["--kafka-sasl-password-file", str(password)]
+    assert main(["model", "publish", "--model", str(tmp_path / "m"), *flags]) == 0
+    [producer] = made
+    assert producer.config["security_protocol"] == "SASL_PLAINTEXT"
+    assert producer.config["sasl_plain_username"] == "publisher"
+    assert producer.config["sasl_plain_password"] == "not-quoted-anywhere"
+    assert producer.sent, "the item vectors and the manifest"
