@@ -170,8 +170,13 @@ def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_acls_apply(args: argparse.Namespace, settings: Settings) -> int:
     """Create the ACLs one role needs for a principal (run with an administrator's Kafka login)."""
-    from streams.client.acls import apply_grants
+    from streams.client.acls import apply_grants, check_principal
 
+    try:
+        check_principal(args.principal)  # before connecting: a wildcard would grant the role to everyone
+    except ValueError as exc:
+        print(f"profilestream acls apply: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     count = apply_grants(settings, args.principal, args.role)
     print(f"{count} ACLs for {args.principal} as {args.role}")
     return 0

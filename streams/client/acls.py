@@ -25,7 +25,7 @@ from kafka.admin import (
 
 from streams.client.security import kafka_client_options
 from streams.contract.events import EVENT_TYPES
-from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, input_topic
+from streams.contract.topics import DEADLETTER, ERASURE, PROFILES, STATE_TABLE, input_topic
 from streams.settings import Settings
 
 Role = Literal["worker", "producer", "eraser", "subscriber"]
@@ -55,10 +55,25 @@ def grants(settings: Settings, role: Role) -> list[Grant]:
     return [
         *(Grant("topic", name, ("read", "describe")) for name in (*inputs, settings.topic(ERASURE))),
         *(Grant("topic", settings.topic(name), ("write", "describe")) for name in (PROFILES, DEADLETTER)),
-        # faust's changelog topic and its assignor's leader topic, both named after the app id.
-        Grant("topic", f"{settings.app_id}-", ("create", "read", "write", "describe"), prefixed=True),
+        # faust's changelog topic and its assignor's leader topic, both named after the app id: by their names, not
+        # by the prefix "<app_id>-", which would also cover another deployment whose app id starts with this one
+        # (its changelog holds every user's state) and topics whose prefix happens to start so.
+        *(Grant("topic", name, ("create", "read", "write", "describe")) for name in faust_topics(settings.app_id)),
         Grant("group", settings.app_id, ("read", "describe")),
     ]
+
+
+def faust_topics(app_id: str) -> tuple[str, str]:
+    """The topics faust creates for the worker of ``app_id``: the state table's changelog, the assignor's leader."""
+    return f"{app_id}-{STATE_TABLE}-changelog", f"{app_id}-__assignor-__leader"
+
+
+def check_principal(principal: str) -> None:
+    """Raise ValueError unless ``principal`` names one user (``User:<name>``): a wildcard would give the role to
+    every principal of the cluster."""
+    kind, _, name = principal.partition(":")
+    if kind != "User" or not name or "*" in name or name != name.strip():
+        raise ValueError(f"a principal is User:<name>, one user without wildcards, not {principal!r}")
 
 
 _OPERATIONS: Final = {
@@ -88,9 +103,11 @@ def to_acls(principal: str, role_grants: list[Grant]) -> list[ACL]:
 
 def apply_grants(settings: Settings, principal: str, role: Role) -> int:
     """Create the ACLs of ``role`` for ``principal`` with the settings' (administrator's) login; returns how many.
+    Raises ValueError for a principal that is not one user (:func:`check_principal`).
 
     Creating an ACL that exists changes nothing, so this can run at every deployment.
     """
+    check_principal(principal)
     acls = to_acls(principal, grants(settings, role))
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,

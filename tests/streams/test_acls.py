@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourceType
 
-from streams.client.acls import ROLES, Role, grants, to_acls
+from streams.client.acls import ROLES, Role, check_principal, grants, to_acls
 from streams.settings import load_settings
 
 SETTINGS = load_settings(topic_prefix="p.", app_id="ps")
@@ -38,10 +39,12 @@ def test_the_worker_reads_its_inputs_writes_its_outputs_and_owns_its_app_id_topi
     for name in ("p.profiles.updated", "p.events.deadletter"):
         assert (name, "write", False) in allowed
         assert (name, "read", False) not in allowed
-    assert {op for name, op, prefixed in allowed if prefixed} == {"create", "read", "write", "describe"}
-    assert {name for name, _, prefixed in allowed if prefixed} == {"ps-"}
+    owned = {"ps-user-state-changelog", "ps-__assignor-__leader"}
+    for name in owned:
+        assert {op for topic, op, _ in allowed if topic == name} == {"create", "read", "write", "describe"}
+    assert not any(prefixed for _, _, prefixed in allowed), "no prefix: it would cover other app ids' changelogs"
     assert ("ps", "read", False) in allowed  # the consumer group
-    assert not any(op == "create" and not prefixed for _, op, prefixed in allowed)
+    assert {name for name, op, _ in allowed if op == "create"} == owned
 
 
 def test_every_grant_becomes_an_allow_acl_for_the_principal() -> None:
@@ -54,5 +57,12 @@ def test_every_grant_becomes_an_allow_acl_for_the_principal() -> None:
         assert ACLOperation.ALL not in {a.operation for a in acls}
     group = [a for a in to_acls("User:w", grants(SETTINGS, "worker")) if a.resource_pattern.resource_name == "ps"]
     assert {a.resource_pattern.resource_type for a in group} == {ResourceType.GROUP}
-    prefixed = [a for a in to_acls("User:w", grants(SETTINGS, "worker")) if a.resource_pattern.resource_name == "ps-"]
-    assert {a.resource_pattern.pattern_type for a in prefixed} == {ACLResourcePatternType.PREFIXED}
+    patterns = {a.resource_pattern.pattern_type for a in to_acls("User:w", grants(SETTINGS, "worker"))}
+    assert patterns == {ACLResourcePatternType.LITERAL}
+
+
+@pytest.mark.parametrize("principal", ["User:*", "User:", "someone", "Group:x", "User:a*", "User: x"])
+def test_a_principal_must_name_one_user(principal: str) -> None:
+    with pytest.raises(ValueError, match="one user"):
+        check_principal(principal)
+    check_principal("User:profilestream-worker")
