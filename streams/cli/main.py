@@ -427,13 +427,24 @@ def _stores(settings: Settings) -> list[Path]:
     return worker_stores(settings.state_dir)
 
 
+def _state_tool_failed(exc: Exception, command: str) -> int:
+    """One line for a state directory or record the tool cannot use (exit 2, never 1: 1 means "no record")."""
+    print(f"profilestream state {command}: {_first_line(exc)}", file=sys.stderr)
+    return EXIT_INPUT
+
+
 def cmd_state_inspect(args: argparse.Namespace, settings: Settings) -> int:
-    """Print one user's stored record (read-only; safe while the worker runs)."""
+    """Print one user's stored record (read-only; safe while the worker runs); exit 1 when there is none, 2 when
+    the state directory or the record cannot be read."""
     from state.describe import describe_record
+    from state.errors import StateError
     from state.reader import read_user
 
     spec = settings.state_spec()
-    record = read_user(_stores(settings), args.user_id, spec)
+    try:
+        record = read_user(_stores(settings), args.user_id, spec)
+    except StateError as exc:
+        return _state_tool_failed(exc, "inspect")
     if record is None:
         print("no record for this user in this state directory", file=sys.stderr)
         return 1
@@ -442,25 +453,21 @@ def cmd_state_inspect(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_state_stats(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the store's size, user count and bytes per user (read-only; safe while the worker runs)."""
+    """Print the store's size, user count and bytes per user (read-only; safe while the worker runs); with
+    ``--check``, exit 1 when a stored value does not decode; 2 when the state directory cannot be read."""
     from state.describe import describe_stats
+    from state.errors import StateError
     from state.reader import store_stats
     from streams.worker.store_layout import OFFSET_KEY, partition_of
 
-    print(
-        json.dumps(
-            describe_stats(
-                store_stats(
-                    _stores(settings),
-                    check_values=args.check,
-                    skip_keys=frozenset({OFFSET_KEY}),
-                    partition_of=partition_of,
-                )
-            ),
-            indent=2,
+    try:
+        stats = store_stats(
+            _stores(settings), check_values=args.check, skip_keys=frozenset({OFFSET_KEY}), partition_of=partition_of
         )
-    )
-    return 0
+    except StateError as exc:
+        return _state_tool_failed(exc, "stats")
+    print(json.dumps(describe_stats(stats), indent=2))
+    return 1 if args.check and any(p.undecodable for p in stats.partitions) else 0
 
 
 # argparse exposes no public name for the sub-command collection (and it is generic only to type checkers).
@@ -627,7 +634,7 @@ def _add_reader_commands(sub: Subparsers) -> None:
     inspect = state.add_parser("inspect", help="print one user's record")
     inspect.add_argument("user_id", help="the user to show")
     stats = state.add_parser("stats", help="print the store's size, users and bytes per user")
-    stats.add_argument("--check", action="store_true", help="decode every record too")
+    stats.add_argument("--check", action="store_true", help="decode every record too; exit 1 if one does not decode")
     for state_cmd, handler in ((inspect, cmd_state_inspect), (stats, cmd_state_stats)):
         _setting_flag(state_cmd, "state_dir", type_=Path)
         state_cmd.set_defaults(handler=handler)
