@@ -85,17 +85,20 @@ class StandardData:
 def read_session_tsv(path: Path) -> tuple[list[list[EventInput]], list[list[str]]]:
     """A GRU4Rec-format file as histories (one per session, browse events in file order) and session keys."""
     rows: dict[str, list[EventInput]] = {}
-    with Path(path).open(encoding="utf-8", newline="") as file:
-        reader = csv.reader(file, delimiter="\t")
-        header = next(reader, None)
-        if header is None or tuple(h.strip() for h in header[:3]) != TSV_HEADER:
-            raise ProtocolError(f"{path}: the first line must be the header {' / '.join(TSV_HEADER)}")
-        for number, row in enumerate(reader, start=2):
-            problem = _row_problem(row)
-            if problem:
-                raise ProtocolError(f"{path}: line {number}: {problem}")
-            session, item, time_ms = row[0], row[1], round(float(row[2]) * 1000)
-            rows.setdefault(session, []).append(make_event_input("browse", time_ms, item_id=item))
+    try:
+        with Path(path).open(encoding="utf-8", newline="") as file:
+            reader = csv.reader(file, delimiter="\t")
+            header = next(reader, None)
+            if header is None or tuple(h.strip() for h in header[:3]) != TSV_HEADER:
+                raise ProtocolError(f"{path}: the first line must be the header {' / '.join(TSV_HEADER)}")
+            for number, row in enumerate(reader, start=2):
+                problem = _row_problem(row)
+                if problem:
+                    raise ProtocolError(f"{path}: line {number}: {problem}")
+                session, item, time_ms = row[0], row[1], round(float(row[2]) * 1000)
+                rows.setdefault(session, []).append(make_event_input("browse", time_ms, item_id=item))
+    except UnicodeDecodeError:
+        raise ProtocolError(f"{path} is not UTF-8 text") from None
     keys = list(rows)
     return [rows[k] for k in keys], [[k] * len(rows[k]) for k in keys]
 

@@ -155,7 +155,11 @@ def read_rows(source: Path) -> Iterator[dict[str, str]]:
         raw = gzip.GzipFile(fileobj=file, mode="rb") if path.suffix == ".gz" else file
         with io.TextIOWrapper(raw, encoding="utf-8", newline="") as text:
             reader = csv.DictReader(text)
-            missing = set(COLUMNS) - set(reader.fieldnames or ())
+            try:
+                fieldnames = reader.fieldnames  # reads the header: not UTF-8, or not gzip, fails here already
+            except (EOFError, OSError, UnicodeDecodeError, csv.Error) as exc:
+                raise TrivagoImportError(f"{path} has no readable header ({type(exc).__name__}: {exc})") from exc
+            missing = set(COLUMNS) - set(fieldnames or ())
             if missing:
                 raise TrivagoImportError(f"{path} lacks the columns {sorted(missing)}")
             try:

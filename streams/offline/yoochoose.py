@@ -80,28 +80,31 @@ def convert(path: Path, part: str, report: YoochooseReport | None = None) -> lis
         raise YoochooseImportError(f"{path} does not exist; pass --source DIR holding {sorted(PARTS.values())}")
     events: list[tuple[int, int, BrowseEvent]] = []
     last: dict[str, tuple[int, int]] = {}  # session -> (ms, rows so far at that ms)
-    with path.open(encoding="utf-8", newline="") as file:
-        reader = csv.reader(file, delimiter="\t")
-        if tuple(next(reader, ())) != HEADER:
-            raise YoochooseImportError(f"{path}: the header must be {' / '.join(HEADER)}")
-        for number, row in enumerate(reader, start=1):
-            ms = _time_ms(path, number, row)
-            session, item = row[0], row[1]
-            seen_ms, count = last.get(session, (ms, 0))
-            count = count if seen_ms == ms else 0
-            event = BrowseEvent(
-                event_id=f"yoochoose-rsc15-{part}-r{number:06d}",
-                user_id=f"yc{session}",
-                ts_ms=ms + count,
-                session_id=session,
-                item_id=item,
-            )
-            rejection = contract_rejection(event)
-            if rejection is not None:
-                report.skip(part, number, rejection.reason.value, rejection.detail)
-                continue
-            last[session] = (ms, count + 1)
-            events.append((event.ts_ms, number, event))
+    try:
+        with path.open(encoding="utf-8", newline="") as file:
+            reader = csv.reader(file, delimiter="\t")
+            if tuple(next(reader, ())) != HEADER:
+                raise YoochooseImportError(f"{path}: the header must be {' / '.join(HEADER)}")
+            for number, row in enumerate(reader, start=1):
+                ms = _time_ms(path, number, row)
+                session, item = row[0], row[1]
+                seen_ms, count = last.get(session, (ms, 0))
+                count = count if seen_ms == ms else 0
+                event = BrowseEvent(
+                    event_id=f"yoochoose-rsc15-{part}-r{number:06d}",
+                    user_id=f"yc{session}",
+                    ts_ms=ms + count,
+                    session_id=session,
+                    item_id=item,
+                )
+                rejection = contract_rejection(event)
+                if rejection is not None:
+                    report.skip(part, number, rejection.reason.value, rejection.detail)
+                    continue
+                last[session] = (ms, count + 1)
+                events.append((event.ts_ms, number, event))
+    except UnicodeDecodeError:
+        raise YoochooseImportError(f"{path} is not UTF-8 text") from None
     events.sort(key=lambda entry: (entry[0], entry[1]))
     return [e for _, _, e in events]
 

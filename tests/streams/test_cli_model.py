@@ -372,3 +372,28 @@ def test_model_publish_connects_with_the_clusters_security_settings(
     assert producer.config["sasl_plain_username"] == "publisher"
     assert producer.config["sasl_plain_password"] == "not-quoted-anywhere"
     assert producer.sent, "the item vectors and the manifest"
+
+
+def test_files_that_are_not_utf8_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Each ended in a UnicodeDecodeError traceback (exit 1): a yoochoose row, a GRU4Rec-format file, a trivago header.
+    source = tmp_path / "src"
+    source.mkdir()
+    header = b"SessionId\tItemId\tTime\n"
+    (source / "yoochoose-clicks-100k_train_full.txt").write_bytes(header + b"1\t10\t1396310000.5\n1\tcaf\xe9\t1.0\n")
+    (source / "yoochoose-clicks-100k_test.txt").write_bytes(header + b"2\t10\t1396400000.0\n")
+    assert main(["data", "import", "yoochoose", "--source", str(source), "--out-dir", str(tmp_path / "out")]) == 2
+    (tmp_path / "train.tsv").write_bytes(header + b"1\t\xff\t1.0\n")
+    (tmp_path / "test.tsv").write_bytes(header + b"2\t10\t2.0\n2\t11\t3.0\n")
+    model = tmp_path / "m"
+    flags = ["--protocol", "standard", "--train", str(tmp_path / "train.tsv"), "--test", str(tmp_path / "test.tsv")]
+    assert main(["evaluate", *flags, "--model", str(model)]) == 2
+    (tmp_path / "trivago.csv").write_bytes(b"user_id,\xff\n")
+    assert (
+        main(["data", "import", "trivago", "--source", str(tmp_path / "trivago.csv"), "--out", str(tmp_path / "t")])
+        == 2
+    )
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 3, err
+    assert "yoochoose-clicks-100k_train_full.txt is not UTF-8 text" in err[0]
+    assert "train.tsv is not UTF-8 text" in err[1]
+    assert "trivago.csv has no readable header (UnicodeDecodeError" in err[2]
