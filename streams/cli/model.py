@@ -192,7 +192,6 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from models.checkpoint import load_checkpoint
     from models.evaluation import evaluate, explicit_split, time_split
     from streams.offline.histories import clickouts, read_histories, read_split_histories
-    from streams.offline.trivago import impressions_path, read_impressions
 
     if len(args.model or []) != 1:
         _log("evaluate needs exactly one --model (several only with --protocol standard)")
@@ -235,10 +234,13 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         split = explicit_split(histories.inputs, histories.is_test)
         if not _check_training_data(metadata, split.train, split.histories):
             return 1
-    side = Path(args.impressions) if args.impressions else impressions_path(source)
-    shown = read_impressions(side) if side.is_file() else {}
-    if args.impressions and not shown:
-        _log(f"no impressions in {side}")
+    if not any(split.targets):
+        # Every metric would be NaN over no targets, printed as a result with exit 0.
+        _log(f"no test targets in {source}: nothing to evaluate (a test event needs an earlier event of its user)")
+        return 2
+    shown = _impressions(args.impressions, source)
+    if shown is None:
+        return 2
     report_ = evaluate(model, split, clickouts(histories, split.targets, shown), k=args.k)
     print(
         f"model {metadata.model_version}; split: "
@@ -247,7 +249,7 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         + (
             f"cutoff {split.cutoff_ms} ms (test fraction {args.test_fraction})"
             if split.cutoff_ms is not None
-            else "test events from --test"
+            else ("test events from --test" if args.test else "no cutoff")
         )
     )
     print(report_.format_table())
@@ -255,6 +257,21 @@ def cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if args.json_out:
         _write_report(Path(args.json_out), {"model_version": metadata.model_version, **report_.to_json()})
     return 0
+
+
+def _impressions(given: str | None, source: Path) -> dict[str, tuple[str, ...]] | None:
+    """The click-outs' impression lists: of ``given``, or of the side file beside ``source`` if there is one;
+    None (after saying so) when a given file does not exist."""
+    from streams.offline.trivago import impressions_path, read_impressions
+
+    side = Path(given) if given else impressions_path(source)
+    if given and not side.is_file():
+        _log(f"the impressions file {side} does not exist")
+        return None
+    shown = read_impressions(side) if side.is_file() else {}
+    if given and not shown:
+        _log(f"no impressions in {side}")
+    return shown
 
 
 def _check_training_data(
@@ -429,6 +446,12 @@ def cmd_split(args: argparse.Namespace, settings: Settings) -> int:
     _log(report.summary())
     keys = [session_keys(events) for events in read.events]
     flags = session_split(read.inputs, keys, args.test_fraction)
+    in_test = sum(t for f in flags for t in f)
+    if in_test == 0 or in_test == sum(len(f) for f in flags):
+        # One side empty (one session, or all of them ending together): neither trains nor evaluates anything.
+        side = "test" if in_test == 0 else "training"
+        _log(f"the split leaves the {side} file empty: the file needs sessions ending at different times")
+        return 2
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, wanted in (("train", False), ("test", True)):

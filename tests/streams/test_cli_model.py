@@ -240,10 +240,11 @@ def test_train_without_refit_reports_and_records_only_what_it_fitted(
     assert metadata.extra["trained_until_ms"] == max(e.ts_ms for h in fitted for e in h) < cutoff
     assert metadata.extra["validated_until_ms"] == max(e.ts_ms for h in histories.inputs for e in h)
 
-    # On an explicit split with this file as --train, evaluate says what the model was fitted on.
+    # On an explicit split with this file as --train, evaluate says what the model was fitted on (before it
+    # stops at the empty test file: nothing to evaluate).
     test = tmp_path / "test.jsonl"
     test.write_text("")
-    assert main(["evaluate", "--train", str(events_file), "--test", str(test), "--model", str(model_dir)]) == 0
+    assert main(["evaluate", "--train", str(events_file), "--test", str(test), "--model", str(model_dir)]) == 2
     assert "trained on exactly the --train events before its early-stopping cutoff" in capsys.readouterr().err
     # A time split whose test part overlaps the validation slice, which chose the epoch: refused.
     assert main(["evaluate", "--events", str(events_file), "--model", str(model_dir), "--test-fraction", "0.05"]) == 1
@@ -397,3 +398,25 @@ def test_files_that_are_not_utf8_are_one_line_errors(tmp_path: Path, capsys: pyt
     assert "yoochoose-clicks-100k_train_full.txt is not UTF-8 text" in err[0]
     assert "train.tsv is not UTF-8 text" in err[1]
     assert "trivago.csv has no readable header (UnicodeDecodeError" in err[2]
+
+
+def test_evaluate_and_split_refuse_what_gives_no_result(
+    events_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each exited 0: evaluate printed tables of NaN for an empty file and said "no impressions" for a missing
+    # one; split wrote an empty training file when every session ended in the test period.
+    model = tmp_path / "m"
+    assert (
+        main(["train", "--events", str(events_file), "--out", str(model), *TINY_MODEL, "--test-fraction", "0.2"]) == 0
+    )
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert main(["evaluate", "--events", str(empty), "--model", str(model)]) == 2
+    assert "no test targets" in capsys.readouterr().err
+    missing = ["--impressions", str(tmp_path / "typo.jsonl")]
+    assert main(["evaluate", "--events", str(events_file), "--model", str(model), *missing]) == 2
+    assert "typo.jsonl does not exist" in capsys.readouterr().err
+    one_session = tmp_path / "one.jsonl"
+    one_session.write_text(events_file.read_text().splitlines()[0] + "\n")
+    assert main(["data", "split", "--events", str(one_session), "--out-dir", str(tmp_path / "s")]) == 2
+    assert "empty" in capsys.readouterr().err
