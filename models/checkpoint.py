@@ -142,6 +142,8 @@ def save_checkpoint(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
+        # mkdtemp makes it 0700 whatever the umask: a worker running as another account could not read the model.
+        tmp.chmod(_umask_mode(0o777))
         state = {name: t.detach().cpu().clone() for name, t in model.state_dict().items()}
         torch.save(state, tmp / STATE_DICT_FILE)
         _write_json(tmp / HPARAMS_FILE, model.config.to_dict())
@@ -160,10 +162,22 @@ def save_checkpoint(
     return version
 
 
+def _umask_mode(mode: int) -> int:
+    """``mode`` as the process's umask lets new files have it (the umask can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mode & ~mask
+
+
 def check_writable(out_dir: Path) -> None:
     """Raise `CheckpointError` if `save_checkpoint` would refuse `out_dir`: it exists and is neither an empty
     directory nor a checkpoint. Callers check it before a long training run, not only after it."""
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        # Replacing it would replace the link, not what it points to, and half-fail doing so.
+        raise CheckpointError(
+            f"refusing to write to {out_dir}: it is a symbolic link; give the directory it points to, or a new one"
+        )
     if out_dir.exists() and not _replaceable(out_dir):
         raise CheckpointError(
             f"refusing to overwrite {out_dir}: it exists and is not a checkpoint directory; choose another --out"

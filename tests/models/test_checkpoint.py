@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -225,3 +227,25 @@ def test_a_checkpoint_written_before_a_later_hyper_parameter_existed_still_loads
     torch.save(state, out / STATE_DICT_FILE)
     with pytest.raises(CheckpointError, match="content hash"):
         load_checkpoint(out)
+
+
+def test_a_checkpoint_is_readable_as_the_umask_allows(tmp_path: Path, trained_model: ProfileEncoder) -> None:
+    # mkdtemp made it 0700: a worker or backfill running as another account could not load it.
+    previous = os.umask(0o022)
+    try:
+        save_checkpoint(trained_model, tmp_path / "m", training_fingerprint="abc", metrics={})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "m").stat().st_mode) == 0o755
+
+
+def test_a_symbolic_link_as_out_is_refused_before_anything_is_written(
+    tmp_path: Path, trained_model: ProfileEncoder
+) -> None:
+    save_checkpoint(trained_model, tmp_path / "v1", training_fingerprint="abc", metrics={})
+    (tmp_path / "current").symlink_to(tmp_path / "v1")
+    with pytest.raises(CheckpointError, match="symbolic link"):
+        check_writable(tmp_path / "current")
+    with pytest.raises(CheckpointError, match="symbolic link"):
+        save_checkpoint(trained_model, tmp_path / "current", training_fingerprint="abc", metrics={})
+    assert (tmp_path / "current").is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]
