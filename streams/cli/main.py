@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, BinaryIO, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, NoReturn, TypeAlias
 
 from kafka.errors import KafkaError
 
@@ -388,7 +388,8 @@ def cmd_profiles_versions(args: argparse.Namespace, settings: Settings) -> int:
     counts = Counter(profile.model_version for profile in latest.values())
     print(json.dumps({"users": len(latest), "model_versions": dict(sorted(counts.items()))}, indent=2))
     if args.expect is not None:
-        return 0 if set(counts) <= {args.expect} else 1
+        # No profile at all (an empty topic, a wrong prefix) is not a finished rollout.
+        return 0 if counts and set(counts) == {args.expect} else 1
     return 0
 
 
@@ -640,9 +641,39 @@ def _add_reader_commands(sub: Subparsers) -> None:
         state_cmd.set_defaults(handler=handler)
 
 
+SECRET_FLAG_PREFIXES = ("--kafka-sasl-password", "--lookup-token", "--pseudonym-key")
+"""Flags a secret would follow if it had one: none has (secrets come from files or the environment), so argparse
+refuses them, and its error would repeat the value typed after them."""
+
+
+def secret_values(argv: Sequence[str]) -> frozenset[str]:
+    """The values typed after (or with ``=``) a flag of ``SECRET_FLAG_PREFIXES`` in ``argv``."""
+    values: set[str] = set()
+    for position, token in enumerate(argv):
+        flag, equals, value = token.partition("=")
+        if flag.startswith(SECRET_FLAG_PREFIXES) and not flag.endswith("-file"):
+            if equals:
+                values.add(value)
+            elif position + 1 < len(argv):
+                values.add(argv[position + 1])
+    return frozenset(value for value in values if value)
+
+
+class _CliParser(argparse.ArgumentParser):
+    """argparse's parser, whose error messages never repeat a value of :func:`secret_values` (``hidden``, set by
+    :func:`main` for the command line it parses; sub-command parsers are of this class too)."""
+
+    hidden: ClassVar[frozenset[str]] = frozenset()
+
+    def error(self, message: str) -> NoReturn:
+        for value in self.hidden:
+            message = message.replace(value, "<hidden>")
+        super().error(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="profilestream", description=__doc__)
+    parser: argparse.ArgumentParser = _CliParser(prog="profilestream", description=__doc__)
     parser.add_argument("--cli-log-level", default="info", help="log level of the command line tool itself")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_service_commands(sub)
@@ -655,6 +686,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``profilestream`` console script."""
     parser = build_parser()
+    _CliParser.hidden = secret_values(list(argv) if argv is not None else sys.argv[1:])
     args = parser.parse_args(argv)
     configure_logging(args.cli_log_level)
     settings = _settings_from(args)

@@ -194,6 +194,26 @@ def test_the_pseudonym_command_refuses_abbreviated_flags(capsys: pytest.CaptureF
     assert "unrecognized arguments" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["worker", "--kafka-sasl-password", "S3CRET-VALUE"],
+        ["--kafka-sasl-password", "S3CRET-VALUE", "worker"],
+        ["produce", "--lookup-token=S3CRET-VALUE", "x.jsonl"],
+        ["pseudonym", "--pseudonym-key", "S3CRET-VALUE", "alice"],
+    ],
+)
+def test_a_secret_typed_after_a_flag_that_does_not_exist_is_not_repeated(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # argparse refused the flag and printed the value after it ("unrecognized arguments: ... S3CRET", or
+    # "invalid choice: 'S3CRET'"), into a terminal or a CI log.
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert "S3CRET" not in capsys.readouterr().err
+
+
 def test_secrets_are_masked_in_the_settings_but_reach_a_child_process() -> None:
     settings = load_settings(kafka_sasl_password=SecretStr(PASSWORD), lookup_token=SecretStr("tok-123456"))
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings.model_dump())
