@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 from kafka import KafkaProducer
 
+from streams.cli.main import main
 from streams.client.subscriber import ProfileSubscriber, supersedes
 from streams.contract.profile import ProfileUpdated
 from streams.contract.topics import PROFILES
@@ -81,3 +82,10 @@ def test_a_tombstone_whose_key_is_not_utf8_deletes_nobody(make_settings: Callabl
         assert list(latest) == ["\ufffd"]
         assert seen == [replacement]
         assert holding.skipped == 1
+
+
+def test_versions_expect_fails_on_a_topic_without_profiles(make_settings: Callable[..., Settings]) -> None:
+    # An empty topic (or a wrong prefix) read as a finished rollout: every one of no profiles is of any version.
+    settings = make_settings()
+    flags = ["--kafka-bootstrap", settings.kafka_bootstrap, "--topic-prefix", settings.topic_prefix]
+    assert main(["profiles", "versions", "--expect", "m1", *flags]) == 1
