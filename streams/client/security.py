@@ -76,6 +76,19 @@ def _refuse_unused(settings: Settings, names: tuple[str, ...]) -> None:
         )
 
 
+def security_warnings(settings: Settings) -> list[str]:
+    """What the settings allow but an operator should know: a password sent in the clear, a broker certificate
+    accepted for any host name. Allowed (a test cluster, a private network), said once at start."""
+    warnings = []
+    if settings.kafka_security_protocol == "SASL_PLAINTEXT" and settings.kafka_sasl_mechanism == "PLAIN":
+        warnings.append("SASL PLAIN over SASL_PLAINTEXT sends the Kafka password unencrypted: use SASL_SSL or SCRAM")
+    if uses_tls(settings) and not settings.kafka_ssl_check_hostname:
+        warnings.append(
+            "kafka_ssl_check_hostname is off: any host with a certificate from the trusted CAs can pose as the broker"
+        )
+    return warnings
+
+
 def kafka_client_options(settings: Settings) -> dict[str, Any]:
     """Security options for a kafka-python or aiokafka client; empty for a plaintext cluster (their default).
     Raises SecretConfigError for a login or TLS file the protocol would not use."""

@@ -13,6 +13,7 @@ from models.errors import CheckpointError
 from models.threads import limit_threads
 from state.record_cache import RecordCache
 from state.spec import StateSpec
+from streams.client.security import security_warnings
 from streams.contract.decoder import Reason
 from streams.settings import Settings
 from streams.worker.encoder_runtime import EncoderRuntime
@@ -82,6 +83,8 @@ def run_worker(
     install_log_rate_limit()
 
     limit_threads(settings.torch_threads)
+    for warning in security_warnings(settings):
+        log.warning("%s", warning)
     metrics = WorkerMetrics(CollectorRegistry(), reject_reasons=[reason.value for reason in Reason])
     server = metrics.start_http_server(settings.metrics_bind, settings.metrics_port) if settings.metrics_port else None
     try:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from bench.procs import settings_env
 from streams.cli.main import EXIT_CONFIG, build_parser, configure_logging, main
 from streams.client.secret_files import SecretConfigError, resolve_secret
-from streams.client.security import kafka_client_options, tls_context
+from streams.client.security import kafka_client_options, security_warnings, tls_context
 from streams.settings import load_settings
 from streams.worker.broker_auth import broker_credentials
 
@@ -102,6 +102,19 @@ def test_a_login_or_tls_file_the_protocol_does_not_use_is_refused(protocol: str,
     assert "pw" not in str(refused.value)
     with pytest.raises(SecretConfigError):
         broker_credentials(settings)
+
+
+def test_a_password_in_the_clear_or_an_unchecked_host_name_is_warned_about() -> None:
+    plain = load_settings(
+        kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="PLAIN", kafka_sasl_username="u"
+    )
+    assert [w for w in security_warnings(plain) if "unencrypted" in w]
+    unchecked = load_settings(kafka_security_protocol="SSL", kafka_ssl_check_hostname=False)
+    assert [w for w in security_warnings(unchecked) if "check_hostname" in w]
+    scram = load_settings(
+        kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="u"
+    )
+    assert security_warnings(scram) == [] and security_warnings(load_settings()) == []
 
 
 def test_mutual_tls_loads_the_client_certificate(tmp_path: Path) -> None:
