@@ -26,7 +26,8 @@ def profile_section(
             f"; beside it {live.samples:,} samples of a fresh worker under live traffic, a paced load of "
             f"{pct(config.live_profile_fraction)} of the drain maximum ({num(rate)} events/s over "
             f"{config.drain_users:,} users, so nearly one event per user in a unit of work: the freshness target's "
-            f"load), for {config.paced_s:.0f} s after a {config.warmup_s:.0f} s warm-up"
+            f"load), for {max(config.paced_s - 1, 1):.0f} s of its {config.paced_s:.0f} s phase after a "
+            f"{config.warmup_s:.0f} s warm-up (the last second, with the queue left and the stop, not sampled)"
         )
     out[-1] += ". Share of samples in each part (parts nest: the first row holds most of the others):"
     out.append("")

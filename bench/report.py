@@ -104,7 +104,8 @@ def _throughput(results: SuiteResults) -> list[str]:
         "the worker's first fetch (faust's \"Ready\" line) to the last profile published, every event counted "
         "(decoding the first poll included); CPU of the worker process (all threads) per 1,000 events over the "
         "same span; "
-        "the encoder's share is its time over the worker's CPU time; re-folded GRU steps are the share of the "
+        "the encoder's share is its time over the worker's CPU time, both from the first profile (the encoder's "
+        "time is read from the worker's metrics, which answer from then); re-folded GRU steps are the share of the "
         "encoder's steps spent folding a window again because an event arrived after a later one of its user.",
         "",
     ]

@@ -272,11 +272,14 @@ def run_drain(
     folded_total = max(recorder.folded_total, default=0)
     readies = [r for r in (ready_at_ms(_log_text(w)) for w in workers) if r is not None]
     from_ready = rate_since(min(readies, default=None), last_profile_ms, folded_total)
+    # The encoder's time is counted from the first profile (its metric is scraped then), so its share is of the
+    # CPU time from there too, whatever span the rate and the CPU per event take.
+    cpu_at_first_profile = cpu0
     if from_total == 1 and from_ready is not None and cpu_at_ready is not None:
         (rate, events, seconds), cpu0 = from_ready, cpu_at_ready
     encoder_share = mean_batch = refold_share = None
-    if metrics0 is not None and metrics1 is not None and cpu1 > cpu0 and processes == 1:
-        encoder_share = (metrics1.encoder_s - metrics0.encoder_s) / (cpu1 - cpu0)
+    if metrics0 is not None and metrics1 is not None and cpu1 > cpu_at_first_profile and processes == 1:
+        encoder_share = (metrics1.encoder_s - metrics0.encoder_s) / (cpu1 - cpu_at_first_profile)
     if metrics0 is not None and metrics1 is not None and metrics1.batches > metrics0.batches:
         mean_batch = (metrics1.batch_events - metrics0.batch_events) / (metrics1.batches - metrics0.batches)
     if metrics0 is not None and metrics1 is not None and metrics1.steps > metrics0.steps:
