@@ -74,7 +74,7 @@ OFFSET_JUMP_OUTCOMES: Final[tuple[OffsetJumpOutcome, ...]] = ("refetched", "conf
 ErasureOutcome = Literal["executed", "unknown_user", "rejected"]
 ERASURE_OUTCOMES: Final[tuple[ErasureOutcome, ...]] = ("executed", "unknown_user", "rejected")
 """What became of an erasure request: the user's state deleted and a tombstone published; no state for the user
-(acknowledged, nothing published); or not a valid request (dead-lettered, nothing deleted)."""
+(nothing deleted, a tombstone published all the same); or not a valid request (dead-lettered, nothing deleted)."""
 
 StepKind = Literal["new", "refold", "base", "rebuild"]
 STEP_KINDS: Final[tuple[StepKind, ...]] = ("new", "refold", "base", "rebuild")
