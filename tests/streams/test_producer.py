@@ -106,24 +106,23 @@ def test_produce_command_sends_each_valid_line_byte_for_byte_to_the_real_broker(
     assert _input_topics(settings) == {"browse": [(b"u1", own)], "search": [], "purchase": [(b"u2", free)]}
 
 
+def _search_topic_takes_at_most_1024_bytes(settings: Settings) -> None:
+    """The broker refuses a record batch of more than 1,024 bytes on the search topic (MESSAGE_TOO_LARGE)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        topic = ConfigResource(ConfigResourceType.TOPIC, settings.topic("events.search"), {"max.message.bytes": "1024"})
+        admin.alter_configs([topic])
+    finally:
+        admin.close()
+
+
 def test_produce_command_names_the_lines_the_broker_refused_and_exits_4(
     make_settings: Callable[..., Settings], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A record the broker refuses is not counted as sent: kafka-python's flush does not raise for it, so the
     command reads each send's outcome and names the lines to send again."""
     settings = make_settings()
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        # The search topic takes batches of at most 1,024 bytes: a line of 3 KB is refused (MESSAGE_TOO_LARGE).
-        admin.alter_configs(
-            [
-                ConfigResource(
-                    ConfigResourceType.TOPIC, settings.topic("events.search"), configs={"max.message.bytes": "1024"}
-                )
-            ]
-        )
-    finally:
-        admin.close()
+    _search_topic_takes_at_most_1024_bytes(settings)  # a line of 3 KB is refused (MESSAGE_TOO_LARGE)
     small = json.dumps({"schema": 1, "event_id": "e1", "user_id": "u1", "type": "browse", "ts": TS, "item_id": "i1"})
     big = {"schema": 1, "user_id": "u2", "type": "search", "ts": TS, "query": "q", "note": "x" * 3000}
     invalid = json.dumps({"schema": 1, "event_id": "e3", "user_id": "u3", "type": "browse", "ts": TS})
@@ -146,17 +145,7 @@ def test_produce_command_names_the_lines_the_broker_refused_and_exits_4(
 
 def test_the_sdks_flush_raises_for_a_record_the_broker_refused(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        admin.alter_configs(
-            [
-                ConfigResource(
-                    ConfigResourceType.TOPIC, settings.topic("events.search"), configs={"max.message.bytes": "1024"}
-                )
-            ]
-        )
-    finally:
-        admin.close()
+    _search_topic_takes_at_most_1024_bytes(settings)
     producer = EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
     try:
         producer.browse("u1", "i1", ts_ms=TS)
