@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar, NoReturn, TypeAlias
 from kafka.errors import KafkaError
 
 from models.errors import ModelError
-from streams.cli.model import register
+from streams.cli.model import positive_int, register
 from streams.client.acls import ROLES
 from streams.client.secret_files import SecretConfigError
 from streams.contract.erasure import ERASURE_REASONS
@@ -161,9 +161,14 @@ def cmd_feedback(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
     """Create the topics (idempotent)."""
-    from streams.client.admin import create_topics
+    from streams.client.admin import TopicsMismatchError, create_topics
 
-    for name, outcome in create_topics(settings).items():
+    try:
+        created = create_topics(settings)
+    except TopicsMismatchError as exc:
+        print(f"profilestream topics create: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    for name, outcome in created.items():
         print(f"{name}: {outcome}")
     return 0
 
@@ -565,17 +570,6 @@ def _positive_rate(text: str) -> float:
     return rate
 
 
-def _positive_count(text: str) -> int:
-    """A count of users or events: an integer of at least 1 (no users cannot make an event)."""
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
-    return count
-
-
 def _add_producer_commands(sub: Subparsers) -> None:
     produce = sub.add_parser("produce", help="send the contract-v1 events of a JSON-lines file")
     produce.add_argument("file", help="JSON-lines file, one event per line")
@@ -584,7 +578,7 @@ def _add_producer_commands(sub: Subparsers) -> None:
     produce.set_defaults(handler=cmd_produce)
 
     demo = sub.add_parser("demo-traffic", help="send generated events at a steady rate")
-    demo.add_argument("--users", type=_positive_count, default=1000, help="number of generated users")
+    demo.add_argument("--users", type=positive_int, default=1000, help="number of generated users")
     demo.add_argument("--rate", type=_positive_rate, default=100.0, help="events per second (above 0)")
     demo.add_argument("--duration", type=float, default=None, help="seconds to run (default: until stopped)")
     demo.add_argument("--seed", type=int, default=7, help="random seed of the generator")
@@ -593,8 +587,8 @@ def _add_producer_commands(sub: Subparsers) -> None:
     demo.set_defaults(handler=cmd_demo_traffic)
 
     demo_events = sub.add_parser("demo-events", help="write generated events to a JSON-lines file")
-    demo_events.add_argument("--users", type=_positive_count, default=1000, help="number of generated users")
-    demo_events.add_argument("--count", type=_positive_count, default=50_000, help="number of events")
+    demo_events.add_argument("--users", type=positive_int, default=1000, help="number of generated users")
+    demo_events.add_argument("--count", type=positive_int, default=50_000, help="number of events")
     demo_events.add_argument("--seed", type=int, default=7, help="random seed of the generator")
     demo_events.add_argument("--out", required=True, help="output JSON-lines file")
     demo_events.set_defaults(handler=cmd_demo_events)

@@ -35,8 +35,8 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _positive_int(text: str) -> int:
-    """A count (epochs, threads, dimensions, the metrics' cut-off): a whole number of at least 1."""
+def positive_int(text: str) -> int:
+    """A count (epochs, threads, dimensions, the metrics' cut-off, users, events): a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -505,7 +505,7 @@ def register(
     )
     train.add_argument(
         "--epochs",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         # Literal figures: this module must not import torch (models.training) to build the parser; a test holds
         # them equal to TrainConfig's defaults.
@@ -520,10 +520,10 @@ def register(
         "improving, then refit on every event for the epochs it chose (default: the whole schedule on every "
         "event, which made seeds agree better; docs/model.md)",
     )
-    train.add_argument("--dim", type=_positive_int, default=64, help="profile and item-vector dimension [default 64]")
+    train.add_argument("--dim", type=positive_int, default=64, help="profile and item-vector dimension [default 64]")
     train.add_argument(
         "--hidden-dim",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         help="GRU hidden dimension; a user's state is hidden-dim + dim floats with the recency memory, and the "
         "worker keeps two such vectors per user [default 32, which keeps a record under 2 KiB]",
@@ -568,9 +568,9 @@ def register(
         "--impressions", help="click-out impressions side file [default: <events or test stem>.impressions.jsonl]"
     )
     evaluate.add_argument(
-        "--k", type=_positive_int, default=DEFAULT_K, help=f"cut-off of the metrics [default {DEFAULT_K}]"
+        "--k", type=positive_int, default=DEFAULT_K, help=f"cut-off of the metrics [default {DEFAULT_K}]"
     )
-    evaluate.add_argument("--threads", type=_positive_int, default=2, help="torch threads [default 2]")
+    evaluate.add_argument("--threads", type=positive_int, default=2, help="torch threads [default 2]")
     evaluate.add_argument("--json-out", help="also write the report as JSON to this file")
     evaluate.set_defaults(handler=cmd_evaluate)
 

@@ -25,7 +25,10 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
-"""Impressions are needed for the attribution window (30 minutes) and for replays; a week covers both."""
+
+class TopicsMismatchError(RuntimeError):
+    """A topic exists with another partition count than the settings ask for: every profilestream topic must share
+    one (a user's events, state and profile live in the same partition number)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +116,7 @@ def create_topics(settings: Settings, timeout_ms: int = 30_000) -> dict[str, str
         for spec in topic_specs(settings):
             if spec.name in counts:
                 if counts[spec.name] != spec.partitions:
-                    raise RuntimeError(
+                    raise TopicsMismatchError(
                         f"topic {spec.name} has {counts[spec.name]} partitions, expected {spec.partitions}; "
                         "all profilestream topics must share one partition count"
                     )

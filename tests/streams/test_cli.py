@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from streams.client.admin import create_topics
+from streams.client.admin import TopicsMismatchError, create_topics
 from streams.settings import Settings
 from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, run_cli, send_events
 
@@ -20,8 +20,13 @@ def test_topics_create_is_idempotent_and_refuses_a_partition_mismatch(make_setti
     assert done.returncode == 0, done.stderr
     # Three inputs, dead letters, erasure, profiles, the state changelog, model items, impressions.
     assert done.stdout.count(": exists") == 9
-    with pytest.raises(RuntimeError, match="partitions"):
+    with pytest.raises(TopicsMismatchError, match="partitions"):
         create_topics(settings.model_copy(update={"partitions": settings.partitions + 1}))
+    # The command says so in one line (it was a traceback and exit 1).
+    refused = run_cli(settings.model_copy(update={"partitions": settings.partitions + 1}), "topics", "create")
+    assert refused.returncode == 2, refused.stderr
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("profilestream topics create: topic"), refused.stderr
 
 
 def test_tail_and_state_tools_while_the_worker_runs(
