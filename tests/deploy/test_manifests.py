@@ -187,6 +187,13 @@ def test_compose_has_the_whole_deployment() -> None:
     assert "./prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
 
 
+def test_compose_publishes_ports_on_the_hosts_loopback_only() -> None:
+    # Metrics and the Prometheus UI answer without a login: another machine must not reach them.
+    compose = yaml.safe_load(COMPOSE.read_text())
+    published = [port for service in compose["services"].values() for port in service.get("ports", [])]
+    assert published and all(str(port).startswith("127.0.0.1:") for port in published), published
+
+
 def test_compose_keeps_the_worker_healthcheck_off_other_sub_commands() -> None:
     # The image's HEALTHCHECK asks the worker's /healthz/ on the web port; no other sub-command serves it, so a
     # container of one would be marked unhealthy (and a dependent service would never start).
@@ -275,9 +282,10 @@ def test_statefulset_wiring() -> None:
     namespace = statefulset["metadata"]["namespace"]
     assert env["PROFILESTREAM_WEB_HOST"]["value"] == f"$(POD_NAME).{spec['serviceName']}.{namespace}.svc"
 
-    # Runs as the image's non-root user.
+    # Runs as the image's non-root user, without a Kubernetes API token it has no use for.
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["automountServiceAccountToken"] is False
 
 
 def test_pod_disruption_budget_covers_the_workers() -> None:
