@@ -126,6 +126,17 @@ def test_right_credentials_work_end_to_end(
 
     wait_until(lambda: profile_count() == 3, 120, "the profile over SASL_SSL", workers=(worker,))
 
+    # A model's item vectors are published with the same settings (model publish once connected in the clear).
+    events = tmp_path / "demo.jsonl"
+    assert run_cli(settings, "demo-events", "--users", "20", "--count", "600", "--out", str(events)).returncode == 0
+    model = tmp_path / "model"
+    tiny = ["--epochs", "1", "--dim", "8", "--hidden-dim", "8", "--no-progress"]
+    trained = run_cli(settings, "train", "--events", str(events), "--out", str(model), *tiny)
+    assert trained.returncode == 0, trained.stderr
+    published = run_cli(settings, "model", "publish", "--model", str(model))
+    assert published.returncode == 0, published.stderr
+    assert published.stdout.startswith("published ")
+
     # The reference recommender reads its three topics with the same settings (TLS and SASL included).
     recommender = Recommender(Coverage(60.0))
     follower = Follower.from_settings(settings, recommender, RecommendMetrics(CollectorRegistry()))
@@ -134,6 +145,7 @@ def test_right_credentials_work_end_to_end(
     finally:
         follower.close()
     assert "secured-user" in recommender.profiles
+    assert len(recommender.catalog.loaded) == 1, "the published item vectors, read back over SASL_SSL"
 
     erased = run_cli(settings, "erase", "secured-user")
     assert erased.returncode == 0, erased.stderr
@@ -142,7 +154,8 @@ def test_right_credentials_work_end_to_end(
     subscriber.close()
 
     assert worker.stop() == 0
-    for output in (created.stdout, created.stderr, erased.stdout, erased.stderr, worker.log_text()):
+    outputs = (created.stdout, created.stderr, published.stdout, published.stderr, erased.stdout, erased.stderr)
+    for output in (*outputs, worker.log_text()):
         assert password not in output
 
 
