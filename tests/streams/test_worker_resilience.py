@@ -141,6 +141,28 @@ def _two_workers_settings(make_settings: Callable[..., Settings], tmp_path: Path
     return settings_a, settings_a.model_copy(update={"state_dir": tmp_path / "state-b", "web_port": free_port()})
 
 
+def _two_workers_caught_up(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+    users: int,
+    count: int,
+    *,
+    seed: int,
+) -> tuple[Settings, WorkerProcess, WorkerProcess, ProfileLog]:
+    """Workers a and b in a stable group, every profile of ``count`` demo events of ``users`` users read back:
+    the first worker's settings, both workers and the profile log."""
+    settings_a, settings_b = _two_workers_settings(make_settings, tmp_path)
+    events = demo_events(users=users, count=count, seed=seed)
+    log = ProfileLog(settings_a)
+    worker_a = start_worker(settings_a, name="a")
+    worker_b = start_worker(settings_b, name="b")
+    wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
+    send_events(settings_a, events)
+    log.wait_caught_up(expected_counts(events), 120, "both workers")
+    return settings_a, worker_a, worker_b, log
+
+
 def _stable_members(settings: Settings) -> int:
     """Members of the worker group once it is stable after a rebalance, else 0."""
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
@@ -170,14 +192,7 @@ def test_a_worker_stopped_during_a_rebalance_stops_cleanly(
     # One worker leaves a group of two and the other is stopped as the rebalance that follows begins (a rolling
     # restart, or `make bench`'s two-process drain ending). The rebalance's callbacks must not wait for the
     # consumer thread that the stop is closing: faust then gives up on the task only after its 60 s timeout.
-    settings_a, settings_b = _two_workers_settings(make_settings, tmp_path)
-    events = demo_events(users=100, count=1000, seed=22)
-    log = ProfileLog(settings_a)
-    worker_a = start_worker(settings_a, name="a")
-    worker_b = start_worker(settings_b, name="b")
-    wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
-    send_events(settings_a, events)
-    log.wait_caught_up(expected_counts(events), 120, "both workers")
+    _, worker_a, worker_b, _ = _two_workers_caught_up(make_settings, start_worker, tmp_path, 100, 1000, seed=22)
 
     assigned = worker_b.log_text().count(ASSIGNED_LINE)
     assert worker_a.stop() == 0
@@ -196,14 +211,9 @@ def test_a_lookup_forwarded_to_an_owner_that_died_is_not_ready_rather_than_a_ser
 ) -> None:
     # Until the group notices that worker b is gone (the session timeout), worker a's router still forwards b's
     # users there; the refused connection was answered with a plain 500 and a traceback in a's log.
-    settings_a, settings_b = _two_workers_settings(make_settings, tmp_path)
-    events = demo_events(users=60, count=300, seed=23)
-    log = ProfileLog(settings_a)
-    worker_a = start_worker(settings_a, name="a")
-    worker_b = start_worker(settings_b, name="b")
-    wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
-    send_events(settings_a, events)
-    log.wait_caught_up(expected_counts(events), 120, "both workers")
+    settings_a, worker_a, worker_b, log = _two_workers_caught_up(
+        make_settings, start_worker, tmp_path, 60, 300, seed=23
+    )
 
     worker_b.kill()
     answers: list[tuple[int, str | None]] = []
