@@ -47,3 +47,17 @@ def event_latencies_ms(
     found[found] &= sorted_user[at[found]] == e_user[found]
     latencies[found] = (sorted_read[at[found]] - e_ts[found]).astype(np.float64)
     return latencies
+
+
+SETTLE_MS = 3_000
+"""How long a paced phase runs before its events count as settled: each phase starts at once at its rate, and
+the step from the previous phase's rate leaves a queue for the first second or two (measured at 3,000 and 4,500
+events/s: the first two seconds' events carried nearly all of a 20 s phase's p99)."""
+
+
+def settled(event_ts_ms: npt.ArrayLike, settle_ms: int = SETTLE_MS) -> npt.NDArray[np.bool_]:
+    """Which events were sent at least ``settle_ms`` after the phase's first event."""
+    ts = np.asarray(event_ts_ms, dtype=np.int64)
+    if ts.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    return np.asarray(ts >= int(ts.min()) + settle_ms)

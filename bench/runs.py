@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.drain_clock import ready_at_ms
-from bench.freshness import event_latencies_ms
+from bench.freshness import event_latencies_ms, settled
 from bench.kafka_io import LoadResult, ProfileRecorder, end_offsets, preload
 from bench.load import EventEncoder, LoadSpec, Schedule, build_schedule
 from bench.paced import PacedLoad, PacedLog, PacedPlan
@@ -365,6 +365,9 @@ class PhaseResult:
     """Event time to the covering profile's ``updated_at``: the worker's part of the latency."""
     missing: int
     """Events no profile covered (should be 0)."""
+    settled: LatencySummary | None = None
+    """Latency of the events sent after the phase's first :data:`~bench.freshness.SETTLE_MS` (None: none were):
+    the phase at its rate, without the step from the previous one."""
 
 
 def run_paced(
@@ -377,13 +380,14 @@ def run_paced(
     refine: Callable[[list[PhaseResult]], PacedPhase | None] | None = None,
     on_phase: Callable[[PacedPhase, int], None] | None = None,
     processes: int = 1,
+    on_latencies: Callable[[PacedPhase, PhaseLatencies], None] | None = None,
 ) -> list[PhaseResult]:
     """``processes`` workers of one group (one by default) on fresh topics; a warm-up, then each phase in turn,
     each drained before the next starts.
 
     With ``refine``, more phases follow in the same worker, each chosen from the results so far, until it returns
     None; their results come after those of ``phases``. ``on_phase`` is called with each phase and the worker's
-    process id as the phase's load starts.
+    process id as the phase's load starts; ``on_latencies`` with each measured phase's per-event latencies.
     """
     name = f"paced-{variant}-{run}-{time.time_ns() % 10**8}"
     settings = env.settings(f"bench.{name}.", f"bench-{name}")
@@ -436,7 +440,10 @@ def run_paced(
                     _check_alive(each, last_progress, recorder)
             next_index = sent.end
             if phase is not warmup:
-                results.append(_phase_result(phase, sent, schedule, recorder))
+                latencies = _phase_latencies(sent, schedule, recorder)
+                results.append(_phase_result(phase, latencies))
+                if on_latencies is not None:
+                    on_latencies(phase, latencies)
     finally:
         for each in workers:
             each.stop()
@@ -464,20 +471,37 @@ def profile_paced(
     return recordings[0].result()
 
 
-def _phase_result(phase: PacedPhase, sent: PacedLog, schedule: Schedule, recorder: ProfileRecorder) -> PhaseResult:
-    latencies = event_latencies_ms(
-        schedule.user[sent.index], sent.ts_ms, recorder.user, recorder.last_event_ts_ms, recorder.read_ms
+@dataclass(frozen=True)
+class PhaseLatencies:
+    """Every event of a paced phase: when it was sent and its latencies in ms (NaN: no profile covered it)."""
+
+    sent_ms: np.ndarray
+    read: np.ndarray
+    """Event time to a consumer reading the first profile that includes it."""
+    made: np.ndarray
+    """Event time to that profile's ``updated_at``: the worker's part."""
+
+
+def _phase_latencies(sent: PacedLog, schedule: Schedule, recorder: ProfileRecorder) -> PhaseLatencies:
+    users = schedule.user[sent.index]
+    return PhaseLatencies(
+        sent_ms=sent.ts_ms,
+        read=event_latencies_ms(users, sent.ts_ms, recorder.user, recorder.last_event_ts_ms, recorder.read_ms),
+        made=event_latencies_ms(users, sent.ts_ms, recorder.user, recorder.last_event_ts_ms, recorder.updated_ms),
     )
-    made = event_latencies_ms(
-        schedule.user[sent.index], sent.ts_ms, recorder.user, recorder.last_event_ts_ms, recorder.updated_ms
-    )
-    covered = latencies[~np.isnan(latencies)]
-    span_s = (int(sent.ts_ms[-1]) - int(sent.ts_ms[0])) / 1000 if sent.ts_ms.shape[0] > 1 else 0.0
+
+
+def _phase_result(phase: PacedPhase, latencies: PhaseLatencies) -> PhaseResult:
+    read, made, sent_ms = latencies.read, latencies.made, latencies.sent_ms
+    covered = read[~np.isnan(read)]
+    late = read[settled(sent_ms) & ~np.isnan(read)]
+    span_s = (int(sent_ms[-1]) - int(sent_ms[0])) / 1000 if sent_ms.shape[0] > 1 else 0.0
     return PhaseResult(
         phase=phase,
-        sent=int(sent.index.shape[0]),
-        achieved_per_s=sent.index.shape[0] / span_s if span_s > 0 else 0.0,
+        sent=int(sent_ms.shape[0]),
+        achieved_per_s=sent_ms.shape[0] / span_s if span_s > 0 else 0.0,
         latency=LatencySummary.of(covered),
         made=LatencySummary.of(made[~np.isnan(made)]),
-        missing=int(latencies.shape[0] - covered.shape[0]),
+        missing=int(read.shape[0] - covered.shape[0]),
+        settled=LatencySummary.of(late) if late.shape[0] else None,
     )

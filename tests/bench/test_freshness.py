@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from bench.freshness import event_latencies_ms
+from bench.freshness import event_latencies_ms, settled
 
 T = 1_800_000_000_000
 
@@ -43,3 +43,14 @@ def test_the_earliest_read_wins_among_equal_profiles() -> None:
 
 def test_no_profiles_means_every_event_is_uncovered() -> None:
     assert np.isnan(event_latencies_ms([0, 1], [T, T], [], [], [])).all()
+
+
+def test_settled_events_are_those_sent_after_the_settling_time_from_the_first() -> None:
+    # Listed out of order: the first event is the earliest, wherever it stands.
+    sent = [T + 2_999, T, T + 3_000, T + 10_000]
+    assert settled(sent, settle_ms=3_000).tolist() == [False, False, True, True]
+
+
+def test_no_event_is_settled_in_a_phase_shorter_than_the_settling_time() -> None:
+    assert not settled([T, T + 1_000], settle_ms=3_000).any()
+    assert settled([], settle_ms=3_000).shape == (0,)
