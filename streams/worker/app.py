@@ -60,6 +60,7 @@ from streams.worker.faust_seam import (
     register_transport,
     release,
     seek,
+    set_fetch_max_wait,
     subscribe,
     take_inputs,
 )
@@ -164,6 +165,8 @@ def build_faust_app(settings: Settings) -> faust.App:
         # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
         producer_max_batch_size=BATCH_BYTES,
     )
+    # The broker may hold a fetch that finds nothing new this long; faust's 1,500 ms stalled live traffic.
+    set_fetch_max_wait(app, settings.consumer_fetch_max_wait_ms)
     # faust also reads APP_* variables, which override the arguments above: APP_WEB_TABLES_ENABLED=true would
     # serve raw state records to anyone who reaches the port. Refuse rather than start open.
     opened = [name for name in OPEN_VIEWS if getattr(app.conf, name)]

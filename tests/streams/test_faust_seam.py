@@ -415,3 +415,39 @@ def test_the_app_says_when_a_rebalance_or_a_recovery_is_under_way() -> None:
     assert not faust_seam.restoring(App())
     App.in_recovery = True
     assert faust_seam.restoring(App())
+
+
+def test_the_consumer_thread_builds_the_aiokafka_consumer_whose_fetch_wait_the_seam_replaces() -> None:
+    # set_fetch_max_wait: faust's consumer creates its thread once (_new_consumer_thread), the thread creates the
+    # aiokafka consumer with a fixed fetch_max_wait_ms, aiokafka keeps it as _fetch_max_wait_ms and hands it to
+    # its fetcher when it starts, whose fetch requests carry it.
+    assert "fetch_max_wait_ms=1500" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._create_worker_consumer)
+    assert faust_seam.FAUST_FETCH_MAX_WAIT_MS == 1500
+    assert "return AIOKafkaConsumerThread(self, loop=self.loop, beacon=self.beacon)" in inspect.getsource(
+        faust_aiokafka.Consumer._new_consumer_thread
+    )
+    assert "self._fetch_max_wait_ms = fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.__init__)
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+    assert "self._fetch_max_wait_ms," in inspect.getsource(aiokafka.consumer.fetcher.Fetcher._get_actions_per_node)
+
+
+def test_the_fetch_wait_given_reaches_the_aiokafka_consumer_faust_builds() -> None:
+    async def built_consumer(wait_ms: int | None) -> Any:
+        app = faust.App("seam-fetch-wait", broker=f"{faust_seam.register_transport()}://localhost:1")
+        if wait_ms is not None:
+            faust_seam.set_fetch_max_wait(app, wait_ms)
+        thread: Any = app.consumer._thread  # type: ignore[attr-defined]
+        consumer = thread._create_worker_consumer(app.transport)
+        await consumer.stop()  # never started: closes what the constructor opened
+        return consumer
+
+    assert asyncio.run(built_consumer(40))._fetch_max_wait_ms == 40
+    assert asyncio.run(built_consumer(None))._fetch_max_wait_ms == faust_seam.FAUST_FETCH_MAX_WAIT_MS
+
+
+def test_set_fetch_max_wait_needs_the_input_batch_consumer() -> None:
+    class App:
+        consumer = object()
+
+    with pytest.raises(TypeError, match="not an InputBatchConsumer"):
+        faust_seam.set_fetch_max_wait(App(), 100)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 from annotated_types import Le
@@ -80,3 +81,17 @@ def test_no_float_setting_takes_infinity_or_nan() -> None:
         for text in ("inf", "1e400", "nan"):
             with pytest.raises(ValidationError, match="finite"):
                 Settings(**{name: text})  # type: ignore[arg-type]
+
+
+def test_the_worker_s_consumer_fetch_wait_is_the_setting_within_faust_s_own(tmp_path: Path) -> None:
+    # faust's fixed 1,500 ms held the input partitions' next fetch that long after each large unit of work
+    # (docs/performance.md); the worker's default is well under it and the setting may not exceed it.
+    default = load_settings(state_dir=tmp_path).consumer_fetch_max_wait_ms
+    assert default < upper_limit("consumer_fetch_max_wait_ms") == 1500
+    for wait_ms in (default, 1, 1500):
+        app = build_faust_app(load_settings(state_dir=tmp_path, consumer_fetch_max_wait_ms=wait_ms))
+        consumer: Any = app.consumer
+        assert consumer.fetch_max_wait_ms == wait_ms
+    for refused in (0, 1501):
+        with pytest.raises(ValidationError):
+            load_settings(consumer_fetch_max_wait_ms=refused)
