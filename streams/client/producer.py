@@ -150,6 +150,11 @@ def _with_user_id(value: bytes, user_id: str) -> bytes:
         ) from None
 
 
+LINGER_MS = 5
+"""Milliseconds the producer gathers events before it sends a request: a few ms of latency for far fewer
+produce requests at the broker."""
+
+
 class UndeliveredError(KafkaError):  # type: ignore[misc]  # kafka-python is untyped
     """Records sent since the last flush that the brokers did not acknowledge: ``count`` of them, the first
     failure's exception as ``first`` (kafka-python's error; it names no record's content)."""
@@ -206,7 +211,7 @@ class EventProducer:
         config: dict[str, Any] = {
             "acks": "all",
             "enable_idempotence": True,
-            "linger_ms": 5,
+            "linger_ms": LINGER_MS,
             "client_id": "profilestream-producer",
         }
         config.update(kafka_config)
