@@ -87,13 +87,14 @@ class Settings(BaseSettings):
         "caps it here.",
     )
     consumer_fetch_max_wait_ms: int = Field(
-        100,
+        1500,
         ge=1,
         le=1500,
-        description="Longest the broker holds the worker's fetch when it finds no new records. While a unit of work "
-        "runs, the next fetch may ask only for partitions with nothing new and block fetching the inputs this "
-        "long (faust's own 1,500 ms stalled live traffic for a second after each unit); lower means more fetch "
-        "requests while idle (1,000 / this per second per worker).",
+        description="Longest the broker holds the worker's fetch when it finds no new records (faust's own 1,500 "
+        "by default). While a unit of work runs, the next fetch may ask only for quiet partitions and block the "
+        "inputs' next fetch this long: lower cut the stalls of one worker under heavy live traffic, but made drains "
+        "of two workers slower (docs/performance.md); it also costs 1,000 / this fetch requests per second while "
+        "idle.",
     )
     align_max_idle_ms: int = Field(
         2000,

@@ -195,7 +195,7 @@ class EventTimeAligner(Generic[T]):
 class BrokerAbsence:
     """Whether the broker was away from this worker's consumer lately, for :func:`partition_progress`.
 
-    The consumer was cut off when no fetch had answered for any of its input partitions for ``stale_after_ms``
+    The consumer was cut off when no fetch had answered for any of its partitions for ``stale_after_ms``
     (:meth:`observe`, a few times a minute). :meth:`settling` holds from then until ``settle_ms`` after the last
     such observation. Judged from the consumer's own fetches, not from the lag monitor's end-offset requests:
     under a heavy load those time out while the fetches go on (one false "unreachable" stalled a benchmark drain
@@ -208,7 +208,9 @@ class BrokerAbsence:
         self._away_at_ms: float | None = None
 
     def observe(self, now_ms: float, newest_fetch_ms: float | None) -> None:
-        """Record the newest fetch answer of any input partition (None: none fetched yet, which is no outage)."""
+        """Record the newest fetch answer of any partition the consumer fetches (None: none fetched yet, which is
+        no outage). The input partitions alone are not enough: one whose records wait to be taken is not fetched
+        again, so a worker busy with a large poll would look cut off."""
         if newest_fetch_ms is not None and now_ms - newest_fetch_ms > self.stale_after_ms:
             if not self.settling(now_ms) and self.settle_ms > 0:
                 log.info(

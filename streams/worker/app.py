@@ -165,7 +165,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
         producer_max_batch_size=BATCH_BYTES,
     )
-    # The broker may hold a fetch that finds nothing new this long; faust's 1,500 ms stalled live traffic.
+    # How long the broker may hold a fetch that finds nothing new (faust fixes it; the setting defaults to its value).
     set_fetch_max_wait(app, settings.consumer_fetch_max_wait_ms)
     # faust also reads APP_* variables, which override the arguments above: APP_WEB_TABLES_ENABLED=true would
     # serve raw state records to anyone who reaches the port. Refuse rather than start open.
@@ -864,10 +864,18 @@ class ProfileWorker:
 
     async def _refresh_lag(self) -> None:
         # Lag against the broker's end offsets, asked for on every refresh: during an outage it holds, never 0.
-        assigned = [(tp.topic, tp.partition) for tp in self.app.consumer.assignment() if tp.topic in self._topic_types]
+        everything = [(tp.topic, tp.partition) for tp in self.app.consumer.assignment()]
+        assigned = [tp for tp in everything if tp[0] in self._topic_types]
+        # Whether the broker answers, from every partition the consumer fetches, not only the inputs: aiokafka
+        # does not fetch a partition whose records wait to be taken, so while a large poll is being worked
+        # through (seconds, in a drain) no input partition is fetched, and judged on them alone a busy worker
+        # took itself for cut off and held its caught-up partitions for the settling time (seen in drains of two
+        # workers; with a 100 ms fetch wait a third of those drains took half a minute). The quiet partitions
+        # (erasure requests, standby changelogs) are fetched on throughout, answered within
+        # consumer_fetch_max_wait_ms.
         # A partition paused for back-pressure is not fetched: it says nothing about the broker.
         fetched = [
-            at for at in (fetched_at_ms(self.app, *tp) for tp in assigned if tp not in self._paused) if at is not None
+            at for at in (fetched_at_ms(self.app, *tp) for tp in everything if tp not in self._paused) if at is not None
         ]
         self.broker_absence.observe(time.time() * 1000, max(fetched, default=None))
         # Idle: every fetched message is processed (none queued, held or in a unit), so the consumer's position

@@ -303,7 +303,8 @@ def set_fetch_max_wait(app: Any, milliseconds: int) -> None:
     next fetch asks only for partitions with nothing new (erasure requests, say) and the broker holds it this
     long; the input partitions cannot be fetched again until it returns. With faust's 1,500 ms that held a
     worker under live traffic idle for a second after each unit (measured at 4,500 events/s: units of about
-    8,000 events every 2 s, p99 freshness 2.8 to 4.8 s).
+    8,000 events every 2 s, p99 freshness 2.8 to 4.8 s). Shorter waits cut that, but slowed drains of two workers
+    sharing two cores with the broker (docs/performance.md), so the worker's default stays faust's.
     """
     consumer = app.consumer
     if not isinstance(consumer, InputBatchConsumer):
