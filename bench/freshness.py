@@ -7,8 +7,13 @@ time of the first profile of its user whose ``last_event_ts`` is at or after the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
+
+from bench.stats import LatencySummary, median, percentile
 
 _TS_BITS = 42
 """Event times in ms fit 42 bits until the year 2109; user indices take the bits above."""
@@ -61,3 +66,56 @@ def settled(event_ts_ms: npt.ArrayLike, settle_ms: int = SETTLE_MS) -> npt.NDArr
     if ts.shape[0] == 0:
         return np.zeros(0, dtype=bool)
     return np.asarray(ts >= int(ts.min()) + settle_ms)
+
+
+def settled_p99(summaries: Sequence[LatencySummary | None]) -> float | None:
+    """The median over runs of p99 after the settling time (None: no run had events that late)."""
+    values = [s.p99_ms for s in summaries if s is not None]
+    return median(values) if values else None
+
+
+@dataclass(frozen=True)
+class PhaseLatencies:
+    """Every event of a paced phase: when it was sent and its latencies in ms (NaN: no profile covered it)."""
+
+    sent_ms: np.ndarray
+    read: np.ndarray
+    """Event time to a consumer reading the first profile that includes it."""
+    made: np.ndarray
+    """Event time to that profile's ``updated_at``: the worker's part."""
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """The events sent within one bin of the phase."""
+
+    start_s: float
+    events: int
+    made_p50_ms: float
+    made_p99_ms: float
+    read_p99_ms: float
+
+
+def latency_series(latencies: PhaseLatencies, bin_ms: int) -> list[SeriesRow]:
+    """Latency percentiles of the covered events, per ``bin_ms`` of send time from the phase's first event."""
+    sent = np.asarray(latencies.sent_ms, dtype=np.int64)
+    if sent.shape[0] == 0:
+        return []
+    bins = (sent - sent.min()) // bin_ms
+    rows = []
+    for index in range(int(bins.max()) + 1):
+        chosen = bins == index
+        made = np.sort(latencies.made[chosen & ~np.isnan(latencies.made)])
+        read = np.sort(latencies.read[chosen & ~np.isnan(latencies.read)])
+        if made.shape[0] == 0 or read.shape[0] == 0:
+            continue
+        rows.append(
+            SeriesRow(
+                start_s=index * bin_ms / 1000,
+                events=int(chosen.sum()),
+                made_p50_ms=percentile(made, 50),
+                made_p99_ms=percentile(made, 99),
+                read_p99_ms=percentile(read, 99),
+            )
+        )
+    return rows

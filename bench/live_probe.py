@@ -19,155 +19,25 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 
 from bench.broker import BenchBroker
-from bench.freshness import SETTLE_MS, settled
+from bench.freshness import SETTLE_MS, PhaseLatencies, latency_series, settled
 from bench.load import LoadSpec
 from bench.markdown import num, table
+from bench.proc_cpu import CpuSample, core_shares, sample_cpu
 from bench.procs import REPO_ROOT
-from bench.runs import BenchEnv, PacedPhase, PhaseLatencies, run_paced
-from bench.stats import LatencySummary, percentile
+from bench.runs import BenchEnv, PacedPhase, run_paced
+from bench.stats import LatencySummary
 from bench.suite import workdir_for
 from bench.suite_config import DEFAULT
 from streams.settings import load_settings
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SAMPLE_MARGIN_S = 2.0
 """CPU is counted from this long after the phase starts to this long before it ends (start-up and shutdown of
 the load are not the phase)."""
-
-BROKER_THREAD_GROUPS: tuple[tuple[str, str], ...] = (
-    ("data-plane", "network and request handlers"),
-    ("C2 Compiler", "JIT compiler"),
-    ("C1 Compiler", "JIT compiler"),
-    ("GC Thread", "garbage collector"),
-    ("G1 ", "garbage collector"),
-)
-"""Java thread names (as the kernel keeps them, cut to 15 characters) by prefix, and the group they count in."""
-
-
-def process_label(cmdline: str, pid: int, parent: int, me: int) -> str | None:
-    """Which part of the benchmark a process is, from its command line; None for anything else."""
-    if pid == me:
-        return "benchmark (profile reader)"
-    if "kafka.Kafka" in cmdline:
-        return "broker"
-    if "streams.cli worker" in cmdline:
-        return "worker"
-    if parent == me and "spawn_main" in cmdline:
-        return "paced load"
-    return None
-
-
-def broker_thread_group(thread_name: str) -> str:
-    """The group a broker thread's CPU counts in."""
-    for prefix, group in BROKER_THREAD_GROUPS:
-        if thread_name.startswith(prefix):
-            return group
-    return "other threads"
-
-
-def _stat_fields(text: str) -> list[str]:
-    # The command name (field 2) may hold spaces and parentheses: the fields after it follow its last ")".
-    return text.rsplit(")", 1)[1].split()
-
-
-def _cpu_s(fields: Sequence[str]) -> float:
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-
-
-@dataclass(frozen=True)
-class CpuSample:
-    """CPU seconds so far, per labelled process and per broker thread group, at one moment."""
-
-    at: float
-    processes: dict[str, float]
-    broker_threads: dict[str, float]
-
-
-def sample_cpu(me: int) -> CpuSample:
-    """Read /proc for the benchmark's processes."""
-    processes: dict[str, float] = {}
-    threads: dict[str, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = _stat_fields(Path(f"/proc/{entry}/stat").read_text())
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue  # gone meanwhile
-        label = process_label(cmdline, int(entry), int(fields[1]), me)
-        if label is None:
-            continue
-        processes[label] = processes.get(label, 0.0) + _cpu_s(fields)
-        if label == "broker":
-            for group, cpu in _thread_cpu(int(entry)).items():
-                threads[group] = threads.get(group, 0.0) + cpu
-    return CpuSample(time.monotonic(), processes, threads)
-
-
-def _thread_cpu(pid: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for task in tasks:
-        try:
-            text = Path(f"/proc/{pid}/task/{task}/stat").read_text()
-        except OSError:
-            continue
-        group = broker_thread_group(text.split("(", 1)[1].rsplit(")", 1)[0])
-        out[group] = out.get(group, 0.0) + _cpu_s(_stat_fields(text))
-    return out
-
-
-def core_shares(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
-    """Share of one core each name used between two samples (names in both), largest first."""
-    shares = {name: (after[name] - before[name]) / seconds for name in after if name in before}
-    return dict(sorted(shares.items(), key=lambda item: -item[1]))
-
-
-@dataclass(frozen=True)
-class SeriesRow:
-    """The events sent within one bin of the phase."""
-
-    start_s: float
-    events: int
-    made_p50_ms: float
-    made_p99_ms: float
-    read_p99_ms: float
-
-
-def latency_series(latencies: PhaseLatencies, bin_ms: int) -> list[SeriesRow]:
-    """Latency percentiles of the covered events, per ``bin_ms`` of send time from the phase's first event."""
-    sent = np.asarray(latencies.sent_ms, dtype=np.int64)
-    if sent.shape[0] == 0:
-        return []
-    bins = (sent - sent.min()) // bin_ms
-    rows = []
-    for index in range(int(bins.max()) + 1):
-        chosen = bins == index
-        made = np.sort(latencies.made[chosen & ~np.isnan(latencies.made)])
-        read = np.sort(latencies.read[chosen & ~np.isnan(latencies.read)])
-        if made.shape[0] == 0 or read.shape[0] == 0:
-            continue
-        rows.append(
-            SeriesRow(
-                start_s=index * bin_ms / 1000,
-                events=int(chosen.sum()),
-                made_p50_ms=percentile(made, 50),
-                made_p99_ms=percentile(made, 99),
-                read_p99_ms=percentile(read, 99),
-            )
-        )
-    return rows
 
 
 def render(

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bench.freshness import SETTLE_MS
+from bench.freshness import SETTLE_MS, settled_p99
 from bench.live_search import P99_TARGET_MS, median_maximum, run_maximum
 from bench.machine import Machine
 from bench.markdown import num as _num
@@ -15,7 +15,7 @@ from bench.markdown import table as _table
 from bench.markdown import times as _times
 from bench.procs import Variant
 from bench.profile_report import in_the_way, profile_section
-from bench.runs import DrainResult, PhaseResult
+from bench.runs import DrainResult
 from bench.speed_probe import speed_line
 from bench.stats import LatencySummary, median, median_summary, ratio
 from bench.suite import SIDE_BY_SIDE_UNIT_EVENTS, WINDOW, SuiteResults, trial_of
@@ -312,10 +312,8 @@ def _two_process_live(results: SuiteResults) -> list[str]:
     ]
 
 
-def _settled_p99(phase_runs: list[PhaseResult]) -> str:
-    """The median over runs of p99 after the settling time; "-" when no run had events that late."""
-    settled = [r.settled for r in phase_runs if r.settled is not None]
-    return _num(median_summary(settled).p99_ms) if settled else "-"
+def _num_or_dash(value: float | None) -> str:
+    return "-" if value is None else _num(value)
 
 
 def _freshness(results: SuiteResults) -> list[str]:
@@ -351,7 +349,7 @@ def _freshness(results: SuiteResults) -> list[str]:
                 _num(summary.p95_ms),
                 _num(summary.p99_ms),
                 _num(summary.max_ms),
-                _settled_p99(phase_runs),
+                _num_or_dash(settled_p99([r.settled for r in phase_runs])),
                 f"{_num(made.p50_ms)} / {_num(made.p99_ms)}",
                 str(max(r.missing for r in phase_runs)),
             ]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.drain_clock import ready_at_ms
-from bench.freshness import event_latencies_ms, settled
+from bench.freshness import PhaseLatencies, event_latencies_ms, settled
 from bench.kafka_io import LoadResult, ProfileRecorder, end_offsets, preload
 from bench.load import EventEncoder, LoadSpec, Schedule, build_schedule
 from bench.paced import PacedLoad, PacedLog, PacedPlan
@@ -469,17 +469,6 @@ def profile_paced(
 
     run_paced(env, "profilestream", 99, spec, [phase], warmup, on_phase=start)
     return recordings[0].result()
-
-
-@dataclass(frozen=True)
-class PhaseLatencies:
-    """Every event of a paced phase: when it was sent and its latencies in ms (NaN: no profile covered it)."""
-
-    sent_ms: np.ndarray
-    read: np.ndarray
-    """Event time to a consumer reading the first profile that includes it."""
-    made: np.ndarray
-    """Event time to that profile's ``updated_at``: the worker's part."""
 
 
 def _phase_latencies(sent: PacedLog, schedule: Schedule, recorder: ProfileRecorder) -> PhaseLatencies:

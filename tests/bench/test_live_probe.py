@@ -1,4 +1,5 @@
-"""The live probe's pure parts: which process is which, broker thread groups, core shares, the latency series."""
+"""The live probe's pure parts: which process is which, broker thread groups, core shares, the latency series
+(modules the tests import without the benchmark's extra packages)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import math
 
 import numpy as np
 
-from bench.live_probe import broker_thread_group, core_shares, latency_series, process_label
-from bench.runs import PhaseLatencies
+from bench.freshness import PhaseLatencies, latency_series
+from bench.proc_cpu import broker_thread_group, core_shares, process_label
 
 ME = 1000
 
