@@ -85,6 +85,12 @@ class PhaseLatencies:
     """Event time to that profile's ``updated_at``: the worker's part."""
 
 
+def settled_summary(latencies: PhaseLatencies) -> LatencySummary | None:
+    """Latency of the covered events sent after the settling time (None: none were)."""
+    late = latencies.read[settled(latencies.sent_ms) & ~np.isnan(latencies.read)]
+    return LatencySummary.of(late) if late.shape[0] else None
+
+
 @dataclass(frozen=True)
 class SeriesRow:
     """The events sent within one bin of the phase."""

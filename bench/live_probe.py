@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bench.broker import BenchBroker
-from bench.freshness import SETTLE_MS, PhaseLatencies, latency_series, settled
+from bench.freshness import SETTLE_MS, PhaseLatencies, latency_series, settled_summary
 from bench.load import LoadSpec
 from bench.markdown import num, table
 from bench.proc_cpu import CpuSample, core_shares, sample_cpu
@@ -47,13 +47,13 @@ def render(
     before, after = cpu
     span = after.at - before.at
     read = latencies.read[~np.isnan(latencies.read)]
-    late = latencies.read[settled(latencies.sent_ms) & ~np.isnan(latencies.read)]
+    late = settled_summary(latencies)
     whole = LatencySummary.of(read)
     lines = [
         f"`python -m bench.live_probe --rate {rate:g} --seconds {seconds:g} --bin-ms {bin_ms}`: "
         f"{latencies.sent_ms.shape[0]:,} events, p50 {num(whole.p50_ms)} ms, p99 {num(whole.p99_ms)} ms "
         f"(after the first {SETTLE_MS / 1000:.0f} s: "
-        f"{num(LatencySummary.of(late).p99_ms) if late.shape[0] else '-'} ms), "
+        f"{num(late.p99_ms if late else None)} ms), "
         f"{int(np.isnan(latencies.read).sum())} uncovered.",
         "",
         f"CPU over {span:.1f} s of the phase, share of one core:",

@@ -312,10 +312,6 @@ def _two_process_live(results: SuiteResults) -> list[str]:
     ]
 
 
-def _num_or_dash(value: float | None) -> str:
-    return "-" if value is None else _num(value)
-
-
 def _freshness(results: SuiteResults) -> list[str]:
     if not results.freshness:
         return []
@@ -349,7 +345,7 @@ def _freshness(results: SuiteResults) -> list[str]:
                 _num(summary.p95_ms),
                 _num(summary.p99_ms),
                 _num(summary.max_ms),
-                _num_or_dash(settled_p99([r.settled for r in phase_runs])),
+                _num(settled_p99([r.settled for r in phase_runs])),
                 f"{_num(made.p50_ms)} / {_num(made.p99_ms)}",
                 str(max(r.missing for r in phase_runs)),
             ]

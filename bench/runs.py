@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.drain_clock import ready_at_ms
-from bench.freshness import PhaseLatencies, event_latencies_ms, settled
+from bench.freshness import PhaseLatencies, event_latencies_ms, settled_summary
 from bench.kafka_io import LoadResult, ProfileRecorder, end_offsets, preload
 from bench.load import EventEncoder, LoadSpec, Schedule, build_schedule
 from bench.paced import PacedLoad, PacedLog, PacedPlan
@@ -483,7 +483,6 @@ def _phase_latencies(sent: PacedLog, schedule: Schedule, recorder: ProfileRecord
 def _phase_result(phase: PacedPhase, latencies: PhaseLatencies) -> PhaseResult:
     read, made, sent_ms = latencies.read, latencies.made, latencies.sent_ms
     covered = read[~np.isnan(read)]
-    late = read[settled(sent_ms) & ~np.isnan(read)]
     span_s = (int(sent_ms[-1]) - int(sent_ms[0])) / 1000 if sent_ms.shape[0] > 1 else 0.0
     return PhaseResult(
         phase=phase,
@@ -492,5 +491,5 @@ def _phase_result(phase: PacedPhase, latencies: PhaseLatencies) -> PhaseResult:
         latency=LatencySummary.of(covered),
         made=LatencySummary.of(made[~np.isnan(made)]),
         missing=int(read.shape[0] - covered.shape[0]),
-        settled=LatencySummary.of(late) if late.shape[0] else None,
+        settled=settled_summary(latencies),
     )

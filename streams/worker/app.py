@@ -870,7 +870,7 @@ class ProfileWorker:
         # does not fetch a partition whose records wait to be taken, so while a large poll is being worked
         # through (seconds, in a drain) no input partition is fetched, and judged on them alone a busy worker
         # took itself for cut off and held its caught-up partitions for the settling time (seen in drains of two
-        # workers; with a 100 ms fetch wait a third of those drains took half a minute). The quiet partitions
+        # workers; with a 100 ms fetch wait 4 of 22 such drains took half a minute). The quiet partitions
         # (erasure requests, standby changelogs) are fetched on throughout, answered within
         # consumer_fetch_max_wait_ms.
         # A partition paused for back-pressure is not fetched: it says nothing about the broker.

@@ -283,13 +283,18 @@ def register_transport() -> str:
     return TRANSPORT_SCHEME
 
 
+def _input_batch_consumer(app: Any) -> InputBatchConsumer:
+    consumer = app.consumer
+    if not isinstance(consumer, InputBatchConsumer):
+        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not an InputBatchConsumer")
+    return consumer
+
+
 def take_inputs(app: Any, topics: frozenset[str], deliver: InputSink, after_seek: SeekListener | None = None) -> None:
     """Have poll results of ``topics`` delivered to ``deliver`` as lists, their offset gaps left to the worker,
     and ``after_seek`` called after each seek back to the committed offsets (the app's consumer must be an
     :class:`InputBatchConsumer`)."""
-    consumer = app.consumer
-    if not isinstance(consumer, InputBatchConsumer):
-        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not an InputBatchConsumer")
+    consumer = _input_batch_consumer(app)
     consumer.input_topics = topics
     consumer.deliver_inputs = deliver
     consumer.after_seek = after_seek
@@ -306,10 +311,7 @@ def set_fetch_max_wait(app: Any, milliseconds: int) -> None:
     8,000 events every 2 s, p99 freshness 2.8 to 4.8 s). Shorter waits cut that, but slowed drains of two workers
     sharing two cores with the broker (docs/performance.md), so the worker's default stays faust's.
     """
-    consumer = app.consumer
-    if not isinstance(consumer, InputBatchConsumer):
-        raise TypeError(f"the app's consumer is a {type(consumer).__name__}, not an InputBatchConsumer")
-    consumer.fetch_max_wait_ms = milliseconds
+    _input_batch_consumer(app).fetch_max_wait_ms = milliseconds
 
 
 def subscribe(app: Any, topic: Any) -> None:
