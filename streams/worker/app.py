@@ -165,8 +165,10 @@ def build_faust_app(settings: Settings) -> faust.App:
         # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
         producer_max_batch_size=BATCH_BYTES,
     )
-    # How long the broker may hold a fetch that finds nothing new (faust fixes it; the setting defaults to its value).
-    set_fetch_max_wait(app, settings.consumer_fetch_max_wait_ms)
+    # How long the broker may hold a fetch that finds nothing new (faust fixes it; the settings default to its value).
+    set_fetch_max_wait(
+        app, settings.consumer_fetch_max_wait_ms, busy_milliseconds=settings.consumer_fetch_wait_while_busy_ms
+    )
     # faust also reads APP_* variables, which override the arguments above: APP_WEB_TABLES_ENABLED=true would
     # serve raw state records to anyone who reaches the port. Refuse rather than start open.
     opened = [name for name in OPEN_VIEWS if getattr(app.conf, name)]

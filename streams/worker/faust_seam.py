@@ -18,8 +18,9 @@ upgrade fails in one place. What the worker relies on:
   subscription (``App.topics.add``), which subscribes the input topics without a stream;
 - the on-disk layout (offset key, table directory) that :mod:`streams.worker.store_layout` states;
 - the consumer thread's creation of its aiokafka consumer (``Consumer._new_consumer_thread``,
-  ``AIOKafkaConsumerThread._create_worker_consumer``) and aiokafka's stored ``_fetch_max_wait_ms``, which
-  faust fixes at 1,500 ms (see :func:`set_fetch_max_wait`);
+  ``AIOKafkaConsumerThread._create_worker_consumer``, ``on_start``) and aiokafka's stored ``_fetch_max_wait_ms``,
+  which faust fixes at 1,500 ms (see :func:`set_fetch_max_wait`), and its fetcher's round of requests
+  (``Fetcher._get_actions_per_node``, its buffer ``_records``; see :func:`wait_while_buffered`);
 - the consumer's read offsets and gap bookkeeping (``Consumer._read_offset``, ``Consumer._add_gap``, both used by
   faust's fetch loop) and its ``seek_wait``: :class:`InputBatchConsumer` leaves both, for the input topics, to
   the worker's continuity check (:mod:`streams.worker.continuity`), through a transport registered like the store.
@@ -174,6 +175,8 @@ class InputBatchConsumer(faust_aiokafka.Consumer):
     after_seek: SeekListener | None = None
     fetch_max_wait_ms: int = FAUST_FETCH_MAX_WAIT_MS
     """How long the broker may hold a fetch that finds no new records (see :func:`set_fetch_max_wait`)."""
+    fetch_wait_while_busy_ms: int = FAUST_FETCH_MAX_WAIT_MS
+    """The same while input records wait to be taken (see :func:`wait_while_buffered`)."""
 
     def _new_consumer_thread(self) -> InputBatchConsumerThread:
         return InputBatchConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -261,7 +264,8 @@ class InputBatchConsumer(faust_aiokafka.Consumer):
 
 class InputBatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """faust's consumer thread, whose aiokafka consumer parks a fetch at the broker for at most the consumer's
-    :attr:`InputBatchConsumer.fetch_max_wait_ms` (faust fixes 1,500 ms)."""
+    :attr:`InputBatchConsumer.fetch_max_wait_ms` (faust fixes 1,500 ms), or
+    :attr:`InputBatchConsumer.fetch_wait_while_busy_ms` while input records wait to be taken."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -269,6 +273,34 @@ class InputBatchConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         owner: Any = self.consumer  # an InputBatchConsumer: this thread is only made by one
         consumer._fetch_max_wait_ms = owner.fetch_max_wait_ms
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        owner: Any = self.consumer
+        started: Any = self._consumer  # set by faust's on_start above
+        wait_while_buffered(started._fetcher, lambda: owner.input_topics, owner.fetch_wait_while_busy_ms)
+
+
+def wait_while_buffered(fetcher: Any, topics: Callable[[], frozenset[str]], busy_ms: int) -> None:
+    """Have ``fetcher`` (aiokafka's) ask the broker to hold a fetch at most ``busy_ms`` while records of
+    ``topics()`` wait in its buffer, and its own wait otherwise.
+
+    aiokafka leaves a buffered partition out of the next fetch and sends one fetch per broker at a time, so a
+    fetch sent while the worker folds a unit asks only for partitions with nothing new; parked at the broker for
+    the full wait, it kept the inputs' next fetch back that long after the unit ended.
+    """
+    idle_ms: int = fetcher._fetch_max_wait_ms
+    busy_ms = min(busy_ms, idle_ms)  # never longer than the wait it shortens
+    build_requests = fetcher._get_actions_per_node
+
+    def actions_per_node(assignment: Any) -> Any:
+        # Checked before each round of requests: the buffer holds one entry per partition with records waiting.
+        inputs = topics()
+        busy = any(tp.topic in inputs for tp in fetcher._records)
+        fetcher._fetch_max_wait_ms = busy_ms if busy else idle_ms
+        return build_requests(assignment)
+
+    fetcher._get_actions_per_node = actions_per_node
 
 
 class InputBatchTransport(faust_aiokafka.Transport):
@@ -300,8 +332,10 @@ def take_inputs(app: Any, topics: frozenset[str], deliver: InputSink, after_seek
     consumer.after_seek = after_seek
 
 
-def set_fetch_max_wait(app: Any, milliseconds: int) -> None:
-    """How long the broker may hold the consumer's fetch when it finds no new records (before the app starts).
+def set_fetch_max_wait(app: Any, milliseconds: int, busy_milliseconds: int | None = None) -> None:
+    """How long the broker may hold the consumer's fetch when it finds no new records (before the app starts),
+    and while input records wait to be taken, ``busy_milliseconds`` (:func:`wait_while_buffered`; by default the
+    same).
 
     aiokafka fetches no partition whose records the application has not taken yet, and sends one fetch per
     broker at a time. While the worker folds a large unit, every input partition has records waiting, so the
@@ -311,7 +345,9 @@ def set_fetch_max_wait(app: Any, milliseconds: int) -> None:
     8,000 events every 2 s, p99 freshness 2.8 to 4.8 s). Shorter waits cut that, but slowed drains of two workers
     sharing two cores with the broker (docs/performance.md), so the worker's default stays faust's.
     """
-    _input_batch_consumer(app).fetch_max_wait_ms = milliseconds
+    consumer = _input_batch_consumer(app)
+    consumer.fetch_max_wait_ms = milliseconds
+    consumer.fetch_wait_while_busy_ms = milliseconds if busy_milliseconds is None else busy_milliseconds
 
 
 def subscribe(app: Any, topic: Any) -> None:

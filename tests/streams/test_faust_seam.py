@@ -431,6 +431,40 @@ def test_the_consumer_thread_builds_the_aiokafka_consumer_whose_fetch_wait_the_s
     assert "self._fetch_max_wait_ms," in inspect.getsource(aiokafka.consumer.fetcher.Fetcher._get_actions_per_node)
 
 
+def test_the_fetcher_builds_its_requests_where_the_seam_chooses_their_wait() -> None:
+    # wait_while_buffered: faust's consumer thread starts the aiokafka consumer in on_start, whose start() makes the
+    # fetcher; the fetcher's loop asks _get_actions_per_node (looked up on the instance) for each round of
+    # requests, which leaves out partitions with records in _records and carries _fetch_max_wait_ms.
+    assert "await self._consumer.start()" in inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread.on_start)
+    assert "self._fetcher = Fetcher(" in inspect.getsource(aiokafka.AIOKafkaConsumer.start)
+    fetcher = aiokafka.consumer.fetcher.Fetcher
+    assert "= self._get_actions_per_node(assignment)" in inspect.getsource(fetcher._fetch_requests_routine)
+    assert "if tp in self._records:" in inspect.getsource(fetcher._get_actions_per_node)
+
+
+def test_the_wait_follows_whether_input_records_are_buffered() -> None:
+    class Fetcher:
+        def __init__(self) -> None:
+            self._fetch_max_wait_ms = 1_500
+            self._records: dict[TP, object] = {}
+            self.waits: list[int] = []
+
+        def _get_actions_per_node(self, assignment: object) -> str:
+            self.waits.append(self._fetch_max_wait_ms)
+            return "requests"
+
+    fetcher = Fetcher()
+    faust_seam.wait_while_buffered(fetcher, lambda: frozenset({"events"}), 40)
+    assert fetcher._get_actions_per_node(None) == "requests"
+    fetcher._records[TP("erasure", 0)] = object()  # records of another topic do not count
+    fetcher._get_actions_per_node(None)
+    fetcher._records[TP("events", 3)] = object()
+    fetcher._get_actions_per_node(None)
+    fetcher._records.clear()
+    fetcher._get_actions_per_node(None)
+    assert fetcher.waits == [1_500, 1_500, 40, 1_500]
+
+
 def test_the_fetch_wait_given_reaches_the_aiokafka_consumer_faust_builds() -> None:
     async def built_consumer(wait_ms: int | None) -> Any:
         app = faust.App("seam-fetch-wait", broker=f"{faust_seam.register_transport()}://localhost:1")

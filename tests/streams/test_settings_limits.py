@@ -96,3 +96,14 @@ def test_the_worker_s_consumer_fetch_wait_is_the_setting_within_faust_s_own(tmp_
     for refused in (0, 1501):
         with pytest.raises(ValidationError):
             load_settings(consumer_fetch_max_wait_ms=refused)
+
+
+def test_the_busy_fetch_wait_reaches_the_consumer_and_defaults_to_faust_s(tmp_path: Path) -> None:
+    default = load_settings(state_dir=tmp_path).consumer_fetch_wait_while_busy_ms
+    assert default == upper_limit("consumer_fetch_wait_while_busy_ms") == FAUST_FETCH_MAX_WAIT_MS
+    app = build_faust_app(load_settings(state_dir=tmp_path, consumer_fetch_wait_while_busy_ms=50))
+    consumer: Any = app.consumer
+    assert (consumer.fetch_max_wait_ms, consumer.fetch_wait_while_busy_ms) == (FAUST_FETCH_MAX_WAIT_MS, 50)
+    for refused in (0, 1501):
+        with pytest.raises(ValidationError):
+            load_settings(consumer_fetch_wait_while_busy_ms=refused)
