@@ -290,7 +290,8 @@ def wait_while_buffered(fetcher: Any, topics: Callable[[], frozenset[str]], busy
     the full wait, it kept the inputs' next fetch back that long after the unit ended.
     """
     idle_ms: int = fetcher._fetch_max_wait_ms
-    busy_ms = min(busy_ms, idle_ms)  # never longer than the wait it shortens
+    if busy_ms >= idle_ms:
+        return  # never longer than the wait it shortens; equal (the default) leaves the fetcher as it is
     build_requests = fetcher._get_actions_per_node
 
     def actions_per_node(assignment: Any) -> Any:
