@@ -6,7 +6,8 @@ upgrade fails in one place. What the worker relies on:
 - the RocksDB store: a partition's database (``Store._db_for_partition``), the open ones (``Store._dbs``), the
   store registry (``faust.stores.STORES``) and the options class the tuned store subclasses
   (``faust.stores.rocksdb.RocksDBOptions``, its ``as_options``);
-- faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on;
+- faust's running aiokafka producer (``Producer._ensure_producer``), which the bulk producer sends batches on,
+  and whose cluster metadata faust's table router hashes keys with (see :func:`keys_placeable`);
 - message acknowledgement (``Message.ack``, ``Message.generation_id``, ``App.consumer_generation_id``) for the
   input messages the worker takes itself, and a commit on demand (``Consumer.commit``, then the broker's
   committed offsets through the consumer thread's aiokafka client) before a deletion;
@@ -46,6 +47,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from importlib.metadata import version
 from typing import Any
 
+import faust.exceptions
 import faust.stores
 import rocksdict
 from faust.stores import rocksdb as faust_rocksdb
@@ -402,6 +404,27 @@ def open_partition_dbs(table: Any) -> dict[int, Any]:
 def kafka_producer(app: Any) -> Any:
     """faust's running ``aiokafka.AIOKafkaProducer`` (it exists once the app has started)."""
     return app.producer._ensure_producer()
+
+
+def keys_placeable(app: Any, table: Any) -> bool:
+    """Whether faust's table router can tell which partition a key of ``table`` belongs to now.
+
+    The router hashes the key over the changelog topic's partitions as faust's producer's cluster metadata lists
+    them, and fails with a bare ``TypeError`` while the metadata does not list them (measured: a fresh worker's
+    first lookups, before faust's first topic declaration refreshes the metadata; aiokafka refreshes only the
+    topics a producer tracks, and faust's producer tracks the changelog once it writes to it). When the producer
+    runs but does not list the topic, this has it track the topic, so the metadata names it from the next
+    refresh on (which this starts).
+    """
+    try:
+        producer = kafka_producer(app)
+    except faust.exceptions.NotReady:
+        return False
+    topic = table.changelog_topic.get_topic_name()
+    if producer.client.cluster.partitions_for_topic(topic):
+        return True
+    producer.client.add_topic(topic)
+    return False
 
 
 def release(app: Any, messages: Iterable[Any]) -> None:

@@ -5,10 +5,12 @@ forwards the request there (Faust's table routing, to the URL the owner advertis
 :func:`streams.worker.app.advertised_web_host`), so a client may ask any worker. The answer is the
 profile-updated v1 object as it would be published now (``updated_at`` is the time of the lookup), or 404. While
 the worker does not know the partitions' owners yet, or restores its state (start-up, a rebalance, a new disk),
-a user it cannot find is answered 503 ``not_ready`` with ``Retry-After``, never 404: the user may be in the part of
-the changelog not read back yet, and a consumer would take a 404 for a user without history. A
-record the loaded model did not make (a model rollout in progress) is re-encoded from its stored window with
-the loaded model and answered with that model's version (:mod:`streams.worker.profile_builder`).
+a user it cannot find is answered 503 ``not_ready`` with ``Retry-After``, never 404: the user may be in the
+part of the changelog not read back yet, and a consumer would take a 404 for a user without history. So is any
+user while faust's router cannot yet hash keys to partitions (it would fail with a 500, see
+:func:`streams.worker.faust_seam.keys_placeable`). A record the loaded model did not make (a model rollout in
+progress) is re-encoded from its stored window with the loaded model and answered with that model's version
+(:mod:`streams.worker.profile_builder`).
 
 With a bearer token configured, the lookup answers 401 to a request without it (:mod:`streams.worker.web_auth`),
 before any routing or table read. ``/healthz/`` stays open: it holds no personal data and probes carry no token.
@@ -27,7 +29,7 @@ from faust.web.exceptions import ServiceUnavailable
 from state.errors import StateDecodeError
 from state.spec import StateSpec
 from streams.worker.encoder_runtime import EncoderRuntime
-from streams.worker.faust_seam import restoring
+from streams.worker.faust_seam import keys_placeable, restoring
 from streams.worker.processor import wall_clock_ms
 from streams.worker.profile_builder import current_profile
 from streams.worker.web_auth import BearerToken
@@ -61,6 +63,9 @@ def register_lookup(
             # Checked before routing: a request without the token never reaches another worker or the table.
             if not checker.allows(request.headers.get("Authorization")):
                 return self.json({"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": WWW_AUTHENTICATE})
+            if not keys_placeable(app, table):
+                # Start-up: faust's router cannot hash a key to its partition yet.
+                return _not_ready(self)
             try:
                 response: Response = await asyncio.wait_for(
                     self.routed(request, *args, **kwargs),  # type: ignore[attr-defined]

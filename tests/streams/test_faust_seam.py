@@ -485,3 +485,17 @@ def test_set_fetch_max_wait_needs_the_input_batch_consumer() -> None:
 
     with pytest.raises(TypeError, match="not an InputBatchConsumer"):
         faust_seam.set_fetch_max_wait(App(), 100)
+
+
+def test_the_router_s_key_hashing_fails_on_what_keys_placeable_checks() -> None:
+    # keys_placeable stands in front of faust's router: the names it reads must be the ones the router uses.
+    import inspect
+
+    import faust.exceptions
+    from aiokafka.client import AIOKafkaClient
+    from faust.assignor.partition_assignor import PartitionAssignor
+
+    assert "self.app.producer.key_partition(topic, key)" in inspect.getsource(PartitionAssignor.key_store)
+    assert "producer._partition(" in inspect.getsource(faust_aiokafka.Producer.key_partition)
+    assert issubclass(faust.exceptions.NotReady, Exception)
+    assert callable(AIOKafkaClient.add_topic)
