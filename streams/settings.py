@@ -105,6 +105,14 @@ class Settings(BaseSettings):
         "next fetch back; 50 cut one worker's p99 under live traffic at 3,000 events/s, but slowed drains of two "
         "workers on two cores (docs/performance.md). Above consumer_fetch_max_wait_ms it has no effect beyond it.",
     )
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Standby copies of each state partition that other workers keep by reading its changelog "
+        "(faust's table_standby_replicas, 1 by default): a worker that takes a partition over from a failed one "
+        "starts from its standby instead of the whole changelog. 0 saves that reading and disk, and a failover "
+        "then restores the partition from the changelog first.",
+    )
     align_max_idle_ms: int = Field(
         2000,
         ge=0,

@@ -139,6 +139,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         datadir=str(settings.state_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         web_enabled=True,
         # faust's own views would serve raw state records (/table/...) and the worker map (/router/...) to anyone

@@ -107,3 +107,10 @@ def test_the_busy_fetch_wait_reaches_the_consumer_and_defaults_to_faust_s(tmp_pa
     for refused in (0, 1501):
         with pytest.raises(ValidationError):
             load_settings(consumer_fetch_wait_while_busy_ms=refused)
+
+
+def test_the_standby_replicas_reach_faust_and_default_to_faust_s_one(tmp_path: Path) -> None:
+    assert build_faust_app(load_settings(state_dir=tmp_path)).conf.table_standby_replicas == 1
+    assert build_faust_app(load_settings(state_dir=tmp_path, standby_replicas=0)).conf.table_standby_replicas == 0
+    with pytest.raises(ValidationError):
+        load_settings(standby_replicas=-1)
