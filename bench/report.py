@@ -197,8 +197,10 @@ def _scale_out(results: SuiteResults) -> list[str]:
     cpu1, cpu2 = _med(one, "cpu_s_per_1k"), _med(two, "cpu_s_per_1k")
     return [
         "Scale-out, in the same runs: two worker processes of one consumer group (each owns half of the "
-        "partitions) drain the same backlog. CPU counts both processes. The broker and the benchmark's own "
-        "consumer share the same two cores.",
+        'partitions) drain the same backlog, timed from the later of their "Ready" lines, every event folded '
+        "since counted (one that is ready first drains alone until the rebalance that lets the other in). CPU "
+        "counts both processes over the same span. The broker and the benchmark's own consumer share the same "
+        "two cores.",
         "",
         *_table(
             ["worker processes", "events/s", "CPU s / 1k events", "÷ one process"],

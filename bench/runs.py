@@ -30,7 +30,7 @@ from bench.procs import (
     start_worker_from,
 )
 from bench.pyspy import ProfileSummary, SpyRecording
-from bench.stats import LatencySummary, drain_rate, rate_since
+from bench.stats import LatencySummary, drain_rate, folded_by, rate_since
 from state.reader import store_stats
 from streams.client.admin import create_topics
 from streams.contract.events import EVENT_TYPES
@@ -204,8 +204,9 @@ def run_drain(
     every user's events are folded.
 
     With ``from_total`` 1 (a whole drain) the rate and the CPU time (of all processes) count every event, from
-    the first worker's "Ready" (faust writes it at INFO as the worker starts fetching): a worker that decodes its
-    first poll before its first unit is timed with that decoding. A worker without that line (the bare Python
+    the worker's "Ready" (faust writes it at INFO as the worker starts fetching): a worker that decodes its
+    first poll before its first unit is timed with that decoding. Several processes are timed from the last
+    one's "Ready", counting the events folded since. A worker without that line (the bare Python
     limit loop, or one logging above INFO) is timed from its first profile, as is every drain with a larger
     ``from_total`` (a measurement that starts later on purpose). The encoder's share (of the first process) and
     the events per unit count from the first profile at which ``from_total`` events were folded. With ``spy_s``,
@@ -236,8 +237,9 @@ def run_drain(
         metrics0: MetricsSample | None = None
         last_progress = time.monotonic()
         while not recorder.done:
-            if cpu_at_ready is None and from_total == 1 and any(_is_ready(w) for w in workers):
-                # Sampled within one poll (0.2 s) of the line: a worker that has only begun its first fetch.
+            if cpu_at_ready is None and from_total == 1 and all(_is_ready(w) for w in workers):
+                # Sampled within one poll (0.2 s) of the last worker's line: one that has only begun its first
+                # fetch.
                 cpu_at_ready = sum(cpu_seconds(w.pid) for w in workers)
             if recorder.poll(0.2):
                 last_progress = time.monotonic()
@@ -271,7 +273,16 @@ def run_drain(
     last_profile_ms = max(recorder.updated_ms, default=0)
     folded_total = max(recorder.folded_total, default=0)
     readies = [r for r in (ready_at_ms(_log_text(w)) for w in workers) if r is not None]
-    from_ready = rate_since(min(readies, default=None), last_profile_ms, folded_total)
+    # Several processes are timed from the last one's "Ready", counting only what was folded since: a process
+    # that becomes ready before the others have joined the group drains alone until the rebalance that lets
+    # them in, which measured the processes' start-up race, not what they drain together.
+    all_ready = max(readies) if readies and len(readies) == len(workers) else None
+    from_ready = (
+        None
+        if all_ready is None
+        else rate_since(all_ready, last_profile_ms,
+                        folded_total - folded_by(all_ready, recorder.updated_ms, recorder.folded_total))
+    )  # fmt: skip
     # The encoder's time is counted from the first profile (its metric is scraped then), so its share is of the
     # CPU time from there too, whatever span the rate and the CPU per event take.
     cpu_at_first_profile = cpu0

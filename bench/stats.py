@@ -102,3 +102,13 @@ def rate_since(start_ms: float | None, last_profile_ms: int, folded_total: int) 
         return None
     seconds = (last_profile_ms - start_ms) / 1000
     return folded_total / seconds, folded_total, seconds
+
+
+def folded_by(start_ms: float, updated_ms: Sequence[int] | npt.NDArray[np.int64],
+              folded_total: Sequence[int] | npt.NDArray[np.int64]) -> int:  # fmt: skip
+    """How many events had been folded by ``start_ms``: the running total of the last profile made at or before
+    it (0 if none was). ``updated_ms``/``folded_total`` as for :func:`drain_rate`."""
+    times = np.asarray(updated_ms, dtype=np.int64)
+    totals = np.asarray(folded_total, dtype=np.int64)
+    before = totals[times <= start_ms]
+    return int(before.max()) if before.shape[0] else 0

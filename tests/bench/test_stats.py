@@ -7,7 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats import LatencySummary, drain_rate, median, median_summary, percentile, rate_since, ratio
+from bench.stats import (
+    LatencySummary,
+    drain_rate,
+    folded_by,
+    median,
+    median_summary,
+    percentile,
+    rate_since,
+    ratio,
+)
 
 
 def test_nearest_rank_percentiles_are_observed_values() -> None:
@@ -70,3 +79,12 @@ def test_a_drain_timed_from_its_start_counts_every_event() -> None:
     assert rate_since(1_000.0, 11_000, 50_000) == (5_000.0, 50_000, 10.0)
     assert rate_since(None, 11_000, 50_000) is None  # no start line: the caller keeps the other clock
     assert rate_since(11_000.0, 11_000, 50_000) is None
+
+
+def test_the_events_folded_by_a_moment_are_those_of_the_profiles_made_until_then() -> None:
+    updated = [1_000, 2_000, 2_000, 3_000]
+    totals = [10, 25, 30, 40]
+    assert folded_by(500.0, updated, totals) == 0
+    assert folded_by(2_000.0, updated, totals) == 30  # profiles of one unit share updated_at
+    assert folded_by(2_999.0, updated, totals) == 30
+    assert folded_by(9_000.0, updated, totals) == 40
