@@ -98,12 +98,13 @@ def test_the_worker_s_consumer_fetch_wait_is_the_setting_within_faust_s_own(tmp_
             load_settings(consumer_fetch_max_wait_ms=refused)
 
 
-def test_the_busy_fetch_wait_reaches_the_consumer_and_defaults_to_faust_s(tmp_path: Path) -> None:
-    default = load_settings(state_dir=tmp_path).consumer_fetch_wait_while_busy_ms
-    assert default == upper_limit("consumer_fetch_wait_while_busy_ms") == FAUST_FETCH_MAX_WAIT_MS
-    app = build_faust_app(load_settings(state_dir=tmp_path, consumer_fetch_wait_while_busy_ms=50))
-    consumer: Any = app.consumer
+def test_the_busy_fetch_wait_reaches_the_consumer_and_defaults_to_a_short_one(tmp_path: Path) -> None:
+    assert upper_limit("consumer_fetch_wait_while_busy_ms") == FAUST_FETCH_MAX_WAIT_MS
+    consumer: Any = build_faust_app(load_settings(state_dir=tmp_path)).consumer
     assert (consumer.fetch_max_wait_ms, consumer.fetch_wait_while_busy_ms) == (FAUST_FETCH_MAX_WAIT_MS, 50)
+    app = build_faust_app(load_settings(state_dir=tmp_path, consumer_fetch_wait_while_busy_ms=1500))
+    consumer = app.consumer
+    assert (consumer.fetch_max_wait_ms, consumer.fetch_wait_while_busy_ms) == (FAUST_FETCH_MAX_WAIT_MS, 1500)
     for refused in (0, 1501):
         with pytest.raises(ValidationError):
             load_settings(consumer_fetch_wait_while_busy_ms=refused)
