@@ -106,6 +106,15 @@ class Settings(BaseSettings):
         "2 s, with drains of one and of two workers level or faster (docs/performance.md). At "
         "consumer_fetch_max_wait_ms or above it changes nothing.",
     )
+    rebalance_settle_s: float = Field(
+        0.5,
+        ge=0,
+        le=60,
+        description="Seconds a worker waits after each rebalance before it reads state back and takes events "
+        "(faust's stream_recovery_delay, 3 s by faust's default): workers that join within it share one "
+        "generation. 0.5 keeps a takeover quick; several workers started at once under a backlog should wait "
+        "longer, or the first to join drains alone and then hands partitions over (docs/performance.md).",
+    )
     standby_replicas: int = Field(
         1,
         ge=0,

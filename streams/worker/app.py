@@ -152,8 +152,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         # The lookup forwards a request for a user another worker owns to that worker's canonical URL, built from
         # this host name: faust's default, the machine's host name, need not resolve where the others run.
         web_host=advertised_web_host(settings),
-        # Recovery of a few hundred MB of changelog is fast; do not idle seconds after each rebalance.
-        stream_recovery_delay=0.5,
+        stream_recovery_delay=settings.rebalance_settle_s,
         broker_commit_interval=settings.commit_interval_s,
         broker_session_timeout=settings.consumer_session_timeout_s,
         # faust's default of 3 s must stay well under a third of a short session timeout.

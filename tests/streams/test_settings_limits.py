@@ -115,3 +115,12 @@ def test_the_standby_replicas_reach_faust_and_default_to_faust_s_one(tmp_path: P
     assert build_faust_app(load_settings(state_dir=tmp_path, standby_replicas=0)).conf.table_standby_replicas == 0
     with pytest.raises(ValidationError):
         load_settings(standby_replicas=-1)
+
+
+def test_the_rebalance_settle_time_reaches_faust(tmp_path: Path) -> None:
+    assert build_faust_app(load_settings(state_dir=tmp_path)).conf.stream_recovery_delay == 0.5
+    app = build_faust_app(load_settings(state_dir=tmp_path, rebalance_settle_s=8))
+    assert app.conf.stream_recovery_delay == 8.0
+    for refused in (-1, 61):
+        with pytest.raises(ValidationError):
+            load_settings(rebalance_settle_s=refused)
