@@ -89,7 +89,7 @@ def drain_rate(
     start = int(reached[0])
     # Profiles of one batch share updated_at; the first batch's events were folded before its profiles existed.
     start_ms = int(times[start])
-    start_total = int(totals[times <= start_ms].max())
+    start_total = folded_by(start_ms, times, totals)
     seconds = (int(times.max()) - start_ms) / 1000
     events = int(totals.max()) - start_total
     return (events / seconds if seconds > 0 else math.nan), events, seconds

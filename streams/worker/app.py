@@ -165,7 +165,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         # Room for a micro-batch's records of one partition in a few record batches (see BulkProducer).
         producer_max_batch_size=BATCH_BYTES,
     )
-    # How long the broker may hold a fetch that finds nothing new (faust fixes it; the settings default to its value).
+    # How long the broker may hold a fetch that finds nothing new, idle and while inputs are buffered (faust fixes it).
     set_fetch_max_wait(
         app, settings.consumer_fetch_max_wait_ms, busy_milliseconds=settings.consumer_fetch_wait_while_busy_ms
     )

@@ -345,8 +345,8 @@ def set_fetch_max_wait(app: Any, milliseconds: int, busy_milliseconds: int | Non
     next fetch asks only for partitions with nothing new (erasure requests, say) and the broker holds it this
     long; the input partitions cannot be fetched again until it returns. With faust's 1,500 ms that held a
     worker under live traffic idle for a second after each unit (measured at 4,500 events/s: units of about
-    8,000 events every 2 s, p99 freshness 2.8 to 4.8 s). Shorter waits cut that, but slowed drains of two workers
-    sharing two cores with the broker (docs/performance.md), so the worker's default stays faust's.
+    8,000 events every 2 s, p99 freshness 2.8 to 4.8 s). The worker keeps faust's wait while idle and sets a short
+    one while records are buffered (its settings; docs/performance.md).
     """
     consumer = _input_batch_consumer(app)
     consumer.fetch_max_wait_ms = milliseconds
