@@ -18,6 +18,7 @@ from streams.contract.events import BrowseEvent, Event, PurchaseEvent, event_to_
 from streams.contract.profile import ProfileUpdated
 from streams.contract.topics import DEADLETTER
 from streams.settings import Settings
+from streams.worker.lookup import FORWARDED_HEADER
 from tests.harness import ProfileLog, WorkerProcess, demo_events, expected_counts, send_events, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -149,9 +150,9 @@ def _two_workers_caught_up(
     count: int,
     *,
     seed: int,
-) -> tuple[Settings, WorkerProcess, WorkerProcess, ProfileLog]:
+) -> tuple[Settings, Settings, WorkerProcess, WorkerProcess, ProfileLog]:
     """Workers a and b in a stable group, every profile of ``count`` demo events of ``users`` users read back:
-    the first worker's settings, both workers and the profile log."""
+    both workers' settings, both workers and the profile log."""
     settings_a, settings_b = _two_workers_settings(make_settings, tmp_path)
     events = demo_events(users=users, count=count, seed=seed)
     log = ProfileLog(settings_a)
@@ -160,7 +161,7 @@ def _two_workers_caught_up(
     wait_until(lambda: _stable_members(settings_a) == 2, 90, "a stable group of two workers")
     send_events(settings_a, events)
     log.wait_caught_up(expected_counts(events), 120, "both workers")
-    return settings_a, worker_a, worker_b, log
+    return settings_a, settings_b, worker_a, worker_b, log
 
 
 def _stable_members(settings: Settings) -> int:
@@ -192,7 +193,7 @@ def test_a_worker_stopped_during_a_rebalance_stops_cleanly(
     # One worker leaves a group of two and the other is stopped as the rebalance that follows begins (a rolling
     # restart, or `make bench`'s two-process drain ending). The rebalance's callbacks must not wait for the
     # consumer thread that the stop is closing: faust then gives up on the task only after its 60 s timeout.
-    _, worker_a, worker_b, _ = _two_workers_caught_up(make_settings, start_worker, tmp_path, 100, 1000, seed=22)
+    _, _, worker_a, worker_b, _ = _two_workers_caught_up(make_settings, start_worker, tmp_path, 100, 1000, seed=22)
 
     assigned = worker_b.log_text().count(ASSIGNED_LINE)
     assert worker_a.stop() == 0
@@ -211,7 +212,7 @@ def test_a_lookup_forwarded_to_an_owner_that_died_is_not_ready_rather_than_a_ser
 ) -> None:
     # Until the group notices that worker b is gone (the session timeout), worker a's router still forwards b's
     # users there; the refused connection was answered with a plain 500 and a traceback in a's log.
-    settings_a, worker_a, worker_b, log = _two_workers_caught_up(
+    settings_a, _, worker_a, worker_b, log = _two_workers_caught_up(
         make_settings, start_worker, tmp_path, 60, 300, seed=23
     )
 
@@ -228,3 +229,33 @@ def test_a_lookup_forwarded_to_an_owner_that_died_is_not_ready_rather_than_a_ser
     assert 503 in statuses, "some users were b's: asked within the session timeout, they cannot be answered yet"
     assert all(retry == "1" for status, retry in answers if status == 503)
     assert "Traceback" not in worker_a.log_text(), worker_a.log_tail()
+
+
+def test_a_forwarded_lookup_is_answered_by_its_owner_or_refused_never_forwarded_again(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    # A request another worker forwarded carries the marker. If the views of the assignment of two workers
+    # disagree (a rebalance in progress), forwarding it again could pass it around a loop; asked with the marker,
+    # each worker answers its own users and refuses the others', so exactly one of the two answers each user.
+    settings_a, settings_b, worker_a, worker_b, log = _two_workers_caught_up(
+        make_settings, start_worker, tmp_path, 60, 300, seed=24
+    )
+    ports = (settings_a.web_port, settings_b.web_port)
+    answers = {
+        user: sorted(_lookup_status(port, user, {FORWARDED_HEADER: "1"}) for port in ports) for user in log.updates
+    }
+    assert all(statuses == [(200, None), (503, "1")] for statuses in answers.values()), answers
+    # Unmarked, either worker answers every user (forwarding the other's once).
+    assert {_lookup_status(port, user, {})[0] for port in ports for user in log.updates} == {200}
+    for worker in (worker_a, worker_b):
+        assert "Traceback" not in worker.log_text(), worker.log_tail()
+
+
+def _lookup_status(port: int, user: str, headers: dict[str, str]) -> tuple[int, str | None]:
+    """Status and ``Retry-After`` of a lookup of ``user`` at the worker listening on ``port``."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/profiles/{user}/", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, None
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.headers.get("Retry-After")
