@@ -217,6 +217,12 @@ class Settings(BaseSettings):
     recommend_port: int = Field(
         8088, ge=1, le=65535, description="Port of the recommender's HTTP server (/recommendations, /metrics)."
     )
+    recommend_max_connections: int = Field(
+        256,
+        ge=1,
+        description="Connections the recommender's HTTP server serves at once (a thread each); one past it is "
+        "answered 503 and closed.",
+    )
     recommend_bootstrap_timeout_s: float = Field(
         900.0,
         gt=0,

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -25,6 +25,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.contract.decoder import id_problem
+from streams.recommend.bounded_server import BoundedThreadingHTTPServer
 from streams.recommend.metrics import RecommendMetrics
 from streams.recommend.service import MAX_K, Recommendation, Recommender
 
@@ -55,6 +56,8 @@ def parse_k(query: str) -> int:
 
 IDLE_TIMEOUT_S = 10.0
 """How long a connection may take to send a request, or stay open idle between requests, before it is closed."""
+MAX_CONNECTIONS = 256
+"""Connections served at once (a thread each); past it a connection is answered 503 ``busy`` and closed."""
 
 
 def _handler(
@@ -167,10 +170,16 @@ def start_server(
     *,
     shown: Callable[[Recommendation], None] | None = None,
     idle_timeout_s: float = IDLE_TIMEOUT_S,
-) -> ThreadingHTTPServer:
+    max_connections: int = MAX_CONNECTIONS,
+) -> BoundedThreadingHTTPServer:
     """Serve in a daemon thread; the caller stops it with ``shutdown()``. ``shown`` is called with every answer
-    after it was sent (the impression writer); a connection silent for ``idle_timeout_s`` is closed."""
-    server = ThreadingHTTPServer((bind, port), _handler(recommender, metrics, registry, shown, idle_timeout_s))
-    server.daemon_threads = True
+    after it was sent (the impression writer); a connection silent for ``idle_timeout_s`` is closed, and one past
+    ``max_connections`` open at once is answered 503 and counted (``connections_refused``)."""
+    server = BoundedThreadingHTTPServer(
+        (bind, port),
+        _handler(recommender, metrics, registry, shown, idle_timeout_s),
+        max_connections,
+        on_refused=metrics.connections_refused.inc,
+    )
     threading.Thread(target=server.serve_forever, name="recommend-http", daemon=True).start()
     return server

@@ -48,7 +48,13 @@ def run_recommender(settings: Settings, stop: threading.Event | None = None) -> 
             metrics,
         )
         server = start_server(
-            recommender, metrics, registry, settings.recommend_bind, settings.recommend_port, shown=impressions.write
+            recommender,
+            metrics,
+            registry,
+            settings.recommend_bind,
+            settings.recommend_port,
+            shown=impressions.write,
+            max_connections=settings.recommend_max_connections,
         )
         log.info("serving on http://%s:%d/recommendations/USER", settings.recommend_bind, settings.recommend_port)
         try:

@@ -35,6 +35,12 @@ class RecommendMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.connections_refused = Counter(
+            "connections_refused",
+            "Connections answered 503 busy and closed because recommend_max_connections were being served.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.request_seconds = Histogram(
             "request_seconds",
             "Time to answer a recommendation request (lookup, search, exclusion), in seconds.",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -157,3 +158,37 @@ def test_a_connection_that_never_finishes_its_request_is_closed() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_connections_past_the_cap_are_answered_busy_and_the_server_recovers() -> None:
+    # Each connection holds a thread: clients that open connections and leave them idle would otherwise make
+    # one thread each, without limit.
+    registry = CollectorRegistry()
+    server = start_server(Recommender(), RecommendMetrics(registry), registry, "127.0.0.1", 0, max_connections=3)
+    address = ("127.0.0.1", server.server_address[1])
+    try:
+        # Three clients connect and send nothing: each holds a thread until the idle timeout.
+        held = [socket.create_connection(address, timeout=10) for _ in range(3)]
+        with socket.create_connection(address, timeout=10) as extra:
+            answer = extra.recv(1024)
+            assert answer.startswith(b"HTTP/1.1 503") and b"Retry-After: 1" in answer, answer
+            assert answer.endswith(b'{"error":"busy"}\r\n')
+        assert registry.get_sample_value("profilestream_recommend_connections_refused_total") == 1
+        for connection in held:
+            connection.close()
+        # The slots come back as the held connections end: the next client is served.
+        status, body = _eventually_served(f"http://{address[0]}:{address[1]}/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _eventually_served(url: str, attempts: int = 100) -> tuple[int, bytes]:
+    """The first answer other than 503 (a closed connection's thread frees its slot a moment after the close)."""
+    for _ in range(attempts):
+        status, body = _get(url)
+        if status != 503:
+            return status, body
+        time.sleep(0.05)
+    return status, body
