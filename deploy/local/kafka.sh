@@ -125,15 +125,16 @@ cmd_fetch() {
 render_config() {
   local templates=("$SCRIPT_DIR/server.properties.template")
   [[ "$KAFKA_SECURITY" == sasl_ssl ]] && templates+=("$SCRIPT_DIR/security-sasl-ssl.properties.template")
-  (
-    umask 077
-    cat "${templates[@]}" | sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
-      -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
-      -e "s|@KAFKA_LOG_DIRS@|$STORAGE_DIR|g" \
-      -e "s|@TLS_DIR@|$TLS_DIR|g" \
-      -e "s|@ADMIN_PASSWORD@|$(secret admin)|g" \
-      -e "s|@KEYSTORE_PASSWORD@|$(secret keystore)|g" >"$CONFIG_DIR/server.properties.tmp"
-  )
+  local config
+  config="$(cat "${templates[@]}" | sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@KAFKA_CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    -e "s|@KAFKA_LOG_DIRS@|$STORAGE_DIR|g" \
+    -e "s|@TLS_DIR@|$TLS_DIR|g")"
+  # The passwords go in with bash's own substitution, not sed's arguments: a command's arguments are visible
+  # to every user of the machine (ps) while it runs.
+  config="${config//@ADMIN_PASSWORD@/$(secret admin)}"
+  config="${config//@KEYSTORE_PASSWORD@/$(secret keystore)}"
+  (umask 077 && printf '%s\n' "$config" >"$CONFIG_DIR/server.properties.tmp")
   mv "$CONFIG_DIR/server.properties.tmp" "$CONFIG_DIR/server.properties"
 }
 
@@ -167,21 +168,27 @@ make_tls_if_needed() {
     printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >broker.ext
     openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
       -extfile broker.ext -out broker.pem
+    secret keystore >/dev/null # made now if new: openssl reads it from its file, not its arguments
     openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
-      -passout "pass:$(secret keystore)" -out broker.p12
+      -passout "file:$SECRETS_DIR/keystore.password" -out broker.p12
     chmod 644 ca.pem
   ) >"$LOG_DIR/tls.log" 2>&1 || { cat "$LOG_DIR/tls.log" >&2; die "making the certificates failed"; }
 }
 
-# SCRAM users for `kafka-storage format` (sasl_ssl only): every user gets both SCRAM mechanisms.
-scram_arguments() {
-  [[ "$KAFKA_SECURITY" == sasl_ssl ]] || return 0
-  local user mechanism
-  for user in "${SCRAM_USERS[@]}"; do
-    for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
-      printf -- '--add-scram\n%s=[name=%s,password=%s]\n' "$mechanism" "$user" "$(secret "$user")"
+# SCRAM users for `kafka-storage format` (sasl_ssl only; every user gets both SCRAM mechanisms), one argument
+# per line in a file only the owner can read: the tool reads its arguments from "@file", so no password is on
+# its command line, where every user of the machine could read it (ps) while it runs.
+write_scram_arguments() {
+  local file="$1" user mechanism
+  (
+    umask 077
+    : >"$file"
+    for user in "${SCRAM_USERS[@]}"; do
+      for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+        printf -- '--add-scram\n%s=[name=%s,password=%s]\n' "$mechanism" "$user" "$(secret "$user")" >>"$file"
+      done
     done
-  done
+  )
 }
 
 # The user "app" may do everything profilestream does (any topic, any group, the cluster's create and
@@ -221,11 +228,18 @@ format_storage_if_needed() {
   cluster_id="$(new_cluster_id)"
   log "formatting storage in ${STORAGE_DIR} (cluster id $cluster_id, security $KAFKA_SECURITY)"
   local scram=()
-  mapfile -t scram < <(scram_arguments)
-  if ! java -Dkafka.logs.dir="$LOG_DIR" -Dlog4j.configuration="file:$SCRIPT_DIR/log4j.properties" \
+  if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+    secret admin >/dev/null # makes the secrets directory
+    write_scram_arguments "$SECRETS_DIR/format-arguments"
+    scram=("@$SECRETS_DIR/format-arguments")
+  fi
+  local formatted=0
+  java -Dkafka.logs.dir="$LOG_DIR" -Dlog4j.configuration="file:$SCRIPT_DIR/log4j.properties" \
     -cp "$LIBS_DIR/*" kafka.tools.StorageTool format \
     --cluster-id "$cluster_id" --config "$CONFIG_DIR/server.properties" "${scram[@]}" \
-    >"$LOG_DIR/format.log" 2>&1; then
+    >"$LOG_DIR/format.log" 2>&1 || formatted=$?
+  rm -f "$SECRETS_DIR/format-arguments"
+  if ((formatted != 0)); then
     cat "$LOG_DIR/format.log" >&2
     die "formatting the storage failed (see $LOG_DIR/format.log)"
   fi

@@ -6,8 +6,10 @@ nothing else."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +47,8 @@ class SecuredBroker:
 
     bootstrap: str
     data_dir: Path
+    start_command_lines: frozenset[str]
+    """Every command line seen on the machine while kafka.sh made the secrets, formatted and started."""
 
     @property
     def ca_file(self) -> Path:
@@ -52,6 +56,31 @@ class SecuredBroker:
 
     def password_file(self, user: str) -> Path:
         return self.data_dir / "secrets" / f"{user}.password"
+
+
+class CommandLineSampler:
+    """Collects the command line of every process on the machine, every few milliseconds, while it is entered:
+    what ``ps`` would have shown any user then."""
+
+    def __init__(self, period_s: float = 0.002) -> None:
+        self.seen: set[str] = set()
+        self._period_s = period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CommandLineSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._period_s):
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                with contextlib.suppress(OSError):  # the process ended
+                    self.seen.add(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
 
 
 def _kafka_sh(command: str) -> str:
@@ -72,10 +101,13 @@ def _kafka_sh(command: str) -> str:
 def secured_broker() -> Iterator[SecuredBroker]:
     """A fresh SASL_SSL broker for this module; stopped at the end."""
     _kafka_sh("wipe")
-    bootstrap = _kafka_sh("start").splitlines()[-1]
+    with CommandLineSampler() as sampler:
+        bootstrap = _kafka_sh("start").splitlines()[-1]
     data_dir = Path(SECURED_ENV["KAFKA_DATA_DIR"])
     try:
-        yield SecuredBroker(bootstrap, data_dir if data_dir.is_absolute() else REPO_ROOT / data_dir)
+        yield SecuredBroker(
+            bootstrap, data_dir if data_dir.is_absolute() else REPO_ROOT / data_dir, frozenset(sampler.seen)
+        )
     finally:
         _kafka_sh("stop")
 
@@ -100,6 +132,16 @@ def _settings(
         model_failure_linger_s=0.0,
         consumer_session_timeout_s=10.0,
     )
+
+
+def test_no_password_is_on_a_command_line_while_the_broker_is_made(secured_broker: SecuredBroker) -> None:
+    # Formatting the storage (its SCRAM users), making the keystore and rendering the broker's config all
+    # handle passwords; any user of the machine can read a running command's arguments.
+    lines = secured_broker.start_command_lines
+    assert any("StorageTool" in line for line in lines), "the sampler saw the storage being formatted"
+    for user in ("admin", "app", "worker", "producer", "eraser", "subscriber", "stranger", "keystore"):
+        password = secured_broker.password_file(user).read_text().strip()
+        assert not [line for line in lines if password in line], f"{user}'s password was on a command line"
 
 
 def test_right_credentials_work_end_to_end(
