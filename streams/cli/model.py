@@ -392,7 +392,7 @@ def cmd_publish_items(args: argparse.Namespace, settings: Settings) -> int:
         model, metadata = load_checkpoint(Path(args.model))
     except CheckpointError as exc:
         _log(f"profilestream model publish: cannot load the model: {exc}")
-        return 3
+        return 2  # the other model commands' code for a checkpoint they cannot use (EXIT_INPUT)
     ids = model.features.item_ids
     if not ids or any(not i for i in ids):
         _log("profilestream model publish: the checkpoint's vocabulary has no item ids (train it with `train`)")

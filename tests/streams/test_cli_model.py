@@ -375,6 +375,18 @@ def test_model_publish_connects_with_the_clusters_security_settings(
     assert producer.sent, "the item vectors and the manifest"
 
 
+def test_model_publish_of_a_checkpoint_it_cannot_load_exits_2_like_the_other_model_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It exited 3 (the worker's code for a model it cannot load) where evaluate exits 2 for the same checkpoint.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "metadata.json").write_text("{not json")
+    assert main(["model", "publish", "--model", str(broken), "--kafka-bootstrap", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert "profilestream model publish: cannot load the model" in err
+
+
 def test_files_that_are_not_utf8_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Each ended in a UnicodeDecodeError traceback (exit 1): a yoochoose row, a GRU4Rec-format file, a trivago header.
     source = tmp_path / "src"
