@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from bench.drain_clock import ready_at_ms
 from bench.freshness import PhaseLatencies, event_latencies_ms, settled_summary
@@ -346,6 +348,39 @@ def _other_processes(settings: Settings, processes: int) -> list[Settings]:
     ]  # fmt: skip
 
 
+GROUP_SETTLE_TIMEOUT_S = 90.0
+"""Longest a paced run of several processes waits after its warm-up for all of them to be in a stable group."""
+
+
+def _wait_for_stable_group(
+    settings: Settings, processes: int, workers: list[WorkerProcess], recorder: ProfileRecorder
+) -> None:
+    """Return once the workers' group is stable with ``processes`` members; raise if it is not within
+    `GROUP_SETTLE_TIMEOUT_S` (a measured phase would then hold a rebalance)."""
+    deadline = time.monotonic() + GROUP_SETTLE_TIMEOUT_S
+    while _stable_members(settings) != processes:
+        for each in workers:
+            _check_alive(each, time.monotonic(), recorder)
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the group of {processes} worker processes was not stable after the warm-up")
+        time.sleep(0.5)
+
+
+def _stable_members(settings: Settings) -> int:
+    """Members of ``settings``' worker group if it is stable, else 0."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    except KafkaError:
+        return 0
+    try:
+        group = admin.describe_groups([settings.app_id]).get(settings.app_id) or {}
+    except KafkaError:
+        return 0  # e.g. the coordinator is still being elected
+    finally:
+        admin.close()
+    return len(group.get("members", [])) if group.get("group_state") == "Stable" else 0
+
+
 def _log_text(worker: WorkerProcess) -> str:
     return worker.log_path.read_text(errors="replace") if worker.log_path.is_file() else ""
 
@@ -459,6 +494,10 @@ def run_paced(
                 for each in workers:
                     _check_alive(each, last_progress, recorder)
             next_index = sent.end
+            if phase is warmup and processes > 1:
+                # The processes join seconds apart: a measured phase must not hold the rebalance that lets the
+                # last one in (the drains' start-up race, docs/performance.md).
+                _wait_for_stable_group(settings, processes, workers, recorder)
             if phase is not warmup:
                 latencies = _phase_latencies(sent, schedule, recorder)
                 results.append(_phase_result(phase, latencies))
