@@ -15,7 +15,7 @@ from bench.markdown import table as _table
 from bench.markdown import times as _times
 from bench.procs import Variant
 from bench.profile_report import in_the_way, profile_section
-from bench.runs import DrainResult
+from bench.runs import MULTI_PROCESS_SETTLE_S, DrainResult
 from bench.speed_probe import speed_line
 from bench.stats import LatencySummary, median, median_summary, ratio
 from bench.suite import SIDE_BY_SIDE_UNIT_EVENTS, WINDOW, SuiteResults, trial_of
@@ -198,9 +198,10 @@ def _scale_out(results: SuiteResults) -> list[str]:
     return [
         "Scale-out, in the same runs: two worker processes of one consumer group (each owns half of the "
         'partitions) drain the same backlog, timed from the later of their "Ready" lines, every event folded '
-        "since counted (one that is ready first drains alone until the rebalance that lets the other in). CPU "
-        "counts both processes over the same span. The broker and the benchmark's own consumer share the same "
-        "two cores.",
+        "since counted (one that is ready first drains alone until the rebalance that lets the other in; both run "
+        f"with a rebalance settle time of {MULTI_PROCESS_SETTLE_S:g} s, `rebalance_settle_s`, so that the second "
+        "usually joins before either starts). CPU counts both processes over the same span. The broker and the "
+        "benchmark's own consumer share the same two cores.",
         "",
         *_table(
             ["worker processes", "events/s", "CPU s / 1k events", "÷ one process"],
@@ -306,7 +307,8 @@ def _two_process_live(results: SuiteResults) -> list[str]:
     p99_two = median_summary([r.latency for r in two]).p99_ms
     return [
         f"Live traffic spread over two worker processes of one group (each owns half of the partitions), both "
-        f"started together under the warm-up load ({len(two)} run(s)), beside one process at the same load "
+        f"started together under the warm-up load and measured once their group was stable with both "
+        f"({len(two)} run(s)), beside one process at the same load "
         f"(the median of the freshness runs) "
         f"(p99 two ÷ one: {ratio(p99_two, p99_one):.2f}):",
         "",
