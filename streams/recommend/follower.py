@@ -52,10 +52,21 @@ class _TopicReader:
         self._consumer.close()
 
 
+PURCHASE_EXPIRY_EVERY_MS = 60_000
+"""Longest time between two sweeps of purchases past the retention (a tenth of the retention if shorter)."""
+
+
+def wall_clock_ms() -> int:
+    """The wall clock in epoch milliseconds (purchase retention counts from it, as the broker's does)."""
+    return time.time_ns() // 1_000_000
+
+
 class Follower:
     """Applies the items, purchase and profile topics to ``recommender`` and keeps the gauges current.
 
     ``kafka_config`` goes to all three consumers (TLS and SASL: ``streams.client.security.kafka_client_options``).
+    With ``purchase_retention_ms`` (the input topics' retention), purchases older than it are forgotten after
+    the bootstrap and then at least every `PURCHASE_EXPIRY_EVERY_MS`.
     """
 
     def __init__(
@@ -64,10 +75,13 @@ class Follower:
         metrics: RecommendMetrics,
         bootstrap_servers: str,
         topic_prefix: str = "",
+        purchase_retention_ms: int | None = None,
         **kafka_config: Any,
     ) -> None:
         self._recommender = recommender
         self._metrics = metrics
+        self._purchase_retention_ms = purchase_retention_ms
+        self._next_expiry_ms = 0
         self._items = _TopicReader(bootstrap_servers, f"{topic_prefix}{MODEL_ITEMS}", **kafka_config)
         try:
             self._purchases = _TopicReader(
@@ -89,7 +103,12 @@ class Follower:
     def from_settings(cls, settings: Settings, recommender: Recommender, metrics: RecommendMetrics) -> Follower:
         """A follower of the settings' cluster and topic prefix, with their security (TLS, SASL)."""
         return cls(
-            recommender, metrics, settings.kafka_bootstrap, settings.topic_prefix, **kafka_client_options(settings)
+            recommender,
+            metrics,
+            settings.kafka_bootstrap,
+            settings.topic_prefix,
+            purchase_retention_ms=settings.input_retention_ms,
+            **kafka_client_options(settings),
         )
 
     def bootstrap(self, timeout_s: float) -> None:
@@ -105,6 +124,7 @@ class Follower:
         self._profiles.bootstrap(
             timeout_ms=int(end_profiles * 1000), on_change=lambda change: self._recommender.profiles_changed([change])
         )
+        self._expire_purchases()
         self._refresh_gauges()
 
     def poll_once(self, timeout_ms: int = 200) -> None:
@@ -112,7 +132,19 @@ class Follower:
         self._apply_items(self._items.poll(timeout_ms // 4))
         self._apply_purchases(self._purchases.poll(timeout_ms // 4))
         self._recommender.profiles_changed(self._profiles.poll(timeout_ms // 2))
+        self._expire_purchases()
         self._refresh_gauges()
+
+    def _expire_purchases(self) -> None:
+        retention_ms = self._purchase_retention_ms
+        now_ms = wall_clock_ms()
+        if retention_ms is None or now_ms < self._next_expiry_ms:
+            return
+        self._next_expiry_ms = now_ms + min(PURCHASE_EXPIRY_EVERY_MS, max(retention_ms // 10, 1))
+        with self._recommender.lock:
+            dropped = self._recommender.purchases.expire(now_ms - retention_ms)
+        if dropped:
+            self._metrics.purchases_expired.inc(dropped)
 
     def _apply_items(self, records: list[tuple[bytes | None, bytes | None]]) -> None:
         if not records:

@@ -71,6 +71,13 @@ class RecommendMetrics:
             namespace=NAMESPACE,
             registry=registry,
         )
+        self.purchases_expired = Counter(
+            "purchases_expired",
+            "Held purchases (a user and an item) forgotten because the input topics' retention "
+            "(input_retention_ms) passed them.",
+            namespace=NAMESPACE,
+            registry=registry,
+        )
         self.impressions = Counter(
             "impressions",
             "Impressions of answered requests, by outcome: sent (acknowledged by the broker) or failed.",

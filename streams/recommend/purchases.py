@@ -4,7 +4,8 @@ The profile's aggregates count purchases but do not name the items, so the recom
 ``events.purchase`` itself (from the start of its retention) and never recommends an item a user bought within
 that retention. The sets are personal data: they live only in memory, and a user's purchases made before the
 user's profile tombstone (expiry or erasure) are dropped with it; purchases after it (the user came back) stay,
-whichever order a restart reads the two topics in.
+whichever order a restart reads the two topics in. With the input topics' retention known (``input_retention_ms``),
+`expire` drops purchases older than it, so memory holds no purchase longer than the topic does.
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ class PurchaseLog:
             self._bought[user_id] = bought
         else:
             del self._bought[user_id]
+
+    def expire(self, before_ms: int) -> int:
+        """Drop every purchase whose event time is before ``before_ms`` (the topic's retention has passed it);
+        returns how many (user, item) pairs went. The item counts stay, they name nobody.
+
+        Event time is never later than the broker's append time, which retention counts from, so a purchase
+        leaves memory no later than it leaves the topic."""
+        dropped = 0
+        for user_id in list(self._bought):
+            bought = self._bought[user_id]
+            kept = {item: ts_ms for item, ts_ms in bought.items() if ts_ms >= before_ms}
+            dropped += len(bought) - len(kept)
+            if not kept:
+                del self._bought[user_id]
+            elif len(kept) < len(bought):
+                self._bought[user_id] = kept
+        return dropped
 
     @property
     def users(self) -> int:

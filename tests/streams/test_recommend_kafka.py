@@ -4,6 +4,7 @@ purchases never come back, a profile of an unpublished model is not scored, and 
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -192,3 +193,34 @@ def test_missing_topics_end_start_up_with_a_clear_exit_code(kafka_bootstrap: str
         kafka_bootstrap=kafka_bootstrap, topic_prefix="never-created.", recommend_port=free_port()
     )
     assert run_recommender(settings) == 2
+
+
+def test_the_recommender_forgets_purchases_the_input_topics_retention_has_passed(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # With input_retention_ms set (the erasure bound's lever), a purchase must not outlive the topic in memory.
+    from prometheus_client import CollectorRegistry
+
+    from streams.recommend.follower import Follower
+    from streams.recommend.metrics import RecommendMetrics
+    from streams.recommend.service import Recommender
+
+    retention_ms = 3_600_000
+    settings = make_settings(input_retention_ms=retention_ms)
+    now_ms = int(time.time() * 1000)
+    purchases: list[Event] = [
+        PurchaseEvent(event_id="old", user_id="u-1", ts_ms=now_ms - 2 * retention_ms, item_id="i-old", quantity=1),
+        PurchaseEvent(event_id="new", user_id="u-1", ts_ms=now_ms - 60_000, item_id="i-new", quantity=1),
+        PurchaseEvent(event_id="gone", user_id="u-2", ts_ms=now_ms - 3 * retention_ms, item_id="i-old", quantity=1),
+    ]
+    send_events(settings, purchases)
+    registry = CollectorRegistry()
+    recommender = Recommender()
+    follower = Follower.from_settings(settings, recommender, RecommendMetrics(registry))
+    try:
+        follower.bootstrap(timeout_s=60.0)
+    finally:
+        follower.close()
+    assert recommender.purchases.bought("u-1") == {"i-new"}
+    assert recommender.purchases.bought("u-2") == frozenset() and recommender.purchases.users == 1
+    assert registry.get_sample_value("profilestream_recommend_purchases_expired_total") == 2

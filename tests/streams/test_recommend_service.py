@@ -227,3 +227,16 @@ def test_a_tombstone_read_after_the_users_later_purchases_drops_only_the_earlier
     assert recommender.purchases.bought("a") == {"item-2"}
     recommender.profiles_changed([ProfileDeleted("a", deleted_at_ms=1_700_001_000_000)])
     assert recommender.purchases.bought("a") == frozenset() and recommender.purchases.users == 0
+
+
+def test_purchases_past_the_retention_are_forgotten_and_the_counts_stay() -> None:
+    # Held in memory, a purchase outlived the topic's retention for the life of the process.
+    log = Recommender().purchases
+    log.apply(*_purchase("a", "item-1", ts_ms=1_700_000_000_000))
+    log.apply(*_purchase("a", "item-2", ts_ms=1_700_000_900_000))
+    log.apply(*_purchase("b", "item-1", ts_ms=1_700_000_100_000))
+    assert log.expire(before_ms=1_700_000_500_000) == 2
+    assert log.bought("a") == {"item-2"} and log.bought("b") == frozenset() and log.users == 1
+    assert log.counts == {"item-1": 2, "item-2": 1}, "popularity names nobody"
+    assert log.expire(before_ms=1_700_000_500_000) == 0
+    assert log.expire(before_ms=1_700_000_900_000) == 0, "a purchase at the cut is still within the retention"
