@@ -93,6 +93,10 @@ EXPIRY_YIELD_EVERY = 2000
 ALIGN_TICK_S = 0.05
 """How often held events are looked at again while no new batch arrives (idle partitions time out)."""
 RETRY_FIRST_S = 0.1
+ERASURE_CATCH_UP_POLL_S = 0.05
+ERASURE_CATCH_UP_MAX_S = 600.0
+"""Longest an erasure request waits for its partition's input backlog to be folded (a quarter of the erasure
+bound if that is shorter); past it the request is executed anyway, and logged."""
 REBUILD_TICK_S = 1.0
 """How often the background model rebuild takes its next share of users."""
 REBUILD_MAX_LISTED = 100_000
@@ -581,6 +585,13 @@ class ProfileWorker:
         async for event in stream.events():
             message = self._inbound(event.message)
             request = check_erasure(message, self._partition_of, wall_clock_ms())
+            if not isinstance(request, DeadLetter) and not await self._caught_up_for_erasure(message.partition):
+                log.warning(
+                    "erasure request %s executed before partition %d's input backlog was folded; events of the "
+                    "user still in that backlog will start a fresh profile",
+                    request.request_id,
+                    message.partition,
+                )
             async with self._unit_lock:
                 if isinstance(request, DeadLetter):
                     await self._publish(BatchOutput(dead_letters=[request]))
@@ -612,6 +623,40 @@ class ProfileWorker:
                 self.metrics.count_tombstones("erasure")
                 self.metrics.count_erasure_request("unknown_user")
                 log.info("erasure request %s: no state for the user; tombstone published", request.request_id)
+
+    async def _caught_up_for_erasure(self, partition: int) -> bool:
+        """Wait until every input event of ``partition`` appended before now is folded (or dead-lettered); False
+        when it gave up: the broker did not answer, the partition went to another worker, or the wait passed
+        `ERASURE_CATCH_UP_MAX_S` (a quarter of the erasure bound if shorter).
+
+        The request was produced before now, so the user's events sent before it are all below these end
+        offsets: folded first, they are deleted with the user. Executed at once, a request read while a backlog
+        waits (a lagging worker, one restarted after an outage) deleted the user, and their older events still
+        in the backlog then started a fresh profile. No user id is kept for it: the wait is per partition.
+        """
+        ends = await self.lag_monitor.fresh_end_offsets([(topic, partition) for topic in self._topic_types])
+        if ends is None:
+            return False
+        limit_s = min(ERASURE_CATCH_UP_MAX_S, self.settings.erasure_bound_ms / 4000)
+        deadline = time.monotonic() + limit_s
+        while not self._folded_before(ends):
+            if partition not in self._owned or time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(ERASURE_CATCH_UP_POLL_S)
+        return True
+
+    def _folded_before(self, ends: Mapping[tuple[str, int], int]) -> bool:
+        """Whether every offset below ``ends`` of each input partition is folded or dead-lettered."""
+        for tp, end in ends.items():
+            folded = self._processed.get(tp)
+            if folded is None:
+                # Nothing folded since the assignment: caught up only if it started at or past the end.
+                start = self._start_positions.get(tp)
+                if start is None or start < end:
+                    return False
+            elif folded + 1 < end:
+                return False
+        return True
 
     async def _commit_before_deleting(self, partition: int) -> None:
         """Commit the input offsets folded so far in ``partition``, before users of it are deleted.

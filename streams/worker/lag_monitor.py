@@ -189,6 +189,12 @@ class LagMonitor:
         """The lag last reported, per assigned partition."""
         return dict(self._lag)
 
+    async def fresh_end_offsets(self, partitions: Sequence[Partition]) -> dict[Partition, int] | None:
+        """The end offsets of ``partitions`` asked of the broker now (not the last refresh's), or None when it
+        did not answer in time."""
+        async with self._lock:
+            return await self._request(partitions)
+
     async def start(self) -> None:
         """Connect to the broker; an unreachable broker is reported (broker_up 0), not raised."""
         async with self._lock:

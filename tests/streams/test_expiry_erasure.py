@@ -96,6 +96,38 @@ def test_erasure_deletes_state_and_a_later_event_starts_afresh(
     assert "forget-me" not in worker.log_text(), "no user id in the worker's log"
 
 
+def test_an_erasure_read_while_a_backlog_waits_deletes_the_users_events_in_it_too(
+    make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
+) -> None:
+    # Requests and events travel on different topics. A worker that starts (or falls behind) with a backlog read
+    # the request at once and deleted the user; the user's events sent before the request, still in the
+    # backlog, then started a fresh profile after the erasure.
+    settings = make_settings()
+    others = [f"other-{i}" for i in range(300)]
+    backlog = [e for i, user in enumerate(others) for e in _browse(user, 20, T0 + i * 100)]
+    send_events(settings, backlog + _browse("forget-me", 5, T0 + 100_000))
+    with EventProducer(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix) as producer:
+        producer.request_erasure("forget-me")
+        producer.flush()
+    changes = Changes(settings)
+    worker = start_worker(settings)
+
+    def came_back() -> bool:
+        mine = changes.of("forget-me")
+        deleted = [n for n, c in enumerate(mine) if isinstance(c, ProfileDeleted)]
+        return bool(deleted) and any(isinstance(c, ProfileUpdated) for c in mine[deleted[0] :])
+
+    def settled() -> bool:
+        latest = {c.user_id: c for c in changes.seen}
+        folded = all(isinstance(c, ProfileUpdated) and c.event_count == 20 for c in map(latest.get, others))
+        return came_back() or (folded and isinstance(latest.get("forget-me"), ProfileDeleted))
+
+    wait_until(settled, 120, "the backlog folded and the tombstone", workers=(worker,))
+    assert not came_back(), "the erased user's events in the backlog started a fresh profile after the erasure"
+    assert not _record_exists(settings.state_dir, "forget-me")
+    assert "forget-me" not in worker.log_text(), "no user id in the worker's log"
+
+
 def test_an_erased_users_events_are_not_folded_again_after_a_crash(
     make_settings: Callable[..., Settings], start_worker: Callable[..., WorkerProcess]
 ) -> None:
